@@ -1,0 +1,50 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+)
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as not worth retrying (a record too large for the broker,
+// an HTTP 400): the engine sends the affected messages to the dead-letter route.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// IsPermanent reports whether err was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+// PartialError reports per-record outcomes of an Output.Write: Errs[i] is the
+// error of batch[i], nil for records that were delivered.
+type PartialError struct {
+	Errs []error
+}
+
+func (e *PartialError) Error() string {
+	n := 0
+	var first error
+	for _, err := range e.Errs {
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			n++
+		}
+	}
+	return fmt.Sprintf("%d of %d records failed, first: %v", n, len(e.Errs), first)
+}
+
+// ErrStopped is given to an AckFunc whose records were not delivered before
+// the engine stopped; their source should offer them again.
+var ErrStopped = errors.New("tern: stopped before delivery")

@@ -1,0 +1,186 @@
+package pipeline
+
+import (
+	"fmt"
+	"math"
+	"unsafe"
+)
+
+// ValueType is the type of every value of a field (Heka's value_type).
+type ValueType uint8
+
+// The value types, numbered as in Heka's message.proto.
+const (
+	TypeString ValueType = iota
+	TypeBytes
+	TypeInteger
+	TypeDouble
+	TypeBool
+)
+
+var typeNames = [...]string{"string", "bytes", "integer", "double", "bool"}
+
+func (t ValueType) String() string {
+	if int(t) < len(typeNames) {
+		return typeNames[t]
+	}
+	return fmt.Sprintf("ValueType(%d)", t)
+}
+
+// ParseValueType maps the canonical JSON names back to a ValueType.
+func ParseValueType(s string) (ValueType, bool) {
+	for i, n := range typeNames {
+		if n == s {
+			return ValueType(i), true
+		}
+	}
+	return 0, false
+}
+
+// Value is one value of a field. Its interpretation comes from the field's
+// Type: strings and bytes live in s, integers, doubles and bools in n.
+type Value struct {
+	s string
+	n uint64
+}
+
+// StringValue makes a string value (also used for bytes held as a string).
+func StringValue(s string) Value { return Value{s: s} }
+
+// BytesValue makes a bytes value holding a copy of b.
+func BytesValue(b []byte) Value { return Value{s: string(b)} }
+
+// IntValue makes an integer value.
+func IntValue(i int64) Value { return Value{n: uint64(i)} }
+
+// DoubleValue makes a double value.
+func DoubleValue(f float64) Value { return Value{n: math.Float64bits(f)} }
+
+// BoolValue makes a bool value.
+func BoolValue(b bool) Value {
+	if b {
+		return Value{n: 1}
+	}
+	return Value{}
+}
+
+// Str returns a string or bytes value.
+func (v Value) Str() string { return v.s }
+
+// Bytes returns a bytes value without copying; the result must not be modified.
+func (v Value) Bytes() []byte { return unsafe.Slice(unsafe.StringData(v.s), len(v.s)) }
+
+// Int returns an integer value.
+func (v Value) Int() int64 { return int64(v.n) }
+
+// Double returns a double value.
+func (v Value) Double() float64 { return math.Float64frombits(v.n) }
+
+// Bool returns a bool value.
+func (v Value) Bool() bool { return v.n != 0 }
+
+// Field is a named, typed array of values with a representation hint
+// (a unit or format such as "ms", "ipv4", "date-time"). A field usually holds
+// one value, kept inline so that it costs no allocation; it may hold none
+// (Zeek's "(empty)") or many.
+type Field struct {
+	Name           string
+	Representation string
+	Type           ValueType
+	n              int32 // number of values
+	v0             Value
+	more           []Value // values 1..n-1
+}
+
+// NewField makes a field of type t holding vals.
+func NewField(name string, t ValueType, repr string, vals ...Value) Field {
+	f := Field{Name: name, Type: t, Representation: repr}
+	for _, v := range vals {
+		f.Append(v)
+	}
+	return f
+}
+
+// Len is the number of values.
+func (f *Field) Len() int { return int(f.n) }
+
+// Value returns value i (0-based); it panics when i is out of range.
+func (f *Field) Value(i int) Value {
+	if i == 0 && f.n > 0 {
+		return f.v0
+	}
+	if i < 0 || i >= int(f.n) {
+		panic(fmt.Sprintf("pipeline: field %q has %d values, index %d", f.Name, f.n, i))
+	}
+	return f.more[i-1]
+}
+
+// Append adds a value; its meaning follows f.Type.
+func (f *Field) Append(v Value) {
+	if f.n == 0 {
+		f.v0 = v
+	} else {
+		f.more = append(f.more, v)
+	}
+	f.n++
+}
+
+// SetValue replaces value i.
+func (f *Field) SetValue(i int, v Value) {
+	if i == 0 && f.n > 0 {
+		f.v0 = v
+		return
+	}
+	f.more[i-1] = v
+}
+
+// Truncate keeps the first n values.
+func (f *Field) Truncate(n int) {
+	if n < int(f.n) {
+		f.n = int32(n)
+		if n <= 1 {
+			f.more = f.more[:0]
+		} else {
+			f.more = f.more[:n-1]
+		}
+		if n == 0 {
+			f.v0 = Value{}
+		}
+	}
+}
+
+func (f Field) clone() Field {
+	if len(f.more) > 0 {
+		f.more = append([]Value(nil), f.more...)
+	}
+	return f
+}
+
+// Equal reports whether two fields have the same name, type, representation
+// and values. Doubles compare by bit pattern, so NaN equals NaN.
+func (f *Field) Equal(g *Field) bool {
+	if f.Name != g.Name || f.Type != g.Type || f.Representation != g.Representation || f.n != g.n {
+		return false
+	}
+	for i := 0; i < int(f.n); i++ {
+		if f.Value(i) != g.Value(i) {
+			return false
+		}
+	}
+	return true
+}
+
+// Equal reports whether two messages are identical, header and fields.
+func (m *Message) Equal(o *Message) bool {
+	if m.UUID != o.UUID || m.Timestamp != o.Timestamp || m.Type != o.Type || m.Logger != o.Logger ||
+		m.Severity != o.Severity || m.Payload != o.Payload || m.EnvVersion != o.EnvVersion ||
+		m.Pid != o.Pid || m.Hostname != o.Hostname || len(m.Fields) != len(o.Fields) {
+		return false
+	}
+	for i := range m.Fields {
+		if !m.Fields[i].Equal(&o.Fields[i]) {
+			return false
+		}
+	}
+	return true
+}
