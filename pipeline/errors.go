@@ -48,3 +48,8 @@ func (e *PartialError) Error() string {
 // ErrStopped is given to an AckFunc whose records were not delivered before
 // the engine stopped; their source should offer them again.
 var ErrStopped = errors.New("tern: stopped before delivery")
+
+// ErrEndOfInput is returned by Input.Run when its source is exhausted (stdin
+// reached EOF, a one-shot file was read). The engine does not restart the
+// input; when every input has ended, it drains and stops as on SIGTERM.
+var ErrEndOfInput = errors.New("tern: end of input")

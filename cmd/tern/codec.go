@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/config"
+	"github.com/ternlog/tern/pipeline/framing"
+	"github.com/ternlog/tern/pipeline/matcher"
+)
+
+// optList collects repeated -o key=value flags.
+type optList []string
+
+func (o *optList) String() string     { return strings.Join(*o, " ") }
+func (o *optList) Set(v string) error { *o = append(*o, v); return nil }
+
+func settingsFor(name string) pipeline.Settings {
+	return pipeline.Settings{
+		Name: name, Logger: newLogger(io.Discard, config.DefaultGlobal()), Now: time.Now,
+		Telemetry: pipeline.NopTelemetry{},
+	}
+}
+
+// cmdDecode reads raw records (one per line) and prints canonical JSON
+// messages, filling UUID, Timestamp and Logger as the engine would.
+func cmdDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("decode", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	typ := fs.String("d", "", "decoder type (required)")
+	var opts optList
+	fs.Var(&opts, "o", "decoder option key=value (repeatable)")
+	seed := fs.Uint64("seed", 0, "generate UUIDs from this seed (0: random)")
+	nowFlag := fs.String("now", "", "receive time for records without one (RFC 3339; default: now)")
+	maxLine := fs.Int("max-line", framing.DefaultMaxLine, "longest record in bytes")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	reg := registry()
+	f, ok := pipeline.Lookup(reg.Decoders, *typ)
+	if !ok {
+		fmt.Fprintf(stderr, "tern decode: unknown decoder type %q (known: %s)\n", *typ, strings.Join(pipeline.Types(reg.Decoders), ", "))
+		return 2
+	}
+	cfg := f.NewConfig()
+	if err := config.DecodeOptions(cfg, opts); err != nil {
+		fmt.Fprintf(stderr, "tern decode: %v\n", err)
+		return 2
+	}
+	dec, err := f.Build(settingsFor("decoders."+*typ), cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "tern decode: %v\n", err)
+		return 2
+	}
+	uuid := pipeline.NewUUID
+	if *seed != 0 {
+		uuid = pipeline.SeededUUIDs(*seed)
+	}
+	now := time.Now()
+	if *nowFlag != "" {
+		if now, err = time.Parse(time.RFC3339Nano, *nowFlag); err != nil {
+			fmt.Fprintf(stderr, "tern decode: -now: %v\n", err)
+			return 2
+		}
+	}
+	out := bufio.NewWriter(stdout)
+	defer out.Flush()
+	lines := framing.NewLineReader(stdin, *maxLine)
+	failed := false
+	var buf []byte
+	for n := 1; ; n++ {
+		line, err := lines.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				fmt.Fprintf(stderr, "tern decode: %v\n", err)
+				failed = true
+			}
+			break
+		}
+		b := pipeline.NewBatch()
+		if err := safeDecode(dec, pipeline.Record{Data: line, Source: "stdin"}, b); err != nil {
+			fmt.Fprintf(stderr, "record %d: %v\n", n, err)
+			failed = true
+			continue
+		}
+		for _, m := range b.Msgs {
+			if m.UUID == ([16]byte{}) {
+				m.UUID = uuid()
+			}
+			if m.Timestamp == 0 {
+				m.Timestamp = now.UnixNano()
+			}
+			if m.Logger == "" {
+				m.Logger = "stdin"
+			}
+			buf = append(pipeline.AppendJSON(buf[:0], m), '\n')
+			out.Write(buf)
+		}
+	}
+	if lines.Oversize > 0 {
+		fmt.Fprintf(stderr, "tern decode: %d record(s) over %d bytes skipped\n", lines.Oversize, *maxLine)
+		failed = true
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+func safeDecode(d pipeline.Decoder, rec pipeline.Record, b *pipeline.Batch) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("decoder panic: %v", p)
+		}
+	}()
+	return d.Decode(rec, b)
+}
+
+// readMessages calls fn for every canonical JSON message on r, one a line;
+// blank lines are skipped. It reports bad lines on stderr and returns
+// whether all were good.
+func readMessages(r io.Reader, stderr io.Writer, fn func(n int, line []byte, m *pipeline.Message)) bool {
+	lines := framing.NewLineReader(r, pipeline.DefaultMaxFrame)
+	ok := true
+	for n := 1; ; n++ {
+		line, err := lines.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				fmt.Fprintf(stderr, "tern: %v\n", err)
+				ok = false
+			}
+			return ok
+		}
+		if len(strings.TrimSpace(string(line))) == 0 {
+			continue
+		}
+		m := pipeline.NewMessage()
+		if err := pipeline.DecodeJSON(line, m, nil); err != nil {
+			fmt.Fprintf(stderr, "message %d: %v\n", n, err)
+			ok = false
+			continue
+		}
+		fn(n, line, m)
+	}
+}
+
+func cmdEncode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("encode", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	typ := fs.String("e", "", "encoder type (required)")
+	var opts optList
+	fs.Var(&opts, "o", "encoder option key=value (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	reg := registry()
+	f, ok := pipeline.Lookup(reg.Encoders, *typ)
+	if !ok {
+		fmt.Fprintf(stderr, "tern encode: unknown encoder type %q (known: %s)\n", *typ, strings.Join(pipeline.Types(reg.Encoders), ", "))
+		return 2
+	}
+	cfg := f.NewConfig()
+	if err := config.DecodeOptions(cfg, opts); err != nil {
+		fmt.Fprintf(stderr, "tern encode: %v\n", err)
+		return 2
+	}
+	enc, err := f.Build(settingsFor("encoders."+*typ), cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "tern encode: %v\n", err)
+		return 2
+	}
+	delim := "\n"
+	if d, ok := enc.(pipeline.Delimited); ok {
+		delim = d.Delimiter()
+	}
+	out := bufio.NewWriter(stdout)
+	defer out.Flush()
+	var buf []byte
+	good := readMessages(stdin, stderr, func(n int, _ []byte, m *pipeline.Message) {
+		var err error
+		buf, err = enc.Encode(buf[:0], m)
+		if err != nil {
+			fmt.Fprintf(stderr, "message %d: %v\n", n, err)
+			good = false
+			return
+		}
+		out.Write(buf)
+		out.WriteString(delim)
+	})
+	if !good {
+		return 1
+	}
+	return 0
+}
+
+func cmdMatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("match", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: tern match 'EXPR' < messages.jsonl")
+		return 2
+	}
+	m, err := matcher.Compile(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(stderr, "tern match: %v\n", err)
+		return 2
+	}
+	out := bufio.NewWriter(stdout)
+	defer out.Flush()
+	good := readMessages(stdin, stderr, func(_ int, line []byte, msg *pipeline.Message) {
+		if m.Match(msg) {
+			out.Write(line)
+			out.WriteByte('\n')
+		}
+	})
+	if !good {
+		return 1
+	}
+	return 0
+}

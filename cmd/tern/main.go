@@ -1,0 +1,170 @@
+// Command tern is a log router for security teams: inputs read records,
+// decoders turn them into messages, matchers route them to filters and
+// outputs, encoders write them out. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/ternlog/tern/pipeline/config"
+	"github.com/ternlog/tern/pipeline/engine"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `tern — a log router for security teams
+
+Usage:
+  tern [run] [-config plugins.toml]     run the pipeline (the default verb)
+  tern check [-config plugins.toml]     validate a config without starting it
+  tern decode -d TYPE [-o key=value]…   raw records on stdin -> canonical JSON messages
+  tern encode -e TYPE [-o key=value]…   canonical JSON messages on stdin -> encoded records
+  tern match 'EXPR'                     canonical JSON messages on stdin -> those that match
+  tern version                          print the version
+
+Run "tern VERB -h" for a verb's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run is main without the exit, so tests can drive every verb.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	verb := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		verb, args = args[0], args[1:]
+	}
+	switch verb {
+	case "run":
+		return cmdRun(args, stderr)
+	case "check":
+		return cmdCheck(args, stdout, stderr)
+	case "decode":
+		return cmdDecode(args, stdin, stdout, stderr)
+	case "encode":
+		return cmdEncode(args, stdin, stdout, stderr)
+	case "match":
+		return cmdMatch(args, stdin, stdout, stderr)
+	case "version":
+		fmt.Fprintf(stdout, "tern %s (%s)\n", version, buildInfo())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "tern: unknown verb %q\n\n%s", verb, usage)
+	return 2
+}
+
+func buildInfo() string {
+	s := runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, kv := range bi.Settings {
+			if kv.Key == "vcs.revision" && len(kv.Value) >= 12 {
+				s += " " + kv.Value[:12]
+			}
+		}
+	}
+	return s
+}
+
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("config", "plugins.toml", "config file")
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	reg := registry()
+	plan, err := config.Load(*path, reg, config.Options{})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	log := newLogger(stderr, plan.Global)
+	e, err := engine.New(plan, reg, engine.Options{Logger: log, NewBuffer: newBuffer})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// A second signal means "now": the drain is abandoned.
+		<-ctx.Done()
+		stop()
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+		<-sig
+		log.Error("second signal: exiting without draining")
+		os.Exit(1)
+	}()
+	if err := e.Run(ctx); err != nil {
+		log.Error("tern failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, g config.Global) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(g.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if g.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	reg := registry()
+	plan, loadErr := config.Load(*path, reg, config.Options{})
+	var errs config.Errors
+	if loadErr != nil {
+		if !errors.As(loadErr, &errs) {
+			fmt.Fprintln(stderr, loadErr)
+			return 1
+		}
+	}
+	if plan != nil {
+		// Constructors run too (they do no I/O): they catch what only the
+		// plugin knows, such as a regex that does not compile.
+		if _, err := engine.New(plan, reg, engine.Options{NewBuffer: checkBuffer}); err != nil {
+			var more config.Errors
+			if errors.As(err, &more) {
+				errs = append(errs, more...)
+			} else {
+				errs = append(errs, &config.Error{File: *path, Msg: err.Error()})
+			}
+		}
+	}
+	if len(errs) > 0 {
+		fmt.Fprintln(stderr, errs.Error())
+		fmt.Fprintf(stderr, "%d error(s)\n", len(errs))
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d inputs, %d filters, %d outputs)\n", *path, len(plan.Inputs), len(plan.Filters), len(plan.Outputs))
+	return 0
+}

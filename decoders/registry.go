@@ -1,0 +1,14 @@
+// Package decoders lists the decoder plugins; each lives in its own directory.
+package decoders
+
+import (
+	"github.com/ternlog/tern/decoders/payload"
+	"github.com/ternlog/tern/pipeline"
+)
+
+// Factories lists every decoder that plugins.toml can name with type = "…".
+func Factories() []pipeline.Factory[pipeline.Decoder] {
+	return []pipeline.Factory[pipeline.Decoder]{
+		payload.Factory(),
+	}
+}

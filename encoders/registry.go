@@ -1,0 +1,14 @@
+// Package encoders lists the encoder plugins; each lives in its own directory.
+package encoders
+
+import (
+	"github.com/ternlog/tern/encoders/payload"
+	"github.com/ternlog/tern/pipeline"
+)
+
+// Factories lists every encoder that plugins.toml can name with type = "…".
+func Factories() []pipeline.Factory[pipeline.Encoder] {
+	return []pipeline.Factory[pipeline.Encoder]{
+		payload.Factory(),
+	}
+}

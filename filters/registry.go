@@ -1,0 +1,11 @@
+// Package filters lists the filter plugins; each lives in its own directory.
+package filters
+
+import (
+	"github.com/ternlog/tern/pipeline"
+)
+
+// Factories lists every filter that plugins.toml can name with type = "…".
+func Factories() []pipeline.Factory[pipeline.Filter] {
+	return []pipeline.Factory[pipeline.Filter]{}
+}

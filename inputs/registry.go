@@ -1,0 +1,16 @@
+// Package inputs lists the input plugins; each lives in its own directory.
+package inputs
+
+import (
+	"github.com/ternlog/tern/inputs/stdin"
+	"github.com/ternlog/tern/inputs/tcp"
+	"github.com/ternlog/tern/pipeline"
+)
+
+// Factories lists every input that plugins.toml can name with type = "…".
+func Factories() []pipeline.Factory[pipeline.Input] {
+	return []pipeline.Factory[pipeline.Input]{
+		stdin.Factory(),
+		tcp.Factory(),
+	}
+}

@@ -1,0 +1,673 @@
+// Package config loads plugins.toml into a validated Plan: every section
+// decoded strictly into its plugin's Config, environment references expanded,
+// names resolved and matchers compiled, with every error reported at once as
+// file:line: key: message. Loading does no I/O beyond reading the file.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/matcher"
+)
+
+// Global is the [tern] section: engine settings.
+type Global struct {
+	// Hostname stamps messages tern creates itself; default: os.Hostname.
+	Hostname string `toml:"hostname"`
+	// DataDir holds state: checkpoints, disk buffers, dead letters nobody
+	// routed. Relative to the config file's directory.
+	DataDir string `toml:"data_dir"`
+	// ShutdownTimeout bounds the drain after SIGTERM.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	// MetricsAddress serves /metrics and /health; "" turns it off.
+	MetricsAddress string `toml:"metrics_address"`
+	// QueueMaxBytes is the default byte cap of each output and filter queue.
+	QueueMaxBytes Size `toml:"queue_max_bytes"`
+	// MaxMessageLoops bounds how often filter output may be re-injected.
+	MaxMessageLoops int `toml:"max_message_loops"`
+	// LogLevel is debug, info, warn or error; LogFormat is text or json.
+	LogLevel  string `toml:"log_level"`
+	LogFormat string `toml:"log_format"`
+	// ProgressInterval is how often a running tern logs its counters; 0 = never.
+	ProgressInterval Duration `toml:"progress_interval"`
+}
+
+// DefaultGlobal returns the engine defaults.
+func DefaultGlobal() Global {
+	return Global{
+		DataDir:          "data",
+		ShutdownTimeout:  Duration(30 * time.Second),
+		MetricsAddress:   "127.0.0.1:9514",
+		QueueMaxBytes:    64 << 20,
+		MaxMessageLoops:  4,
+		LogLevel:         "info",
+		LogFormat:        "text",
+		ProgressInterval: Duration(30 * time.Second),
+	}
+}
+
+// Retries is an output's [name.retries] table: capped exponential backoff
+// with jitter, retried forever.
+type Retries struct {
+	Delay     Duration `toml:"delay"`
+	MaxDelay  Duration `toml:"max_delay"`
+	MaxJitter Duration `toml:"max_jitter"`
+}
+
+// Buffering is an output's [name.buffering] table (used with use_buffering).
+type Buffering struct {
+	// MaxBufferSize caps the bytes on disk.
+	MaxBufferSize Size `toml:"max_buffer_size"`
+	// MaxFileSize is the segment size.
+	MaxFileSize Size `toml:"max_file_size"`
+	// FullAction is block, drop_newest or shutdown.
+	FullAction string `toml:"full_action"`
+	// Sync is always (fsync before acknowledging) or interval.
+	Sync string `toml:"sync"`
+	// SyncInterval bounds the window of unsynced data with sync = "interval".
+	SyncInterval Duration `toml:"sync_interval"`
+}
+
+// StringList accepts a string or an array of strings.
+type StringList []string
+
+func (l *StringList) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case string:
+		*l = StringList{v}
+	case []any:
+		out := make(StringList, 0, len(v))
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return fmt.Errorf("expected a string or an array of strings")
+			}
+			out = append(out, s)
+		}
+		*l = out
+	default:
+		return fmt.Errorf("expected a string or an array of strings")
+	}
+	return nil
+}
+
+// Section is one plugin instance.
+type Section struct {
+	Kind   string // inputs, decoders, filters, encoders, outputs
+	Name   string
+	Type   string
+	File   string
+	Line   int
+	Config any // pointer to the plugin's Config, decoded over its defaults
+}
+
+// ID is the instance id, "<kind>.<name>".
+func (s *Section) ID() string { return s.Kind + "." + s.Name }
+
+// Input is an [inputs.*] section.
+type Input struct {
+	Section
+	Decoders []string // names of [decoders.*] sections, applied in order
+}
+
+// Filter is a [filters.*] section.
+type Filter struct {
+	Section
+	Matcher        *matcher.Matcher
+	TickerInterval time.Duration
+	QueueMaxBytes  int
+}
+
+// Output is an [outputs.*] section.
+type Output struct {
+	Section
+	Matcher       *matcher.Matcher
+	Encoder       string // name of an [encoders.*] section
+	QueueMaxBytes int
+	FullAction    string
+	BatchMaxCount int
+	BatchMaxBytes int
+	FlushInterval time.Duration
+	Retries       Retries
+	UseBuffering  bool
+	Buffering     Buffering
+}
+
+// Plan is a loaded, validated config.
+type Plan struct {
+	File     string
+	Dir      string
+	Global   Global
+	Inputs   []*Input
+	Decoders map[string]*Section
+	Filters  []*Filter
+	Encoders map[string]*Section
+	Outputs  []*Output
+}
+
+// Error is one problem, placed in the file.
+type Error struct {
+	File string
+	Line int
+	Key  string
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":")
+		b.WriteString(strconv.Itoa(e.Line))
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is every problem found, in file order.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// Options change how Load reads a file.
+type Options struct {
+	// Lookup resolves ${NAME}; default os.LookupEnv.
+	Lookup func(string) (string, bool)
+}
+
+var kinds = []string{"inputs", "decoders", "filters", "encoders", "outputs"}
+
+// Load reads and validates a config file against the plugin registry.
+func Load(path string, reg *pipeline.Registry, opt Options) (*Plan, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, src, reg, opt)
+}
+
+type loader struct {
+	file  string
+	lines map[string]int
+	md    toml.MetaData
+	errs  Errors
+	opt   Options
+}
+
+func (l *loader) add(line int, key, format string, args ...any) {
+	l.errs = append(l.errs, &Error{File: l.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// line finds the line of a key, or of its closest enclosing table.
+func (l *loader) line(key string) int {
+	for k := key; k != ""; {
+		if n, ok := l.lines[k]; ok {
+			return n
+		}
+		i := strings.LastIndexByte(k, '.')
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+	}
+	return 0
+}
+
+var tomlErrRe = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
+
+// decodeErr turns a TOML decoding error into a placed Error.
+func (l *loader) decodeErr(err error, fallbackKey string) {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		key := pe.LastKey
+		if key == "" {
+			key = fallbackKey
+		}
+		line := pe.Line
+		if line == 0 {
+			line = l.line(key)
+		}
+		l.add(line, key, "%s", pe.Message)
+		return
+	}
+	msg := err.Error()
+	if m := tomlErrRe.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		if line == 0 {
+			line = l.line(m[2])
+		}
+		l.add(line, m[2], "%s", m[3])
+		return
+	}
+	l.add(l.line(fallbackKey), fallbackKey, "%s", strings.TrimPrefix(msg, "toml: "))
+}
+
+type rawFile struct {
+	Tern     toml.Primitive            `toml:"tern"`
+	Inputs   map[string]toml.Primitive `toml:"inputs"`
+	Decoders map[string]toml.Primitive `toml:"decoders"`
+	Filters  map[string]toml.Primitive `toml:"filters"`
+	Encoders map[string]toml.Primitive `toml:"encoders"`
+	Outputs  map[string]toml.Primitive `toml:"outputs"`
+}
+
+type inputKeys struct {
+	Type    string     `toml:"type"`
+	Decoder StringList `toml:"decoder"`
+}
+
+type codecKeys struct {
+	Type string `toml:"type"`
+}
+
+type filterKeys struct {
+	Type           string   `toml:"type"`
+	MessageMatcher *string  `toml:"message_matcher"`
+	TickerInterval Duration `toml:"ticker_interval"`
+	QueueMaxBytes  Size     `toml:"queue_max_bytes"`
+}
+
+type outputKeys struct {
+	Type           string    `toml:"type"`
+	MessageMatcher *string   `toml:"message_matcher"`
+	Encoder        string    `toml:"encoder"`
+	QueueMaxBytes  Size      `toml:"queue_max_bytes"`
+	FullAction     string    `toml:"full_action"`
+	BatchMaxCount  int       `toml:"batch_max_count"`
+	BatchMaxBytes  Size      `toml:"batch_max_bytes"`
+	FlushInterval  Duration  `toml:"flush_interval"`
+	Retries        Retries   `toml:"retries"`
+	UseBuffering   bool      `toml:"use_buffering"`
+	Buffering      Buffering `toml:"buffering"`
+}
+
+// Engine-owned keys per kind, for the error that tells a user a key belongs
+// elsewhere.
+var engineKeys = map[string]reflect.Type{
+	"inputs": reflect.TypeOf(inputKeys{}), "decoders": reflect.TypeOf(codecKeys{}),
+	"filters": reflect.TypeOf(filterKeys{}), "encoders": reflect.TypeOf(codecKeys{}),
+	"outputs": reflect.TypeOf(outputKeys{}),
+}
+
+// Parse validates config text; path is used for error messages and relative paths.
+func Parse(path string, src []byte, reg *pipeline.Registry, opt Options) (*Plan, error) {
+	if opt.Lookup == nil {
+		opt.Lookup = os.LookupEnv
+	}
+	l := &loader{file: path, lines: keyLines(string(src)), opt: opt}
+	abs, _ := filepath.Abs(path)
+	plan := &Plan{
+		File: path, Dir: filepath.Dir(abs), Global: DefaultGlobal(),
+		Decoders: map[string]*Section{}, Encoders: map[string]*Section{},
+	}
+	var raw rawFile
+	md, err := toml.Decode(string(src), &raw)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			l.add(pe.Line, "", "%s", pe.Message)
+		} else {
+			l.add(0, "", "%v", err)
+		}
+		return nil, l.errs
+	}
+	l.md = md
+
+	if md.IsDefined("tern") {
+		if err := md.PrimitiveDecode(raw.Tern, &plan.Global); err != nil {
+			l.decodeErr(err, "tern")
+		}
+		l.expand(reflect.ValueOf(&plan.Global), []string{"tern"})
+	}
+	l.checkGlobal(&plan.Global)
+
+	// Decoders and encoders first: inputs and outputs refer to them.
+	for _, name := range sortedKeys(raw.Decoders, l, "decoders") {
+		var k codecKeys
+		sec := l.section("decoders", name, raw.Decoders[name], &k, func(typ string) (func() any, bool) {
+			f, ok := pipeline.Lookup(reg.Decoders, typ)
+			return f.NewConfig, ok
+		}, reg.Decoders)
+		if sec != nil {
+			plan.Decoders[name] = sec
+		}
+	}
+	for _, name := range sortedKeys(raw.Encoders, l, "encoders") {
+		var k codecKeys
+		sec := l.section("encoders", name, raw.Encoders[name], &k, func(typ string) (func() any, bool) {
+			f, ok := pipeline.Lookup(reg.Encoders, typ)
+			return f.NewConfig, ok
+		}, reg.Encoders)
+		if sec != nil {
+			plan.Encoders[name] = sec
+		}
+	}
+	for _, name := range sortedKeys(raw.Inputs, l, "inputs") {
+		var k inputKeys
+		sec := l.section("inputs", name, raw.Inputs[name], &k, func(typ string) (func() any, bool) {
+			f, ok := pipeline.Lookup(reg.Inputs, typ)
+			return f.NewConfig, ok
+		}, reg.Inputs)
+		if sec == nil {
+			continue
+		}
+		in := &Input{Section: *sec}
+		for _, d := range k.Decoder {
+			if l.resolveCodec(plan.Decoders, "decoders", d, sec.ID()+".decoder", reg.Decoders, func(typ string) (func() any, bool) {
+				f, ok := pipeline.Lookup(reg.Decoders, typ)
+				return f.NewConfig, ok
+			}) {
+				in.Decoders = append(in.Decoders, d)
+			}
+		}
+		plan.Inputs = append(plan.Inputs, in)
+	}
+	for _, name := range sortedKeys(raw.Filters, l, "filters") {
+		k := filterKeys{QueueMaxBytes: plan.Global.QueueMaxBytes}
+		sec := l.section("filters", name, raw.Filters[name], &k, func(typ string) (func() any, bool) {
+			f, ok := pipeline.Lookup(reg.Filters, typ)
+			return f.NewConfig, ok
+		}, reg.Filters)
+		if sec == nil {
+			continue
+		}
+		f := &Filter{Section: *sec, TickerInterval: k.TickerInterval.D(), QueueMaxBytes: int(k.QueueMaxBytes)}
+		f.Matcher = l.matcher(sec, k.MessageMatcher)
+		plan.Filters = append(plan.Filters, f)
+	}
+	for _, name := range sortedKeys(raw.Outputs, l, "outputs") {
+		k := outputKeys{
+			QueueMaxBytes: plan.Global.QueueMaxBytes, FullAction: "block",
+			BatchMaxCount: 1024, BatchMaxBytes: 4 << 20,
+			Retries:   Retries{Delay: Duration(250 * time.Millisecond), MaxDelay: Duration(30 * time.Second), MaxJitter: Duration(500 * time.Millisecond)},
+			Buffering: Buffering{MaxBufferSize: 1 << 30, MaxFileSize: 64 << 20, FullAction: "block", Sync: "always", SyncInterval: Duration(time.Second)},
+		}
+		sec := l.section("outputs", name, raw.Outputs[name], &k, func(typ string) (func() any, bool) {
+			f, ok := pipeline.Lookup(reg.Outputs, typ)
+			return f.NewConfig, ok
+		}, reg.Outputs)
+		if sec == nil {
+			continue
+		}
+		o := &Output{
+			Section: *sec, Encoder: k.Encoder, QueueMaxBytes: int(k.QueueMaxBytes), FullAction: k.FullAction,
+			BatchMaxCount: k.BatchMaxCount, BatchMaxBytes: int(k.BatchMaxBytes), FlushInterval: k.FlushInterval.D(),
+			Retries: k.Retries, UseBuffering: k.UseBuffering, Buffering: k.Buffering,
+		}
+		o.Matcher = l.matcher(sec, k.MessageMatcher)
+		if o.Encoder == "" {
+			if f, ok := pipeline.Lookup(reg.Outputs, sec.Type); ok {
+				o.Encoder = f.DefaultEncoder
+			}
+		}
+		if o.Encoder == "" {
+			l.add(sec.Line, sec.ID()+".encoder", "required (an [encoders.*] section or an encoder type: %s)", strings.Join(pipeline.Types(reg.Encoders), ", "))
+		} else if !l.resolveCodec(plan.Encoders, "encoders", o.Encoder, sec.ID()+".encoder", reg.Encoders, func(typ string) (func() any, bool) {
+			f, ok := pipeline.Lookup(reg.Encoders, typ)
+			return f.NewConfig, ok
+		}) {
+			o.Encoder = ""
+		}
+		l.checkOutput(o)
+		plan.Outputs = append(plan.Outputs, o)
+	}
+
+	for _, k := range md.Undecoded() {
+		key := k.String()
+		if l.knownSubtable(key) {
+			continue
+		}
+		l.add(l.line(key), key, "unknown key%s", l.hint(k))
+	}
+	if len(plan.Inputs) == 0 && len(l.errs) == 0 {
+		l.add(0, "", "no [inputs.*] section: nothing would run")
+	}
+	if len(l.errs) > 0 {
+		sort.SliceStable(l.errs, func(i, j int) bool { return l.errs[i].Line < l.errs[j].Line })
+		return plan, l.errs
+	}
+	return plan, nil
+}
+
+// knownSubtable skips keys that Undecoded reports for tables whose every key
+// was in fact consumed through a parent (toml lists the table itself too).
+func (l *loader) knownSubtable(key string) bool {
+	return l.md.Type(strings.Split(key, ".")...) == "Hash" && !l.hasUndecodedChild(key)
+}
+
+func (l *loader) hasUndecodedChild(key string) bool {
+	for _, k := range l.md.Undecoded() {
+		if s := k.String(); strings.HasPrefix(s, key+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// hint suggests where a misplaced key belongs.
+func (l *loader) hint(k toml.Key) string {
+	if len(k) == 3 {
+		for kind, t := range engineKeys {
+			if kind == k[0] {
+				continue
+			}
+			for i := 0; i < t.NumField(); i++ {
+				if name, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ","); name == k[2] {
+					return fmt.Sprintf(" (%s is a key of [%s.*] sections)", k[2], kind)
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func sortedKeys(m map[string]toml.Primitive, l *loader, kind string) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		return l.line(kind+"."+names[i]) < l.line(kind+"."+names[j])
+	})
+	return names
+}
+
+var nameRe = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// section decodes one plugin instance: its engine keys into keys, the rest
+// into the plugin's Config. It returns nil when the section cannot be used.
+func (l *loader) section(kind, name string, prim toml.Primitive, keys any, lookup func(string) (func() any, bool), fs any) *Section {
+	id := kind + "." + name
+	line := l.line(id)
+	if !nameRe.MatchString(name) {
+		l.add(line, id, "instance names use letters, digits, '_' and '-'")
+	}
+	if err := l.md.PrimitiveDecode(prim, keys); err != nil {
+		l.decodeErr(err, id)
+		return nil
+	}
+	typ := reflect.ValueOf(keys).Elem().FieldByName("Type").String()
+	if typ == "" {
+		l.add(line, id+".type", "required")
+		return nil
+	}
+	newCfg, ok := lookup(typ)
+	if !ok {
+		l.add(l.line(id+".type"), id+".type", "unknown %s type %q (known: %s)", strings.TrimSuffix(kind, "s"), typ, strings.Join(typeNames(fs), ", "))
+		return nil
+	}
+	cfg := newCfg()
+	if err := l.md.PrimitiveDecode(prim, cfg); err != nil {
+		l.decodeErr(err, id)
+		return nil
+	}
+	l.expand(reflect.ValueOf(keys), []string{kind, name})
+	l.expand(reflect.ValueOf(cfg), []string{kind, name})
+	if v, ok := cfg.(pipeline.Validator); ok {
+		if err := v.Validate(); err != nil {
+			for _, e := range unjoin(err) {
+				key, msg := splitKeyMsg(e.Error())
+				full := id
+				if key != "" {
+					full = id + "." + key
+				}
+				l.add(l.line(full), full, "%s", msg)
+			}
+		}
+	}
+	return &Section{Kind: kind, Name: name, Type: typ, File: l.file, Line: line, Config: cfg}
+}
+
+func typeNames(fs any) []string {
+	switch fs := fs.(type) {
+	case []pipeline.Factory[pipeline.Input]:
+		return pipeline.Types(fs)
+	case []pipeline.Factory[pipeline.Decoder]:
+		return pipeline.Types(fs)
+	case []pipeline.Factory[pipeline.Filter]:
+		return pipeline.Types(fs)
+	case []pipeline.Factory[pipeline.Encoder]:
+		return pipeline.Types(fs)
+	case []pipeline.Factory[pipeline.Output]:
+		return pipeline.Types(fs)
+	}
+	return nil
+}
+
+// splitKeyMsg reads a Validate error of the form "key: message" so the key
+// can be placed on its line.
+func splitKeyMsg(s string) (string, string) {
+	k, msg, ok := strings.Cut(s, ": ")
+	if ok && k != "" && !strings.ContainsAny(k, " \"'") {
+		return k, msg
+	}
+	return "", s
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, unjoin(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+func (l *loader) expand(v reflect.Value, path []string) {
+	expandEnv(v, path, l.opt.Lookup, func(p []string, err error) {
+		key := strings.Join(p, ".")
+		l.add(l.line(key), key, "%v", err)
+	})
+}
+
+// resolveCodec makes sure a decoder or encoder name refers to a section, or
+// to a registered type used with its defaults.
+func (l *loader) resolveCodec(secs map[string]*Section, kind, name, key string, fs any, lookup func(string) (func() any, bool)) bool {
+	if _, ok := secs[name]; ok {
+		return true
+	}
+	if newCfg, ok := lookup(name); ok {
+		secs[name] = &Section{Kind: kind, Name: name, Type: name, File: l.file, Line: l.line(key), Config: newCfg()}
+		return true
+	}
+	names := make([]string, 0, len(secs))
+	for n := range secs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	known := strings.Join(names, ", ")
+	if known == "" {
+		known = "none"
+	}
+	l.add(l.line(key), key, "no [%s.%s] section and no %s type %q (sections: %s; types: %s)", kind, name, strings.TrimSuffix(kind, "s"), name, known, strings.Join(typeNames(fs), ", "))
+	return false
+}
+
+func (l *loader) matcher(sec *Section, expr *string) *matcher.Matcher {
+	key := sec.ID() + ".message_matcher"
+	if expr == nil {
+		l.add(sec.Line, key, "required (use \"TRUE\" to match every message)")
+		return nil
+	}
+	m, err := matcher.Compile(*expr)
+	if err != nil {
+		l.add(l.line(key), key, "%v", err)
+		return nil
+	}
+	return m
+}
+
+func (l *loader) checkGlobal(g *Global) {
+	if g.MaxMessageLoops < 0 {
+		l.add(l.line("tern.max_message_loops"), "tern.max_message_loops", "must be >= 0")
+	}
+	switch g.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		l.add(l.line("tern.log_level"), "tern.log_level", "must be debug, info, warn or error")
+	}
+	switch g.LogFormat {
+	case "text", "json":
+	default:
+		l.add(l.line("tern.log_format"), "tern.log_format", "must be text or json")
+	}
+	if g.QueueMaxBytes < 1<<10 {
+		l.add(l.line("tern.queue_max_bytes"), "tern.queue_max_bytes", "must be at least 1KiB")
+	}
+}
+
+func (l *loader) checkOutput(o *Output) {
+	id := o.ID()
+	switch o.FullAction {
+	case "block", "drop_newest":
+	default:
+		l.add(l.line(id+".full_action"), id+".full_action", "must be block or drop_newest")
+	}
+	if o.BatchMaxCount < 1 {
+		l.add(l.line(id+".batch_max_count"), id+".batch_max_count", "must be at least 1")
+	}
+	if o.QueueMaxBytes < 1<<10 {
+		l.add(l.line(id+".queue_max_bytes"), id+".queue_max_bytes", "must be at least 1KiB")
+	}
+	if o.UseBuffering {
+		b := o.Buffering
+		switch b.FullAction {
+		case "block", "drop_newest", "shutdown":
+		default:
+			l.add(l.line(id+".buffering.full_action"), id+".buffering.full_action", "must be block, drop_newest or shutdown")
+		}
+		switch b.Sync {
+		case "always", "interval":
+		default:
+			l.add(l.line(id+".buffering.sync"), id+".buffering.sync", "must be always or interval")
+		}
+		if b.MaxFileSize < 1<<10 || b.MaxBufferSize < b.MaxFileSize {
+			l.add(l.line(id+".buffering"), id+".buffering", "need max_file_size >= 1KiB and max_buffer_size >= max_file_size")
+		}
+	}
+}

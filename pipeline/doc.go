@@ -1,0 +1,78 @@
+// Package pipeline is tern's contract: the message, the five plugin kinds
+// and the rules the engine keeps. Plugins import this package (and the
+// helpers in pipeline/config and pipeline/framing); they never import the
+// engine, the router or each other.
+//
+// # Data flow
+//
+//	inputs/*  --[]Record-->  decoders/*  --*Message-->  router (matchers)
+//	                                                     |-> filters/*  --Inject--> router
+//	                                                     `-> queue -> encoders/* --[]Encoded--> outputs/*
+//
+// An input reads records and hands them to the engine in batches through an
+// Emitter. On the input's goroutine the engine decodes each record (a
+// decoder chain: the first Decoder, then any Transformers), fills what the
+// decoders left unset (UUID, Timestamp = receive time, Logger = input name),
+// and routes the batch: every filter and output whose message_matcher
+// accepts a message gets it, in a per-destination queue bounded in bytes.
+// Messages are shared read-only between destinations. A filter runner calls
+// Filter.Process for each message on one goroutine, and Ticker.Tick every
+// ticker_interval; injected messages are routed like any other (never back
+// to the filter that injected them, and at most max_message_loops deep). An
+// output runner takes batches from its queue, encodes them and calls
+// Output.Write.
+//
+// # Delivery contract: at least once
+//
+// Every Emit carries an AckFunc. The engine calls it exactly once, with nil
+// when every destination that matched any message of the batch has settled
+// it: an output wrote it with its configured durability (Write returned nil),
+// a filter processed it, or it went to the dead-letter route. Messages a
+// filter injects while processing a message are part of that message's
+// acknowledgement. Inputs that can replay (file checkpoints, Kafka offsets)
+// advance only on a nil ack; inputs that can answer their sender (HTTP, the
+// native tern protocol) answer then. An ack with an error (ErrStopped) means
+// the engine stopped first: offer the records again.
+//
+// Output.Write is retried forever with capped, jittered backoff
+// ([outputs.x.retries]) unless its error is Permanent; a *PartialError
+// settles records one by one. Each destination has its own queue, so a
+// stuck output only stalls inputs once its own queue is full
+// (queue_max_bytes; full_action = "block"), or sheds new messages with
+// full_action = "drop_newest" (counted, and acknowledged: shedding is the
+// user's explicit choice). With use_buffering the queue is on disk and the
+// acknowledgement is given once the messages are fsynced there.
+//
+// Paths that cannot be at-least-once: UDP, plain TCP and syslog without an
+// application-level ack (bytes in socket buffers die with the process),
+// memory queues across a crash of tern, drop_newest, and filters that
+// aggregate in memory (their Tick output belongs to no acknowledgement).
+//
+// # Nothing dropped silently
+//
+// Every message that is not delivered is counted in tern_dropped_total by
+// plugin and reason (no_match, queue_full, loop, oversize, …). A record that
+// fails to decode, a message that fails to encode and a message an output
+// refuses for good become dead letters: messages of Type "tern.deadletter"
+// whose Payload holds the original bytes and whose fields say why
+// (deadletter.reason, deadletter.error, deadletter.plugin, deadletter.source).
+// Route them like any message; dead letters no output matches are appended
+// to <data_dir>/deadletter/unrouted.jsonl.
+//
+// # Lifecycle
+//
+//  1. Build: the config is decoded strictly (unknown keys, wrong types and
+//     missing keys are errors placed at file:line), matchers compile, and
+//     every plugin's constructor runs. Constructors do no I/O and start no
+//     goroutines, so `tern check` runs exactly this.
+//  2. Start, downstream first: outputs, filters, then inputs.
+//  3. Run: a failing Input.Run is restarted with capped, jittered backoff;
+//     panics in any plugin call are recovered and counted. Nothing a plugin
+//     does stops the process.
+//  4. Stop (SIGTERM, or every input returned ErrEndOfInput): inputs stop
+//     first; the engine waits for filter queues to drain, gives each Ticker
+//     one last Tick, waits for output queues to drain and every ack to be
+//     given, then closes everything (Closer). What is still queued when
+//     [tern] shutdown_timeout passes is abandoned: its sources get
+//     ErrStopped, never a false success.
+package pipeline

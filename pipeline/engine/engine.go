@@ -1,0 +1,443 @@
+// Package engine runs a Plan: it builds the plugins, connects them through
+// the router and per-destination queues, and owns their lifecycle, metrics and
+// the delivery contract described in package pipeline.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/config"
+	"github.com/ternlog/tern/pipeline/queue"
+)
+
+// Options are what the caller supplies beyond the plan.
+type Options struct {
+	Logger *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// UUID generates message ids (default pipeline.NewUUID).
+	UUID func() [16]byte
+	// Metrics is the registry to register into (default: a new one).
+	Metrics *prometheus.Registry
+	// NewBuffer builds the disk queue of an output with use_buffering; dir
+	// is the output's buffer directory. Nil disables disk buffering.
+	NewBuffer func(o *config.Output, dir string, set pipeline.Settings) (queue.Queue, error)
+}
+
+// Engine is a built pipeline, ready to Run once.
+type Engine struct {
+	plan     *config.Plan
+	log      *slog.Logger
+	now      func() time.Time
+	uuid     func() [16]byte
+	hostname string
+	dataDir  string
+	maxLoops int
+	metrics  *metrics
+	limiter  *limiter
+	dead     *fallbackFile
+
+	inputs  []*inputRunner
+	filters []*filterRunner
+	outputs []*outputRunner
+	dests   []*dest
+	closers []namedCloser
+	states  map[string]*pluginState
+
+	inflight atomic.Int64 // trackers not yet acknowledged
+	running  atomic.Int32 // inputs that have not ended
+	allEnded chan struct{}
+
+	finalMu  sync.Mutex
+	finalCtx func() context.Context
+}
+
+type namedCloser struct {
+	id string
+	c  pipeline.Closer
+}
+
+// New builds every plugin of plan. Constructors do no I/O, so New is also
+// what `tern check` runs. Errors name the file and line of the section.
+func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error) {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.UUID == nil {
+		opt.UUID = pipeline.NewUUID
+	}
+	if opt.Metrics == nil {
+		opt.Metrics = prometheus.NewRegistry()
+	}
+	host := plan.Global.Hostname
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	dataDir := plan.Global.DataDir
+	if !filepath.IsAbs(dataDir) {
+		dataDir = filepath.Join(plan.Dir, dataDir)
+	}
+	e := &Engine{
+		plan: plan, log: opt.Logger, now: opt.Now, uuid: opt.UUID, hostname: host, dataDir: dataDir,
+		maxLoops: plan.Global.MaxMessageLoops, metrics: newMetrics(opt.Metrics),
+		limiter: newLimiter(10 * time.Second), states: map[string]*pluginState{},
+	}
+	e.finalCtx = context.Background
+	e.allEnded = make(chan struct{})
+	e.dead = &fallbackFile{
+		path: filepath.Join(dataDir, "deadletter", "unrouted.jsonl"), max: 256 << 20, log: e.log,
+		dropped: func(n int) { e.metrics.dropped("engine", "deadletter_lost", n) },
+	}
+	var errs config.Errors
+	fail := func(sec *config.Section, err error) {
+		for _, one := range unjoin(err) {
+			errs = append(errs, &config.Error{File: sec.File, Line: sec.Line, Key: sec.ID(), Msg: one.Error()})
+		}
+	}
+	settings := func(id, kind, name string) pipeline.Settings {
+		return pipeline.Settings{
+			Name: id, Logger: e.log.With("plugin", id), Now: e.now, Hostname: host,
+			ConfigDir: plan.Dir, DataDir: filepath.Join(dataDir, kind, name),
+			Telemetry: telemetry{m: e.metrics, plugin: id},
+		}
+	}
+
+	for _, o := range plan.Outputs {
+		encSec := plan.Encoders[o.Encoder]
+		if encSec == nil || o.Matcher == nil {
+			continue // already reported by the loader
+		}
+		ef, ok := pipeline.Lookup(reg.Encoders, encSec.Type)
+		if !ok {
+			continue
+		}
+		enc, err := ef.Build(settings(encSec.ID(), "encoders", encSec.Name), encSec.Config)
+		if err != nil {
+			fail(encSec, err)
+			continue
+		}
+		of, _ := pipeline.Lookup(reg.Outputs, o.Type)
+		set := settings(o.ID(), "outputs", o.Name)
+		set.Encoder = enc
+		out, err := of.Build(set, o.Config)
+		if err != nil {
+			fail(&o.Section, err)
+			continue
+		}
+		var q queue.Queue
+		if o.UseBuffering {
+			if opt.NewBuffer == nil {
+				fail(&o.Section, errors.New("use_buffering: disk buffering is not available in this build"))
+				continue
+			}
+			q, err = opt.NewBuffer(o, filepath.Join(dataDir, "buffer", o.Name), set)
+			if err != nil {
+				fail(&o.Section, err)
+				continue
+			}
+		} else {
+			q = queue.NewMemory(o.QueueMaxBytes, o.FullAction == "drop_newest")
+		}
+		r := &outputRunner{
+			e: e, id: o.ID(), out: out, enc: enc, encID: encSec.ID(), q: q, cfg: o, set: set,
+			m: e.metrics.output(o.ID()), state: e.state(o.ID()),
+		}
+		e.outputs = append(e.outputs, r)
+		e.metrics.queueGauges(o.ID(), q.Bytes, q.Len)
+		e.addCloser(o.ID(), out)
+		e.addCloser(encSec.ID(), enc)
+	}
+	for _, f := range plan.Filters {
+		if f.Matcher == nil {
+			continue
+		}
+		ff, _ := pipeline.Lookup(reg.Filters, f.Type)
+		set := settings(f.ID(), "filters", f.Name)
+		flt, err := ff.Build(set, f.Config)
+		if err != nil {
+			fail(&f.Section, err)
+			continue
+		}
+		r := &filterRunner{
+			e: e, id: f.ID(), name: f.Name, f: flt, interval: f.TickerInterval, set: set,
+			q: queue.NewMemory(f.QueueMaxBytes, false), m: e.metrics.filter(f.ID()), state: e.state(f.ID()),
+		}
+		r.ticker, _ = flt.(pipeline.Ticker)
+		if f.TickerInterval > 0 && r.ticker == nil {
+			errs = append(errs, &config.Error{File: f.File, Line: f.Line, Key: f.ID() + ".ticker_interval", Msg: "filter type " + f.Type + " has no timer (remove ticker_interval)"})
+		}
+		e.filters = append(e.filters, r)
+		e.metrics.queueGauges(f.ID(), r.q.Bytes, r.q.Len)
+		e.addCloser(f.ID(), flt)
+	}
+	for _, in := range plan.Inputs {
+		if len(in.Decoders) == 0 {
+			fail(&in.Section, errors.New("decoder: required (a [decoders.*] section or a decoder type)"))
+			continue
+		}
+		inf, _ := pipeline.Lookup(reg.Inputs, in.Type)
+		set := settings(in.ID(), "inputs", in.Name)
+		r := &inputRunner{e: e, id: in.ID(), name: in.Name, set: set, m: e.metrics.input(in.ID()), state: e.state(in.ID())}
+		ok := true
+		for i, dn := range in.Decoders {
+			sec := plan.Decoders[dn]
+			df, found := pipeline.Lookup(reg.Decoders, sec.Type)
+			if !found {
+				ok = false
+				continue
+			}
+			d, err := df.Build(settings(sec.ID(), "decoders", sec.Name), sec.Config)
+			if err != nil {
+				fail(sec, err)
+				ok = false
+				continue
+			}
+			e.addCloser(sec.ID(), d)
+			if i == 0 {
+				r.dec, r.decID = d, sec.ID()
+				continue
+			}
+			t, isT := d.(pipeline.Transformer)
+			if !isT {
+				fail(&in.Section, fmt.Errorf("decoder: %s (type %s) cannot follow another decoder", sec.ID(), sec.Type))
+				ok = false
+				continue
+			}
+			r.transformers = append(r.transformers, t)
+			r.trIDs = append(r.trIDs, sec.ID())
+		}
+		plug, err := inf.Build(set, in.Config)
+		if err != nil {
+			fail(&in.Section, err)
+			continue
+		}
+		r.in = plug
+		if ok {
+			e.inputs = append(e.inputs, r)
+			e.addCloser(in.ID(), plug)
+		}
+	}
+	if len(errs) > 0 {
+		e.closeAll(context.Background())
+		return nil, errs
+	}
+	for _, f := range e.filters {
+		sec := findFilter(plan, f.id)
+		e.dests = append(e.dests, &dest{id: f.id, match: sec.Matcher, q: f.q, mem: f.q, filter: f, dropped: e.dropFn(f.id)})
+	}
+	for _, o := range e.outputs {
+		e.dests = append(e.dests, &dest{id: o.id, match: o.cfg.Matcher, q: o.q, dropped: e.dropFn(o.id)})
+	}
+	return e, nil
+}
+
+func findFilter(plan *config.Plan, id string) *config.Filter {
+	for _, f := range plan.Filters {
+		if f.ID() == id {
+			return f
+		}
+	}
+	return nil
+}
+
+func (e *Engine) dropFn(id string) func(string, int) {
+	return func(reason string, n int) { e.metrics.dropped(id, reason, n) }
+}
+
+func (e *Engine) state(id string) *pluginState {
+	s := &pluginState{state: "built", since: time.Now()}
+	e.states[id] = s
+	return s
+}
+
+func (e *Engine) addCloser(id string, p any) {
+	if c, ok := p.(pipeline.Closer); ok {
+		e.closers = append(e.closers, namedCloser{id, c})
+	}
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, unjoin(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// Hostname is the host name the engine stamps on messages it creates.
+func (e *Engine) Hostname() string { return e.hostname }
+
+// Run starts the pipeline and blocks until ctx ends, then drains and stops:
+// inputs first, then filters once their queues are empty (with a last
+// timer_event), then outputs once theirs are; anything still queued when
+// the shutdown timeout passes is abandoned, so its sources are not
+// acknowledged. Run returns nil after a clean stop.
+func (e *Engine) Run(ctx context.Context) error {
+	for _, id := range e.dataDirs() {
+		if err := os.MkdirAll(id, 0o750); err != nil {
+			return fmt.Errorf("data_dir: %w", err)
+		}
+	}
+	var admin *http.Server
+	if addr := e.plan.Global.MetricsAddress; addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("metrics_address: %w", err)
+		}
+		admin = e.adminServer()
+		go func() { _ = admin.Serve(ln) }()
+		e.log.Info("serving metrics", "address", ln.Addr().String())
+	}
+
+	outCtx, stopOutputs := context.WithCancel(context.Background())
+	filtCtx, stopFilters := context.WithCancel(context.Background())
+	inCtx, stopInputs := context.WithCancel(ctx)
+	defer stopOutputs()
+	defer stopFilters()
+	defer stopInputs()
+
+	var outWG, filtWG, inWG sync.WaitGroup
+	for _, o := range e.outputs {
+		o.state.set("running", nil)
+		outWG.Go(func() { o.run(outCtx) })
+	}
+	for _, f := range e.filters {
+		f.state.set("running", nil)
+		filtWG.Go(func() { f.run(filtCtx) })
+	}
+	e.running.Store(int32(len(e.inputs)))
+	for _, in := range e.inputs {
+		inWG.Go(func() { in.run(inCtx) })
+	}
+	progressDone := make(chan struct{})
+	go e.progress(inCtx, progressDone)
+	e.log.Info("tern started", "inputs", len(e.inputs), "filters", len(e.filters), "outputs", len(e.outputs))
+
+	select {
+	case <-ctx.Done():
+	case <-e.allEnded:
+		e.log.Info("every input has ended")
+	}
+	deadline := time.Now().Add(e.plan.Global.ShutdownTimeout.D())
+	stopCtx, cancelStop := context.WithDeadline(context.Background(), deadline)
+	defer cancelStop()
+	e.log.Info("stopping: inputs first", "timeout", e.plan.Global.ShutdownTimeout.String())
+	stopInputs()
+	waitUntil(&inWG, deadline)
+	<-progressDone
+
+	// Filters drain first; their last timer_event may still inject.
+	e.waitDrained(deadline, true)
+	e.finalMu.Lock()
+	e.finalCtx = func() context.Context { return stopCtx }
+	e.finalMu.Unlock()
+	stopFilters()
+	waitUntil(&filtWG, deadline)
+	e.waitDrained(deadline, false)
+	stopOutputs()
+	waitUntil(&outWG, deadline.Add(time.Second))
+
+	abandoned := 0
+	for _, d := range e.dests {
+		abandoned += d.q.Len()
+		_ = d.q.Close()
+	}
+	if abandoned > 0 {
+		e.log.Warn("shutdown timeout: messages left undelivered; their sources were not acknowledged", "messages", abandoned)
+	}
+	e.closeAll(stopCtx)
+	if admin != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = admin.Shutdown(sctx)
+		cancel()
+	}
+	e.dead.close()
+	e.log.Info("tern stopped")
+	return nil
+}
+
+// inputEnded is called once per input that returned ErrEndOfInput.
+func (e *Engine) inputEnded() {
+	if e.running.Add(-1) == 0 {
+		close(e.allEnded)
+	}
+}
+
+func (e *Engine) finalCtxNow() context.Context {
+	e.finalMu.Lock()
+	defer e.finalMu.Unlock()
+	return e.finalCtx()
+}
+
+func (e *Engine) dataDirs() []string {
+	var dirs []string
+	for _, in := range e.inputs {
+		dirs = append(dirs, in.set.DataDir)
+	}
+	for _, f := range e.filters {
+		dirs = append(dirs, f.set.DataDir)
+	}
+	for _, o := range e.outputs {
+		dirs = append(dirs, o.set.DataDir)
+	}
+	return dirs
+}
+
+// waitDrained waits until filter queues (filtersOnly) or all queues are empty
+// and every acknowledgement has been given.
+func (e *Engine) waitDrained(deadline time.Time, filtersOnly bool) {
+	for time.Now().Before(deadline) {
+		busy := false
+		for _, d := range e.dests {
+			if filtersOnly && d.filter == nil {
+				continue
+			}
+			if d.q.Bytes() > 0 || d.q.Len() > 0 {
+				busy = true
+				break
+			}
+		}
+		if !busy && (filtersOnly || e.inflight.Load() == 0) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func waitUntil(wg *sync.WaitGroup, deadline time.Time) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Until(deadline)):
+	}
+}
+
+func (e *Engine) closeAll(ctx context.Context) {
+	for i := len(e.closers) - 1; i >= 0; i-- {
+		c := e.closers[i]
+		if err := c.c.Close(ctx); err != nil {
+			e.log.Warn("close failed", "plugin", c.id, "err", err)
+		}
+	}
+	e.closers = nil
+}

@@ -1,0 +1,152 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/ternlog/tern/pipeline"
+)
+
+// inputRunner runs one input and is its Emitter: records are decoded and
+// routed on the caller's goroutine, so inputs with many connections decode
+// in parallel and no hand-off sits between reading and routing.
+type inputRunner struct {
+	e            *Engine
+	id, name     string
+	in           pipeline.Input
+	set          pipeline.Settings
+	dec          pipeline.Decoder
+	decID        string
+	transformers []pipeline.Transformer
+	trIDs        []string
+	m            *inputMetrics
+	state        *pluginState
+}
+
+var _ pipeline.Emitter = (*inputRunner)(nil)
+
+func (r *inputRunner) Emit(ctx context.Context, recs []pipeline.Record, ack pipeline.AckFunc) error {
+	e := r.e
+	tr := e.newTracker(ack)
+	b := pipeline.NewBatch()
+	now := e.now().UnixNano()
+	r.m.records.Add(float64(len(recs)))
+	for i := range recs {
+		r.decode(&recs[i], b)
+	}
+	for _, m := range b.Msgs {
+		if m.UUID == ([16]byte{}) {
+			m.UUID = e.uuid()
+		}
+		if m.Timestamp == 0 {
+			m.Timestamp = now
+		}
+		if m.Logger == "" {
+			m.Logger = r.name
+		}
+	}
+	r.m.messages.Add(float64(len(b.Msgs)))
+	err := e.route(ctx, b.Msgs, tr, 0, nil, modeBlock, r.id)
+	if err != nil {
+		tr.failed.Store(true)
+	}
+	tr.Done()
+	return err
+}
+
+// decode runs the decoder chain on one record; a failure anywhere replaces
+// the record's messages by one dead letter carrying its original bytes.
+func (r *inputRunner) decode(rec *pipeline.Record, b *pipeline.Batch) {
+	start := b.Len()
+	stage, err := r.decodeChain(rec, b, start)
+	if err != nil {
+		b.Truncate(start)
+		r.e.deadLetter(b, "decode_error", stage, rec.Source, err, rec.Data)
+		r.e.metrics.deadLetter(stage, "decode_error")
+		return
+	}
+	if len(rec.Fields) > 0 {
+		for _, m := range b.Msgs[start:] {
+			for _, f := range rec.Fields {
+				m.AddField(f)
+			}
+		}
+	}
+}
+
+func (r *inputRunner) decodeChain(rec *pipeline.Record, b *pipeline.Batch, start int) (stage string, err error) {
+	stage = r.decID
+	defer func() {
+		if p := recover(); p != nil {
+			r.e.log.Error("decoder panic", "plugin", stage, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	if err = r.dec.Decode(*rec, b); err != nil {
+		return stage, err
+	}
+	for i, t := range r.transformers {
+		stage = r.trIDs[i]
+		produced := append([]*pipeline.Message(nil), b.Msgs[start:]...)
+		b.Truncate(start)
+		for _, m := range produced {
+			n := b.Len()
+			b.Msgs = append(b.Msgs, m)
+			keep, err := t.Transform(m, b)
+			if err != nil {
+				return stage, err
+			}
+			if !keep {
+				b.Msgs = append(b.Msgs[:n], b.Msgs[n+1:]...)
+			}
+		}
+	}
+	return "", nil
+}
+
+// run calls Input.Run until ctx ends, restarting it after failures.
+func (r *inputRunner) run(ctx context.Context) {
+	bo := newBackoff(250*time.Millisecond, 30*time.Second)
+	for {
+		started := time.Now()
+		err := r.safeRun(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, pipeline.ErrEndOfInput) {
+			r.state.set("ended", nil)
+			r.e.log.Info("input reached its end", "plugin", r.id)
+			r.e.inputEnded()
+			return
+		}
+		if err == nil {
+			err = fmt.Errorf("Run returned before shutdown")
+		}
+		r.state.set("restarting", err)
+		r.e.metrics.pluginError(r.id, "restart")
+		if time.Since(started) > time.Minute {
+			bo.reset()
+		}
+		d := bo.next()
+		r.e.log.Error("input failed; restarting", "plugin", r.id, "err", err, "in", d)
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (r *inputRunner) safeRun(ctx context.Context) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.e.log.Error("input panic", "plugin", r.id, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	r.state.set("running", nil)
+	return r.in.Run(ctx, r)
+}

@@ -1,0 +1,174 @@
+package engine
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/matcher"
+	"github.com/ternlog/tern/pipeline/queue"
+)
+
+// tracker follows one acknowledgement: the records of one Emit, and every
+// message decoded or injected on their behalf. It holds one reference per
+// queue entry still outstanding plus one for the router while it routes.
+type tracker struct {
+	pending atomic.Int32
+	failed  atomic.Bool
+	ack     pipeline.AckFunc
+	e       *Engine
+}
+
+func (e *Engine) newTracker(ack pipeline.AckFunc) *tracker {
+	t := &tracker{ack: ack, e: e}
+	t.pending.Store(1)
+	e.inflight.Add(1)
+	return t
+}
+
+func (t *tracker) hold() { t.pending.Add(1) }
+
+// Done releases one reference; the last one acknowledges.
+func (t *tracker) Done() {
+	if t.pending.Add(-1) != 0 {
+		return
+	}
+	if t.ack != nil {
+		if t.failed.Load() {
+			t.ack(pipeline.ErrStopped)
+		} else {
+			t.ack(nil)
+		}
+	}
+	t.e.inflight.Add(-1)
+}
+
+// Abandon releases a reference whose messages will not be delivered.
+func (t *tracker) Abandon() {
+	t.failed.Store(true)
+	t.Done()
+}
+
+// dest is a filter or output as the router sees it.
+type dest struct {
+	id      string
+	match   *matcher.Matcher
+	q       queue.Queue
+	mem     *queue.Memory // set for filters, which take overflow
+	filter  *filterRunner // the filter itself, never routed its own injections
+	dropped func(reason string, n int)
+}
+
+type routeMode int
+
+const (
+	// modeBlock waits for room in every queue (inputs).
+	modeBlock routeMode = iota
+	// modeInject waits for room in output queues but overflows filter
+	// queues, so filters that feed each other cannot deadlock (filters).
+	modeInject
+	// modeNoWait never waits (dead letters raised by output runners).
+	modeNoWait
+)
+
+const stackMsgs = 256
+
+// route hands msgs to every destination whose matcher accepts them. Messages
+// are shared: a destination that takes every message gets msgs itself.
+// tr may be nil for messages nobody waits for (timer injections).
+func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracker, loops int, origin *filterRunner, mode routeMode, from string) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	var matchedArr [stackMsgs]bool
+	var sizeArr [stackMsgs]int32
+	matched, sizes := matchedArr[:0], sizeArr[:0]
+	if len(msgs) <= stackMsgs {
+		matched, sizes = matchedArr[:len(msgs)], sizeArr[:len(msgs)]
+	} else {
+		matched, sizes = make([]bool, len(msgs)), make([]int32, len(msgs))
+	}
+	total := 0
+	for i, m := range msgs {
+		s := m.Size()
+		sizes[i] = int32(s)
+		total += s
+	}
+	var firstErr error
+	for _, d := range e.dests {
+		if d.filter != nil && d.filter == origin {
+			continue
+		}
+		sub := msgs
+		all := true
+		bytes := 0
+		for i, m := range msgs {
+			if d.match.Match(m) {
+				matched[i] = true
+				if !all {
+					sub = append(sub, m)
+					bytes += int(sizes[i])
+				}
+			} else if all {
+				all = false
+				sub = make([]*pipeline.Message, 0, len(msgs)-i)
+				for j := 0; j < i; j++ {
+					sub = append(sub, msgs[j])
+					bytes += int(sizes[j])
+				}
+			}
+		}
+		if all {
+			bytes = total
+		}
+		if len(sub) == 0 {
+			continue
+		}
+		entry := &queue.Entry{Msgs: sub, Bytes: bytes, Loops: loops}
+		if tr != nil {
+			tr.hold()
+			entry.Owner = tr
+		}
+		var err error
+		switch {
+		case d.mem != nil && mode != modeBlock:
+			err = d.mem.PushOverflow(entry)
+		case mode == modeNoWait:
+			if ov, ok := d.q.(interface{ PushOverflow(*queue.Entry) error }); ok {
+				err = ov.PushOverflow(entry)
+			} else {
+				err = d.q.Push(context.Background(), entry)
+			}
+		default:
+			err = d.q.Push(ctx, entry)
+		}
+		if err != nil {
+			if err == queue.ErrFull {
+				// drop_newest: counted, and acknowledged like a delivery so
+				// replayable sources do not stall on data the user chose to shed.
+				d.dropped("queue_full", len(sub))
+				if tr != nil {
+					tr.Done()
+				}
+				continue
+			}
+			if tr != nil {
+				tr.Abandon()
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	for i, m := range msgs {
+		if matched[i] {
+			continue
+		}
+		if m.Type == DeadLetterType {
+			e.dead.write(m)
+			continue
+		}
+		e.metrics.dropped(from, "no_match", 1)
+	}
+	return firstErr
+}

@@ -1,0 +1,129 @@
+// Package framing splits byte streams into records: newline-delimited lines
+// here, and the syslog and native framings beside it. Every reader is bounded:
+// a record longer than its cap is discarded (counted), never buffered whole.
+package framing
+
+import (
+	"bytes"
+	"errors"
+	"io"
+)
+
+// DefaultMaxLine is the default cap on one line or frame (1 MiB).
+const DefaultMaxLine = 1 << 20
+
+// LineReader reads newline-delimited records from r. It reads in large
+// chunks and returns lines as slices of its buffer, so a batch of lines costs
+// no copy. Lines are valid until the next call that may read (see Buffered).
+type LineReader struct {
+	r          io.Reader
+	buf        []byte
+	start, end int
+	max        int
+	discarding bool // inside an over-long line, skipping to its newline
+	err        error
+
+	// Oversize counts lines dropped for exceeding the cap.
+	Oversize int
+	// KeepCR keeps a '\r' before the '\n' (it is stripped by default).
+	KeepCR bool
+	// FlushPartial makes the last line count even without a newline at EOF.
+	FlushPartial bool
+}
+
+// NewLineReader returns a reader whose lines are at most max bytes (without
+// the terminator).
+func NewLineReader(r io.Reader, max int) *LineReader {
+	if max <= 0 {
+		max = DefaultMaxLine
+	}
+	size := 64 << 10
+	if max+1 > size {
+		// Grown on demand up to max+1; most streams never need it.
+		size = min(size, max+1)
+	}
+	return &LineReader{r: r, buf: make([]byte, size), max: max, FlushPartial: true}
+}
+
+// ErrLineTooLong is never returned; over-long lines are skipped and counted
+// in Oversize. It documents the behaviour for callers that log it.
+var ErrLineTooLong = errors.New("line exceeds the maximum size")
+
+// Buffered reports whether a complete line can be returned without reading,
+// i.e. whether Next will not invalidate lines returned earlier.
+func (l *LineReader) Buffered() bool {
+	if l.discarding {
+		return false
+	}
+	return bytes.IndexByte(l.buf[l.start:l.end], '\n') >= 0
+}
+
+// Next returns the next line. It returns io.EOF (or the reader's error) when
+// no more lines will come. Lines returned before a call that had to read are
+// invalidated by it; callers hand them on first (see Buffered).
+func (l *LineReader) Next() ([]byte, error) {
+	for {
+		if l.discarding {
+			if i := bytes.IndexByte(l.buf[l.start:l.end], '\n'); i >= 0 {
+				l.start += i + 1
+				l.discarding = false
+			} else {
+				l.start, l.end = 0, 0
+			}
+		}
+		if !l.discarding {
+			if i := bytes.IndexByte(l.buf[l.start:l.end], '\n'); i >= 0 {
+				line := l.buf[l.start : l.start+i]
+				l.start += i + 1
+				if len(line) > l.max {
+					l.Oversize++
+					continue
+				}
+				return l.trim(line), nil
+			}
+			if l.end-l.start > l.max {
+				// No newline within the cap: drop what we have and skip
+				// to the next newline.
+				l.Oversize++
+				l.discarding = true
+				l.start, l.end = 0, 0
+				continue
+			}
+		}
+		if l.err != nil {
+			if !l.discarding && l.end > l.start && l.FlushPartial {
+				line := l.buf[l.start:l.end]
+				l.start = l.end
+				return l.trim(line), nil
+			}
+			return nil, l.err
+		}
+		l.fill()
+	}
+}
+
+func (l *LineReader) trim(line []byte) []byte {
+	if !l.KeepCR && len(line) > 0 && line[len(line)-1] == '\r' {
+		return line[:len(line)-1]
+	}
+	return line
+}
+
+// fill compacts the buffer and reads once.
+func (l *LineReader) fill() {
+	if l.start > 0 {
+		n := copy(l.buf, l.buf[l.start:l.end])
+		l.start, l.end = 0, n
+	}
+	if l.end == len(l.buf) {
+		// A partial line fills the buffer: grow up to the cap.
+		nb := make([]byte, min(2*len(l.buf), l.max+1))
+		copy(nb, l.buf[:l.end])
+		l.buf = nb
+	}
+	n, err := l.r.Read(l.buf[l.end:])
+	l.end += n
+	if err != nil {
+		l.err = err
+	}
+}

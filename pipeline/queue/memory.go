@@ -1,0 +1,248 @@
+package queue
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/ternlog/tern/pipeline"
+)
+
+// Memory is an in-memory Queue bounded in bytes.
+type Memory struct {
+	mu      sync.Mutex
+	entries []*memEntry // FIFO; head is entries[0]
+	bytes   int         // bytes of entries not yet committed
+	count   int         // messages not yet leased
+	max     int
+	dropNew bool
+	closed  bool
+	dataCh  chan struct{} // closed and replaced when data arrives
+	spaceCh chan struct{} // closed and replaced when space frees
+}
+
+type memEntry struct {
+	*Entry
+	next      int // first message not yet leased
+	committed int // messages committed so far
+}
+
+// NewMemory returns a queue holding at most maxBytes (Entry.Bytes summed).
+// dropNewest selects the drop_newest policy instead of blocking.
+func NewMemory(maxBytes int, dropNewest bool) *Memory {
+	return &Memory{max: maxBytes, dropNew: dropNewest, dataCh: make(chan struct{}), spaceCh: make(chan struct{})}
+}
+
+func (q *Memory) Push(ctx context.Context, e *Entry) error {
+	return q.push(ctx, e, false)
+}
+
+// PushOverflow adds e even when the queue is full. Filters use it for the
+// messages other filters inject, so two filters feeding each other cannot
+// deadlock; the loop guard bounds how far that can go.
+func (q *Memory) PushOverflow(e *Entry) error {
+	return q.push(context.Background(), e, true)
+}
+
+func (q *Memory) push(ctx context.Context, e *Entry, force bool) error {
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return ErrClosed
+		}
+		if force || q.bytes == 0 || q.bytes+e.Bytes <= q.max {
+			q.entries = append(q.entries, &memEntry{Entry: e})
+			q.bytes += e.Bytes
+			q.count += len(e.Msgs)
+			close(q.dataCh)
+			q.dataCh = make(chan struct{})
+			q.mu.Unlock()
+			return nil
+		}
+		if q.dropNew {
+			q.mu.Unlock()
+			return ErrFull
+		}
+		ch := q.spaceCh
+		q.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (q *Memory) Next(ctx context.Context, maxCount, maxBytes int, linger, wait time.Duration) (Lease, error) {
+	var deadline <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		deadline = t.C
+	}
+	var lingerC <-chan time.Time
+	for {
+		q.mu.Lock()
+		if q.count > 0 && (lingerC != nil || linger <= 0 || q.count >= maxCount) {
+			l := q.lease(maxCount, maxBytes)
+			q.mu.Unlock()
+			return l, nil
+		}
+		if q.closed {
+			q.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if q.count > 0 && lingerC == nil {
+			t := time.NewTimer(linger)
+			defer t.Stop()
+			lingerC = t.C
+		}
+		ch := q.dataCh
+		q.mu.Unlock()
+		select {
+		case <-ch:
+		case <-lingerC:
+			q.mu.Lock()
+			if q.count > 0 {
+				l := q.lease(maxCount, maxBytes)
+				q.mu.Unlock()
+				return l, nil
+			}
+			q.mu.Unlock()
+		case <-deadline:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// lease takes messages from the head; q.mu is held.
+func (q *Memory) lease(maxCount, maxBytes int) Lease {
+	l := &memLease{q: q}
+	n, bytes := 0, 0
+	for _, e := range q.entries {
+		if e.next == len(e.Msgs) {
+			continue // fully leased, awaiting commit
+		}
+		take := len(e.Msgs) - e.next
+		if take > maxCount-n {
+			take = maxCount - n
+		}
+		if n > 0 && e.next == 0 && bytes+e.Bytes > maxBytes {
+			break
+		}
+		l.msgs = append(l.msgs, e.Msgs[e.next:e.next+take]...)
+		l.spans = append(l.spans, Span{Entry: e.Entry, Start: e.next, End: e.next + take})
+		l.mes = append(l.mes, e)
+		e.next += take
+		n += take
+		bytes += e.Bytes
+		if n >= maxCount {
+			break
+		}
+	}
+	q.count -= n
+	return l
+}
+
+type memLease struct {
+	q     *Memory
+	msgs  []*pipeline.Message
+	spans []Span
+	mes   []*memEntry
+	done  bool
+}
+
+func (l *memLease) Msgs() []*pipeline.Message { return l.msgs }
+func (l *memLease) Entries() []Span           { return l.spans }
+
+func (l *memLease) Commit() {
+	if l.done {
+		return
+	}
+	l.done = true
+	q := l.q
+	var finished []*Entry
+	q.mu.Lock()
+	if q.closed {
+		// Close already abandoned these entries.
+		q.mu.Unlock()
+		return
+	}
+	for i, me := range l.mes {
+		sp := l.spans[i]
+		me.committed += sp.End - sp.Start
+		if me.committed == len(me.Msgs) {
+			q.bytes -= me.Bytes
+			finished = append(finished, me.Entry)
+		}
+	}
+	// Drop fully committed entries from the head.
+	k := 0
+	for k < len(q.entries) && q.entries[k].committed == len(q.entries[k].Msgs) {
+		q.entries[k] = nil
+		k++
+	}
+	if k > 0 {
+		q.entries = append(q.entries[:0], q.entries[k:]...)
+	}
+	if len(finished) > 0 {
+		close(q.spaceCh)
+		q.spaceCh = make(chan struct{})
+	}
+	q.mu.Unlock()
+	for _, e := range finished {
+		if e.Owner != nil {
+			e.Owner.Done()
+		}
+	}
+}
+
+func (q *Memory) Bytes() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.bytes
+}
+
+// Len is the number of messages not yet leased.
+func (q *Memory) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.count
+}
+
+// Pending reports whether anything is queued or leased but not committed.
+func (q *Memory) Pending() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.entries) > 0
+}
+
+func (q *Memory) Close() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	q.closed = true
+	var abandoned []*Entry
+	for _, e := range q.entries {
+		if e.committed < len(e.Msgs) {
+			abandoned = append(abandoned, e.Entry)
+		}
+	}
+	q.entries = nil
+	q.bytes, q.count = 0, 0
+	close(q.dataCh)
+	close(q.spaceCh)
+	q.dataCh, q.spaceCh = make(chan struct{}), make(chan struct{})
+	q.mu.Unlock()
+	for _, e := range abandoned {
+		if e.Owner != nil {
+			e.Owner.Abandon()
+		}
+	}
+	return nil
+}
