@@ -210,7 +210,11 @@ func Load(path string, reg *pipeline.Registry, opt Options) (*Plan, error) {
 }
 
 type loader struct {
-	file  string
+	// poisoned holds, for sections whose config failed to decode, the keys
+	// their config and engine structs know: decoding stopped at the bad key,
+	// so keys after it look undecoded without being unknown.
+	poisoned map[string]map[string]bool
+	file     string
 	lines map[string]int
 	md    toml.MetaData
 	errs  Errors
@@ -317,7 +321,7 @@ func Parse(path string, src []byte, reg *pipeline.Registry, opt Options) (*Plan,
 	if opt.Lookup == nil {
 		opt.Lookup = os.LookupEnv
 	}
-	l := &loader{file: path, lines: keyLines(string(src)), opt: opt}
+	l := &loader{file: path, lines: keyLines(string(src)), opt: opt, poisoned: map[string]map[string]bool{}}
 	abs, _ := filepath.Abs(path)
 	plan := &Plan{
 		File: path, Dir: filepath.Dir(abs), Global: DefaultGlobal(),
@@ -351,7 +355,7 @@ func Parse(path string, src []byte, reg *pipeline.Registry, opt Options) (*Plan,
 			f, ok := pipeline.Lookup(reg.Decoders, typ)
 			return f.NewConfig, ok
 		}, reg.Decoders)
-		if sec != nil {
+		if sec != nil && sec.Config != nil {
 			plan.Decoders[name] = sec
 		}
 	}
@@ -361,7 +365,7 @@ func Parse(path string, src []byte, reg *pipeline.Registry, opt Options) (*Plan,
 			f, ok := pipeline.Lookup(reg.Encoders, typ)
 			return f.NewConfig, ok
 		}, reg.Encoders)
-		if sec != nil {
+		if sec != nil && sec.Config != nil {
 			plan.Encoders[name] = sec
 		}
 	}
@@ -383,7 +387,9 @@ func Parse(path string, src []byte, reg *pipeline.Registry, opt Options) (*Plan,
 				in.Decoders = append(in.Decoders, d)
 			}
 		}
-		plan.Inputs = append(plan.Inputs, in)
+		if sec.Config != nil {
+			plan.Inputs = append(plan.Inputs, in)
+		}
 	}
 	for _, name := range sortedKeys(raw.Filters, l, "filters") {
 		k := filterKeys{QueueMaxBytes: plan.Global.QueueMaxBytes}
@@ -396,7 +402,9 @@ func Parse(path string, src []byte, reg *pipeline.Registry, opt Options) (*Plan,
 		}
 		f := &Filter{Section: *sec, TickerInterval: k.TickerInterval.D(), QueueMaxBytes: int(k.QueueMaxBytes)}
 		f.Matcher = l.matcher(sec, k.MessageMatcher)
-		plan.Filters = append(plan.Filters, f)
+		if sec.Config != nil {
+			plan.Filters = append(plan.Filters, f)
+		}
 	}
 	for _, name := range sortedKeys(raw.Outputs, l, "outputs") {
 		k := outputKeys{
@@ -432,12 +440,17 @@ func Parse(path string, src []byte, reg *pipeline.Registry, opt Options) (*Plan,
 			o.Encoder = ""
 		}
 		l.checkOutput(o)
-		plan.Outputs = append(plan.Outputs, o)
+		if sec.Config != nil {
+			plan.Outputs = append(plan.Outputs, o)
+		}
 	}
 
 	for _, k := range md.Undecoded() {
 		key := k.String()
 		if l.knownSubtable(key) {
+			continue
+		}
+		if len(k) >= 3 && l.poisoned[k[0]+"."+k[1]][k[2]] {
 			continue
 		}
 		l.add(l.line(key), key, "unknown key%s", l.hint(k))
@@ -452,15 +465,14 @@ func Parse(path string, src []byte, reg *pipeline.Registry, opt Options) (*Plan,
 	return plan, nil
 }
 
-// knownSubtable skips keys that Undecoded reports for tables whose every key
-// was in fact consumed through a parent (toml lists the table itself too).
+// knownSubtable skips tables in Undecoded's list that have keys: those keys
+// are reported one by one, each on its own line.
 func (l *loader) knownSubtable(key string) bool {
-	return l.md.Type(strings.Split(key, ".")...) == "Hash" && !l.hasUndecodedChild(key)
-}
-
-func (l *loader) hasUndecodedChild(key string) bool {
-	for _, k := range l.md.Undecoded() {
-		if s := k.String(); strings.HasPrefix(s, key+".") {
+	if l.md.Type(strings.Split(key, ".")...) != "Hash" {
+		return false
+	}
+	for _, k := range l.md.Keys() {
+		if strings.HasPrefix(k.String(), key+".") {
 			return true
 		}
 	}
@@ -520,13 +532,23 @@ func (l *loader) section(kind, name string, prim toml.Primitive, keys any, looku
 		return nil
 	}
 	cfg := newCfg()
+	bad := false
 	if err := l.md.PrimitiveDecode(prim, cfg); err != nil {
 		l.decodeErr(err, id)
-		return nil
+		bad = true
+		known := map[string]bool{}
+		for _, v := range []any{keys, cfg} {
+			t := reflect.TypeOf(v).Elem()
+			for i := 0; i < t.NumField(); i++ {
+				name, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ",")
+				known[name] = true
+			}
+		}
+		l.poisoned[id] = known
 	}
 	l.expand(reflect.ValueOf(keys), []string{kind, name})
 	l.expand(reflect.ValueOf(cfg), []string{kind, name})
-	if v, ok := cfg.(pipeline.Validator); ok {
+	if v, ok := cfg.(pipeline.Validator); ok && !bad {
 		if err := v.Validate(); err != nil {
 			for _, e := range unjoin(err) {
 				key, msg := splitKeyMsg(e.Error())
@@ -538,7 +560,13 @@ func (l *loader) section(kind, name string, prim toml.Primitive, keys any, looku
 			}
 		}
 	}
-	return &Section{Kind: kind, Name: name, Type: typ, File: l.file, Line: line, Config: cfg}
+	sec := &Section{Kind: kind, Name: name, Type: typ, File: l.file, Line: line, Config: cfg}
+	if bad {
+		// Keep checking the engine keys (matcher, references) so every
+		// mistake is reported, but leave the section out of the plan.
+		sec.Config = nil
+	}
+	return sec
 }
 
 func typeNames(fs any) []string {
