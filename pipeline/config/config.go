@@ -215,10 +215,10 @@ type loader struct {
 	// so keys after it look undecoded without being unknown.
 	poisoned map[string]map[string]bool
 	file     string
-	lines map[string]int
-	md    toml.MetaData
-	errs  Errors
-	opt   Options
+	lines    map[string]int
+	md       toml.MetaData
+	errs     Errors
+	opt      Options
 }
 
 func (l *loader) add(line int, key, format string, args ...any) {

@@ -1,0 +1,196 @@
+// Package pipelinetest holds the helpers plugin tests share: settings, a
+// recording Emitter, golden files, table-driven decoder and encoder cases,
+// and the convention checks every plugin directory must pass. Import it from
+// tests only.
+package pipelinetest
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ternlog/tern/pipeline"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files with the current output")
+
+// Now is the fixed clock of Settings.
+var Now = time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+
+// Settings returns plugin settings for a test: a logger that writes through
+// t.Log, the fixed clock, a temporary data directory and no-op telemetry.
+func Settings(t testing.TB, name string) pipeline.Settings {
+	t.Helper()
+	return pipeline.Settings{
+		Name:      name,
+		Logger:    slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:       func() time.Time { return Now },
+		Hostname:  "test-host",
+		ConfigDir: ".",
+		DataDir:   t.TempDir(),
+		Telemetry: &Telemetry{},
+	}
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}
+
+// Telemetry records drops and errors so tests can assert on them.
+type Telemetry struct {
+	mu     sync.Mutex
+	Drops  map[string]int
+	Errors map[string]int
+	Counts map[string]float64
+}
+
+func (t *Telemetry) Drop(reason string, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.Drops == nil {
+		t.Drops = map[string]int{}
+	}
+	t.Drops[reason] += n
+}
+
+func (t *Telemetry) Error(kind string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.Errors == nil {
+		t.Errors = map[string]int{}
+	}
+	t.Errors[kind]++
+}
+
+func (t *Telemetry) Counter(name, _ string, _ ...string) func(float64, ...string) {
+	return func(d float64, lv ...string) {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if t.Counts == nil {
+			t.Counts = map[string]float64{}
+		}
+		t.Counts[name] += d
+	}
+}
+
+func (t *Telemetry) Gauge(name, _ string, _ ...string) func(float64, ...string) {
+	return func(v float64, lv ...string) {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if t.Counts == nil {
+			t.Counts = map[string]float64{}
+		}
+		t.Counts[name] = v
+	}
+}
+
+// Dropped returns the drops counted for reason.
+func (t *Telemetry) Dropped(reason string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.Drops[reason]
+}
+
+// Golden compares got with the file at path, or rewrites the file when the
+// test runs with -update.
+func Golden(t testing.TB, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("golden file: %v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(want, got) {
+		t.Errorf("%s differs (run with -update after checking the change)\n--- want\n%s\n--- got\n%s", path, want, got)
+	}
+}
+
+// Emitter records what an input emits. Ack decides each batch's fate
+// (default: acknowledge at once with nil).
+type Emitter struct {
+	mu      sync.Mutex
+	Records []pipeline.Record // copies
+	Batches int
+	Ack     func(recs []pipeline.Record, ack pipeline.AckFunc)
+	notify  chan struct{}
+}
+
+var _ pipeline.Emitter = (*Emitter)(nil)
+
+func (e *Emitter) Emit(ctx context.Context, recs []pipeline.Record, ack pipeline.AckFunc) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cp := make([]pipeline.Record, len(recs))
+	for i, r := range recs {
+		cp[i] = r
+		cp[i].Data = bytes.Clone(r.Data)
+	}
+	e.mu.Lock()
+	e.Records = append(e.Records, cp...)
+	e.Batches++
+	if e.notify != nil {
+		close(e.notify)
+		e.notify = nil
+	}
+	ackFn := e.Ack
+	e.mu.Unlock()
+	if ackFn != nil {
+		ackFn(cp, ack)
+	} else if ack != nil {
+		ack(nil)
+	}
+	return nil
+}
+
+// Lines returns the data of every record so far.
+func (e *Emitter) Lines() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]string, len(e.Records))
+	for i, r := range e.Records {
+		out[i] = string(r.Data)
+	}
+	return out
+}
+
+// WaitFor waits until at least n records arrived or the timeout passes, and
+// reports whether they did.
+func (e *Emitter) WaitFor(n int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		e.mu.Lock()
+		if len(e.Records) >= n {
+			e.mu.Unlock()
+			return true
+		}
+		if e.notify == nil {
+			e.notify = make(chan struct{})
+		}
+		ch := e.notify
+		e.mu.Unlock()
+		select {
+		case <-ch:
+		case <-time.After(time.Until(deadline)):
+			return false
+		}
+	}
+}
