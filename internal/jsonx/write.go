@@ -1,0 +1,205 @@
+// Package jsonx holds the JSON reading and writing primitives shared by the
+// canonical message codec (pipeline), the json decoder and the json encoder:
+// a string writer, a number writer and an allocation-free scanner. It does no
+// reflection and keeps no state.
+package jsonx
+
+import (
+	"math"
+	"strconv"
+	"unicode/utf8"
+)
+
+const hexDigits = "0123456789abcdef"
+
+// safe[c] is true for the ASCII bytes that appear verbatim inside a JSON
+// string.
+var safe = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// plain8 reports whether none of the 8 bytes of x needs attention in a JSON
+// string: no control byte, no '"', no '\\' and no byte >= 0x80.
+func plain8(x uint64) bool {
+	ctl := (x - lsb*0x20) & ^x    // high bit set where a byte < 0x20 (or >= 0x80)
+	q := x ^ (lsb * '"')          // zero byte where '"'
+	bs := x ^ (lsb * '\\')        // zero byte where '\\'
+	zq := (q - lsb) & ^q          // high bit where q byte is zero
+	zb := (bs - lsb) & ^bs        // high bit where bs byte is zero
+	return (ctl|zq|zb|x)&msb == 0 // x&msb: non-ASCII bytes
+}
+
+// load8 reads 8 bytes of s at i, little-endian (the compiler merges the loads).
+func load8(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// AppendString appends s as a quoted JSON string. It escapes '"', '\\',
+// control characters (\n, \r, \t in short form, others as \u00XX) and
+// U+2028/U+2029, and does no HTML escaping. Each byte of an invalid UTF-8
+// sequence is written as U+FFFD; replaced counts them.
+func AppendString(dst []byte, s string) (out []byte, replaced int) {
+	dst = append(dst, '"')
+	start, i := 0, 0
+	for i < len(s) {
+		for i+8 <= len(s) && plain8(load8(s, i)) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if safe[c] {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, "\ufffd"...)
+			replaced++
+			i++
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"'), replaced
+}
+
+// AppendFloat appends f as a JSON number: the shortest text that reads back
+// to the same float64, in plain decimal for 1e-6 <= |f| < 1e21 and in
+// exponent form otherwise (as JavaScript and encoding/json write numbers).
+// Integral values get ".0" so that a reader inferring types sees a double.
+// NaN and ±Inf, which JSON lacks, are written as the strings "NaN",
+// "Infinity" and "-Infinity".
+func AppendFloat(dst []byte, f float64) []byte {
+	switch {
+	case math.IsNaN(f):
+		return append(dst, `"NaN"`...)
+	case math.IsInf(f, 1):
+		return append(dst, `"Infinity"`...)
+	case math.IsInf(f, -1):
+		return append(dst, `"-Infinity"`...)
+	}
+	abs := math.Abs(f)
+	fmt := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		fmt = 'e'
+	}
+	start := len(dst)
+	dst = strconv.AppendFloat(dst, f, fmt, -1, 64)
+	if fmt == 'e' {
+		// e-07 → e-7, as JavaScript writes it.
+		n := len(dst)
+		if n-start >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+			dst[n-2] = dst[n-1]
+			dst = dst[:n-1]
+		}
+		return dst
+	}
+	for _, c := range dst[start:] {
+		if c == '.' {
+			return dst
+		}
+	}
+	return append(dst, '.', '0')
+}
+
+// AppendRaw appends raw, a JSON text, compacted (whitespace between tokens
+// removed) with invalid UTF-8 inside strings replaced by U+FFFD. It returns
+// ok=false and dst unchanged when raw is not exactly one JSON value, or is
+// nested deeper than maxDepth.
+func AppendRaw(dst []byte, raw string, maxDepth int) (out []byte, replaced int, ok bool) {
+	var s Scanner
+	s.Reset([]byte(raw))
+	if _, err := s.Skip(maxDepth); err != nil || !s.AtEnd() {
+		return dst, 0, false
+	}
+	i := 0
+	for i < len(raw) {
+		c := raw[i]
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			i++
+		case '"':
+			// The scanner accepted it, so the string ends at the next
+			// unescaped quote and holds no control bytes.
+			j := i + 1
+			for raw[j] != '"' {
+				if raw[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			var n int
+			dst, n = appendValidated(dst, raw[i:j+1])
+			replaced += n
+			i = j + 1
+		default:
+			dst = append(dst, c)
+			i++
+		}
+	}
+	return dst, replaced, true
+}
+
+// appendValidated copies s, replacing each byte of an invalid UTF-8
+// sequence with U+FFFD.
+func appendValidated(dst []byte, s string) ([]byte, int) {
+	replaced := 0
+	start := 0
+	for i := 0; i < len(s); {
+		if s[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, "\ufffd"...)
+			replaced++
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(dst, s[start:]...), replaced
+}

@@ -1,0 +1,97 @@
+package rfc3339
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestAppendMatchesTime(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	vals := []int64{0, 1, -1, 1e9, -1e9, 123456789, math.MaxInt64, math.MinInt64, 951782400e9, -5e18, 5e18}
+	for range 100000 {
+		vals = append(vals, int64(r.Uint64()))
+	}
+	for _, ns := range vals {
+		tm := time.Unix(0, ns).UTC()
+		if got, want := string(Append(nil, ns, Trimmed)), tm.Format(time.RFC3339Nano); got != want {
+			t.Fatalf("Append(%d) = %s, want %s", ns, got, want)
+		}
+		if got, want := string(Append(nil, ns, 3)), tm.Format("2006-01-02T15:04:05.000Z07:00"); got != want {
+			t.Fatalf("Append(%d, 3) = %s, want %s", ns, got, want)
+		}
+		if got, want := string(Append(nil, ns, 0)), tm.Format(time.RFC3339); got != want {
+			t.Fatalf("Append(%d, 0) = %s, want %s", ns, got, want)
+		}
+		back, err := Parse(Append(nil, ns, Trimmed))
+		if err != nil || back != ns {
+			t.Fatalf("Parse(Append(%d)) = %d, %v", ns, back, err)
+		}
+	}
+}
+
+func TestParse(t *testing.T) {
+	good := []string{
+		"2026-11-22T00:00:00.123456789Z",
+		"2026-11-22t00:00:00z",
+		"2026-11-22 10:00:00.5+02:00",
+		"2024-02-29T23:59:59-07:30",
+		"1970-01-01T00:00:00.000000001Z",
+		"2262-04-11T23:47:16.854775807Z",
+		"1677-09-21T00:12:43.145224192Z",
+		"0001-01-01T00:00:00+23:59",
+	}
+	for _, s := range good[:len(good)-1] {
+		got, err := Parse([]byte(s))
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", s, err)
+		}
+		norm := []byte(strings.ToUpper(s))
+		norm[10] = 'T'
+		want, err := time.Parse(time.RFC3339Nano, string(norm))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want.UnixNano() {
+			t.Errorf("Parse(%q) = %d, want %d", s, got, want.UnixNano())
+		}
+	}
+	if _, err := Parse([]byte(good[len(good)-1])); err != ErrRange {
+		t.Errorf("year 1: %v, want ErrRange", err)
+	}
+	for _, s := range []string{
+		"", "2026-11-22", "2026-11-22T00:00:00", "2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z",
+		"2026-11-22T24:00:00Z", "2026-11-22T00:60:00Z", "2026-11-22T00:00:60Z", "2026-11-22T00:00:00.Z",
+		"2026-11-22T00:00:00+0200", "2026-11-22T00:00:00Zx", "2026-11-22X00:00:00Z", "2026-11-2aT00:00:00Z",
+		"2026-11-22T00:00:00+24:00", "2026-00-10T00:00:00Z", "2026-11-00T00:00:00Z",
+	} {
+		if _, err := Parse([]byte(s)); err != ErrSyntax {
+			t.Errorf("Parse(%q) = %v, want ErrSyntax", s, err)
+		}
+	}
+	for _, s := range []string{"2262-04-11T23:47:16.854775808Z", "1677-09-21T00:12:43.145224191Z", "9999-12-31T23:59:59Z"} {
+		if _, err := Parse([]byte(s)); err != ErrRange {
+			t.Errorf("Parse(%q) = %v, want ErrRange", s, err)
+		}
+	}
+}
+
+func BenchmarkAppend(b *testing.B) {
+	buf := make([]byte, 0, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = Append(buf[:0], 1795305600123456789, Trimmed)
+	}
+}
+
+func BenchmarkParse(b *testing.B) {
+	in := []byte("2026-11-22T10:00:00.123Z")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,782 @@
+package pipeline
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"unsafe"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
+)
+
+// The native binary form of a message is a msgpack array, positional and
+// versioned (layout version 1):
+//
+//	[1, uuid, timestamp, type, logger, severity, payload, env_version, pid, hostname, fields]
+//
+//	uuid       bin 16 (a decoder also takes nil or an empty bin as the zero UUID)
+//	timestamp  int, nanoseconds since the Unix epoch
+//	severity   int (int32 range), pid int (int32 range)
+//	type, logger, payload, env_version, hostname   str, any bytes (not checked for UTF-8)
+//	fields     array of field arrays [name str, type uint 0..4, representation str, value...]
+//
+// Values follow the field type: string → str, bytes → bin, integer → int,
+// double → float64, bool → bool. Integers use the smallest msgpack encoding,
+// lengths the smallest str/bin/array header, as msgpack.Encoder writes them.
+// Decoders accept str and bin alike for strings and bytes, nil for an empty
+// string, float32 for a double, and ignore elements after the eleventh of the
+// message array (so a later layout may append elements without a new
+// version); anything else unexpected is an error.
+const MsgpackVersion = 1
+
+const msgpackElems = 11 // elements of a version-1 message array
+
+var mpBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// EncodeMsgpack writes the native form of m (see MsgpackVersion); it makes
+// Message a msgpack.CustomEncoder. The bytes are those of AppendMsgpack,
+// whatever options enc has.
+func (m *Message) EncodeMsgpack(enc *msgpack.Encoder) error {
+	bp := mpBufPool.Get().(*[]byte)
+	buf := AppendMsgpack((*bp)[:0], m)
+	_, err := enc.Writer().Write(buf)
+	if cap(buf) <= 64<<10 {
+		*bp = buf
+		mpBufPool.Put(bp)
+	}
+	return err
+}
+
+// AppendMsgpack appends the native form of m (see MsgpackVersion). It does
+// not allocate when dst has room.
+func AppendMsgpack(dst []byte, m *Message) []byte {
+	dst = append(dst, msgpcode.FixedArrayLow|msgpackElems, MsgpackVersion, msgpcode.Bin8, 16)
+	dst = append(dst, m.UUID[:]...)
+	dst = appendMpInt(dst, m.Timestamp)
+	dst = appendMpStr(dst, m.Type)
+	dst = appendMpStr(dst, m.Logger)
+	dst = appendMpInt(dst, int64(m.Severity))
+	dst = appendMpStr(dst, m.Payload)
+	dst = appendMpStr(dst, m.EnvVersion)
+	dst = appendMpInt(dst, int64(m.Pid))
+	dst = appendMpStr(dst, m.Hostname)
+	dst = appendMpArrayLen(dst, len(m.Fields))
+	for i := range m.Fields {
+		f := &m.Fields[i]
+		t := f.Type
+		if int(t) >= len(typeNames) {
+			t = TypeString
+		}
+		dst = appendMpArrayLen(dst, 3+int(f.n))
+		dst = appendMpStr(dst, f.Name)
+		dst = append(dst, byte(t))
+		dst = appendMpStr(dst, f.Representation)
+		for j := 0; j < int(f.n); j++ {
+			v := f.v0
+			if j > 0 {
+				v = f.more[j-1]
+			}
+			switch t {
+			case TypeString:
+				dst = appendMpStr(dst, v.s)
+			case TypeBytes:
+				dst = appendMpBin(dst, v.s)
+			case TypeInteger:
+				dst = appendMpInt(dst, int64(v.n))
+			case TypeDouble:
+				dst = append(dst, msgpcode.Double)
+				dst = binary.BigEndian.AppendUint64(dst, v.n)
+			case TypeBool:
+				if v.n != 0 {
+					dst = append(dst, msgpcode.True)
+				} else {
+					dst = append(dst, msgpcode.False)
+				}
+			}
+		}
+	}
+	return dst
+}
+
+func appendMpArrayLen(dst []byte, n int) []byte {
+	switch {
+	case n < 16:
+		return append(dst, msgpcode.FixedArrayLow|byte(n))
+	case n <= math.MaxUint16:
+		return append(dst, msgpcode.Array16, byte(n>>8), byte(n))
+	}
+	return binary.BigEndian.AppendUint32(append(dst, msgpcode.Array32), uint32(n))
+}
+
+func appendMpStr(dst []byte, s string) []byte {
+	n := len(s)
+	switch {
+	case n < 32:
+		dst = append(dst, msgpcode.FixedStrLow|byte(n))
+	case n < 256:
+		dst = append(dst, msgpcode.Str8, byte(n))
+	case n <= math.MaxUint16:
+		dst = append(dst, msgpcode.Str16, byte(n>>8), byte(n))
+	default:
+		dst = binary.BigEndian.AppendUint32(append(dst, msgpcode.Str32), uint32(n))
+	}
+	return append(dst, s...)
+}
+
+func appendMpBin(dst []byte, s string) []byte {
+	n := len(s)
+	switch {
+	case n < 256:
+		dst = append(dst, msgpcode.Bin8, byte(n))
+	case n <= math.MaxUint16:
+		dst = append(dst, msgpcode.Bin16, byte(n>>8), byte(n))
+	default:
+		dst = binary.BigEndian.AppendUint32(append(dst, msgpcode.Bin32), uint32(n))
+	}
+	return append(dst, s...)
+}
+
+func appendMpInt(dst []byte, v int64) []byte {
+	switch {
+	case v >= 0:
+		switch {
+		case v <= math.MaxInt8:
+			return append(dst, byte(v))
+		case v <= math.MaxUint8:
+			return append(dst, msgpcode.Uint8, byte(v))
+		case v <= math.MaxUint16:
+			return append(dst, msgpcode.Uint16, byte(v>>8), byte(v))
+		case v <= math.MaxUint32:
+			return binary.BigEndian.AppendUint32(append(dst, msgpcode.Uint32), uint32(v))
+		}
+		return binary.BigEndian.AppendUint64(append(dst, msgpcode.Uint64), uint64(v))
+	case v >= -32:
+		return append(dst, byte(v))
+	case v >= math.MinInt8:
+		return append(dst, msgpcode.Int8, byte(v))
+	case v >= math.MinInt16:
+		return append(dst, msgpcode.Int16, byte(v>>8), byte(v))
+	case v >= math.MinInt32:
+		return binary.BigEndian.AppendUint32(append(dst, msgpcode.Int32), uint32(v))
+	}
+	return binary.BigEndian.AppendUint64(append(dst, msgpcode.Int64), uint64(v))
+}
+
+// errTruncated is returned for input that ends inside a message.
+var errTruncated = errors.New("truncated input")
+
+// mpReader reads msgpack from a byte slice. Every declared length is
+// checked against the bytes left before anything is allocated.
+type mpReader struct {
+	data []byte
+	pos  int
+}
+
+func (r *mpReader) code() (byte, error) {
+	if r.pos >= len(r.data) {
+		return 0, errTruncated
+	}
+	c := r.data[r.pos]
+	r.pos++
+	return c, nil
+}
+
+func (r *mpReader) take(n int) ([]byte, error) {
+	if n < 0 || n > len(r.data)-r.pos {
+		return nil, errTruncated
+	}
+	p := r.data[r.pos : r.pos+n : r.pos+n]
+	r.pos += n
+	return p, nil
+}
+
+func (r *mpReader) uintN(size int) (uint64, error) {
+	p, err := r.take(size)
+	if err != nil {
+		return 0, err
+	}
+	switch size {
+	case 1:
+		return uint64(p[0]), nil
+	case 2:
+		return uint64(binary.BigEndian.Uint16(p)), nil
+	case 4:
+		return uint64(binary.BigEndian.Uint32(p)), nil
+	}
+	return binary.BigEndian.Uint64(p), nil
+}
+
+func mpCodeError(c byte, want string) error {
+	return fmt.Errorf("%s expected, found msgpack code 0x%02x", want, c)
+}
+
+// arrayLen reads an array header. Each element takes at least minElem
+// bytes, so a length the remaining input cannot hold is refused at once.
+func (r *mpReader) arrayLen(minElem int) (int, error) {
+	c, err := r.code()
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	switch {
+	case c >= msgpcode.FixedArrayLow && c <= msgpcode.FixedArrayHigh:
+		n = uint64(c & msgpcode.FixedArrayMask)
+	case c == msgpcode.Array16:
+		n, err = r.uintN(2)
+	case c == msgpcode.Array32:
+		n, err = r.uintN(4)
+	default:
+		r.pos--
+		return 0, mpCodeError(c, "array")
+	}
+	if err != nil {
+		return 0, err
+	}
+	if n > uint64(len(r.data)-r.pos)/uint64(minElem) {
+		return 0, fmt.Errorf("array of %d elements in %d bytes", n, len(r.data)-r.pos)
+	}
+	return int(n), nil
+}
+
+// raw reads a str, bin or nil and returns its bytes.
+func (r *mpReader) raw() ([]byte, error) {
+	c, err := r.code()
+	if err != nil {
+		return nil, err
+	}
+	var n uint64
+	switch {
+	case c >= msgpcode.FixedStrLow && c <= msgpcode.FixedStrHigh:
+		n = uint64(c & msgpcode.FixedStrMask)
+	case c == msgpcode.Str8 || c == msgpcode.Bin8:
+		n, err = r.uintN(1)
+	case c == msgpcode.Str16 || c == msgpcode.Bin16:
+		n, err = r.uintN(2)
+	case c == msgpcode.Str32 || c == msgpcode.Bin32:
+		n, err = r.uintN(4)
+	case c == msgpcode.Nil:
+		return nil, nil
+	default:
+		r.pos--
+		return nil, mpCodeError(c, "string")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(len(r.data)-r.pos) {
+		return nil, fmt.Errorf("string of %d bytes in %d bytes", n, len(r.data)-r.pos)
+	}
+	return r.take(int(n))
+}
+
+func (r *mpReader) int64() (int64, error) {
+	c, err := r.code()
+	if err != nil {
+		return 0, err
+	}
+	if c <= msgpcode.PosFixedNumHigh || c >= msgpcode.NegFixedNumLow {
+		return int64(int8(c)), nil
+	}
+	var u uint64
+	switch c {
+	case msgpcode.Uint8, msgpcode.Int8:
+		u, err = r.uintN(1)
+		if c == msgpcode.Int8 {
+			return int64(int8(u)), err
+		}
+	case msgpcode.Uint16, msgpcode.Int16:
+		u, err = r.uintN(2)
+		if c == msgpcode.Int16 {
+			return int64(int16(u)), err
+		}
+	case msgpcode.Uint32, msgpcode.Int32:
+		u, err = r.uintN(4)
+		if c == msgpcode.Int32 {
+			return int64(int32(u)), err
+		}
+	case msgpcode.Uint64, msgpcode.Int64:
+		u, err = r.uintN(8)
+		if c == msgpcode.Uint64 && u > math.MaxInt64 {
+			return 0, errors.New("integer out of range")
+		}
+	default:
+		r.pos--
+		return 0, mpCodeError(c, "integer")
+	}
+	return int64(u), err
+}
+
+func (r *mpReader) int32() (int32, error) {
+	v, err := r.int64()
+	if err == nil && (v < math.MinInt32 || v > math.MaxInt32) {
+		err = fmt.Errorf("integer out of range: %d", v)
+	}
+	return int32(v), err
+}
+
+// skip passes over one value of any kind, nested at most depth levels.
+func (r *mpReader) skip(depth int) error {
+	c, err := r.code()
+	if err != nil {
+		return err
+	}
+	var n uint64 // elements of a container
+	switch {
+	case c <= msgpcode.PosFixedNumHigh || c >= msgpcode.NegFixedNumLow,
+		c == msgpcode.Nil, c == msgpcode.False, c == msgpcode.True:
+		return nil
+	case c >= msgpcode.FixedStrLow && c <= msgpcode.FixedStrHigh,
+		c == msgpcode.Str8, c == msgpcode.Str16, c == msgpcode.Str32,
+		c == msgpcode.Bin8, c == msgpcode.Bin16, c == msgpcode.Bin32:
+		r.pos--
+		_, err = r.raw()
+		return err
+	case c >= msgpcode.FixedMapLow && c <= msgpcode.FixedMapHigh:
+		n = 2 * uint64(c&msgpcode.FixedMapMask)
+	case c >= msgpcode.FixedArrayLow && c <= msgpcode.FixedArrayHigh:
+		n = uint64(c & msgpcode.FixedArrayMask)
+	case c == msgpcode.Array16, c == msgpcode.Map16:
+		n, err = r.uintN(2)
+	case c == msgpcode.Array32, c == msgpcode.Map32:
+		n, err = r.uintN(4)
+	case c == msgpcode.Uint8, c == msgpcode.Int8:
+		_, err = r.take(1)
+		return err
+	case c == msgpcode.Uint16, c == msgpcode.Int16:
+		_, err = r.take(2)
+		return err
+	case c == msgpcode.Uint32, c == msgpcode.Int32, c == msgpcode.Float:
+		_, err = r.take(4)
+		return err
+	case c == msgpcode.Uint64, c == msgpcode.Int64, c == msgpcode.Double:
+		_, err = r.take(8)
+		return err
+	case c >= msgpcode.FixExt1 && c <= msgpcode.FixExt16:
+		_, err = r.take(1 + 1<<(c-msgpcode.FixExt1))
+		return err
+	case c == msgpcode.Ext8, c == msgpcode.Ext16, c == msgpcode.Ext32:
+		size := 1 << (c - msgpcode.Ext8) // 1, 2, 4
+		if n, err = r.uintN(size); err != nil {
+			return err
+		}
+		if n >= uint64(len(r.data)-r.pos) {
+			return errTruncated
+		}
+		_, err = r.take(1 + int(n))
+		return err
+	default:
+		return fmt.Errorf("invalid msgpack code 0x%02x", c)
+	}
+	if err != nil {
+		return err
+	}
+	if c == msgpcode.Map16 || c == msgpcode.Map32 {
+		n *= 2
+	}
+	if n > uint64(len(r.data)-r.pos) {
+		return errTruncated
+	}
+	if depth <= 0 {
+		return errors.New("nesting too deep")
+	}
+	for ; n > 0; n-- {
+		if err := r.skip(depth - 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DecodeMsgpackBytes reads the native form of one message from data into m,
+// which it resets first. Strings are copied into b's arena when b is not nil
+// and allocated otherwise. It refuses truncated input, trailing bytes, and
+// lengths that the input cannot hold, before allocating.
+func DecodeMsgpackBytes(data []byte, m *Message, b *Batch) error {
+	m.Reset()
+	r := mpReader{data: data}
+	if err := r.message(m, b); err != nil {
+		return err
+	}
+	if r.pos != len(data) {
+		return fmt.Errorf("msgpack: %d bytes after the message", len(data)-r.pos)
+	}
+	return nil
+}
+
+func mpString(p []byte, b *Batch) string {
+	if b != nil {
+		return b.Str(p)
+	}
+	return string(p)
+}
+
+var mpHeaderNames = [...]string{"version", "uuid", "timestamp", "type", "logger", "severity", "payload", "env_version", "pid", "hostname", "fields"}
+
+func (r *mpReader) message(m *Message, b *Batch) error {
+	n, err := r.arrayLen(1)
+	if err != nil {
+		return fmt.Errorf("msgpack: message: %w", err)
+	}
+	if n < msgpackElems {
+		return fmt.Errorf("msgpack: message array has %d elements, want %d", n, msgpackElems)
+	}
+	elem := 0
+	wrap := func(err error) error {
+		return fmt.Errorf("msgpack: %s: %w", mpHeaderNames[elem], err)
+	}
+	v, err := r.int64()
+	if err != nil {
+		return wrap(err)
+	}
+	if v != MsgpackVersion {
+		return fmt.Errorf("msgpack: layout version %d, want %d", v, MsgpackVersion)
+	}
+	elem++
+	p, err := r.raw()
+	if err != nil {
+		return wrap(err)
+	}
+	switch len(p) {
+	case 16:
+		copy(m.UUID[:], p)
+	case 0:
+	default:
+		return wrap(fmt.Errorf("%d bytes, want 16", len(p)))
+	}
+	elem++
+	if m.Timestamp, err = r.int64(); err != nil {
+		return wrap(err)
+	}
+	for _, dst := range [...]*string{&m.Type, &m.Logger} {
+		elem++
+		if p, err = r.raw(); err != nil {
+			return wrap(err)
+		}
+		*dst = mpString(p, b)
+	}
+	elem++
+	if m.Severity, err = r.int32(); err != nil {
+		return wrap(err)
+	}
+	for _, dst := range [...]*string{&m.Payload, &m.EnvVersion} {
+		elem++
+		if p, err = r.raw(); err != nil {
+			return wrap(err)
+		}
+		*dst = mpString(p, b)
+	}
+	elem++
+	if m.Pid, err = r.int32(); err != nil {
+		return wrap(err)
+	}
+	elem++
+	if p, err = r.raw(); err != nil {
+		return wrap(err)
+	}
+	m.Hostname = mpString(p, b)
+	elem++
+	if err := r.fields(m, b); err != nil {
+		return err
+	}
+	for k := msgpackElems; k < n; k++ {
+		if err := r.skip(16); err != nil {
+			return fmt.Errorf("msgpack: element %d: %w", k, err)
+		}
+	}
+	return nil
+}
+
+func (r *mpReader) fields(m *Message, b *Batch) error {
+	nf, err := r.arrayLen(4) // the smallest field is [name, type, repr]: 4 bytes
+	if err != nil {
+		return fmt.Errorf("msgpack: fields: %w", err)
+	}
+	if nf > MaxFields {
+		return fmt.Errorf("msgpack: fields: more than %d", MaxFields)
+	}
+	if cap(m.Fields) < nf {
+		m.Fields = make([]Field, 0, nf)
+	}
+	values := 0
+	for i := range nf {
+		nv, err := r.arrayLen(1)
+		if err != nil {
+			return fmt.Errorf("msgpack: fields[%d]: %w", i, err)
+		}
+		if nv < 3 {
+			return fmt.Errorf("msgpack: fields[%d]: array of %d elements, want at least 3", i, nv)
+		}
+		nv -= 3
+		if values += nv; values > MaxValues {
+			return fmt.Errorf("msgpack: more than %d values", MaxValues)
+		}
+		m.Fields = append(m.Fields, Field{})
+		f := &m.Fields[len(m.Fields)-1]
+		p, err := r.raw()
+		if err != nil {
+			return fmt.Errorf("msgpack: fields[%d].name: %w", i, err)
+		}
+		f.Name = mpString(p, b)
+		t, err := r.int64()
+		if err == nil && (t < 0 || int(t) >= len(typeNames)) {
+			err = fmt.Errorf("unknown value type %d", t)
+		}
+		if err != nil {
+			return fmt.Errorf("msgpack: fields[%d].type: %w", i, err)
+		}
+		f.Type = ValueType(t)
+		if p, err = r.raw(); err != nil {
+			return fmt.Errorf("msgpack: fields[%d].representation: %w", i, err)
+		}
+		f.Representation = mpString(p, b)
+		if nv > 1 {
+			f.more = make([]Value, 0, nv-1)
+		}
+		for j := range nv {
+			v, err := r.value(f.Type, b)
+			if err != nil {
+				return fmt.Errorf("msgpack: fields[%d].value[%d]: %w", i, j, err)
+			}
+			f.Append(v)
+		}
+	}
+	return nil
+}
+
+func (r *mpReader) value(t ValueType, b *Batch) (Value, error) {
+	switch t {
+	case TypeString, TypeBytes:
+		p, err := r.raw()
+		return Value{s: mpString(p, b)}, err
+	case TypeInteger:
+		n, err := r.int64()
+		return Value{n: uint64(n)}, err
+	case TypeDouble:
+		c, err := r.code()
+		if err != nil {
+			return Value{}, err
+		}
+		switch c {
+		case msgpcode.Double:
+			u, err := r.uintN(8)
+			return Value{n: u}, err
+		case msgpcode.Float:
+			u, err := r.uintN(4)
+			return DoubleValue(float64(math.Float32frombits(uint32(u)))), err
+		}
+		r.pos--
+		return Value{}, mpCodeError(c, "double")
+	default: // TypeBool
+		c, err := r.code()
+		if err != nil {
+			return Value{}, err
+		}
+		switch c {
+		case msgpcode.True:
+			return Value{n: 1}, nil
+		case msgpcode.False:
+			return Value{}, nil
+		}
+		r.pos--
+		return Value{}, mpCodeError(c, "bool")
+	}
+}
+
+// DecodeMsgpack reads the native form of m from dec; it makes Message a
+// msgpack.CustomDecoder. Like DecodeMsgpackBytes, it checks the structure
+// as it goes and never trusts a declared length to allocate.
+func (m *Message) DecodeMsgpack(dec *msgpack.Decoder) error {
+	m.Reset()
+	n, err := dec.DecodeArrayLen()
+	if err != nil {
+		return fmt.Errorf("msgpack: message: %w", err)
+	}
+	if n < msgpackElems {
+		return fmt.Errorf("msgpack: message array has %d elements, want %d", n, msgpackElems)
+	}
+	if v, err := dec.DecodeInt64(); err != nil || v != MsgpackVersion {
+		if err == nil {
+			err = fmt.Errorf("layout version %d, want %d", v, MsgpackVersion)
+		}
+		return fmt.Errorf("msgpack: version: %w", err)
+	}
+	u, err := decBytes(dec)
+	if err != nil || (len(u) != 16 && len(u) != 0) {
+		if err == nil {
+			err = fmt.Errorf("%d bytes, want 16", len(u))
+		}
+		return fmt.Errorf("msgpack: uuid: %w", err)
+	}
+	copy(m.UUID[:], u)
+	if m.Timestamp, err = dec.DecodeInt64(); err != nil {
+		return fmt.Errorf("msgpack: timestamp: %w", err)
+	}
+	if m.Type, err = decString(dec); err != nil {
+		return fmt.Errorf("msgpack: type: %w", err)
+	}
+	if m.Logger, err = decString(dec); err != nil {
+		return fmt.Errorf("msgpack: logger: %w", err)
+	}
+	if m.Severity, err = decInt32(dec); err != nil {
+		return fmt.Errorf("msgpack: severity: %w", err)
+	}
+	if m.Payload, err = decString(dec); err != nil {
+		return fmt.Errorf("msgpack: payload: %w", err)
+	}
+	if m.EnvVersion, err = decString(dec); err != nil {
+		return fmt.Errorf("msgpack: env_version: %w", err)
+	}
+	if m.Pid, err = decInt32(dec); err != nil {
+		return fmt.Errorf("msgpack: pid: %w", err)
+	}
+	if m.Hostname, err = decString(dec); err != nil {
+		return fmt.Errorf("msgpack: hostname: %w", err)
+	}
+	nf, err := dec.DecodeArrayLen()
+	if err != nil || nf > MaxFields {
+		if err == nil {
+			err = fmt.Errorf("more than %d", MaxFields)
+		}
+		return fmt.Errorf("msgpack: fields: %w", err)
+	}
+	values := 0
+	for i := 0; i < nf; i++ {
+		if err := decField(dec, m, i, &values); err != nil {
+			return fmt.Errorf("msgpack: fields[%d]: %w", i, err)
+		}
+	}
+	for k := msgpackElems; k < n; k++ {
+		if err := decSkip(dec, 16); err != nil {
+			return fmt.Errorf("msgpack: element %d: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// decBytes reads a str, bin or nil. It refuses lengths over DefaultMaxFrame
+// and grows its buffer with the data that arrives, so a header declaring
+// gigabytes costs nothing.
+func decBytes(dec *msgpack.Decoder) ([]byte, error) {
+	n, err := dec.DecodeBytesLen()
+	if err != nil || n <= 0 {
+		return nil, err
+	}
+	if n > DefaultMaxFrame {
+		return nil, fmt.Errorf("string of %d bytes, more than %d", n, DefaultMaxFrame)
+	}
+	buf := make([]byte, 0, min(n, 64<<10))
+	for len(buf) < n {
+		k := min(n-len(buf), max(64<<10, len(buf)))
+		buf = slices.Grow(buf, k)
+		if err := dec.ReadFull(buf[len(buf) : len(buf)+k]); err != nil {
+			return nil, err
+		}
+		buf = buf[:len(buf)+k]
+	}
+	return buf, nil
+}
+
+func decString(dec *msgpack.Decoder) (string, error) {
+	p, err := decBytes(dec)
+	if len(p) == 0 {
+		return "", err
+	}
+	return unsafe.String(&p[0], len(p)), err
+}
+
+func decInt32(dec *msgpack.Decoder) (int32, error) {
+	v, err := dec.DecodeInt64()
+	if err == nil && (v < math.MinInt32 || v > math.MaxInt32) {
+		err = fmt.Errorf("integer out of range: %d", v)
+	}
+	return int32(v), err
+}
+
+func decField(dec *msgpack.Decoder, m *Message, i int, values *int) error {
+	nv, err := dec.DecodeArrayLen()
+	if err != nil {
+		return err
+	}
+	if nv < 3 {
+		return fmt.Errorf("array of %d elements, want at least 3", nv)
+	}
+	nv -= 3
+	if *values += nv; *values > MaxValues {
+		return fmt.Errorf("more than %d values in the message", MaxValues)
+	}
+	var f Field
+	if f.Name, err = decString(dec); err != nil {
+		return fmt.Errorf("name: %w", err)
+	}
+	t, err := dec.DecodeInt64()
+	if err == nil && (t < 0 || int(t) >= len(typeNames)) {
+		err = fmt.Errorf("unknown value type %d", t)
+	}
+	if err != nil {
+		return fmt.Errorf("type: %w", err)
+	}
+	f.Type = ValueType(t)
+	if f.Representation, err = decString(dec); err != nil {
+		return fmt.Errorf("representation: %w", err)
+	}
+	for j := 0; j < nv; j++ {
+		var v Value
+		switch f.Type {
+		case TypeString, TypeBytes:
+			v.s, err = decString(dec)
+		case TypeInteger:
+			var n int64
+			n, err = dec.DecodeInt64()
+			v.n = uint64(n)
+		case TypeDouble:
+			var x float64
+			x, err = dec.DecodeFloat64()
+			v.n = math.Float64bits(x)
+		case TypeBool:
+			var b bool
+			b, err = dec.DecodeBool()
+			v = BoolValue(b)
+		}
+		if err != nil {
+			return fmt.Errorf("value[%d]: %w", j, err)
+		}
+		f.Append(v)
+	}
+	m.Fields = append(m.Fields, f)
+	return nil
+}
+
+// decSkip skips one value; unlike Decoder.Skip it bounds the nesting.
+func decSkip(dec *msgpack.Decoder, depth int) error {
+	c, err := dec.PeekCode()
+	if err != nil {
+		return err
+	}
+	var n, per int
+	switch {
+	case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
+		n, err = dec.DecodeArrayLen()
+		per = 1
+	case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:
+		n, err = dec.DecodeMapLen()
+		per = 2
+	default:
+		return dec.Skip()
+	}
+	if err != nil {
+		return err
+	}
+	if depth <= 0 {
+		return errors.New("nesting too deep")
+	}
+	for k := 0; k < n*per; k++ {
+		if err := decSkip(dec, depth-1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
