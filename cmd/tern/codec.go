@@ -182,18 +182,19 @@ func cmdEncode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
 	var buf []byte
+	encFailed := false
 	good := readMessages(stdin, stderr, func(n int, _ []byte, m *pipeline.Message) {
 		var err error
 		buf, err = enc.Encode(buf[:0], m)
 		if err != nil {
 			fmt.Fprintf(stderr, "message %d: %v\n", n, err)
-			good = false
+			encFailed = true
 			return
 		}
 		out.Write(buf)
 		out.WriteString(delim)
 	})
-	if !good {
+	if !good || encFailed {
 		return 1
 	}
 	return 0

@@ -481,19 +481,26 @@ func (l *loader) knownSubtable(key string) bool {
 
 // hint suggests where a misplaced key belongs.
 func (l *loader) hint(k toml.Key) string {
-	if len(k) == 3 {
-		for kind, t := range engineKeys {
-			if kind == k[0] {
-				continue
-			}
-			for i := 0; i < t.NumField(); i++ {
-				if name, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ","); name == k[2] {
-					return fmt.Sprintf(" (%s is a key of [%s.*] sections)", k[2], kind)
-				}
+	if len(k) != 3 {
+		return ""
+	}
+	var in []string
+	for _, kind := range kinds {
+		if kind == k[0] {
+			continue
+		}
+		t := engineKeys[kind]
+		for i := 0; i < t.NumField(); i++ {
+			if name, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ","); name == k[2] {
+				in = append(in, "["+kind+".*]")
+				break
 			}
 		}
 	}
-	return ""
+	if len(in) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%s is a key of %s sections)", k[2], strings.Join(in, " and "))
 }
 
 func sortedKeys(m map[string]toml.Primitive, l *loader, kind string) []string {

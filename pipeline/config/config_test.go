@@ -121,7 +121,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad size", "[inputs.a]\ntype = \"tcp\"\naddress = \":1\"\ndecoder = \"payload\"\nmax_line_bytes = \"lots\"\n", 5, "inputs.a.max_line_bytes", "not a size"},
 		{"bad duration", "[tern]\nshutdown_timeout = 30\n[inputs.a]\ntype = \"stdin\"\ndecoder = \"payload\"\n", 2, "tern.shutdown_timeout", "not a duration"},
 		{"unset env", "[inputs.a]\ntype = \"tcp\"\naddress = \"${NOPE}\"\ndecoder = \"payload\"\n", 3, "inputs.a.address", "NOPE is not set"},
-		{"misplaced key", "[inputs.a]\ntype = \"stdin\"\ndecoder = \"payload\"\nmessage_matcher = \"TRUE\"\n", 4, "inputs.a.message_matcher", "[filters.*] sections"},
+		{"misplaced key", "[inputs.a]\ntype = \"stdin\"\ndecoder = \"payload\"\nmessage_matcher = \"TRUE\"\n", 4, "inputs.a.message_matcher", "[filters.*] and [outputs.*] sections"},
 		{"unknown top", "[inptus.a]\ntype = \"stdin\"\n", 2, "inptus.a.type", "unknown key"},
 		{"syntax", "[inputs.a]\ntype = \"stdin\ndecoder = 1\n", 2, "", ""},
 		{"no inputs", "[tern]\n", 0, "", "no [inputs.*] section"},
