@@ -77,6 +77,17 @@ func (f *Failures) Failed(err error) bool {
 	return false
 }
 
+// Rejected counts a message the script refused (a negative return code):
+// a data problem, so it does not count towards disabling the script.
+func (f *Failures) Rejected(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.total[KindReturn]++
+	if f.count != nil {
+		f.count(1, KindReturn)
+	}
+}
+
 // Succeeded ends a streak of failures.
 func (f *Failures) Succeeded() {
 	f.mu.Lock()
@@ -127,4 +138,3 @@ func DeadLetter(m *pipeline.Message, plugin, hostname string, err error) *pipeli
 	}
 	return d
 }
-

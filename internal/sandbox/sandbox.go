@@ -435,3 +435,42 @@ func (s *Sandbox) readModule(name string) (string, string, error) {
 	}
 	return string(b), path, nil
 }
+
+// DoChunk compiles src (text only) and runs it in the current State under
+// the call limits, handing its nres results to read. The plugins use it for
+// files that sit beside the script (alert definitions, catalogs).
+func (s *Sandbox) DoChunk(chunkName, src string, nres int, read func(l *lua.State) error) error {
+	if _, err := s.Load(); err != nil {
+		return err
+	}
+	return s.protect(func() error { return s.RunChunk(chunkName, src, nres, read) })
+}
+
+// RunChunk is DoChunk for use inside a setup function, where the State is
+// being built (it neither loads nor recovers).
+func (s *Sandbox) RunChunk(chunkName, src string, nres int, read func(l *lua.State) error) error {
+	l := s.l
+	top := l.Top()
+	defer l.SetTop(top)
+	if err := lua.LoadBuffer(l, src, "@"+chunkName, "t"); err != nil {
+		return &Error{Kind: KindLoad, Msg: loadMessage(l, err)}
+	}
+	s.reset()
+	if err := s.pcall(0, nres); err != nil {
+		return err
+	}
+	if read != nil {
+		return read(l)
+	}
+	return nil
+}
+
+// HasSource reports whether the script's source is known.
+func (s *Sandbox) HasSource() bool { return s.src != "" }
+
+// SetSource sets the script's source (read by the plugin on first use);
+// the next Load compiles it.
+func (s *Sandbox) SetSource(src string) {
+	s.src = src
+	s.broken = true
+}
