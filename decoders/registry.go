@@ -2,6 +2,7 @@
 package decoders
 
 import (
+	"github.com/ternlog/tern/decoders/lua"
 	"github.com/ternlog/tern/decoders/payload"
 	"github.com/ternlog/tern/pipeline"
 )
@@ -9,6 +10,7 @@ import (
 // Factories lists every decoder that plugins.toml can name with type = "…".
 func Factories() []pipeline.Factory[pipeline.Decoder] {
 	return []pipeline.Factory[pipeline.Decoder]{
+		lua.Factory(),
 		payload.Factory(),
 	}
 }

@@ -2,10 +2,13 @@
 package filters
 
 import (
+	"github.com/ternlog/tern/filters/lua"
 	"github.com/ternlog/tern/pipeline"
 )
 
 // Factories lists every filter that plugins.toml can name with type = "…".
 func Factories() []pipeline.Factory[pipeline.Filter] {
-	return []pipeline.Factory[pipeline.Filter]{}
+	return []pipeline.Factory[pipeline.Filter]{
+		lua.Factory(),
+	}
 }

@@ -418,7 +418,8 @@ func convertValue(l *lua.State, idx int, t pipeline.ValueType) (pipeline.Value, 
 
 // WriteMessage implements write_message(var, value [, representation [, fi [, ai]]])
 // on m: it sets a header or a field value; a nil value deletes the field (or
-// value ai when given). Uuid takes the text or 16 raw bytes, Timestamp
+// value ai when given); a table {value = …, value_type = …, representation = …}
+// replaces the whole field with that type (value_type 2 makes integers). Uuid takes the text or 16 raw bytes, Timestamp
 // seconds or exact nanoseconds. A number written to a field keeps the
 // field's type when it has one (integer stays integer), else makes a
 // double; value_type-like control is by writing a decimal string to an
@@ -487,6 +488,21 @@ func WriteMessage(l *lua.State, m *pipeline.Message) error {
 		return fmt.Errorf("write_message: unknown variable %q", name)
 	}
 	f := m.Field(field, fi)
+	if l.IsTable(2) && hasKey(l, 2, "value") {
+		// {value = …, value_type = …, representation = …} replaces the field.
+		nf, err := fieldFromSpec(l, 2, field)
+		if err != nil {
+			return fmt.Errorf("write_message: %v", err)
+		}
+		if f != nil {
+			*f = nf
+		} else if fi == countFields(m, field) {
+			m.AddField(nf)
+		} else {
+			return fmt.Errorf("write_message: field %s has no index %d", field, fi)
+		}
+		return nil
+	}
 	if l.IsNoneOrNil(2) {
 		if f == nil {
 			return nil
@@ -555,4 +571,11 @@ func countFields(m *pipeline.Message, name string) int {
 		}
 	}
 	return n
+}
+
+func hasKey(l *lua.State, idx int, key string) bool {
+	l.Field(idx, key)
+	ok := !l.IsNil(-1)
+	l.Pop(1)
+	return ok
 }

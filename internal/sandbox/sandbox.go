@@ -50,6 +50,10 @@ const (
 	// heapEvery is how many hook runs pass between two reads of the heap
 	// metric (about 0.5 µs each).
 	heapEvery = 64
+	// minDeadlineWork is the work a call must have done before its
+	// deadline applies: a short call that the scheduler delayed on a
+	// loaded machine is not a runaway script.
+	minDeadlineWork = 16 << 10
 )
 
 // Config sets the limits and the environment of a sandbox.
@@ -60,6 +64,8 @@ type Config struct {
 	// DefaultInstructionLimit, negative means unlimited.
 	InstructionLimit int
 	// Deadline is the wall-clock budget of one call; 0 means DefaultDeadline.
+	// It applies once the call has done some work (minDeadlineWork
+	// instructions), so scheduling delays alone never fail a call.
 	Deadline time.Duration
 	// StringLimit caps the length of one string built by a library function
 	// or seen in the running frame; 0 means DefaultStringLimit.
@@ -352,7 +358,7 @@ func (s *Sandbox) hook(l *lua.State, _ lua.Debug) {
 	switch {
 	case s.limit > 0 && s.used > s.limit:
 		s.trip(KindInstruction, fmt.Sprintf("instruction limit exceeded (%d)", s.limit))
-	case s.hooks&7 == 0 && time.Now().After(s.deadline):
+	case s.hooks&7 == 0 && s.used >= minDeadlineWork && time.Now().After(s.deadline):
 		s.trip(KindDeadline, fmt.Sprintf("deadline exceeded (%s)", s.cfg.Deadline))
 	}
 	// The running frame's registers: the result of `..` lands in one.
@@ -387,7 +393,7 @@ func (s *Sandbox) Charge(l *lua.State, n int) {
 	if s.limit > 0 && s.used > s.limit {
 		s.trip(KindInstruction, fmt.Sprintf("instruction limit exceeded (%d)", s.limit))
 	}
-	if time.Now().After(s.deadline) {
+	if s.used >= minDeadlineWork && time.Now().After(s.deadline) {
 		s.trip(KindDeadline, fmt.Sprintf("deadline exceeded (%s)", s.cfg.Deadline))
 	}
 }
