@@ -30,21 +30,28 @@ func (s *Sandbox) openJSON(l *lua.State) {
 		{Name: "encode", Function: s.jsonEncode},
 		{Name: "decode", Function: s.jsonDecode},
 	})
-	l.PushLightUserData(jsonNull)
+	// go-lua has no light userdata: json.null is one full userdata per
+	// State, kept in the registry so every null is the same value.
+	l.PushUserData(nullSentinel{})
+	l.PushValue(-1)
+	l.SetField(lua.RegistryIndex, "tern.jsonnull")
 	l.SetField(-2, "null")
 	l.SetGlobal("json")
 }
 
 type nullSentinel struct{}
 
-var jsonNull = &nullSentinel{}
+func pushJSONNull(l *lua.State) { l.Field(lua.RegistryIndex, "tern.jsonnull") }
 
 func isJSONNull(l *lua.State, idx int) bool {
-	if !l.IsLightUserData(idx) {
+	if l.TypeOf(idx) != lua.TypeUserData {
 		return false
 	}
-	v, _ := l.ToUserData(idx).(*nullSentinel)
-	return v == jsonNull
+	idx = l.AbsIndex(idx)
+	pushJSONNull(l)
+	eq := l.RawEqual(idx, -1)
+	l.Pop(1)
+	return eq
 }
 
 func (s *Sandbox) jsonEncode(l *lua.State) int {
@@ -98,7 +105,7 @@ func (e *jsonEncoder) value(idx, depth int) {
 		e.seen[ptr] = true
 		e.table(idx, depth)
 		delete(e.seen, ptr)
-	case lua.TypeLightUserData:
+	case lua.TypeUserData:
 		if isJSONNull(l, idx) {
 			e.buf = append(e.buf, "null"...)
 			return
@@ -328,7 +335,7 @@ func (d *jsonDecoder) value(depth int) {
 		l.PushBoolean(false)
 	case c == 'n' && len(d.src)-d.pos >= 4 && d.src[d.pos:d.pos+4] == "null":
 		d.pos += 4
-		l.PushLightUserData(jsonNull)
+		pushJSONNull(l)
 	case c == '-' || ('0' <= c && c <= '9'):
 		start := d.pos
 		for d.pos < len(d.src) && isNumberByte(d.src[d.pos]) {

@@ -482,7 +482,7 @@ func (s *Sandbox) strFindAux(l *lua.State, find bool) int {
 		s.Charge(l, (len(src)-init+1)/64)
 		if i := strings.Index(src[init-1:], pat); i >= 0 {
 			l.PushInteger(init + i)
-			l.PushInteger(init + i + len(pat))
+			l.PushInteger(init + i + len(pat) - 1)
 			return 2
 		}
 		l.PushNil()
