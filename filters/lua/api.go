@@ -88,19 +88,13 @@ func (f *Filter) queue(l *golua.State, m *pipeline.Message) {
 	if len(f.pending) >= f.cfg.MaxInject {
 		golua.Errorf(l, "max_inject exceeded: more than %d messages in one call", f.cfg.MaxInject)
 	}
-	if n := jsonSize(m); n > f.cfg.OutputLimit.N() {
+	if n := m.Size(); n > f.cfg.OutputLimit.N() {
 		golua.Errorf(l, "output_limit exceeded: message of %d bytes (limit %d)", n, f.cfg.OutputLimit.N())
 	}
 	if m.Hostname == "" {
 		m.Hostname = f.set.Hostname
 	}
 	f.pending = append(f.pending, m)
-}
-
-func jsonSize(m *pipeline.Message) int {
-	// The canonical JSON is what outputs see in the worst case; its length
-	// bounds every encoding.
-	return len(pipeline.AppendJSON(make([]byte, 0, 512), m))
 }
 
 // injectMessage is inject_message(table). The Logger is always the filter's

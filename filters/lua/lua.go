@@ -39,8 +39,8 @@ type Config struct {
 	InstructionLimit int `toml:"instruction_limit"`
 	// Deadline is the wall-clock budget of one call.
 	Deadline config.Duration `toml:"deadline"`
-	// OutputLimit caps one injected message (its canonical JSON size) and
-	// the add_to_payload buffer.
+	// OutputLimit caps one injected message (its Message.Size) and the
+	// add_to_payload buffer.
 	OutputLimit config.Size `toml:"output_limit"`
 	// StringLimit caps any one string a script builds.
 	StringLimit config.Size `toml:"string_limit"`
@@ -145,6 +145,10 @@ type Filter struct {
 	payload  strings.Builder
 	alertSeq int64
 	now      time.Time
+
+	readReturn func(*golua.State) error // f.returnCode, made once
+	retCode    int
+	retMsg     string
 }
 
 var (
@@ -160,6 +164,7 @@ func New(set pipeline.Settings, cfg Config) (*Filter, error) {
 		set.Now = time.Now
 	}
 	f := &Filter{set: set, cfg: cfg, path: set.Resolve(cfg.Filename)}
+	f.readReturn = f.returnCode
 	f.fail = sandbox.NewFailures(set, cfg.MaxFailures)
 	modDir := ""
 	if cfg.ModuleDirectory != "" {
@@ -239,12 +244,8 @@ func (f *Filter) Process(ctx context.Context, m *pipeline.Message, out pipeline.
 	if err := f.load(); err != nil {
 		return f.loadFailed(ctx, m, out, err)
 	}
-	var code int
-	var msg string
-	err := f.sb.Call("process_message", nil, 2, func(l *golua.State) error {
-		code, msg = returnCode(l)
-		return nil
-	})
+	err := f.sb.Call("process_message", nil, 2, f.readReturn)
+	code, msg := f.retCode, f.retMsg
 	if err == nil && code != 0 {
 		err = &sandbox.Error{Kind: sandbox.KindReturn, Msg: fmt.Sprintf("process_message returned %d%s", code, withMsg(msg))}
 		if code > 0 {
@@ -273,16 +274,12 @@ func (f *Filter) Tick(ctx context.Context, now time.Time, out pipeline.Injector)
 		return nil
 	}
 	ns := now.UnixNano()
-	var code int
-	var msg string
 	err := f.sb.Call("timer_event", func(l *golua.State) int {
 		l.PushNumber(float64(ns))
 		l.PushString(fmt.Sprint(ns))
 		return 2
-	}, 2, func(l *golua.State) error {
-		code, msg = returnCode(l)
-		return nil
-	})
+	}, 2, f.readReturn)
+	code, msg := f.retCode, f.retMsg
 	if err == nil && code != 0 {
 		err = &sandbox.Error{Kind: sandbox.KindReturn, Msg: fmt.Sprintf("timer_event returned %d%s", code, withMsg(msg))}
 		if code > 0 {
@@ -307,17 +304,17 @@ func withMsg(msg string) string {
 	return ": " + msg
 }
 
-// returnCode reads Heka's `int[, string]` result (nil counts as 0).
-func returnCode(l *golua.State) (int, string) {
-	code := 0
-	if n, ok := l.ToNumber(-2); ok {
-		code = int(n)
+// returnCode reads Heka's `int[, string]` result (nil counts as 0) into
+// retCode and retMsg.
+func (f *Filter) returnCode(l *golua.State) error {
+	f.retCode, f.retMsg = 0, ""
+	if n, ok := l.ToValue(-2).(float64); ok {
+		f.retCode = int(n)
 	}
-	msg, _ := l.ToString(-1)
-	if l.TypeOf(-1) != golua.TypeString {
-		msg = ""
+	if s, ok := l.ToValue(-1).(string); ok {
+		f.retMsg = s
 	}
-	return code, msg
+	return nil
 }
 
 func (f *Filter) begin(m *pipeline.Message) {

@@ -36,9 +36,12 @@ const (
 // ReadMessage implements read_message and read_exact over m (nil: every
 // read returns nil).
 func ReadMessage(l *lua.State, m *pipeline.Message, mode int) int {
-	name := lua.CheckString(l, 1)
-	fi := lua.OptInteger(l, 2, 0)
-	ai := lua.OptInteger(l, 3, 0)
+	name := Str(l, 1)
+	fi, ai := 0, 0
+	if l.Top() >= 2 {
+		fi = lua.OptInteger(l, 2, 0)
+		ai = lua.OptInteger(l, 3, 0)
+	}
 	if m == nil {
 		l.PushNil()
 		return 1
@@ -81,6 +84,15 @@ func ReadMessage(l *lua.State, m *pipeline.Message, mode int) int {
 		PushValue(l, f.Type, f.Value(ai), mode == ReadExact)
 	}
 	return 1
+}
+
+// Str is lua.CheckString without go-lua's write-back of the converted
+// value, which costs an allocation even for strings.
+func Str(l *lua.State, idx int) string {
+	if v, ok := l.ToValue(idx).(string); ok {
+		return v
+	}
+	return lua.CheckString(l, idx)
 }
 
 // PushValue pushes one field value.
@@ -146,8 +158,8 @@ func MessageFromTable(l *lua.State, idx int) (*pipeline.Message, error) {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
 	l.PushNil()
 	for l.Next(idx) {
-		key, _ := l.ToString(-2)
-		if l.TypeOf(-2) != lua.TypeString {
+		key, isStr := l.ToValue(-2).(string)
+		if !isStr {
 			bad("message keys are strings")
 			l.Pop(1)
 			continue

@@ -680,6 +680,9 @@ func (s *Sandbox) strGsub(l *lua.State) int {
 }
 
 func numberOrString(l *lua.State, idx int) string {
+	if v, ok := l.ToValue(idx).(string); ok {
+		return v
+	}
 	if l.TypeOf(idx) == lua.TypeNumber {
 		return numberString(l, idx)
 	}
