@@ -31,6 +31,7 @@ Usage:
   tern decode -d TYPE [-o key=value]…   raw records on stdin -> canonical JSON messages
   tern encode -e TYPE [-o key=value]…   canonical JSON messages on stdin -> encoded records
   tern match 'EXPR'                     canonical JSON messages on stdin -> those that match
+  tern alerts list [-config …] [-json]  the alert definitions of the config's Lua filters
   tern version                          print the version
 
 Run "tern VERB -h" for a verb's flags.
@@ -57,6 +58,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdEncode(args, stdin, stdout, stderr)
 	case "match":
 		return cmdMatch(args, stdin, stdout, stderr)
+	case "alerts":
+		return cmdAlerts(args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "tern %s (%s)\n", version, buildInfo())
 		return 0

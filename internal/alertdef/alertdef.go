@@ -235,7 +235,7 @@ func Load(dir, locale string) (*Set, error) {
 		if filepath.Base(file) == KeysFile {
 			continue
 		}
-		d, err := loadDef(sb, file, set.Keys)
+		d, err := loadDef(sb, file, keysPath, set.Keys)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -348,7 +348,7 @@ var defFields = map[string]bool{
 	"severity": true, "sources": true, "targets": true,
 }
 
-func loadDef(sb *sandbox.Sandbox, file string, keys map[string]int) (*Def, error) {
+func loadDef(sb *sandbox.Sandbox, file, keysPath string, keys map[string]int) (*Def, error) {
 	src, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
@@ -362,6 +362,9 @@ func loadDef(sb *sandbox.Sandbox, file string, keys map[string]int) (*Def, error
 		return ReadDef(l, -1, d)
 	})
 	if err != nil {
+		if d.Key == 0 {
+			return nil, fmt.Errorf("%s: %v (declared keys: tern's builtin ones and the user ones of %s)", file, err, keysPath)
+		}
 		return nil, fmt.Errorf("%s: %v", file, err)
 	}
 	return d, nil
