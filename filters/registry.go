@@ -3,6 +3,7 @@ package filters
 
 import (
 	"github.com/ternlog/tern/filters/lua"
+	"github.com/ternlog/tern/filters/threshold"
 	"github.com/ternlog/tern/pipeline"
 )
 
@@ -10,5 +11,6 @@ import (
 func Factories() []pipeline.Factory[pipeline.Filter] {
 	return []pipeline.Factory[pipeline.Filter]{
 		lua.Factory(),
+		threshold.Factory(),
 	}
 }

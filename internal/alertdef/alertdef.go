@@ -32,6 +32,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	lua "github.com/Shopify/go-lua"
 
@@ -491,4 +492,46 @@ func flatten(l *lua.State, idx int, prefix string, out map[string]string, depth 
 		}
 		l.Pop(1)
 	}
+}
+
+var (
+	builtinMu   sync.Mutex
+	builtinSets = map[string]*Set{}
+)
+
+// BuiltinText returns the localized title and description template of a
+// builtin key from tern's own catalogs (locale, then English), for Go
+// filters that raise builtin alerts without a definitions directory. The
+// catalog keys are alerts.<name without "alert_">.title and .description.
+func BuiltinText(locale, keyName string) (title, description string) {
+	if locale == "" {
+		locale = DefaultLocale
+	}
+	builtinMu.Lock()
+	set := builtinSets[locale]
+	if set == nil {
+		set = &Set{Locale: locale}
+		sb := sandbox.New(sandbox.Config{Name: "alert catalogs"}, "alertdef", "", nil)
+		langs := []string{locale}
+		if locale != DefaultLocale {
+			langs = append(langs, DefaultLocale)
+		}
+		for _, lang := range langs {
+			if c, err := loadCatalog(sb, "", lang, true); err == nil && c != nil {
+				set.catalogs = append(set.catalogs, c)
+			}
+		}
+		builtinSets[locale] = set
+	}
+	builtinMu.Unlock()
+	base := "alerts." + strings.TrimPrefix(keyName, "alert_")
+	title = set.Localize(base + ".title")
+	description = set.Localize(base + ".description")
+	if title == base+".title" {
+		title = keyName
+	}
+	if description == base+".description" {
+		description = ""
+	}
+	return title, description
 }
