@@ -211,3 +211,15 @@ func TestConventions(t *testing.T) {
 		t.Fatal("README.md must quote the embedded sample.toml verbatim")
 	}
 }
+
+// The shipped scripts carry Heka's documentation header.
+func TestScriptHeaders(t *testing.T) {
+	files, _ := filepath.Glob("scripts/*.lua")
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		head, _, ok := strings.Cut(string(b), "--]]")
+		if !strings.HasPrefix(head, "--[[") || !ok || !strings.Contains(head, "Example") || !strings.Contains(head, `type = "lua"`) {
+			t.Errorf("%s: needs a --[[ … --]] header with a description and an Example TOML section", f)
+		}
+	}
+}

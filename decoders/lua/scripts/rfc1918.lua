@@ -4,7 +4,9 @@ RFC 1918 originators
 Marks messages whose source address is private (RFC 1918: 10/8, 172.16/12,
 192.168/16), the way Zeek's logs mark local originators: the boolean field
 <field>_rfc1918 is added next to the address field. Messages without the
-field pass unchanged. Use it after a decoder that sets the field:
+field pass unchanged. Use it after a decoder that sets the field.
+
+Example:
 
   [decoders.rfc1918]
   type = "lua"
