@@ -225,3 +225,149 @@ locale = "fr"
 		t.Fatal("usage error expected")
 	}
 }
+
+// The shipped detections fire on the bundled samples, through the engine:
+// auth.log through a BSD syslog fixture and scripts/sshd.lua into
+// ssh_bruteforce.lua, app-cef.log through a CEF fixture into
+// auth_failure_burst.lua, alerts written by a file output.
+func TestDetectionsOnSamples(t *testing.T) {
+	samples, _ := filepath.Abs("../../../shared/samples")
+	if _, err := os.Stat(filepath.Join(samples, "auth.log")); err != nil {
+		t.Skip("shared/samples not beside the repository")
+	}
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	root, _ := filepath.Abs("../..")
+	dir := t.TempDir()
+	authPort, cefPort := freePort(t), freePort(t)
+	src := fmt.Sprintf(`
+[tern]
+data_dir = "data"
+shutdown_timeout = "60s"
+metrics_address = ""
+
+[inputs.auth]
+type = "tcp"
+address = "127.0.0.1:%[1]d"
+decoder = ["bsd", "sshd"]
+
+[inputs.app]
+type = "tcp"
+address = "127.0.0.1:%[2]d"
+decoder = "cef"
+
+[decoders.bsd]
+type = "lua"
+filename = "%[3]s/cmd/tern/testdata/lua/bsd.lua"
+
+[decoders.sshd]
+type = "lua"
+filename = "%[3]s/decoders/lua/scripts/sshd.lua"
+
+[decoders.cef]
+type = "lua"
+filename = "%[3]s/cmd/tern/testdata/lua/cef.lua"
+
+[filters.ssh_bruteforce]
+type = "lua"
+message_matcher = "Fields[sshd.event] == 'failed_password' || Fields[sshd.event] == 'accepted'"
+filename = "%[3]s/filters/lua/scripts/ssh_bruteforce.lua"
+alert_definitions = "%[3]s/filters/lua/alerts"
+ticker_interval = "1h"
+
+[filters.auth_failure_burst]
+type = "lua"
+message_matcher = "Fields[deviceEventClassId] == 'AuthFail'"
+filename = "%[3]s/filters/lua/scripts/auth_failure_burst.lua"
+alert_definitions = "%[3]s/filters/lua/alerts"
+ticker_interval = "1h"
+
+[outputs.alerts]
+type = "file"
+message_matcher = "Type == 'tern.alert'"
+encoder = "payload"
+path = "alerts.txt"
+`, authPort, cefPort, root)
+	path := filepath.Join(dir, "plugins.toml")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg := registry()
+	plan, err := config.Load(path, reg, config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := prometheus.NewRegistry()
+	e, err := engine.New(plan, reg, engine.Options{Metrics: metrics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	send := func(port int, file string) int {
+		data, err := os.ReadFile(filepath.Join(samples, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var conn net.Conn
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if conn, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil || time.Now().After(deadline) {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Count(data, []byte("\n"))
+	}
+	sent := send(authPort, "auth.log") + send(cefPort, "app-cef.log")
+	// Wait until every record was decoded and routed, then stop: the last
+	// timer_event closes the bursts (their updates).
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		if counter(t, metrics, "tern_input_records_total") >= float64(sent) {
+			break
+		}
+		if time.Since(start) > 60*time.Second {
+			t.Fatalf("records in: %v of %d", counter(t, metrics, "tern_input_records_total"), sent)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.ReadFile(filepath.Join(dir, "alerts.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var alerts, updates []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if strings.HasPrefix(l, "alert: update") {
+			updates = append(updates, l)
+		} else {
+			alerts = append(alerts, l)
+		}
+	}
+	wantAlerts := []string{
+		"address: 198.51.100.23", // root brute force (ssh)
+		"address: 203.0.113.77",  // username spraying (ssh)
+		"address: 192.0.2.44",    // AuthFail burst (CEF)
+	}
+	if len(alerts) != len(wantAlerts) || len(updates) != len(wantAlerts) {
+		t.Fatalf("want %d alerts and as many updates, got\n%s", len(wantAlerts), out)
+	}
+	for _, w := range wantAlerts {
+		if !strings.Contains(string(out), "sources = { \t"+w) {
+			t.Errorf("no alert with %s in\n%s", w, out)
+		}
+	}
+	for _, w := range []string{"60 failed SSH logins from 198.51.100.23", "40 failed SSH logins from 203.0.113.77", "50 authentication failures from 192.0.2.44"} {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("no update %q in\n%s", w, out)
+		}
+	}
+	t.Logf("%d records in, alerts:\n%s", sent, out)
+}
