@@ -2,8 +2,10 @@ package sandbox
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	lua "github.com/Shopify/go-lua"
 )
@@ -27,7 +29,10 @@ const (
 	specials      = "^$*+?.([%-"
 )
 
-var errSteps = errors.New("pattern matching exceeded the instruction budget")
+var (
+	errSteps         = errors.New("pattern matching exceeded the instruction budget")
+	errMatchDeadline = errors.New("pattern matching exceeded the deadline")
+)
 
 // patternError is a malformed pattern; it is raised as a Lua error.
 type patternError string
@@ -44,6 +49,7 @@ type matchState struct {
 	capture  [maxCaptures]capture
 	steps    int // remaining
 	depth    int
+	deadline time.Time
 }
 
 func (ms *matchState) fail(msg string) { panic(patternError(msg)) }
@@ -51,6 +57,9 @@ func (ms *matchState) fail(msg string) { panic(patternError(msg)) }
 func (ms *matchState) step() {
 	if ms.steps--; ms.steps < 0 {
 		panic(errSteps)
+	}
+	if ms.steps&0xffff == 0 && !ms.deadline.IsZero() && time.Now().After(ms.deadline) {
+		panic(errMatchDeadline)
 	}
 }
 
@@ -418,6 +427,7 @@ func (ms *matchState) pushCaptures(l *lua.State, s, e int, wholeIfNone bool) int
 func (s *Sandbox) runMatch(l *lua.State, ms *matchState, f func()) {
 	budget := s.Remaining() * stepsPerInstruction
 	ms.steps = budget
+	ms.deadline = s.deadline
 	var perr error
 	func() {
 		defer func() {
@@ -426,7 +436,7 @@ func (s *Sandbox) runMatch(l *lua.State, ms *matchState, f func()) {
 				case patternError:
 					perr = p
 				case error:
-					if p == errSteps {
+					if p == errSteps || p == errMatchDeadline {
 						perr = p
 						return
 					}
@@ -442,13 +452,22 @@ func (s *Sandbox) runMatch(l *lua.State, ms *matchState, f func()) {
 	if used < 0 {
 		used = budget
 	}
-	if perr == errSteps {
+	switch perr {
+	case errSteps:
 		s.Charge(l, s.Remaining()+1)
+	case errMatchDeadline:
+		s.trip(KindDeadline, fmt.Sprintf("deadline exceeded (%s)", s.cfg.Deadline))
 	}
 	if perr != nil {
 		lua.Errorf(l, "%s", perr.Error())
 	}
-	s.Charge(l, used/stepsPerInstruction)
+	// Steps are cheaper than instructions: carry the remainder over so
+	// many tiny matches (a gsub over a long string) are still charged.
+	s.matchSteps += used
+	if s.matchSteps >= stepsPerInstruction {
+		s.Charge(l, s.matchSteps/stepsPerInstruction)
+		s.matchSteps %= stepsPerInstruction
+	}
 }
 
 // stepsPerInstruction: a matcher step costs less than a VM instruction.

@@ -154,7 +154,9 @@ type Sandbox struct {
 	tripped  *Error
 	heapSmp  []metrics.Sample
 	hookFn   lua.Hook
-	modules  map[string]bool // modules being loaded (require cycles)
+	// matchSteps are pattern-matching steps not yet charged
+	matchSteps int
+	modules    map[string]bool // modules being loaded (require cycles)
 
 	reCache      map[string]*regexp.Regexp
 	builtins     map[string]bool

