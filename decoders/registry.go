@@ -3,6 +3,7 @@ package decoders
 
 import (
 	"github.com/ternlog/tern/decoders/payload"
+	"github.com/ternlog/tern/decoders/zeek"
 	"github.com/ternlog/tern/pipeline"
 )
 
@@ -10,5 +11,6 @@ import (
 func Factories() []pipeline.Factory[pipeline.Decoder] {
 	return []pipeline.Factory[pipeline.Decoder]{
 		payload.Factory(),
+		zeek.Factory(),
 	}
 }
