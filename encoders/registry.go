@@ -3,6 +3,7 @@ package encoders
 
 import (
 	"github.com/ternlog/tern/encoders/payload"
+	"github.com/ternlog/tern/encoders/zeek"
 	"github.com/ternlog/tern/pipeline"
 )
 
@@ -10,5 +11,6 @@ import (
 func Factories() []pipeline.Factory[pipeline.Encoder] {
 	return []pipeline.Factory[pipeline.Encoder]{
 		payload.Factory(),
+		zeek.Factory(),
 	}
 }
