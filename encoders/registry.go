@@ -2,6 +2,7 @@
 package encoders
 
 import (
+	"github.com/ternlog/tern/encoders/eve"
 	"github.com/ternlog/tern/encoders/payload"
 	"github.com/ternlog/tern/encoders/zeek"
 	"github.com/ternlog/tern/pipeline"
@@ -10,6 +11,7 @@ import (
 // Factories lists every encoder that plugins.toml can name with type = "…".
 func Factories() []pipeline.Factory[pipeline.Encoder] {
 	return []pipeline.Factory[pipeline.Encoder]{
+		eve.Factory(),
 		payload.Factory(),
 		zeek.Factory(),
 	}
