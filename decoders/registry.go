@@ -2,6 +2,7 @@
 package decoders
 
 import (
+	"github.com/ternlog/tern/decoders/msgpack"
 	"github.com/ternlog/tern/decoders/payload"
 	"github.com/ternlog/tern/decoders/zeek"
 	"github.com/ternlog/tern/pipeline"
@@ -10,6 +11,7 @@ import (
 // Factories lists every decoder that plugins.toml can name with type = "…".
 func Factories() []pipeline.Factory[pipeline.Decoder] {
 	return []pipeline.Factory[pipeline.Decoder]{
+		msgpack.Factory(),
 		payload.Factory(),
 		zeek.Factory(),
 	}

@@ -3,6 +3,7 @@ package encoders
 
 import (
 	"github.com/ternlog/tern/encoders/eve"
+	"github.com/ternlog/tern/encoders/msgpack"
 	"github.com/ternlog/tern/encoders/payload"
 	"github.com/ternlog/tern/encoders/zeek"
 	"github.com/ternlog/tern/pipeline"
@@ -12,6 +13,7 @@ import (
 func Factories() []pipeline.Factory[pipeline.Encoder] {
 	return []pipeline.Factory[pipeline.Encoder]{
 		eve.Factory(),
+		msgpack.Factory(),
 		payload.Factory(),
 		zeek.Factory(),
 	}
