@@ -4,6 +4,7 @@ package decoders
 import (
 	"github.com/ternlog/tern/decoders/msgpack"
 	"github.com/ternlog/tern/decoders/payload"
+	"github.com/ternlog/tern/decoders/regex"
 	"github.com/ternlog/tern/decoders/zeek"
 	"github.com/ternlog/tern/pipeline"
 )
@@ -13,6 +14,7 @@ func Factories() []pipeline.Factory[pipeline.Decoder] {
 	return []pipeline.Factory[pipeline.Decoder]{
 		msgpack.Factory(),
 		payload.Factory(),
+		regex.Factory(),
 		zeek.Factory(),
 	}
 }
