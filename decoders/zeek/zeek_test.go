@@ -8,9 +8,14 @@ import (
 	"sync"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
+
+// The tests decode from many goroutines; none may outlive them.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestCases(t *testing.T) { pipelinetest.RunDecoderCases(t, Factory()) }
 
