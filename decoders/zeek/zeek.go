@@ -210,10 +210,10 @@ func (d *Decoder) meta(source string, line []byte) error {
 	}
 	cur := d.current(source)
 	if cur == nil {
-		// A header picked up in the middle (a tail started late): start
-		// from the defaults.
-		cur = &header{sep: zeekfmt.DefaultSeparators}
-		cur.withPath(d.cfg.Path)
+		// No #separator line came first (a reader that started late, or a
+		// header forgotten for max_sources): a partial header could give
+		// rows the wrong columns, so wait for the next whole header.
+		return nil
 	}
 	sep := cur.sep.Sep
 	key, val, ok := cut(line[1:], sep)

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/ternlog/tern/internal/alertmsg"
 	"github.com/ternlog/tern/internal/jsonx"
@@ -748,7 +749,8 @@ func appendNode(dst []byte, f *pipeline.Field, replaced *int) []byte {
 		t = appendText(t, f, j)
 	}
 	var n int
-	dst, n = jsonx.AppendString(dst, string(t))
+	// t is not retained: no copy to a string needed.
+	dst, n = jsonx.AppendString(dst, unsafe.String(unsafe.SliceData(t), len(t)))
 	*replaced += n
 	return dst
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/ternlog/tern/pipeline"
 )
@@ -106,20 +107,24 @@ func Proto(m *pipeline.Message, src, dst Endpoint) string {
 // concurrent use (encoders are used by one goroutine at a time).
 type Store struct {
 	max   int
-	byKey map[string][]pipeline.Field
-	order []string // insertion order, a ring
+	byKey map[storeKey][]pipeline.Field
+	order []storeKey // insertion order, a ring
 	next  int
 	merge pipeline.Message
 }
 
-// NewStore returns a store of at most max alerts (max <= 0 keeps none).
-func NewStore(max int) *Store {
-	return &Store{max: max, byKey: map[string][]pipeline.Field{}}
+// storeKey names an alert: ids count per filter instance (the Logger).
+type storeKey struct {
+	logger string
+	id     int64
 }
 
-func key(m *pipeline.Message, id int64) string {
-	return m.Logger + "\x00" + strconv.FormatInt(id, 10)
+// NewStore returns a store of at most max alerts (max <= 0 keeps none).
+func NewStore(max int) *Store {
+	return &Store{max: max, byKey: map[storeKey][]pipeline.Field{}}
 }
+
+func key(m *pipeline.Message, id int64) storeKey { return storeKey{m.Logger, id} }
 
 // Resolve returns what to render for alert m: m itself for a new alert
 // (which it remembers), or for an update the remembered alert with every
@@ -159,23 +164,46 @@ func (s *Store) Resolve(m *pipeline.Message) *pipeline.Message {
 	return mg
 }
 
-func (s *Store) remember(k string, fields []pipeline.Field) {
+func (s *Store) remember(k storeKey, fields []pipeline.Field) {
+	// One buffer holds every string of the copy: two allocations per
+	// alert (plus one per multi-valued field) instead of one per string.
+	size := 0
+	for i := range fields {
+		f := &fields[i]
+		size += len(f.Name) + len(f.Representation)
+		if f.Type == pipeline.TypeString || f.Type == pipeline.TypeBytes {
+			for j := 0; j < f.Len(); j++ {
+				size += len(f.Value(j).Str())
+			}
+		}
+	}
+	buf := make([]byte, 0, size)
+	clone := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		start := len(buf)
+		buf = append(buf, s...)
+		return unsafe.String(&buf[start], len(s))
+	}
 	cp := make([]pipeline.Field, 0, len(fields))
-	for _, f := range fields {
+	for i := range fields {
+		f := &fields[i]
 		if f.Name == Update {
 			continue
 		}
-		g := pipeline.Field{Name: strings.Clone(f.Name), Representation: strings.Clone(f.Representation), Type: f.Type}
-		for i := 0; i < f.Len(); i++ {
-			v := f.Value(i)
+		g := pipeline.Field{Name: clone(f.Name), Representation: clone(f.Representation), Type: f.Type}
+		for j := 0; j < f.Len(); j++ {
+			v := f.Value(j)
 			if f.Type == pipeline.TypeString || f.Type == pipeline.TypeBytes {
-				v = pipeline.StringValue(strings.Clone(v.Str()))
+				v = pipeline.StringValue(clone(v.Str()))
 			}
 			g.Append(v)
 		}
 		cp = append(cp, g)
 	}
 	if _, ok := s.byKey[k]; !ok {
+		k.logger = strings.Clone(k.logger)
 		if len(s.order) < s.max {
 			s.order = append(s.order, k)
 		} else {
