@@ -3,6 +3,7 @@ package eve
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/ternlog/tern/internal/testscale"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -201,10 +202,7 @@ func hostile(r *rand.Rand) string {
 // every value equal to the field after the documented U+FFFD replacement,
 // and every alert validates against the schema.
 func TestHostileOneObjectPerMessage(t *testing.T) {
-	n := 100_000
-	if testing.Short() {
-		n = 10_000
-	}
+	n := testscale.N(1_000_000, 100_000)
 	s := loadSchema(t)
 	e := newEncoder(t, func(c *Config) { c.CommunityID, c.Payload, c.PayloadPrintable = true, true, true })
 	r := rand.New(rand.NewPCG(3, 24))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/ternlog/tern/internal/testscale"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -27,12 +28,8 @@ var propColumns = []zeekenc.Column{
 	{Name: "iv", Type: "interval"}, {Name: "e", Type: "enum"},
 }
 
-func records(t *testing.T) int {
-	if testing.Short() {
-		return 10_000
-	}
-	return 100_000 // R24's CI size
-}
+// records is R24's size: 10^6 at full scale, 10^5 in CI (less under -race).
+func records(t *testing.T) int { return testscale.N(1_000_000, 100_000) }
 
 // propMessage builds a random message of the property stream, as the zeek
 // decoder would produce it (so it is also the expected decode).
