@@ -3,7 +3,10 @@ package decoders
 
 import (
 	"github.com/ternlog/tern/decoders/lua"
+	"github.com/ternlog/tern/decoders/msgpack"
 	"github.com/ternlog/tern/decoders/payload"
+	"github.com/ternlog/tern/decoders/regex"
+	"github.com/ternlog/tern/decoders/zeek"
 	"github.com/ternlog/tern/pipeline"
 )
 
@@ -11,6 +14,9 @@ import (
 func Factories() []pipeline.Factory[pipeline.Decoder] {
 	return []pipeline.Factory[pipeline.Decoder]{
 		lua.Factory(),
+		msgpack.Factory(),
 		payload.Factory(),
+		regex.Factory(),
+		zeek.Factory(),
 	}
 }
