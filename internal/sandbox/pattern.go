@@ -470,6 +470,16 @@ func (s *Sandbox) runMatch(l *lua.State, ms *matchState, f func()) {
 	}
 }
 
+// newMatch returns the State's reusable match state (find, match and gsub
+// finish before the next call; gmatch iterators keep their own).
+func (s *Sandbox) newMatch(src, pat string) *matchState {
+	if s.ms == nil {
+		s.ms = &matchState{}
+	}
+	*s.ms = matchState{src: src, pat: pat}
+	return s.ms
+}
+
 // stepsPerInstruction: a matcher step costs less than a VM instruction.
 const stepsPerInstruction = 4
 
@@ -507,7 +517,7 @@ func (s *Sandbox) strFindAux(l *lua.State, find bool) int {
 		l.PushNil()
 		return 1
 	}
-	ms := &matchState{src: src, pat: pat}
+	ms := s.newMatch(src, pat)
 	anchor := len(pat) > 0 && pat[0] == '^'
 	p := 0
 	if anchor {
@@ -587,7 +597,7 @@ func (s *Sandbox) strGsub(l *lua.State) int {
 	if tr == lua.TypeString || tr == lua.TypeNumber {
 		repl = numberOrString(l, 3)
 	}
-	ms := &matchState{src: src, pat: pat}
+	ms := s.newMatch(src, pat)
 	var b strings.Builder
 	sp, n := 0, 0
 	grow := func(add int) {

@@ -156,6 +156,7 @@ type Sandbox struct {
 	hookFn   lua.Hook
 	// matchSteps are pattern-matching steps not yet charged
 	matchSteps int
+	ms         *matchState
 	modules    map[string]bool // modules being loaded (require cycles)
 
 	reCache      map[string]*regexp.Regexp
