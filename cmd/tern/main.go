@@ -169,7 +169,11 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if plan != nil {
 		// Constructors run too (they do no I/O): they catch what only the
 		// plugin knows, such as a regex that does not compile.
-		if _, err := engine.New(plan, reg, engine.Options{NewBuffer: checkBuffer}); err != nil {
+		e, err := engine.New(plan, reg, engine.Options{NewBuffer: checkBuffer})
+		if err == nil {
+			err = e.Check()
+		}
+		if err != nil {
 			var more config.Errors
 			if errors.As(err, &more) {
 				errs = append(errs, more...)

@@ -340,3 +340,8 @@ func (d *Decoder) Transform(m *pipeline.Message, out *pipeline.Batch) (bool, err
 
 // Failures exposes the failure counters.
 func (d *Decoder) Failures() *sandbox.Failures { return d.fail }
+
+// Check loads the script, for `tern check`.
+func (d *Decoder) Check() error { return d.load() }
+
+var _ pipeline.Checker = (*Decoder)(nil)

@@ -419,3 +419,8 @@ func (f *Filter) Close(context.Context) error {
 
 // Failures exposes the failure counters (tests and metrics).
 func (f *Filter) Failures() *sandbox.Failures { return f.fail }
+
+// Check loads the script and its alert definitions, for `tern check`.
+func (f *Filter) Check() error { return f.load() }
+
+var _ pipeline.Checker = (*Filter)(nil)
