@@ -46,14 +46,16 @@ type Config struct {
 	BOM bool `toml:"bom"`
 	// EscapeNewlines writes each control character other than TAB in MSG
 	// and in PARAM-VALUEs as '#' and three octal digits (LF is #012), as
-	// rsyslog does. Needed when the transport frames messages with LF;
-	// octet counting, UDP and message outputs carry MSG as it is.
+	// rsyslog does, so that LF-framed outputs (files, non-transparent TCP)
+	// get exactly one line per message. Outputs that frame by octet
+	// counting, UDP and message outputs may set it to false to carry MSG
+	// byte for byte.
 	EscapeNewlines bool `toml:"escape_newlines"`
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Format: "rfc5424", Facility: "user", Timezone: "UTC"}
+	return Config{Format: "rfc5424", Facility: "user", Timezone: "UTC", EscapeNewlines: true}
 }
 
 // Validate checks the config.

@@ -204,8 +204,9 @@ func TestIntegrationRsyslog(t *testing.T) {
 		t.Skip("starts rsyslogd")
 	}
 	addr, out := rsyslogd(t)
-	e5424 := newEncoder(t, nil)
-	e3164 := newEncoder(t, func(c *Config) { c.Format = "rfc3164"; c.EscapeNewlines = true })
+	// Octet counting carries MSG byte for byte; LF framing needs escapes.
+	e5424 := newEncoder(t, func(c *Config) { c.EscapeNewlines = false })
+	e3164 := newEncoder(t, func(c *Config) { c.Format = "rfc3164" })
 
 	type want struct{ host, app, procid, msgid, sd, msg, fac, sev string }
 	var wants []want
