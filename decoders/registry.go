@@ -2,13 +2,17 @@
 package decoders
 
 import (
+	"github.com/ternlog/tern/decoders/cef"
 	"github.com/ternlog/tern/decoders/payload"
+	"github.com/ternlog/tern/decoders/syslog"
 	"github.com/ternlog/tern/pipeline"
 )
 
 // Factories lists every decoder that plugins.toml can name with type = "…".
 func Factories() []pipeline.Factory[pipeline.Decoder] {
 	return []pipeline.Factory[pipeline.Decoder]{
+		cef.Factory(),
 		payload.Factory(),
+		syslog.Factory(),
 	}
 }

@@ -2,13 +2,17 @@
 package encoders
 
 import (
+	"github.com/ternlog/tern/encoders/cef"
 	"github.com/ternlog/tern/encoders/payload"
+	"github.com/ternlog/tern/encoders/syslog"
 	"github.com/ternlog/tern/pipeline"
 )
 
 // Factories lists every encoder that plugins.toml can name with type = "…".
 func Factories() []pipeline.Factory[pipeline.Encoder] {
 	return []pipeline.Factory[pipeline.Encoder]{
+		cef.Factory(),
 		payload.Factory(),
+		syslog.Factory(),
 	}
 }
