@@ -20,10 +20,13 @@ var pieces = []string{
 }
 
 // records is how many random messages each property test checks: 10^5 as
-// R24 asks of CI, fewer with -short.
+// R24 asks of CI, fewer with -short or -race.
 func records(t *testing.T) int {
-	if testing.Short() {
+	switch {
+	case testing.Short():
 		return 5_000
+	case raceEnabled:
+		return 20_000
 	}
 	return 100_000
 }
