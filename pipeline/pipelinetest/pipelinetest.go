@@ -94,6 +94,13 @@ func (t *Telemetry) Gauge(name, _ string, _ ...string) func(float64, ...string) 
 	}
 }
 
+// Count returns the value of a counter or gauge the plugin reported.
+func (t *Telemetry) Count(name string) float64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.Counts[name]
+}
+
 // Dropped returns the drops counted for reason.
 func (t *Telemetry) Dropped(reason string) int {
 	t.mu.Lock()

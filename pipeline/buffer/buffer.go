@@ -1,0 +1,447 @@
+package buffer
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/config"
+	"github.com/ternlog/tern/pipeline/queue"
+	"github.com/ternlog/tern/pipeline/vfs"
+)
+
+// Full actions and sync policies ([outputs.x.buffering] keys, Heka's names).
+const (
+	FullBlock      = "block"
+	FullDropNewest = "drop_newest"
+	FullShutdown   = "shutdown"
+	SyncAlways     = "always"
+	SyncInterval   = "interval"
+)
+
+// ErrShutdown is returned by Push on a full buffer with full_action =
+// "shutdown": the entry is refused (its source is told to offer it again)
+// and Options.Shutdown has been called.
+var ErrShutdown = errors.New("buffer full: shutting down (full_action = \"shutdown\")")
+
+// Options configure a Buffer.
+type Options struct {
+	// MaxBufferSize caps the bytes of the segment files plus what waits to
+	// be written.
+	MaxBufferSize int64
+	// MaxFileSize is the size at which a segment is sealed and the next
+	// one started (a single larger record gets a segment of its own).
+	MaxFileSize int64
+	// FullAction is what Push does at MaxBufferSize: FullBlock waits,
+	// FullDropNewest refuses (the engine counts and acknowledges the
+	// drop), FullShutdown refuses and calls Shutdown.
+	FullAction string
+	// Sync is SyncAlways (entries are acknowledged after fsync; pushes that
+	// arrive while one fsync runs share the next) or SyncInterval
+	// (acknowledged after write(2): safe across a crash of tern, and across
+	// a crash of the machine except for the last SyncInterval).
+	Sync string
+	// SyncInterval is the fsync period with SyncInterval, and how often
+	// the reader's cursor is made durable with either policy.
+	SyncInterval time.Duration
+	// FS is the filesystem; default vfs.OS.
+	FS vfs.FS
+	// Shutdown is called once when the buffer fills with FullShutdown.
+	Shutdown func()
+}
+
+// OptionsFrom maps an output's [name.buffering] table.
+func OptionsFrom(b config.Buffering) Options {
+	return Options{
+		MaxBufferSize: int64(b.MaxBufferSize), MaxFileSize: int64(b.MaxFileSize),
+		FullAction: b.FullAction, Sync: b.Sync, SyncInterval: b.SyncInterval.D(),
+	}
+}
+
+// Validate checks the options; keys are those of [name.buffering].
+func (o Options) Validate() error {
+	var errs []error
+	switch o.FullAction {
+	case FullBlock, FullDropNewest, FullShutdown:
+	default:
+		errs = append(errs, fmt.Errorf("full_action: must be block, drop_newest or shutdown, not %q", o.FullAction))
+	}
+	switch o.Sync {
+	case SyncAlways, SyncInterval:
+	default:
+		errs = append(errs, fmt.Errorf("sync: must be always or interval, not %q", o.Sync))
+	}
+	if o.MaxFileSize < 1<<10 {
+		errs = append(errs, errors.New("max_file_size: must be at least 1KiB"))
+	}
+	if o.MaxBufferSize < o.MaxFileSize {
+		errs = append(errs, errors.New("max_buffer_size: must be at least max_file_size"))
+	}
+	if o.SyncInterval <= 0 {
+		errs = append(errs, errors.New("sync_interval: must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Buffer is a disk-backed queue.Queue for one output. See the package
+// comment for the format and the guarantees.
+type Buffer struct {
+	dir   string
+	opt   Options
+	fs    vfs.FS
+	log   *slog.Logger
+	set   pipeline.Settings
+	met   metrics
+	pmax  int64 // bytes waiting for the flusher before Push waits
+	limit *logLimiter
+
+	mu         sync.Mutex
+	opened     bool
+	closed     bool
+	segs       []*segment // on disk, ascending ids; the last may be the writer's
+	nextID     uint64
+	nextSeq    uint64 // seq of the next record pushed
+	pend       []byte // records pushed, not yet taken by the flusher
+	owners     []ownerMark
+	diskBytes  int64  // segment files plus pending records: what the cap bounds
+	unconsumed int64  // bytes not yet committed by the reader: Bytes()
+	visSeq     uint64 // records below this seq are readable
+	ioFailing  bool   // the flusher's last attempt failed
+	rollReq    bool   // seal the writer's segment so consumed space can go
+	dataCh     chan struct{}
+	spaceCh    chan struct{}
+	kick       chan struct{}
+	flushDone  chan struct{}
+	stopOnce   sync.Once
+	lock       io.Closer
+
+	// Reader state, guarded by mu; rmu serialises Next.
+	rmu      sync.Mutex
+	rseg     *segment
+	roff     int64
+	rprevID  uint64 // id of the last segment the reader left
+	rseq     uint64 // seq the next record should carry; 0 before any is known
+	rsc      *scanner
+	rscSeg   *segment
+	rbytes   int64 // bytes the reader has passed, for lease accounting
+	leases   []*lease
+	cur      Cursor // committed
+	curBytes int64  // rbytes at cur
+
+	// Ledger I/O and segment deletion, after mu when both are held.
+	lmu      sync.Mutex
+	led      *ledger
+	lastSync time.Time
+	doomed   []*segment // consumed; deleted once the ledger says so durably
+}
+
+var _ queue.Queue = (*Buffer)(nil)
+
+// segment is one segment file.
+type segment struct {
+	id, firstSeq uint64
+	size         int64 // bytes in the file (written, header included)
+	visible      int64 // bytes the reader may read
+	synced       int64 // bytes known durable (flusher only)
+	sealed       bool  // nothing more will be appended
+	wf           vfs.File
+	rf           vfs.File
+}
+
+type ownerMark struct {
+	o   queue.Owner
+	end uint64 // the entry's records are those with seq < end
+}
+
+// New returns a buffer in dir. It does no I/O: Open recovers the directory
+// and starts the writer; until then the buffer is only good for `tern
+// check`.
+func New(dir string, opt Options, set pipeline.Settings) (*Buffer, error) {
+	if err := opt.Validate(); err != nil {
+		return nil, err
+	}
+	if opt.FS == nil {
+		opt.FS = vfs.OS
+	}
+	if set.Logger == nil {
+		set.Logger = slog.New(slog.DiscardHandler)
+	}
+	if set.Telemetry == nil {
+		set.Telemetry = pipeline.NopTelemetry{}
+	}
+	b := &Buffer{
+		dir: dir, opt: opt, fs: opt.FS, log: set.Logger, set: set, met: newMetrics(set.Telemetry),
+		pmax:   min(max(opt.MaxBufferSize/4, 1<<20), 16<<20),
+		limit:  &logLimiter{every: 10 * time.Second, last: map[string]time.Time{}},
+		dataCh: make(chan struct{}), spaceCh: make(chan struct{}), kick: make(chan struct{}, 1),
+		flushDone: make(chan struct{}),
+	}
+	return b, nil
+}
+
+// Dir is the buffer's directory.
+func (b *Buffer) Dir() string { return b.dir }
+
+// Durable reports that what this queue holds survives a restart (the
+// engine words its shutdown log by it).
+func (b *Buffer) Durable() bool { return true }
+
+func (b *Buffer) path(id uint64) string { return filepath.Join(b.dir, SegmentName(id)) }
+
+func join(dir, name string) string { return filepath.Join(dir, name) }
+
+// notify closes and replaces a broadcast channel; mu is held.
+func notify(ch *chan struct{}) {
+	close(*ch)
+	*ch = make(chan struct{})
+}
+
+func (b *Buffer) wakeFlusher() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+var scratchPool = sync.Pool{New: func() any { p := make([]byte, 0, 64<<10); return &p }}
+
+// encode appends a record (seq and CRC left blank) per message.
+func encode(dst []byte, msgs []*pipeline.Message) []byte {
+	for _, m := range msgs {
+		start := len(dst)
+		dst = append(dst, make([]byte, RecordHeaderSize)...)
+		dst = pipeline.AppendMsgpack(dst, m)
+		binary.LittleEndian.PutUint32(dst[start:], uint32(len(dst)-start-RecordHeaderSize))
+	}
+	return dst
+}
+
+// Push writes e's messages to the buffer. It returns once they are handed
+// to the writer; e.Owner.Done follows once they are durable (SyncAlways) or
+// written (SyncInterval), Abandon if that never happens.
+func (b *Buffer) Push(ctx context.Context, e *queue.Entry) error {
+	return b.push(ctx, e, true)
+}
+
+// PushOverflow pushes without waiting: the engine uses it for dead letters
+// raised by output runners, which must not block on a full buffer (the
+// runner may be this buffer's own). A full buffer gives queue.ErrFull.
+func (b *Buffer) PushOverflow(e *queue.Entry) error {
+	return b.push(context.Background(), e, false)
+}
+
+func (b *Buffer) push(ctx context.Context, e *queue.Entry, wait bool) error {
+	if len(e.Msgs) == 0 {
+		if e.Owner != nil {
+			e.Owner.Done()
+		}
+		return nil
+	}
+	sp := scratchPool.Get().(*[]byte)
+	recs := encode((*sp)[:0], e.Msgs)
+	defer func() {
+		if cap(recs) <= 1<<20 {
+			*sp = recs[:0]
+			scratchPool.Put(sp)
+		}
+	}()
+	n := int64(len(recs))
+	b.mu.Lock()
+	for {
+		if b.closed || !b.opened {
+			b.mu.Unlock()
+			return queue.ErrClosed
+		}
+		full := b.diskBytes+n+SegmentHeaderSize > b.opt.MaxBufferSize && b.unconsumed > 0
+		slow := int64(len(b.pend)) >= b.pmax
+		if !full && !slow {
+			break
+		}
+		if full {
+			b.rollReq = true
+			b.wakeFlusher()
+			switch b.opt.FullAction {
+			case FullDropNewest:
+				b.mu.Unlock()
+				return queue.ErrFull
+			case FullShutdown:
+				b.mu.Unlock()
+				b.stopOnce.Do(func() {
+					b.log.Error("disk buffer full: shutting down (full_action = \"shutdown\")", "dir", b.dir, "max_buffer_size", b.opt.MaxBufferSize)
+					if b.opt.Shutdown != nil {
+						b.opt.Shutdown()
+					}
+				})
+				return ErrShutdown
+			}
+		} else if b.ioFailing && b.opt.FullAction == FullDropNewest {
+			// The disk refuses writes: shed instead of stalling inputs,
+			// as the user asked.
+			b.mu.Unlock()
+			return queue.ErrFull
+		}
+		if !wait {
+			b.mu.Unlock()
+			return queue.ErrFull
+		}
+		ch := b.spaceCh
+		b.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		b.mu.Lock()
+	}
+	for p := 0; p < len(recs); p += recLen(recs[p:]) {
+		sealRecord(recs[p:], b.nextSeq)
+		b.nextSeq++
+	}
+	b.pend = append(b.pend, recs...)
+	b.diskBytes += n
+	b.unconsumed += n
+	if e.Owner != nil {
+		b.owners = append(b.owners, ownerMark{e.Owner, b.nextSeq})
+	}
+	b.mu.Unlock()
+	b.wakeFlusher()
+	return nil
+}
+
+// Bytes is the size of the records not yet committed by the reader.
+func (b *Buffer) Bytes() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return int(b.unconsumed)
+}
+
+// Len is the number of messages not yet leased (an estimate after a
+// recovery that found lost records, until the reader passes them).
+func (b *Buffer) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.rseq == 0 || b.nextSeq <= b.rseq {
+		if b.rseq == 0 && b.nextSeq > 0 && b.unconsumed > 0 {
+			return 1 // unknown before the first read after a lost ledger
+		}
+		return 0
+	}
+	return int(b.nextSeq - b.rseq)
+}
+
+// DiskBytes is what the segment files and the pending records hold.
+func (b *Buffer) DiskBytes() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.diskBytes
+}
+
+// Close writes what is pending (owners whose records cannot be made durable
+// are abandoned), stores the cursor durably and releases the directory.
+// Leased but uncommitted records stay on disk and are read again next time.
+func (b *Buffer) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	opened := b.opened
+	notify(&b.dataCh)
+	notify(&b.spaceCh)
+	b.mu.Unlock()
+	if !opened {
+		return nil
+	}
+	b.wakeFlusher()
+	<-b.flushDone
+	b.lmu.Lock()
+	defer b.lmu.Unlock()
+	var errs []error
+	if err := b.led.writeBoth(b.committed()); err != nil {
+		b.ioError("ledger", err)
+		errs = append(errs, err)
+	} else {
+		b.deleteDoomed()
+	}
+	errs = append(errs, b.led.f.Close())
+	b.mu.Lock()
+	for _, s := range b.segs {
+		s.closeFiles()
+	}
+	for _, s := range b.doomed {
+		s.closeFiles()
+	}
+	b.mu.Unlock()
+	if b.lock != nil {
+		errs = append(errs, b.lock.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Buffer) committed() Cursor {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cur
+}
+
+func (s *segment) closeFiles() {
+	if s.wf != nil {
+		s.wf.Close()
+		s.wf = nil
+	}
+	if s.rf != nil {
+		s.rf.Close()
+		s.rf = nil
+	}
+}
+
+// ioError counts and logs (rate-limited) a failed disk operation.
+func (b *Buffer) ioError(op string, err error) {
+	b.met.ioErrors(1, op)
+	b.set.Error("buffer_io")
+	if b.limit.allow(op) {
+		b.log.Error("disk buffer I/O failed; not acknowledging until it recovers", "dir", b.dir, "op", op, "err", err)
+	}
+}
+
+type logLimiter struct {
+	mu    sync.Mutex
+	every time.Duration
+	last  map[string]time.Time
+}
+
+func (l *logLimiter) allow(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if t, ok := l.last[key]; ok && now.Sub(t) < l.every {
+		return false
+	}
+	l.last[key] = now
+	return true
+}
+
+// metrics are the buffer's own series (prefix tern_, label plugin).
+type metrics struct {
+	ioErrors    func(float64, ...string)
+	fsyncs      func(float64, ...string)
+	quarantined func(float64, ...string)
+	disk        func(float64, ...string)
+}
+
+func newMetrics(t pipeline.Telemetry) metrics {
+	return metrics{
+		ioErrors:    t.Counter("buffer_io_errors_total", "Disk buffer operations that failed, by operation.", "op"),
+		fsyncs:      t.Counter("buffer_fsyncs_total", "Group commits (fsync rounds) of a disk buffer."),
+		quarantined: t.Counter("buffer_quarantined_total", "Corrupt segments or byte ranges moved to quarantine/.", "what"),
+		disk:        t.Gauge("buffer_disk_bytes", "Bytes a disk buffer holds on disk."),
+	}
+}
