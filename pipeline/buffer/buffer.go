@@ -101,6 +101,8 @@ type Buffer struct {
 	met   metrics
 	pmax  int64 // bytes waiting for the flusher before Push waits
 	limit *logLimiter
+	// Backoff between write attempts on a failing disk.
+	retryMin, retryMax time.Duration
 
 	mu         sync.Mutex
 	opened     bool
@@ -110,17 +112,24 @@ type Buffer struct {
 	nextSeq    uint64 // seq of the next record pushed
 	pend       []byte // records pushed, not yet taken by the flusher
 	owners     []ownerMark
-	diskBytes  int64  // segment files plus pending records: what the cap bounds
-	unconsumed int64  // bytes not yet committed by the reader: Bytes()
-	visSeq     uint64 // records below this seq are readable
-	ioFailing  bool   // the flusher's last attempt failed
-	rollReq    bool   // seal the writer's segment so consumed space can go
-	dataCh     chan struct{}
-	spaceCh    chan struct{}
-	kick       chan struct{}
-	flushDone  chan struct{}
-	stopOnce   sync.Once
-	lock       io.Closer
+	diskBytes  int64 // segment files plus pending records: what the cap bounds
+	unconsumed int64 // bytes not yet committed by the reader: Bytes()
+	ioFailing  bool  // the flusher's last attempt failed
+	// Record counts for Len: pushed by this process, made readable, read
+	// back from segments this process created; and an estimate of what
+	// recovered segments hold unread (exact counts would need a scan of
+	// every segment at startup).
+	pushRecs, visRecs, readNew int64
+	recovUnread                int64
+	recovLastID                uint64 // segments up to this id were recovered
+	recovering                 bool   // the reader has not finished them
+	rollReq                    bool   // seal the writer's segment so consumed space can go
+	dataCh                     chan struct{}
+	spaceCh                    chan struct{}
+	kick                       chan struct{}
+	flushDone                  chan struct{}
+	stopOnce                   sync.Once
+	lock                       io.Closer
 
 	// Reader state, guarded by mu; rmu serialises Next.
 	rmu      sync.Mutex
@@ -182,6 +191,7 @@ func New(dir string, opt Options, set pipeline.Settings) (*Buffer, error) {
 		limit:  &logLimiter{every: 10 * time.Second, last: map[string]time.Time{}},
 		dataCh: make(chan struct{}), spaceCh: make(chan struct{}), kick: make(chan struct{}, 1),
 		flushDone: make(chan struct{}),
+		retryMin:  50 * time.Millisecond, retryMax: time.Second,
 	}
 	return b, nil
 }
@@ -304,6 +314,7 @@ func (b *Buffer) push(ctx context.Context, e *queue.Entry, wait bool) error {
 		sealRecord(recs[p:], b.nextSeq)
 		b.nextSeq++
 	}
+	b.pushRecs += int64(len(e.Msgs))
 	b.pend = append(b.pend, recs...)
 	b.diskBytes += n
 	b.unconsumed += n
@@ -327,13 +338,20 @@ func (b *Buffer) Bytes() int {
 func (b *Buffer) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.rseq == 0 || b.nextSeq <= b.rseq {
-		if b.rseq == 0 && b.nextSeq > 0 && b.unconsumed > 0 {
-			return 1 // unknown before the first read after a lost ledger
-		}
-		return 0
+	n := b.pushRecs - b.readNew
+	if b.recovering {
+		n += max(b.recovUnread, 1)
 	}
-	return int(b.nextSeq - b.rseq)
+	return int(max(n, 0))
+}
+
+// avail estimates the records readable now; mu held.
+func (b *Buffer) avail() int {
+	n := b.visRecs - b.readNew
+	if b.recovering {
+		n += max(b.recovUnread, 1)
+	}
+	return int(max(n, 0))
 }
 
 // DiskBytes is what the segment files and the pending records hold.

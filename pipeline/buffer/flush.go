@@ -19,6 +19,11 @@ type writer struct {
 	spare    []byte
 }
 
+type failedOp struct {
+	op  string
+	err error
+}
+
 // flusher takes what Push queued, writes it and makes it durable. Pushes
 // that arrive while it writes or syncs wait for the next round, so one
 // fsync covers all of them: that group commit is what makes fsync before
@@ -42,8 +47,11 @@ func (b *Buffer) flusher() {
 			b.mu.Lock()
 			batch, end := b.pend, b.nextSeq
 			roll, closed := b.rollReq, b.closed
-			b.pend, b.rollReq = w.spare[:0], false
+			b.rollReq = false
 			if len(batch) > 0 {
+				// Swap buffers: pushes fill the spare while this one is
+				// written.
+				b.pend, w.spare = w.spare[:0], nil
 				notify(&b.spaceCh) // room for pushes held back by pmax
 			}
 			b.mu.Unlock()
@@ -72,19 +80,39 @@ func (b *Buffer) flusher() {
 // buffer closed before it succeeded, after abandoning every owner left.
 func (w *writer) commit(batch []byte, end uint64) bool {
 	b := w.b
-	delay := 50 * time.Millisecond
+	count := int64(end - recSeq(batch))
+	delay := b.retryMin
+	dirOnly := false // the files are synced; only the directory is not
 	for attempt := 0; ; attempt++ {
-		n, op, err := w.write(batch)
-		if err == nil && b.opt.Sync == SyncAlways {
-			op, err = w.syncTouched()
+		var err error
+		op, n := "", 0
+		if dirOnly {
+			op, err = w.syncDir()
+		} else {
+			n, op, err = w.write(batch)
+			if err == nil && b.opt.Sync == SyncAlways {
+				op, err = w.syncFiles()
+				if err == nil {
+					op, err = w.syncDir()
+				}
+			}
 		}
 		if err == nil {
+			if b.opt.Sync == SyncAlways {
+				w.publish()
+			}
 			break
 		}
 		b.ioError(op, err)
-		w.fail()
-		if b.opt.Sync == SyncInterval {
-			batch = batch[n:] // what was written is acknowledged below
+		if op == "syncdir" {
+			// The data is durable in the files: retry the directory sync
+			// alone. Rewriting would only make duplicates.
+			dirOnly = true
+		} else {
+			w.fail()
+			if b.opt.Sync == SyncInterval {
+				batch = batch[n:] // what was written is acknowledged below
+			}
 		}
 		b.mu.Lock()
 		b.ioFailing = true
@@ -100,7 +128,7 @@ func (w *writer) commit(batch []byte, end uint64) bool {
 		case <-b.kick:
 			t.Stop()
 		}
-		delay = min(delay*2, time.Second)
+		delay = min(delay*2, b.retryMax)
 	}
 	b.mu.Lock()
 	b.ioFailing = false
@@ -109,7 +137,7 @@ func (w *writer) commit(batch []byte, end uint64) bool {
 			s.visible = s.size
 		}
 	}
-	b.visSeq = end
+	b.visRecs += count
 	k := 0
 	for k < len(b.owners) && b.owners[k].end <= end {
 		k++
@@ -210,6 +238,7 @@ func (w *writer) roll(firstSeq uint64) (*segment, error) {
 	w.active = s
 	w.dirDirty = true
 	w.touch(s)
+	b.log.Debug("disk buffer: new segment", "segment", SegmentName(id), "first_seq", firstSeq)
 	return s, nil
 }
 
@@ -234,10 +263,8 @@ func (w *writer) sealActive() {
 	b.reclaim()
 }
 
-// syncTouched fsyncs every segment written this round and, after a create,
-// the directory; then what they hold is durable and readable.
-func (w *writer) syncTouched() (string, error) {
-	b := w.b
+// syncFiles fsyncs every segment written this round.
+func (w *writer) syncFiles() (string, error) {
 	for _, s := range w.touched {
 		if s.synced == s.size || s.wf == nil {
 			continue
@@ -247,20 +274,32 @@ func (w *writer) syncTouched() (string, error) {
 		}
 		s.synced = s.size
 	}
-	if w.dirDirty {
-		if err := b.fs.SyncDir(b.dir); err != nil {
-			return "syncdir", err
-		}
-		w.dirDirty = false
+	w.b.met.fsyncs(1)
+	return "", nil
+}
+
+// syncDir makes a segment created this round durable by name: without it a
+// power loss can make a whole synced file vanish (Vector PR #25766).
+func (w *writer) syncDir() (string, error) {
+	if !w.dirDirty {
+		return "", nil
 	}
-	b.met.fsyncs(1)
+	if err := w.b.fs.SyncDir(w.b.dir); err != nil {
+		return "syncdir", err
+	}
+	w.dirDirty = false
+	return "", nil
+}
+
+// publish makes what the round synced readable.
+func (w *writer) publish() {
+	b := w.b
 	b.mu.Lock()
 	for _, s := range w.touched {
 		s.visible = s.synced
 	}
 	b.mu.Unlock()
 	w.closeSealed()
-	return "", nil
 }
 
 // syncAll is the SyncInterval tick: it fsyncs what was written since the
@@ -346,8 +385,9 @@ func (w *writer) fail() {
 			}
 			continue
 		}
+		b.log.Debug("disk buffer: segment cut back after a failure", "segment", SegmentName(s.id), "size", s.size, "cut", cut)
 		s.size = cut
-		s.visible = min(s.visible, cut)
+		s.visible = cut
 	}
 	notify(&b.dataCh)
 	b.mu.Unlock()
@@ -355,16 +395,18 @@ func (w *writer) fail() {
 		if s.wf == nil {
 			continue
 		}
-		_ = s.wf.Truncate(s.size) // best effort: readers stop at size anyway
-		if b.opt.Sync == SyncInterval && s.synced < s.size {
-			// Acknowledged already: make it durable if the disk lets us.
-			if err := s.wf.Sync(); err != nil {
-				b.ioError("sync", err)
-			}
+		// Cut durably, so a crash cannot bring back records that are about
+		// to be written again elsewhere. Best effort: the reader stops at
+		// size anyway, and a copy that comes back is only a duplicate.
+		_ = s.wf.Truncate(s.size)
+		if err := s.wf.Sync(); err != nil {
+			b.ioError("sync", err)
+			s.synced = min(s.synced, s.size)
+		} else {
+			s.synced = s.size
 		}
 		s.wf.Close()
 		s.wf = nil
-		s.synced = min(s.synced, s.size)
 	}
 	for _, s := range drop {
 		if err := b.fs.Remove(b.path(s.id)); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -3,6 +3,7 @@ package buffer
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,3 +151,5 @@ func describe(ids []int) string {
 	}
 	return fmt.Sprint(ids)
 }
+
+var discardLogger = slog.New(slog.DiscardHandler)

@@ -157,6 +157,7 @@ func (b *Buffer) recover() error {
 	sort.Slice(segs, func(i, j int) bool { return segs[i].id < segs[j].id })
 
 	// The newest segment: find its last valid record, cut what follows.
+	avgRecord := int64(256) // for the estimate of what the buffer holds
 	nextSeq := uint64(1)
 	if haveCur {
 		nextSeq = max(nextSeq, cur.Seq)
@@ -166,9 +167,12 @@ func (b *Buffer) recover() error {
 	}
 	if k := len(segs); k > 0 {
 		last := &segs[k-1]
-		validEnd, lastSeq, err := b.scanEnd(last)
+		validEnd, lastSeq, count, err := b.scanEnd(last)
 		if err != nil {
 			return err
+		}
+		if count > 0 {
+			avgRecord = max((validEnd-SegmentHeaderSize)/count, minRecord)
 		}
 		if lastSeq > 0 {
 			nextSeq = max(nextSeq, lastSeq+1)
@@ -205,7 +209,9 @@ func (b *Buffer) recover() error {
 
 	// State.
 	b.mu.Lock()
-	b.nextSeq, b.visSeq = nextSeq, nextSeq
+	b.nextSeq = nextSeq
+	// Ids are never reused, not even those of segments a crash made
+	// vanish: the ledger may name one.
 	b.nextID = max(maxID, cur.Segment) + 1
 	b.cur, b.rseq = cur, cur.Seq
 	for _, f := range segs {
@@ -223,6 +229,13 @@ func (b *Buffer) recover() error {
 	}
 	if b.rseg == nil {
 		b.rprevID = cur.Segment
+	}
+	if n := len(b.segs); n > 0 {
+		b.recovLastID = b.segs[n-1].id
+	}
+	if b.unconsumed > 0 {
+		b.recovering = true
+		b.recovUnread = max(b.unconsumed/avgRecord, 1)
 	}
 	b.mu.Unlock()
 	b.led = &ledger{f: lf, gen: gen, cur: cur}
@@ -242,24 +255,25 @@ func (b *Buffer) recover() error {
 
 // scanEnd reads a segment to its end and returns the offset after its last
 // valid record and that record's seq (0 when it has none).
-func (b *Buffer) scanEnd(s *found) (int64, uint64, error) {
+func (b *Buffer) scanEnd(s *found) (validEnd int64, lastSeq uint64, count int64, err error) {
 	f, err := b.fs.OpenFile(b.path(s.id), os.O_RDONLY, 0)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer f.Close()
 	sc := newScanner(f, s.hdr.FirstSeq, SegmentHeaderSize, s.size, true)
-	validEnd, lastSeq := int64(SegmentHeaderSize), uint64(0)
+	validEnd = SegmentHeaderSize
 	for {
 		rec, _, err := sc.next()
 		if errors.Is(err, io.EOF) {
-			return validEnd, lastSeq, nil
+			return validEnd, lastSeq, count, nil
 		}
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		validEnd = rec.Offset + RecordHeaderSize + int64(len(rec.Payload))
 		lastSeq = rec.Seq
+		count++
 	}
 }
 

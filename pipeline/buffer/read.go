@@ -55,11 +55,16 @@ func (b *Buffer) Next(ctx context.Context, maxCount, maxBytes int, linger, wait 
 			return nil, queue.ErrClosed
 		}
 		s := b.readerSeg()
-		avail := 0
-		if b.visSeq > b.rseq {
-			avail = int(b.visSeq - b.rseq)
+		if s == nil && b.rbytes > b.curLeaseBytes() {
+			// Passed empty segments or garbage: commit that, so their
+			// space and Bytes go.
+			l := &lease{b: b, end: b.readCursor(), endBytes: b.rbytes}
+			b.leases = append(b.leases, l)
+			b.mu.Unlock()
+			l.Commit()
+			continue
 		}
-		ready := s != nil && (linger <= 0 || lingered || avail >= maxCount)
+		ready := s != nil && (linger <= 0 || lingered || b.avail() >= maxCount)
 		if s != nil && !ready && lingerC == nil {
 			t := time.NewTimer(linger)
 			defer t.Stop()
@@ -81,10 +86,13 @@ func (b *Buffer) Next(ctx context.Context, maxCount, maxBytes int, linger, wait 
 				failures = 0
 				continue
 			}
-			d := min(50*time.Millisecond<<min(failures, 5), 2*time.Second)
+			d := min(b.retryMin<<min(failures, 5), 2*b.retryMax)
 			t := time.NewTimer(d)
 			select {
 			case <-t.C:
+			case <-deadline:
+				t.Stop()
+				return nil, nil
 			case <-ctx.Done():
 				t.Stop()
 				return nil, ctx.Err()
@@ -115,10 +123,18 @@ func (b *Buffer) readerSeg() *segment {
 			}
 			b.rseg, b.roff = s, SegmentHeaderSize
 			b.rbytes += SegmentHeaderSize
+			if s.id > b.recovLastID {
+				b.recovering, b.recovUnread = false, 0
+			}
+			// Sequence numbers run on across a roll, so a gap here is a
+			// segment that went missing or was quarantined (an upper
+			// bound: after a crash it may include records that were never
+			// acknowledged). A lower number is a restart that reused
+			// numbers of records lost unacknowledged: nothing to count.
 			if s.firstSeq > b.rseq {
 				b.lost(s.firstSeq-b.rseq, fmt.Sprintf("segment %s starts at record %d, expected %d", SegmentName(s.id), s.firstSeq, b.rseq))
-				b.rseq = s.firstSeq
 			}
+			b.rseq = s.firstSeq
 		}
 		if b.roff < s.visible {
 			return s
@@ -126,6 +142,9 @@ func (b *Buffer) readerSeg() *segment {
 		if s.sealed && s.visible == s.size && b.roff >= s.size {
 			b.rprevID = s.id
 			b.rseg = nil
+			if s.id >= b.recovLastID {
+				b.recovering, b.recovUnread = false, 0
+			}
 			if s.rf != nil {
 				s.rf.Close()
 				s.rf = nil
@@ -178,6 +197,7 @@ func (b *Buffer) read(maxCount, maxBytes int) (*lease, error) {
 			b.mu.Lock()
 			break
 		}
+		recs := int64(0)
 		for len(msgs) < maxCount && bytes < maxBytes {
 			rec, skipped, err := sc.next()
 			if skipped > 0 {
@@ -193,13 +213,15 @@ func (b *Buffer) read(maxCount, maxBytes int) (*lease, error) {
 				}
 				break
 			}
-			if rec.Seq < seq {
-				continue // replayed: an older copy was delivered already
-			}
+			// Within a segment numbers are consecutive: a jump is records
+			// lost to corruption. (No record is skipped for carrying a
+			// number already seen: after a failure and a crash the same
+			// number may name another record. Duplicates, never loss.)
 			if rec.Seq > seq {
 				b.lost(rec.Seq-seq, fmt.Sprintf("%s offset %d holds record %d, expected %d", SegmentName(s.id), rec.Offset, rec.Seq, seq))
 			}
 			seq = rec.Seq + 1
+			recs++
 			m := batch.Add()
 			if err := pipeline.DecodeMsgpackBytes(rec.Payload, m, batch); err != nil {
 				batch.Truncate(batch.Len() - 1)
@@ -212,6 +234,11 @@ func (b *Buffer) read(maxCount, maxBytes int) (*lease, error) {
 		b.mu.Lock()
 		b.rbytes += sc.off - off
 		b.roff, b.rseq = sc.off, seq
+		if s.id > b.recovLastID {
+			b.readNew += recs
+		} else {
+			b.recovUnread = max(b.recovUnread-recs, 0)
+		}
 		if rerr != nil {
 			break
 		}

@@ -75,6 +75,9 @@ const (
 	// each possibly torn at sector boundaries (a disk that reorders), and
 	// a random prefix of the directory operations.
 	KeepSubset
+	// KeepAll keeps everything: the process died (kill -9), the kernel and
+	// its page cache did not.
+	KeepAll
 )
 
 // FS is one generation of the simulated machine. The zero value is not
@@ -465,7 +468,10 @@ func (f *FS) Crash(rng *rand.Rand, mode CrashMode) *FS {
 	d.stats.Crashes++
 	// Namespace: the durable one plus a prefix of the pending operations.
 	keepOps := 0
-	if mode != KeepNone && len(d.dirOps) > 0 {
+	switch {
+	case mode == KeepAll:
+		keepOps = len(d.dirOps)
+	case mode != KeepNone && len(d.dirOps) > 0:
 		keepOps = rng.IntN(len(d.dirOps) + 1)
 	}
 	for _, op := range d.dirOps[:keepOps] {
@@ -518,6 +524,10 @@ func (d *disk) settle(n *node, rng *rand.Rand, mode CrashMode) {
 	}
 	keep := make([]bool, len(ops))
 	switch mode {
+	case KeepAll:
+		for i := range ops {
+			keep[i] = true
+		}
 	case KeepPrefix:
 		k := rng.IntN(len(ops) + 1)
 		for i := range k {
@@ -543,7 +553,7 @@ func (d *disk) settle(n *node, rng *rand.Rand, mode CrashMode) {
 			n.disk = truncate(n.disk, op.off)
 			continue
 		}
-		torn := mode == KeepSubset || i == lastKept
+		torn := mode == KeepSubset || (mode == KeepPrefix && i == lastKept)
 		n.disk = d.applyWrite(n.disk, op, torn, rng)
 	}
 }
@@ -707,8 +717,8 @@ func (h *file) write(d *disk, p []byte, off int64) (int, error) {
 	var werr error
 	if d.capacity > 0 {
 		grow := off + int64(len(p)) - int64(len(h.n.data))
-		if free := d.capacity - d.used(); grow > free {
-			keep := max(int64(len(p))-(grow-max(free, 0)), 0)
+		if free := max(d.capacity-d.used(), 0); grow > 0 && grow > free {
+			keep := min(max(int64(len(p))-(grow-free), 0), int64(len(p)))
 			p = p[:keep]
 			werr = pathErr(OpWrite, h.name, ENOSPC)
 		}
