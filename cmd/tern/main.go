@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/ternlog/tern/pipeline/config"
@@ -32,6 +33,7 @@ Usage:
   tern decode -d TYPE [-o key=value]…   raw records on stdin -> canonical JSON messages
   tern encode -e TYPE [-o key=value]…   canonical JSON messages on stdin -> encoded records
   tern match 'EXPR'                     canonical JSON messages on stdin -> those that match
+  tern cat [-match EXPR] [-tail] PATH…  messages in disk buffers or native-framed files -> canonical JSON
   tern alerts list [-config …] [-json]  the alert definitions of the config's Lua filters
   tern version                          print the version
 
@@ -59,6 +61,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdEncode(args, stdin, stdout, stderr)
 	case "match":
 		return cmdMatch(args, stdin, stdout, stderr)
+	case "cat":
+		return cmdCat(args, stdin, stdout, stderr)
 	case "alerts":
 		return cmdAlerts(args, stdout, stderr)
 	case "version":
@@ -116,13 +120,20 @@ func cmdRun(args []string, stderr io.Writer) int {
 		defer pprof.StopCPUProfile()
 	}
 	log := newLogger(stderr, plan.Global)
-	e, err := engine.New(plan, reg, engine.Options{Logger: log, NewBuffer: newBuffer})
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	// A disk buffer with full_action = "shutdown" ends the run like SIGTERM.
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	var bufferFull atomic.Bool
+	e, err := engine.New(plan, reg, engine.Options{Logger: log, NewBuffer: bufferOpener(func() {
+		bufferFull.Store(true)
+		cancelRun()
+	})})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	go func() {
 		// A second signal means "now": the drain is abandoned.
 		<-ctx.Done()
@@ -133,8 +144,12 @@ func cmdRun(args []string, stderr io.Writer) int {
 		log.Error("second signal: exiting without draining")
 		os.Exit(1)
 	}()
-	if err := e.Run(ctx); err != nil {
+	if err := e.Run(runCtx); err != nil {
 		log.Error("tern failed", "err", err)
+		return 1
+	}
+	if bufferFull.Load() {
+		log.Error("stopped because a disk buffer was full (full_action = \"shutdown\")")
 		return 1
 	}
 	return 0

@@ -246,6 +246,9 @@ func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error
 		}
 	}
 	if len(errs) > 0 {
+		for _, o := range e.outputs {
+			_ = o.q.Close() // disk buffers hold files and a writer
+		}
 		e.closeAll(context.Background())
 		return nil, errs
 	}
@@ -392,13 +395,20 @@ func (e *Engine) Run(ctx context.Context) error {
 	stopOutputs()
 	waitUntil(&outWG, deadline.Add(time.Second))
 
-	abandoned := 0
+	abandoned, kept := 0, 0
 	for _, d := range e.dests {
-		abandoned += d.q.Len()
+		if dq, ok := d.q.(interface{ Durable() bool }); ok && dq.Durable() {
+			kept += d.q.Len() // acknowledged once on disk; delivered after the restart
+		} else {
+			abandoned += d.q.Len()
+		}
 		_ = d.q.Close()
 	}
 	if abandoned > 0 {
 		e.log.Warn("shutdown timeout: messages left undelivered; their sources were not acknowledged", "messages", abandoned)
+	}
+	if kept > 0 {
+		e.log.Info("messages kept in disk buffers for the next start", "messages", kept)
 	}
 	e.closeAll(stopCtx)
 	if admin != nil {
