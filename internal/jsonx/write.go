@@ -6,6 +6,7 @@ package jsonx
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -49,8 +50,29 @@ func load8(s string, i int) uint64 {
 // U+2028/U+2029, and does no HTML escaping. Each byte of an invalid UTF-8
 // sequence is written as U+FFFD; replaced counts them.
 func AppendString(dst []byte, s string) (out []byte, replaced int) {
+	// Fast path: nothing to escape, one copy.
+	i := 0
+	for i+8 <= len(s) && plain8(load8(s, i)) {
+		i += 8
+	}
+	for i < len(s) && s[i] < utf8.RuneSelf && safe[s[i]] {
+		i++
+	}
+	if i == len(s) {
+		n := len(dst)
+		dst = slices.Grow(dst, len(s)+2)[:n+len(s)+2]
+		dst[n] = '"'
+		copy(dst[n+1:], s)
+		dst[n+1+len(s)] = '"'
+		return dst, 0
+	}
+	return appendStringSlow(dst, s, i)
+}
+
+// appendStringSlow is AppendString from the first byte that needs care.
+func appendStringSlow(dst []byte, s string, i int) (out []byte, replaced int) {
 	dst = append(dst, '"')
-	start, i := 0, 0
+	start := 0
 	for i < len(s) {
 		for i+8 <= len(s) && plain8(load8(s, i)) {
 			i += 8
