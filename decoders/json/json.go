@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"sync"
 
 	"github.com/ternlog/tern/internal/jsonx"
@@ -125,7 +126,7 @@ func (c Config) Validate() error {
 type Decoder struct {
 	canonical bool
 	headers   [nHeaders]string // input key per header; "" when not mapped
-	keyLens   uint64           // bit n set when some header key has length n (< 64)
+	byLen     [64]uint16       // bit h set when header h's key has that length (keys < 64 bytes)
 	tsUnit    int64            // nanoseconds per unit of a numeric timestamp
 	tsDigits  int              // fraction digits that unit keeps
 	flatten   bool
@@ -154,9 +155,9 @@ func New(_ pipeline.Settings, cfg Config) (*Decoder, error) {
 	}
 	if cfg.Headers {
 		d.headers = cfg.HeaderKeys.list()
-		for _, k := range d.headers {
+		for h, k := range d.headers {
 			if k != "" {
-				d.keyLens |= 1 << min(len(k), 63)
+				d.byLen[min(len(k), 63)] |= 1 << h
 			}
 		}
 	}
@@ -279,7 +280,7 @@ func (d *Decoder) members(st *objState, prefix, depth int) error {
 		s.Advance()
 		nameLen := len(st.name)
 		done := false
-		if depth == 1 && d.keyLens&(1<<min(nameLen, 63)) != 0 {
+		if depth == 1 && d.byLen[min(nameLen, 63)] != 0 {
 			if h := d.header(st.name); h >= 0 {
 				if done, err = d.setHeader(st, h); err != nil {
 					return err
@@ -303,10 +304,12 @@ func (d *Decoder) members(st *objState, prefix, depth int) error {
 	}
 }
 
+// header returns the header that key fills, or -1.
 func (d *Decoder) header(key []byte) int {
-	for i, k := range d.headers {
-		if k != "" && string(key) == k {
-			return i
+	for m := d.byLen[min(len(key), 63)]; m != 0; m &= m - 1 {
+		h := bits.TrailingZeros16(m)
+		if string(key) == d.headers[h] {
+			return h
 		}
 	}
 	return -1

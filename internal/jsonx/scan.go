@@ -43,6 +43,9 @@ func (s *Scanner) Data() []byte { return s.data }
 // Peek skips whitespace and returns the next byte without consuming it, or
 // 0 at the end of the input.
 func (s *Scanner) Peek() byte {
+	if s.pos < len(s.data) && s.data[s.pos] > ' ' { // no whitespace: the usual case
+		return s.data[s.pos]
+	}
 	for s.pos < len(s.data) {
 		c := s.data[s.pos]
 		if c != ' ' && c != '\n' && c != '\t' && c != '\r' {
