@@ -303,9 +303,13 @@ func (d *jsonDecoder) message(m *Message) error {
 				if s.Peek() != '"' {
 					return d.typeError("uuid", "string")
 				}
-				raw, _, err := s.String()
+				raw, esc, err := s.String()
 				if err != nil {
 					return fmt.Errorf("uuid: %w", err)
+				}
+				if esc {
+					d.scratch = jsonx.Unescape(d.scratch[:0], raw)
+					raw = d.scratch
 				}
 				u, ok := ParseUUID(bytesString(raw))
 				if !ok {

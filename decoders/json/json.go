@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/bits"
 	"sync"
+	"unsafe"
 
 	"github.com/ternlog/tern/internal/jsonx"
 	"github.com/ternlog/tern/internal/rfc3339"
@@ -336,11 +337,15 @@ func (d *Decoder) setHeader(st *objState, h int) (bool, error) {
 		if c != '"' {
 			return false, nil
 		}
-		raw, _, err := s.String()
+		raw, esc, err := s.String()
 		if err != nil {
 			return false, err
 		}
-		u, ok := pipeline.ParseUUID(string(raw))
+		if esc {
+			st.buf = jsonx.Unescape(st.buf[:0], raw)
+			raw = st.buf
+		}
+		u, ok := pipeline.ParseUUID(unsafe.String(unsafe.SliceData(raw), len(raw)))
 		if !ok {
 			s.SetPos(start)
 			return false, nil

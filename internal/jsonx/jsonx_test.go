@@ -147,8 +147,8 @@ func TestParseInt(t *testing.T) {
 }
 
 func TestAppendRaw(t *testing.T) {
-	got, n, ok := AppendRaw(nil, " { \"a\" : [1, \"x y\xff\" ] } ", MaxDepth)
-	if !ok || n != 1 || string(got) != "{\"a\":[1,\"x y\ufffd\"]}" {
+	got, n, ok := AppendRaw(nil, " { \"a\" : [1, \"x y\xff\u2028\" ] } ", MaxDepth)
+	if !ok || n != 1 || string(got) != "{\"a\":[1,\"x y\ufffd\\u2028\"]}" {
 		t.Errorf("AppendRaw = %q, %d, %v", got, n, ok)
 	}
 	for _, in := range []string{"", "{", "1 2", "[1,]", "x"} {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 const hexDigits = "0123456789abcdef"
@@ -170,7 +171,7 @@ func AppendFloat(dst []byte, f float64) []byte {
 // nested deeper than maxDepth.
 func AppendRaw(dst []byte, raw string, maxDepth int) (out []byte, replaced int, ok bool) {
 	var s Scanner
-	s.Reset([]byte(raw))
+	s.Reset(unsafe.Slice(unsafe.StringData(raw), len(raw))) // only read
 	if _, err := s.Skip(maxDepth); err != nil || !s.AtEnd() {
 		return dst, 0, false
 	}
@@ -202,8 +203,9 @@ func AppendRaw(dst []byte, raw string, maxDepth int) (out []byte, replaced int, 
 	return dst, replaced, true
 }
 
-// appendValidated copies s, replacing each byte of an invalid UTF-8
-// sequence with U+FFFD.
+// appendValidated copies s, the text of a JSON string, replacing each byte
+// of an invalid UTF-8 sequence with U+FFFD and escaping U+2028/U+2029 as
+// AppendString does.
 func appendValidated(dst []byte, s string) ([]byte, int) {
 	replaced := 0
 	start := 0
@@ -218,6 +220,13 @@ func appendValidated(dst []byte, s string) ([]byte, int) {
 			dst = append(dst, "\ufffd"...)
 			replaced++
 			i++
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
 			start = i
 			continue
 		}
