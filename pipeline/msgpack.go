@@ -750,7 +750,9 @@ func decField(dec *msgpack.Decoder, m *Message, i int, values *int) error {
 	return nil
 }
 
-// decSkip skips one value; unlike Decoder.Skip it bounds the nesting.
+// decSkip skips one value; unlike Decoder.Skip it bounds the nesting, and it
+// reads strings and extensions through a small buffer instead of allocating
+// what their headers declare.
 func decSkip(dec *msgpack.Decoder, depth int) error {
 	c, err := dec.PeekCode()
 	if err != nil {
@@ -764,8 +766,18 @@ func decSkip(dec *msgpack.Decoder, depth int) error {
 	case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:
 		n, err = dec.DecodeMapLen()
 		per = 2
+	case msgpcode.IsString(c) || msgpcode.IsBin(c):
+		if n, err = dec.DecodeBytesLen(); err != nil {
+			return err
+		}
+		return decDiscard(dec, n)
+	case msgpcode.IsExt(c):
+		if _, n, err = dec.DecodeExtHeader(); err != nil {
+			return err
+		}
+		return decDiscard(dec, n)
 	default:
-		return dec.Skip()
+		return dec.Skip() // scalars
 	}
 	if err != nil {
 		return err
@@ -777,6 +789,18 @@ func decSkip(dec *msgpack.Decoder, depth int) error {
 		if err := decSkip(dec, depth-1); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func decDiscard(dec *msgpack.Decoder, n int) error {
+	var buf [512]byte
+	for n > 0 {
+		k := min(n, len(buf))
+		if err := dec.ReadFull(buf[:k]); err != nil {
+			return err
+		}
+		n -= k
 	}
 	return nil
 }
