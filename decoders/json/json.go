@@ -266,30 +266,35 @@ func (d *Decoder) members(st *objState, prefix, depth int) error {
 		if err != nil {
 			return err
 		}
-		st.name = st.name[:prefix]
-		if prefix > 0 {
-			st.name = append(st.name, d.sep...)
-		}
-		if esc {
-			st.name = jsonx.Unescape(st.name, raw)
-		} else {
-			st.name = append(st.name, raw...)
+		// The member's name: the key itself at the top level (no copy),
+		// else parent, separator, key.
+		name := raw
+		if prefix > 0 || esc {
+			st.name = st.name[:prefix]
+			if prefix > 0 {
+				st.name = append(st.name, d.sep...)
+			}
+			if esc {
+				st.name = jsonx.Unescape(st.name, raw)
+			} else {
+				st.name = append(st.name, raw...)
+			}
+			name = st.name
 		}
 		if s.Peek() != ':' {
 			return s.Unexpected("':'")
 		}
 		s.Advance()
-		nameLen := len(st.name)
 		done := false
-		if depth == 1 && d.byLen[min(nameLen, 63)] != 0 {
-			if h := d.header(st.name); h >= 0 {
+		if depth == 1 && d.byLen[min(len(name), 63)] != 0 {
+			if h := d.header(name); h >= 0 {
 				if done, err = d.setHeader(st, h); err != nil {
 					return err
 				}
 			}
 		}
 		if !done {
-			if err := d.value(st, nameLen, depth); err != nil {
+			if err := d.value(st, name, depth); err != nil {
 				return err
 			}
 		}
@@ -483,10 +488,10 @@ func numberTimestamp(raw []byte, unit int64, digits int) (int64, bool) {
 	return v, true
 }
 
-// newField appends an empty field named st.name[:name] and returns it. It
-// fills the slot in place: copying a whole Field into the slice costs a
-// write barrier per pointer while the GC runs.
-func (st *objState) newField(name int, t pipeline.ValueType, repr string) *pipeline.Field {
+// newField appends an empty field and returns it. It fills the slot in
+// place: copying a whole Field into the slice costs a write barrier per
+// pointer while the GC runs.
+func (st *objState) newField(name []byte, t pipeline.ValueType, repr string) *pipeline.Field {
 	fs := st.m.Fields
 	if len(fs) < cap(fs) {
 		fs = fs[:len(fs)+1]
@@ -496,20 +501,21 @@ func (st *objState) newField(name int, t pipeline.ValueType, repr string) *pipel
 	}
 	st.m.Fields = fs
 	f := &fs[len(fs)-1]
-	f.Name = st.b.Str(st.name[:name])
+	f.Name = st.b.Str(name)
 	f.Type = t
 	f.Representation = repr
 	return f
 }
 
-func (st *objState) add(name int, t pipeline.ValueType, repr string, v pipeline.Value) *pipeline.Field {
+func (st *objState) add(name []byte, t pipeline.ValueType, repr string, v pipeline.Value) *pipeline.Field {
 	f := st.newField(name, t, repr)
 	f.Append(v)
 	return f
 }
 
-// value reads the value of the member whose name is st.name[:name].
-func (d *Decoder) value(st *objState, name, depth int) error {
+// value reads the value of the member called name, which is the key in
+// the input or st.name.
+func (d *Decoder) value(st *objState, name []byte, depth int) error {
 	s := &st.s
 	switch c := s.Peek(); {
 	case c == '"':
@@ -557,7 +563,10 @@ func (d *Decoder) value(st *objState, name, depth int) error {
 			s.SetPos(start)
 			return d.raw(st, name)
 		}
-		return d.members(st, name, depth+1)
+		if depth == 1 { // name is the key in the input: make it the prefix
+			st.name = append(st.name[:0], name...)
+		}
+		return d.members(st, len(name), depth+1)
 	case c == '[':
 		return d.array(st, name)
 	default:
@@ -567,7 +576,7 @@ func (d *Decoder) value(st *objState, name, depth int) error {
 }
 
 // raw keeps the value that follows as its JSON text.
-func (d *Decoder) raw(st *objState, name int) error {
+func (d *Decoder) raw(st *objState, name []byte) error {
 	raw, err := st.s.Skip(jsonx.MaxDepth)
 	if err != nil {
 		return err
@@ -579,7 +588,7 @@ func (d *Decoder) raw(st *objState, name int) error {
 // array reads an array of scalars of one type (integers and doubles mixed
 // give doubles) as a multi-valued field; any other array is kept as JSON
 // text.
-func (d *Decoder) array(st *objState, name int) error {
+func (d *Decoder) array(st *objState, name []byte) error {
 	s := &st.s
 	start := s.Pos()
 	s.Advance()
