@@ -165,6 +165,10 @@ type Encoder struct {
 	sep       string
 	replaced  func(float64, ...string)
 
+	tsSec  int64    // second of the last timestamp formatted as RFC 3339
+	tsText [19]byte // its "YYYY-MM-DDTHH:MM:SS"
+	tsOK   bool
+
 	used   []bool         // fields already written (flat mode)
 	fp     []uint64       // cheap fingerprints of the field names
 	hasDup bool           // some field name repeats
@@ -313,9 +317,17 @@ func (e *Encoder) appendTimestamp(dst []byte, ns int64) []byte {
 	switch e.tsFormat {
 	case tsRFC3339Nano, tsRFC3339Milli, tsRFC3339Micro, tsRFC3339:
 		digits := [...]int{rfc3339.Trimmed, 3, 6, 0}[e.tsFormat]
+		// Consecutive messages mostly fall in the same second: keep its
+		// text and write only the fraction.
+		sec, frac := rfc3339.Split(ns)
+		if !e.tsOK || sec != e.tsSec {
+			rfc3339.AppendDateTime(e.tsText[:0], sec)
+			e.tsSec, e.tsOK = sec, true
+		}
 		dst = append(dst, '"')
-		dst = rfc3339.Append(dst, ns, digits)
-		return append(dst, '"')
+		dst = append(dst, e.tsText[:]...)
+		dst = rfc3339.AppendFraction(dst, frac, digits)
+		return append(dst, 'Z', '"')
 	case tsUnixMilli:
 		ms := ns / 1e6
 		if ns%1e6 < 0 {
