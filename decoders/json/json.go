@@ -201,33 +201,60 @@ const (
 	nHeaders
 )
 
-// objState is the state of decoding one record.
+// objState is the state of decoding one record. It lives on the stack.
 type objState struct {
 	s    jsonx.Scanner
 	m    *pipeline.Message
 	b    *pipeline.Batch
-	name []byte // name of the current member, with its parents' prefix
-	buf  []byte // unescaped strings
+	data []byte
+	// base is the record copied once into the batch's arena: a string or
+	// key without escapes is a slice of it, so decoding copies each byte
+	// once instead of once per string.
+	base string
+	sc   *scratch // for escaped strings, taken from scratches when needed
 }
 
-// states recycles the scratch buffers of objState: a Decoder serves many
-// goroutines at once, and a stack buffer would escape.
-var states = sync.Pool{New: func() any {
-	return &objState{name: make([]byte, 0, 128), buf: make([]byte, 0, 256)}
-}}
+type scratch struct{ buf []byte }
+
+var scratches = sync.Pool{New: func() any { return &scratch{buf: make([]byte, 0, 256)} }}
 
 func (d *Decoder) decodeObject(data []byte, m *pipeline.Message, b *pipeline.Batch) error {
-	st := states.Get().(*objState)
-	st.m, st.b = m, b
+	st := objState{m: m, b: b, data: data, base: b.Str(data)}
 	st.s.Reset(data)
-	err := d.object(st)
-	st.m, st.b = nil, nil
-	st.s.Reset(nil)
-	if cap(st.name) <= 4<<10 && cap(st.buf) <= 64<<10 {
-		states.Put(st)
+	err := d.object(&st)
+	if st.sc != nil && cap(st.sc.buf) <= 64<<10 {
+		scratches.Put(st.sc)
 	}
 	return err
 }
+
+// text returns raw, a slice of the record, as a string that shares the
+// record's copy in the arena.
+func (st *objState) text(raw []byte) string {
+	// raw is data[i:j] (the scanner never uses three-index slices), so its
+	// capacity gives i.
+	i := cap(st.data) - cap(raw)
+	return st.base[i : i+len(raw)]
+}
+
+// unescape decodes raw into the scratch buffer; the result is valid until
+// the next call.
+func (st *objState) unescape(raw []byte) []byte {
+	if st.sc == nil {
+		st.sc = scratches.Get().(*scratch)
+	}
+	st.sc.buf = jsonx.Unescape(st.sc.buf[:0], raw)
+	return st.sc.buf
+}
+
+func (st *objState) str(raw []byte, esc bool) string {
+	if esc {
+		return st.b.Str(st.unescape(raw))
+	}
+	return st.text(raw)
+}
+
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 func (d *Decoder) object(st *objState) error {
 	switch st.s.Peek() {
@@ -241,7 +268,7 @@ func (d *Decoder) object(st *objState) error {
 		return errors.New("record is not a JSON object")
 	}
 	st.s.Advance()
-	if err := d.members(st, 0, 1); err != nil {
+	if err := d.members(st, "", 1); err != nil {
 		return err
 	}
 	if !st.s.AtEnd() {
@@ -250,9 +277,9 @@ func (d *Decoder) object(st *objState) error {
 	return nil
 }
 
-// members reads the members of an object whose '{' was consumed; prefix
-// bytes of st.name are the parent's name.
-func (d *Decoder) members(st *objState, prefix, depth int) error {
+// members reads the members of an object whose '{' was consumed. prefix
+// is the parent's name and the separator ("" at the top level).
+func (d *Decoder) members(st *objState, prefix string, depth int) error {
 	s := &st.s
 	if s.Peek() == '}' {
 		s.Advance()
@@ -266,34 +293,35 @@ func (d *Decoder) members(st *objState, prefix, depth int) error {
 		if err != nil {
 			return err
 		}
-		// The member's name: the key itself at the top level (no copy),
-		// else parent, separator, key.
-		name := raw
-		if prefix > 0 || esc {
-			st.name = st.name[:prefix]
-			if prefix > 0 {
-				st.name = append(st.name, d.sep...)
-			}
-			if esc {
-				st.name = jsonx.Unescape(st.name, raw)
-			} else {
-				st.name = append(st.name, raw...)
-			}
-			name = st.name
+		key := raw
+		if esc {
+			key = st.unescape(raw)
 		}
 		if s.Peek() != ':' {
 			return s.Unexpected("':'")
 		}
 		s.Advance()
 		done := false
-		if depth == 1 && d.byLen[min(len(name), 63)] != 0 {
-			if h := d.header(name); h >= 0 {
+		if depth == 1 && d.byLen[min(len(key), 63)] != 0 {
+			if h := d.header(key); h >= 0 {
 				if done, err = d.setHeader(st, h); err != nil {
 					return err
 				}
 			}
 		}
 		if !done {
+			if esc && depth == 1 {
+				key = st.unescape(raw) // setHeader may have used the scratch
+			}
+			var name string
+			switch {
+			case prefix != "":
+				name = st.b.StrConcat(bytesOf(prefix), key)
+			case esc:
+				name = st.b.Str(key)
+			default:
+				name = st.text(raw)
+			}
 			if err := d.value(st, name, depth); err != nil {
 				return err
 			}
@@ -321,14 +349,6 @@ func (d *Decoder) header(key []byte) int {
 	return -1
 }
 
-func (st *objState) str(raw []byte, esc bool) string {
-	if esc {
-		st.buf = jsonx.Unescape(st.buf[:0], raw)
-		raw = st.buf
-	}
-	return st.b.Str(raw)
-}
-
 // setHeader fills header h from the value that follows. When the value
 // cannot fill it (wrong type, not a UUID, not a timestamp, severity out of
 // 0..7) it consumes nothing and returns false: the key becomes a field.
@@ -347,8 +367,7 @@ func (d *Decoder) setHeader(st *objState, h int) (bool, error) {
 			return false, err
 		}
 		if esc {
-			st.buf = jsonx.Unescape(st.buf[:0], raw)
-			raw = st.buf
+			raw = st.unescape(raw)
 		}
 		u, ok := pipeline.ParseUUID(unsafe.String(unsafe.SliceData(raw), len(raw)))
 		if !ok {
@@ -366,8 +385,7 @@ func (d *Decoder) setHeader(st *objState, h int) (bool, error) {
 				return false, err
 			}
 			if esc {
-				st.buf = jsonx.Unescape(st.buf[:0], raw)
-				raw = st.buf
+				raw = st.unescape(raw)
 			}
 			var perr error
 			ns, perr = rfc3339.Parse(raw)
@@ -491,7 +509,7 @@ func numberTimestamp(raw []byte, unit int64, digits int) (int64, bool) {
 // newField appends an empty field and returns it. It fills the slot in
 // place: copying a whole Field into the slice costs a write barrier per
 // pointer while the GC runs.
-func (st *objState) newField(name []byte, t pipeline.ValueType, repr string) *pipeline.Field {
+func (st *objState) newField(name string, t pipeline.ValueType, repr string) *pipeline.Field {
 	fs := st.m.Fields
 	if len(fs) < cap(fs) {
 		fs = fs[:len(fs)+1]
@@ -501,21 +519,20 @@ func (st *objState) newField(name []byte, t pipeline.ValueType, repr string) *pi
 	}
 	st.m.Fields = fs
 	f := &fs[len(fs)-1]
-	f.Name = st.b.Str(name)
+	f.Name = name
 	f.Type = t
 	f.Representation = repr
 	return f
 }
 
-func (st *objState) add(name []byte, t pipeline.ValueType, repr string, v pipeline.Value) *pipeline.Field {
+func (st *objState) add(name string, t pipeline.ValueType, repr string, v pipeline.Value) *pipeline.Field {
 	f := st.newField(name, t, repr)
 	f.Append(v)
 	return f
 }
 
-// value reads the value of the member called name, which is the key in
-// the input or st.name.
-func (d *Decoder) value(st *objState, name []byte, depth int) error {
+// value reads the value of the member called name.
+func (d *Decoder) value(st *objState, name string, depth int) error {
 	s := &st.s
 	switch c := s.Peek(); {
 	case c == '"':
@@ -563,10 +580,7 @@ func (d *Decoder) value(st *objState, name []byte, depth int) error {
 			s.SetPos(start)
 			return d.raw(st, name)
 		}
-		if depth == 1 { // name is the key in the input: make it the prefix
-			st.name = append(st.name[:0], name...)
-		}
-		return d.members(st, len(name), depth+1)
+		return d.members(st, st.b.StrConcat(bytesOf(name), bytesOf(d.sep)), depth+1)
 	case c == '[':
 		return d.array(st, name)
 	default:
@@ -576,19 +590,19 @@ func (d *Decoder) value(st *objState, name []byte, depth int) error {
 }
 
 // raw keeps the value that follows as its JSON text.
-func (d *Decoder) raw(st *objState, name []byte) error {
+func (d *Decoder) raw(st *objState, name string) error {
 	raw, err := st.s.Skip(jsonx.MaxDepth)
 	if err != nil {
 		return err
 	}
-	st.add(name, pipeline.TypeString, "json", pipeline.StringValue(st.b.Str(raw)))
+	st.add(name, pipeline.TypeString, "json", pipeline.StringValue(st.text(raw)))
 	return nil
 }
 
 // array reads an array of scalars of one type (integers and doubles mixed
 // give doubles) as a multi-valued field; any other array is kept as JSON
 // text.
-func (d *Decoder) array(st *objState, name []byte) error {
+func (d *Decoder) array(st *objState, name string) error {
 	s := &st.s
 	start := s.Pos()
 	s.Advance()
