@@ -178,3 +178,45 @@ func BenchmarkScanString(b *testing.B) {
 		}
 	}
 }
+
+// Decoders find where a returned slice starts from its capacity
+// (cap(data)-cap(raw)): the scanner must return plain data[i:j] slices.
+func TestSlicesShareCapacity(t *testing.T) {
+	data := []byte(` {"key":"va\"lue","n":-12.5e3,"o":{"a":[1]}} `)
+	var s Scanner
+	s.Reset(data)
+	check := func(raw []byte) {
+		t.Helper()
+		i := cap(data) - cap(raw)
+		if i < 0 || i+len(raw) > len(data) || &data[i] != &raw[0] {
+			t.Fatalf("slice %q does not start at data[%d]", raw, i)
+		}
+	}
+	s.Peek()
+	s.Advance()
+	s.Peek()
+	raw, _, _ := s.String()
+	check(raw)
+	s.Peek()
+	s.Advance()
+	s.Peek()
+	raw, _, _ = s.String()
+	check(raw)
+	s.Peek()
+	s.Advance()
+	s.Peek()
+	s.String()
+	s.Peek()
+	s.Advance()
+	s.Peek()
+	raw, _, _ = s.Number()
+	check(raw)
+	s.Peek()
+	s.Advance()
+	s.Peek()
+	s.String()
+	s.Peek()
+	s.Advance()
+	raw, _ = s.Skip(MaxDepth)
+	check(raw)
+}
