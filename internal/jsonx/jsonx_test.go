@@ -220,3 +220,33 @@ func TestSlicesShareCapacity(t *testing.T) {
 	raw, _ = s.Skip(MaxDepth)
 	check(raw)
 }
+
+func TestNextSpecialExact(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	alphabet := []byte{'a', ' ', '"', '\\', 0x00, 0x1f, 0x20, 0x21, 0x7f, 0x80, 0x9f, 0xa0, 0xe2, 0xff, '!', '#', '[', ']'}
+	for range 200000 {
+		b := make([]byte, r.IntN(24))
+		for i := range b {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		from := 0
+		if len(b) > 0 {
+			from = r.IntN(len(b) + 1)
+		}
+		want, want2 := len(b), len(b)
+		for i := len(b) - 1; i >= from; i-- {
+			if c := b[i]; c < 0x20 || c == '"' || c == '\\' {
+				want = i
+			}
+			if c := b[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+				want2 = i
+			}
+		}
+		if got := nextSpecial(b, from); got != want {
+			t.Fatalf("nextSpecial(%q, %d) = %d, want %d", b, from, got, want)
+		}
+		if got := nextAttention(string(b), from); got != want2 {
+			t.Fatalf("nextAttention(%q, %d) = %d, want %d", b, from, got, want2)
+		}
+	}
+}

@@ -6,6 +6,7 @@ package jsonx
 
 import (
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"unicode/utf8"
@@ -28,22 +29,28 @@ const (
 	msb = 0x8080808080808080
 )
 
-// plain8 reports whether none of the 8 bytes of x needs attention in a JSON
-// string: no control byte, no '"', no '\\' and no byte >= 0x80.
-func plain8(x uint64) bool {
-	ctl := (x - lsb*0x20) & ^x    // high bit set where a byte < 0x20 (or >= 0x80)
-	q := x ^ (lsb * '"')          // zero byte where '"'
-	bs := x ^ (lsb * '\\')        // zero byte where '\\'
-	zq := (q - lsb) & ^q          // high bit where q byte is zero
-	zb := (bs - lsb) & ^bs        // high bit where bs byte is zero
-	return (ctl|zq|zb|x)&msb == 0 // x&msb: non-ASCII bytes
-}
-
 // load8 reads 8 bytes of s at i, little-endian (the compiler merges the loads).
 func load8(s string, i int) uint64 {
 	s = s[i : i+8]
 	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
 		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// nextAttention returns the index of the first byte of s at or after i
+// that a JSON string cannot hold as it is (a control byte, '"', '\\') or
+// that starts a multi-byte sequence (>= 0x80), or len(s).
+func nextAttention(s string, i int) int {
+	for ; i+8 <= len(s); i += 8 {
+		if m := special8(load8(s, i)) | load8(s, i)&msb; m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || !safe[c] {
+			return i
+		}
+	}
+	return i
 }
 
 // AppendString appends s as a quoted JSON string. It escapes '"', '\\',
@@ -52,13 +59,7 @@ func load8(s string, i int) uint64 {
 // sequence is written as U+FFFD; replaced counts them.
 func AppendString(dst []byte, s string) (out []byte, replaced int) {
 	// Fast path: nothing to escape, one copy.
-	i := 0
-	for i+8 <= len(s) && plain8(load8(s, i)) {
-		i += 8
-	}
-	for i < len(s) && s[i] < utf8.RuneSelf && safe[s[i]] {
-		i++
-	}
+	i := nextAttention(s, 0)
 	if i == len(s) {
 		n := len(dst)
 		dst = slices.Grow(dst, len(s)+2)[:n+len(s)+2]
@@ -75,10 +76,7 @@ func appendStringSlow(dst []byte, s string, i int) (out []byte, replaced int) {
 	dst = append(dst, '"')
 	start := 0
 	for i < len(s) {
-		for i+8 <= len(s) && plain8(load8(s, i)) {
-			i += 8
-		}
-		if i >= len(s) {
+		if i = nextAttention(s, i); i >= len(s) {
 			break
 		}
 		c := s[i]
