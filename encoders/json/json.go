@@ -280,7 +280,7 @@ func (e *Encoder) appendFlat(dst []byte, m *pipeline.Message) ([]byte, int) {
 	} else {
 		e.findRepeats(fs)
 	}
-	dst, n, _ = e.members(dst, fs, 0, "", first)
+	dst, n, _ = e.members(dst, fs, 0, "", first, 0)
 	replaced += n
 	return append(dst, '}'), replaced
 }
@@ -417,11 +417,15 @@ func (e *Encoder) sameName(fs []pipeline.Field, i int) int {
 	return -1
 }
 
+// maxNest is the deepest object Nest makes; the rest of a longer name
+// stays dotted.
+const maxNest = 64
+
 // members writes, as members of one object, the fields from index from on
 // whose names start with pfx (which ends with the separator, or is empty),
 // and marks them used. With Nest, names with a further separator are
-// grouped into nested objects.
-func (e *Encoder) members(dst []byte, fs []pipeline.Field, from int, pfx string, first bool) ([]byte, int, bool) {
+// grouped into nested objects, depth levels down at most.
+func (e *Encoder) members(dst []byte, fs []pipeline.Field, from int, pfx string, first bool, depth int) ([]byte, int, bool) {
 	replaced, n := 0, 0
 	for i := from; i < len(fs); i++ {
 		if e.used[i] {
@@ -432,7 +436,7 @@ func (e *Encoder) members(dst []byte, fs []pipeline.Field, from int, pfx string,
 			continue
 		}
 		rest := name[len(pfx):]
-		if e.nest && len(fs) <= manyFields {
+		if e.nest && depth < maxNest && len(fs) <= manyFields {
 			if k := strings.Index(rest, e.sep); k > 0 && k+len(e.sep) < len(rest) && !e.nameTaken(fs, name[:len(pfx)+k]) {
 				if !first {
 					dst = append(dst, ',')
@@ -441,7 +445,7 @@ func (e *Encoder) members(dst []byte, fs []pipeline.Field, from int, pfx string,
 				dst, n = jsonx.AppendString(dst, rest[:k])
 				replaced += n
 				dst = append(dst, ':', '{')
-				dst, n, _ = e.members(dst, fs, i, name[:len(pfx)+k+len(e.sep)], true)
+				dst, n, _ = e.members(dst, fs, i, name[:len(pfx)+k+len(e.sep)], true, depth+1)
 				replaced += n
 				dst = append(dst, '}')
 				continue

@@ -205,3 +205,15 @@ func TestFlatNoDuplicateKeys(t *testing.T) {
 		t.Fatalf("got  %s\nwant %s", out, want)
 	}
 }
+
+func TestFlatNestDepthCapped(t *testing.T) {
+	cfg := json.DefaultConfig()
+	cfg.Mode, cfg.Nest, cfg.Headers = "flat", true, nil
+	e, _ := json.New(pipeline.Settings{}, cfg)
+	m := pipeline.NewMessage()
+	m.AddInt(strings.Repeat("a.", 1<<20)+"z", 1)
+	out, _ := e.Encode(nil, m)
+	if !stdjson.Valid(out) || strings.Count(string(out), "{") != 65 {
+		t.Fatalf("%d objects", strings.Count(string(out), "{"))
+	}
+}
