@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -247,6 +248,24 @@ func TestNextSpecialExact(t *testing.T) {
 		}
 		if got := nextAttention(string(b), from); got != want2 {
 			t.Fatalf("nextAttention(%q, %d) = %d, want %d", b, from, got, want2)
+		}
+	}
+}
+
+// BenchmarkSkipW2 validates a W2 record (compare jsontext's ReadValue).
+func BenchmarkSkipW2(b *testing.B) {
+	data, err := os.ReadFile("../../decoders/json/testdata/w2/input.txt")
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := bytes.SplitN(data, []byte("\n"), 2)[0]
+	b.SetBytes(int64(len(rec)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var s Scanner
+		s.Reset(rec)
+		if _, err := s.Skip(MaxDepth); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
