@@ -126,7 +126,11 @@ func TestTLSServerMutualMatrix(t *testing.T) {
 		{"no client cert", client("", ""), false},
 		{"wrong CA", client(p.otherCert, p.otherKey), false},
 		{"expired", client(p.expiredCrt, p.expiredKey), false},
-		{"TLS 1.1", func() *tls.Config { c := client(p.cliCert, p.cliKey); c.MinVersion, c.MaxVersion = tls.VersionTLS10, tls.VersionTLS11; return c }(), false},
+		{"TLS 1.1", func() *tls.Config {
+			c := client(p.cliCert, p.cliKey)
+			c.MinVersion, c.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
+			return c
+		}(), false},
 		{"valid", client(p.cliCert, p.cliKey), true},
 	}
 	for _, c := range cases {
