@@ -4,6 +4,7 @@ package inputs
 import (
 	"github.com/ternlog/tern/inputs/stdin"
 	"github.com/ternlog/tern/inputs/tcp"
+	"github.com/ternlog/tern/inputs/udp"
 	"github.com/ternlog/tern/pipeline"
 )
 
@@ -12,5 +13,6 @@ func Factories() []pipeline.Factory[pipeline.Input] {
 	return []pipeline.Factory[pipeline.Input]{
 		stdin.Factory(),
 		tcp.Factory(),
+		udp.Factory(),
 	}
 }

@@ -128,3 +128,19 @@ func AddrFields(name string, a net.Addr) []pipeline.Field {
 	}
 	return []pipeline.Field{pipeline.NewField(name, pipeline.TypeString, "", pipeline.StringValue(host))}
 }
+
+// ListenUDP binds address and applies the receive buffer size (0: the
+// system default). A buffer the kernel refuses is logged, not fatal.
+func ListenUDP(ctx context.Context, address string, rcvbuf int, set pipeline.Settings) (net.PacketConn, error) {
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp", address)
+	if err != nil {
+		return nil, err
+	}
+	if rcvbuf > 0 {
+		if err := pc.(*net.UDPConn).SetReadBuffer(rcvbuf); err != nil && set.Logger != nil {
+			set.Logger.Warn("could not set the receive buffer", "bytes", rcvbuf, "err", err)
+		}
+	}
+	return pc, nil
+}
