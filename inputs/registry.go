@@ -3,6 +3,7 @@ package inputs
 
 import (
 	"github.com/ternlog/tern/inputs/stdin"
+	"github.com/ternlog/tern/inputs/syslog"
 	"github.com/ternlog/tern/inputs/tcp"
 	"github.com/ternlog/tern/inputs/udp"
 	"github.com/ternlog/tern/pipeline"
@@ -12,6 +13,7 @@ import (
 func Factories() []pipeline.Factory[pipeline.Input] {
 	return []pipeline.Factory[pipeline.Input]{
 		stdin.Factory(),
+		syslog.Factory(),
 		tcp.Factory(),
 		udp.Factory(),
 	}
