@@ -2,6 +2,7 @@
 package inputs
 
 import (
+	"github.com/ternlog/tern/inputs/http"
 	"github.com/ternlog/tern/inputs/stdin"
 	"github.com/ternlog/tern/inputs/syslog"
 	"github.com/ternlog/tern/inputs/tcp"
@@ -12,6 +13,7 @@ import (
 // Factories lists every input that plugins.toml can name with type = "…".
 func Factories() []pipeline.Factory[pipeline.Input] {
 	return []pipeline.Factory[pipeline.Input]{
+		http.Factory(),
 		stdin.Factory(),
 		syslog.Factory(),
 		tcp.Factory(),
