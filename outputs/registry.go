@@ -4,6 +4,7 @@ package outputs
 import (
 	"github.com/ternlog/tern/outputs/file"
 	"github.com/ternlog/tern/outputs/stdout"
+	"github.com/ternlog/tern/outputs/syslog"
 	"github.com/ternlog/tern/pipeline"
 )
 
@@ -12,5 +13,6 @@ func Factories() []pipeline.Factory[pipeline.Output] {
 	return []pipeline.Factory[pipeline.Output]{
 		file.Factory(),
 		stdout.Factory(),
+		syslog.Factory(),
 	}
 }
