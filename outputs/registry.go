@@ -3,6 +3,7 @@ package outputs
 
 import (
 	"github.com/ternlog/tern/outputs/file"
+	"github.com/ternlog/tern/outputs/http"
 	"github.com/ternlog/tern/outputs/stdout"
 	"github.com/ternlog/tern/outputs/syslog"
 	"github.com/ternlog/tern/pipeline"
@@ -12,6 +13,7 @@ import (
 func Factories() []pipeline.Factory[pipeline.Output] {
 	return []pipeline.Factory[pipeline.Output]{
 		file.Factory(),
+		http.Factory(),
 		stdout.Factory(),
 		syslog.Factory(),
 	}
