@@ -2,13 +2,19 @@
 package decoders
 
 import (
+	"github.com/ternlog/tern/decoders/msgpack"
 	"github.com/ternlog/tern/decoders/payload"
+	"github.com/ternlog/tern/decoders/regex"
+	"github.com/ternlog/tern/decoders/zeek"
 	"github.com/ternlog/tern/pipeline"
 )
 
 // Factories lists every decoder that plugins.toml can name with type = "…".
 func Factories() []pipeline.Factory[pipeline.Decoder] {
 	return []pipeline.Factory[pipeline.Decoder]{
+		msgpack.Factory(),
 		payload.Factory(),
+		regex.Factory(),
+		zeek.Factory(),
 	}
 }

@@ -2,13 +2,19 @@
 package encoders
 
 import (
+	"github.com/ternlog/tern/encoders/eve"
+	"github.com/ternlog/tern/encoders/msgpack"
 	"github.com/ternlog/tern/encoders/payload"
+	"github.com/ternlog/tern/encoders/zeek"
 	"github.com/ternlog/tern/pipeline"
 )
 
 // Factories lists every encoder that plugins.toml can name with type = "…".
 func Factories() []pipeline.Factory[pipeline.Encoder] {
 	return []pipeline.Factory[pipeline.Encoder]{
+		eve.Factory(),
+		msgpack.Factory(),
 		payload.Factory(),
+		zeek.Factory(),
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/ternlog/tern/pipeline/config"
@@ -88,6 +89,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := configFlag(fs)
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file while running")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -96,6 +98,19 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	log := newLogger(stderr, plan.Global)
 	e, err := engine.New(plan, reg, engine.Options{Logger: log, NewBuffer: newBuffer})

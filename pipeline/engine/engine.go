@@ -402,13 +402,16 @@ func (e *Engine) dataDirs() []string {
 	return dirs
 }
 
-// waitDrained waits until filter queues (filtersOnly) or all queues are empty
-// and every acknowledgement has been given.
-func (e *Engine) waitDrained(deadline time.Time, filtersOnly bool) {
+// waitDrained waits until the filter queues (filters = true) or the output
+// queues are empty, and, for outputs, every acknowledgement has been given.
+// Once filters have stopped, what other filters' last ticks queued for them
+// is not waited for: it would never be processed.
+func (e *Engine) waitDrained(deadline time.Time, filters bool) {
+	filtersOnly := filters
 	for time.Now().Before(deadline) {
 		busy := false
 		for _, d := range e.dests {
-			if filtersOnly && d.filter == nil {
+			if (d.filter != nil) != filters {
 				continue
 			}
 			if d.q.Bytes() > 0 || d.q.Len() > 0 {
@@ -416,11 +419,22 @@ func (e *Engine) waitDrained(deadline time.Time, filtersOnly bool) {
 				break
 			}
 		}
-		if !busy && (filtersOnly || e.inflight.Load() == 0) {
+		if !busy && (filtersOnly || e.inflight.Load() == 0 || e.onlyFiltersHold()) {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// onlyFiltersHold reports whether every unacknowledged batch is held only by
+// entries in (stopped) filter queues.
+func (e *Engine) onlyFiltersHold() bool {
+	for _, d := range e.dests {
+		if d.filter != nil && d.q.Len() > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func waitUntil(wg *sync.WaitGroup, deadline time.Time) {

@@ -37,12 +37,9 @@ func NewLineReader(r io.Reader, max int) *LineReader {
 	if max <= 0 {
 		max = DefaultMaxLine
 	}
-	size := 64 << 10
-	if max+1 > size {
-		// Grown on demand up to max+1; most streams never need it.
-		size = min(size, max+1)
-	}
-	return &LineReader{r: r, buf: make([]byte, size), max: max, FlushPartial: true}
+	// Start small so idle connections cost little; fill grows the buffer
+	// while reads keep filling it (busy streams then need fewer syscalls).
+	return &LineReader{r: r, buf: make([]byte, min(16<<10, max+1)), max: max, FlushPartial: true}
 }
 
 // ErrLineTooLong is never returned; over-long lines are skipped and counted
@@ -102,6 +99,19 @@ func (l *LineReader) Next() ([]byte, error) {
 	}
 }
 
+// streamBuf is the buffer a busy stream grows to: large enough that one
+// read syscall carries about a thousand typical lines.
+const streamBuf = 256 << 10
+
+func (l *LineReader) grow(size int) {
+	if size <= len(l.buf) {
+		return
+	}
+	nb := make([]byte, size)
+	copy(nb, l.buf[:l.end])
+	l.buf = nb
+}
+
 func (l *LineReader) trim(line []byte) []byte {
 	if !l.KeepCR && len(line) > 0 && line[len(line)-1] == '\r' {
 		return line[:len(line)-1]
@@ -115,14 +125,17 @@ func (l *LineReader) fill() {
 		n := copy(l.buf, l.buf[l.start:l.end])
 		l.start, l.end = 0, n
 	}
-	if l.end == len(l.buf) {
+	if l.end == len(l.buf) && len(l.buf) < l.max+1 {
 		// A partial line fills the buffer: grow up to the cap.
-		nb := make([]byte, min(2*len(l.buf), l.max+1))
-		copy(nb, l.buf[:l.end])
-		l.buf = nb
+		l.grow(min(2*len(l.buf), l.max+1))
 	}
+	free := len(l.buf) - l.end
 	n, err := l.r.Read(l.buf[l.end:])
 	l.end += n
+	if n == free && len(l.buf) < streamBuf {
+		// The read filled every free byte: more is waiting.
+		l.grow(min(2*len(l.buf), streamBuf))
+	}
 	if err != nil {
 		l.err = err
 	}

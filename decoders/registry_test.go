@@ -1,0 +1,9 @@
+package decoders
+
+import (
+	"testing"
+
+	"github.com/ternlog/tern/pipeline/pipelinetest"
+)
+
+func TestConventions(t *testing.T) { pipelinetest.CheckKind(t, "decoders", ".", Factories()) }

@@ -1,0 +1,777 @@
+// Package eve is the encoder that writes Suricata's EVE JSON: tern alerts
+// as EVE alert records (formats.md §3.6), other messages as EVE events
+// whose known keys come from fields of the same name.
+package eve
+
+import (
+	"crypto/sha1"
+	_ "embed"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/ternlog/tern/internal/alertmsg"
+	"github.com/ternlog/tern/internal/jsonx"
+	"github.com/ternlog/tern/internal/rfc3339"
+	"github.com/ternlog/tern/pipeline"
+)
+
+//go:embed sample.toml
+var sample string
+
+// Type selects this encoder.
+const Type = "eve"
+
+// Config is the [encoders.<name>] table with type = "eve".
+type Config struct {
+	// EventTypeField names the field whose value is event_type for
+	// messages that are not alerts; "Type" (the default) uses the message
+	// Type. Alerts are always "alert".
+	EventTypeField string `toml:"event_type_field"`
+	// ExtraKey is the key of the object that holds the fields that are not
+	// EVE keys; empty: the event_type (Suricata's own layout: an http event
+	// keeps its data under "http").
+	ExtraKey string `toml:"extra_key"`
+	// CommunityID adds community_id (Community ID v1) for TCP, UDP and SCTP
+	// flows whose addresses and ports are known.
+	CommunityID bool `toml:"community_id"`
+	// CommunityIDSeed is the Community ID seed (0..65535).
+	CommunityIDSeed int `toml:"community_id_seed"`
+	// Payload writes payload (base64) from the "payload" field, or from
+	// alert.context.payload on alerts.
+	Payload bool `toml:"payload"`
+	// PayloadPrintable writes payload_printable: printable ASCII kept, other
+	// bytes as '.'.
+	PayloadPrintable bool `toml:"payload_printable"`
+	// Packet writes packet (base64) and packet_info from the "packet" field,
+	// or alert.context.packet on alerts.
+	Packet bool `toml:"packet"`
+	// PacketLinktype is packet_info.linktype (a DLT number; 1 is Ethernet).
+	PacketLinktype int `toml:"packet_linktype"`
+	// AlertCache is how many alerts are remembered so that an alert update
+	// is written as the whole updated alert.
+	AlertCache int `toml:"alert_cache"`
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{EventTypeField: "Type", PacketLinktype: 1, AlertCache: 10000}
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	var errs []error
+	if c.EventTypeField == "" {
+		errs = append(errs, errors.New(`event_type_field: required ("Type" or a field name)`))
+	}
+	if c.CommunityIDSeed < 0 || c.CommunityIDSeed > math.MaxUint16 {
+		errs = append(errs, errors.New("community_id_seed: must be 0..65535"))
+	}
+	if c.PacketLinktype < 0 {
+		errs = append(errs, errors.New("packet_linktype: must not be negative"))
+	}
+	if c.AlertCache < 0 {
+		errs = append(errs, errors.New("alert_cache: must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// The EVE keys taken from fields of the same name, in Suricata's order.
+const (
+	kFlowID = iota
+	kParentID
+	kSensorID
+	kInIface
+	kPcapCnt
+	kVlan
+	kSrcIP
+	kSrcPort
+	kDestIP
+	kDestPort
+	kProto
+	kIPv
+	kICMPType
+	kICMPCode
+	kPktSrc
+	kCommunityID
+	kHost
+	kTxID
+	kTxGuessed
+	kAppProto
+	kDirection
+	nKeys
+)
+
+var keyNames = [nKeys]string{
+	"flow_id", "parent_id", "sensor_id", "in_iface", "pcap_cnt", "vlan", "src_ip", "src_port",
+	"dest_ip", "dest_port", "proto", "ip_v", "icmp_type", "icmp_code", "pkt_src", "community_id",
+	"host", "tx_id", "tx_guessed", "app_proto", "direction",
+}
+
+// keyTypes is the field type each key needs; other types go to the extra
+// object so the record keeps the schema's types.
+var keyTypes = [nKeys]pipeline.ValueType{
+	pipeline.TypeInteger, pipeline.TypeInteger, pipeline.TypeInteger, pipeline.TypeString, pipeline.TypeInteger,
+	pipeline.TypeInteger, pipeline.TypeString, pipeline.TypeInteger, pipeline.TypeString, pipeline.TypeInteger,
+	pipeline.TypeString, pipeline.TypeInteger, pipeline.TypeInteger, pipeline.TypeInteger, pipeline.TypeString,
+	pipeline.TypeString, pipeline.TypeString, pipeline.TypeInteger, pipeline.TypeBool, pipeline.TypeString,
+	pipeline.TypeString,
+}
+
+func keyIndex(name string) int {
+	switch name {
+	case "flow_id":
+		return kFlowID
+	case "parent_id":
+		return kParentID
+	case "sensor_id":
+		return kSensorID
+	case "in_iface":
+		return kInIface
+	case "pcap_cnt":
+		return kPcapCnt
+	case "vlan":
+		return kVlan
+	case "src_ip":
+		return kSrcIP
+	case "src_port":
+		return kSrcPort
+	case "dest_ip":
+		return kDestIP
+	case "dest_port":
+		return kDestPort
+	case "proto":
+		return kProto
+	case "ip_v":
+		return kIPv
+	case "icmp_type":
+		return kICMPType
+	case "icmp_code":
+		return kICMPCode
+	case "pkt_src":
+		return kPktSrc
+	case "community_id":
+		return kCommunityID
+	case "host":
+		return kHost
+	case "tx_id":
+		return kTxID
+	case "tx_guessed":
+		return kTxGuessed
+	case "app_proto":
+		return kAppProto
+	case "direction":
+		return kDirection
+	}
+	return -1
+}
+
+// Encoder writes EVE JSON records.
+type Encoder struct {
+	cfg      Config
+	seed     uint16
+	alerts   *alertmsg.Store
+	replaced func(float64, ...string)
+	slots    [nKeys]int
+	extra    []int
+}
+
+var _ pipeline.Encoder = (*Encoder)(nil)
+
+// New returns an EVE encoder.
+func New(set pipeline.Settings, cfg Config) (*Encoder, error) {
+	e := &Encoder{cfg: cfg, seed: uint16(cfg.CommunityIDSeed), alerts: alertmsg.NewStore(cfg.AlertCache)}
+	if set.Telemetry != nil {
+		e.replaced = set.Telemetry.Counter("utf8_replaced_total", "Invalid UTF-8 bytes replaced with U+FFFD.")
+	}
+	return e, nil
+}
+
+// Factory registers the encoder.
+func Factory() pipeline.Factory[pipeline.Encoder] {
+	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Encoder, error) {
+		return New(s, c)
+	})
+}
+
+func (e *Encoder) Encode(dst []byte, m *pipeline.Message) ([]byte, error) {
+	var replaced int
+	if m.Type == alertmsg.Type {
+		dst, replaced = e.encodeAlert(dst, m)
+	} else {
+		dst, replaced = e.encodeEvent(dst, m)
+	}
+	if replaced > 0 && e.replaced != nil {
+		e.replaced(float64(replaced))
+	}
+	return dst, nil
+}
+
+// appendTimestamp writes ns as Suricata does, in UTC:
+// 2017-04-07T22:24:37.251547+0000 (sub-microsecond digits truncated).
+func appendTimestamp(dst []byte, ns int64) []byte {
+	dst = append(dst, `"timestamp":"`...)
+	dst = rfc3339.Append(dst, ns, 6)
+	dst = dst[:len(dst)-1] // 'Z'
+	return append(dst, `+0000"`...)
+}
+
+func (e *Encoder) encodeEvent(dst []byte, m *pipeline.Message) ([]byte, int) {
+	replaced := 0
+	str := func(s string) {
+		var n int
+		dst, n = jsonx.AppendString(dst, s)
+		replaced += n
+	}
+	for i := range e.slots {
+		e.slots[i] = -1
+	}
+	e.extra = e.extra[:0]
+	payload, packet := -1, -1
+	eventType, haveType := m.Type, e.cfg.EventTypeField == "Type"
+	for i := range m.Fields {
+		f := &m.Fields[i]
+		if !haveType && f.Name == e.cfg.EventTypeField && f.Len() > 0 && f.Type == pipeline.TypeString {
+			eventType, haveType = f.Value(0).Str(), true
+			continue
+		}
+		switch f.Name {
+		case "payload":
+			if payload < 0 {
+				payload = i
+			}
+			continue
+		case "packet":
+			if packet < 0 {
+				packet = i
+			}
+			continue
+		}
+		k := keyIndex(f.Name)
+		if k >= 0 && e.slots[k] < 0 && f.Type == keyTypes[k] && (f.Len() == 1 || k == kVlan) {
+			e.slots[k] = i
+			continue
+		}
+		e.extra = append(e.extra, i)
+	}
+	if eventType == "" {
+		eventType = "tern"
+	}
+	dst = append(dst, '{')
+	dst = appendTimestamp(dst, m.Timestamp)
+	for k := 0; k < nKeys; k++ {
+		if k == kVlan {
+			// event_type comes between pcap_cnt and vlan.
+			dst = append(dst, `,"event_type":`...)
+			str(eventType)
+		}
+		i := e.slots[k]
+		if i < 0 {
+			if k == kCommunityID && e.cfg.CommunityID {
+				dst = e.communityIDFromFields(dst, m)
+			}
+			continue
+		}
+		f := &m.Fields[i]
+		dst = append(dst, ',', '"')
+		dst = append(dst, keyNames[k]...)
+		dst = append(dst, '"', ':')
+		switch {
+		case k == kVlan:
+			dst = append(dst, '[')
+			for j := 0; j < f.Len(); j++ {
+				if j > 0 {
+					dst = append(dst, ',')
+				}
+				dst = strconv.AppendInt(dst, f.Value(j).Int(), 10)
+			}
+			dst = append(dst, ']')
+		case f.Type == pipeline.TypeInteger:
+			dst = strconv.AppendInt(dst, f.Value(0).Int(), 10)
+		case f.Type == pipeline.TypeBool:
+			dst = strconv.AppendBool(dst, f.Value(0).Bool())
+		default:
+			str(f.Value(0).Str())
+		}
+	}
+	if len(e.extra) > 0 {
+		key := e.cfg.ExtraKey
+		if key == "" {
+			key = eventType
+		}
+		dst = append(dst, ',')
+		str(key)
+		dst = append(dst, ':', '{')
+		var n int
+		dst, n = appendExtra(dst, m, e.extra, key+".")
+		replaced += n
+		dst = append(dst, '}')
+	}
+	dst = e.appendPayload(dst, m, payload, packet)
+	return append(dst, '}'), replaced
+}
+
+// appendExtra writes fields idx of m as object members; a name repeated by
+// several fields gets one array of all their values.
+func appendExtra(dst []byte, m *pipeline.Message, idx []int, strip string) ([]byte, int) {
+	replaced := 0
+	first := true
+	for a, i := range idx {
+		f := &m.Fields[i]
+		dup := false
+		for _, j := range idx[:a] {
+			if m.Fields[j].Name == f.Name {
+				dup = true
+				break
+			}
+		}
+		if dup {
+			continue
+		}
+		total := f.Len()
+		for _, j := range idx[a+1:] {
+			if m.Fields[j].Name == f.Name {
+				total += m.Fields[j].Len() + 2 // never 1: an array
+			}
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		name, _ := strings.CutPrefix(f.Name, strip)
+		var n int
+		dst, n = jsonx.AppendString(dst, name)
+		replaced += n
+		dst = append(dst, ':')
+		if total != 1 {
+			dst = append(dst, '[')
+		}
+		k := 0
+		for _, j := range idx[a:] {
+			g := &m.Fields[j]
+			if g.Name != f.Name {
+				continue
+			}
+			for v := 0; v < g.Len(); v++ {
+				if k > 0 {
+					dst = append(dst, ',')
+				}
+				k++
+				dst, n = appendValue(dst, g.Type, g.Value(v))
+				replaced += n
+			}
+		}
+		if total != 1 {
+			dst = append(dst, ']')
+		}
+	}
+	return dst, replaced
+}
+
+func appendValue(dst []byte, t pipeline.ValueType, v pipeline.Value) ([]byte, int) {
+	switch t {
+	case pipeline.TypeBytes:
+		dst = append(dst, '"')
+		dst = base64.StdEncoding.AppendEncode(dst, v.Bytes())
+		return append(dst, '"'), 0
+	case pipeline.TypeInteger:
+		return strconv.AppendInt(dst, v.Int(), 10), 0
+	case pipeline.TypeDouble:
+		return jsonx.AppendFloat(dst, v.Double()), 0
+	case pipeline.TypeBool:
+		return strconv.AppendBool(dst, v.Bool()), 0
+	}
+	return jsonx.AppendString(dst, v.Str())
+}
+
+// appendPayload writes payload, payload_printable, packet and packet_info
+// from fields pi and ki (-1: none) when the options ask for them.
+func (e *Encoder) appendPayload(dst []byte, m *pipeline.Message, pi, ki int) []byte {
+	if pi >= 0 && (e.cfg.Payload || e.cfg.PayloadPrintable) {
+		f := &m.Fields[pi]
+		if f.Len() > 0 && (f.Type == pipeline.TypeBytes || f.Type == pipeline.TypeString) {
+			p := f.Value(0).Bytes()
+			if e.cfg.Payload {
+				dst = append(dst, `,"payload":"`...)
+				dst = base64.StdEncoding.AppendEncode(dst, p)
+				dst = append(dst, '"')
+			}
+			if e.cfg.PayloadPrintable {
+				dst = append(dst, `,"payload_printable":`...)
+				dst = appendPrintable(dst, p)
+			}
+		}
+	}
+	if ki >= 0 && e.cfg.Packet {
+		f := &m.Fields[ki]
+		if f.Len() > 0 && (f.Type == pipeline.TypeBytes || f.Type == pipeline.TypeString) {
+			dst = append(dst, `,"packet":"`...)
+			dst = base64.StdEncoding.AppendEncode(dst, f.Value(0).Bytes())
+			dst = append(dst, `","packet_info":{"linktype":`...)
+			dst = strconv.AppendInt(dst, int64(e.cfg.PacketLinktype), 10)
+			dst = append(dst, '}')
+		}
+	}
+	return dst
+}
+
+// appendPrintable writes Suricata's payload_printable: printable ASCII as
+// it is (JSON-escaped), CR and LF as \r and \n, every other byte as '.'.
+func appendPrintable(dst []byte, p []byte) []byte {
+	dst = append(dst, '"')
+	for _, c := range p {
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c == '\n':
+			dst = append(dst, '\\', 'n')
+		case c == '\r':
+			dst = append(dst, '\\', 'r')
+		case c >= 0x20 && c < 0x7f:
+			dst = append(dst, c)
+		default:
+			dst = append(dst, '.')
+		}
+	}
+	return append(dst, '"')
+}
+
+func (e *Encoder) communityIDFromFields(dst []byte, m *pipeline.Message) []byte {
+	get := func(k int) *pipeline.Field {
+		if i := e.slots[k]; i >= 0 {
+			return &m.Fields[i]
+		}
+		return nil
+	}
+	src, dstIP, proto, sp, dp := get(kSrcIP), get(kDestIP), get(kProto), get(kSrcPort), get(kDestPort)
+	if src == nil || dstIP == nil || proto == nil || sp == nil || dp == nil {
+		return dst
+	}
+	return appendCommunityID(dst, e.seed, src.Value(0).Str(), dstIP.Value(0).Str(), proto.Value(0).Str(), sp.Value(0).Int(), dp.Value(0).Int())
+}
+
+// appendCommunityID writes ,"community_id":"1:…" (Community ID v1) for a
+// TCP, UDP or SCTP flow, or nothing when the tuple does not allow one.
+func appendCommunityID(dst []byte, seed uint16, srcIP, dstIP, proto string, sport, dport int64) []byte {
+	id, ok := CommunityID(seed, srcIP, dstIP, proto, sport, dport)
+	if !ok {
+		return dst
+	}
+	dst = append(dst, `,"community_id":"`...)
+	dst = append(dst, id[:]...)
+	return append(dst, '"')
+}
+
+// CommunityID computes the Community ID v1 of a TCP, UDP or SCTP flow:
+// "1:" and the base64 SHA-1 of seed, the ordered endpoints, the protocol
+// and the ports. ok is false for other protocols, bad addresses or ports.
+func CommunityID(seed uint16, srcIP, dstIP, proto string, sport, dport int64) (id [30]byte, ok bool) {
+	var pn byte
+	switch {
+	case strings.EqualFold(proto, "tcp"):
+		pn = 6
+	case strings.EqualFold(proto, "udp"):
+		pn = 17
+	case strings.EqualFold(proto, "sctp"):
+		pn = 132
+	default:
+		return id, false
+	}
+	a, err1 := netip.ParseAddr(srcIP)
+	b, err2 := netip.ParseAddr(dstIP)
+	if err1 != nil || err2 != nil || sport < 0 || sport > 65535 || dport < 0 || dport > 65535 {
+		return id, false
+	}
+	a, b = a.Unmap(), b.Unmap()
+	if a.Is4() != b.Is4() {
+		return id, false
+	}
+	pa, pb := uint16(sport), uint16(dport)
+	if c := a.Compare(b); c > 0 || c == 0 && pa > pb {
+		a, b, pa, pb = b, a, pb, pa
+	}
+	var buf [2 + 16 + 16 + 2 + 4]byte
+	binary.BigEndian.PutUint16(buf[0:], seed)
+	n := 2
+	if a.Is4() {
+		a4, b4 := a.As4(), b.As4()
+		n += copy(buf[n:], a4[:])
+		n += copy(buf[n:], b4[:])
+	} else {
+		a16, b16 := a.As16(), b.As16()
+		n += copy(buf[n:], a16[:])
+		n += copy(buf[n:], b16[:])
+	}
+	buf[n], buf[n+1] = pn, 0
+	n += 2
+	binary.BigEndian.PutUint16(buf[n:], pa)
+	binary.BigEndian.PutUint16(buf[n+2:], pb)
+	n += 4
+	sum := sha1.Sum(buf[:n])
+	id[0], id[1] = '1', ':'
+	base64.StdEncoding.Encode(id[2:], sum[:])
+	return id, true
+}
+
+// encodeAlert writes a tern alert as an EVE alert record (formats.md §3.6).
+func (e *Encoder) encodeAlert(dst []byte, m *pipeline.Message) ([]byte, int) {
+	m = e.alerts.Resolve(m)
+	replaced := 0
+	str := func(s string) {
+		var n int
+		dst, n = jsonx.AppendString(dst, s)
+		replaced += n
+	}
+	ctxStr := func(key, name string) {
+		if v, ok := m.FieldString(alertmsg.Context + name); ok {
+			dst = append(dst, ',', '"')
+			dst = append(dst, key...)
+			dst = append(dst, '"', ':')
+			str(v)
+		}
+	}
+	ctxInt := func(key, name string) {
+		if v, ok := m.FieldInt(alertmsg.Context + name); ok {
+			dst = append(dst, ',', '"')
+			dst = append(dst, key...)
+			dst = append(dst, '"', ':')
+			dst = strconv.AppendInt(dst, v, 10)
+		}
+	}
+	ts := m.Timestamp
+	if v, ok := m.FieldInt(alertmsg.StartTime); ok {
+		ts = v
+	}
+	src := alertmsg.EndpointOf(m, alertmsg.Source)
+	tgt := alertmsg.EndpointOf(m, alertmsg.Target)
+	proto := strings.ToUpper(alertmsg.Proto(m, src, tgt))
+
+	dst = append(dst, '{')
+	dst = appendTimestamp(dst, ts)
+	ctxInt("flow_id", "flow_id")
+	ctxStr("in_iface", "in_iface")
+	dst = append(dst, `,"event_type":"alert"`...)
+	if src.IP != "" {
+		dst = append(dst, `,"src_ip":`...)
+		str(src.IP)
+	}
+	if src.HasPort {
+		dst = append(dst, `,"src_port":`...)
+		dst = strconv.AppendInt(dst, src.Port, 10)
+	}
+	if tgt.IP != "" {
+		dst = append(dst, `,"dest_ip":`...)
+		str(tgt.IP)
+	}
+	if tgt.HasPort {
+		dst = append(dst, `,"dest_port":`...)
+		dst = strconv.AppendInt(dst, tgt.Port, 10)
+	}
+	if proto != "" {
+		dst = append(dst, `,"proto":`...)
+		str(proto)
+	}
+	if _, ok := m.FieldString(alertmsg.Context + "community_id"); ok {
+		ctxStr("community_id", "community_id")
+	} else if e.cfg.CommunityID && src.HasPort && tgt.HasPort {
+		dst = appendCommunityID(dst, e.seed, src.IP, tgt.IP, proto, src.Port, tgt.Port)
+	}
+	ctxStr("host", "host")
+	ctxInt("tx_id", "tx_id")
+	ctxStr("app_proto", "app_proto")
+
+	dst = append(dst, `,"alert":{"action":`...)
+	if v, ok := m.FieldString(alertmsg.Context + "action"); ok && v != "" {
+		str(v)
+	} else {
+		dst = append(dst, `"allowed"`...)
+	}
+	for _, k := range [...]struct {
+		name string
+		def  int64
+	}{{"gid", 1}, {"signature_id", 0}, {"rev", 0}} {
+		v, ok := m.FieldInt(alertmsg.Context + k.name)
+		if !ok {
+			v = k.def
+		}
+		dst = append(dst, ',', '"')
+		dst = append(dst, k.name...)
+		dst = append(dst, '"', ':')
+		dst = strconv.AppendInt(dst, v, 10)
+	}
+	sig, _ := m.FieldString(alertmsg.Description)
+	dst = append(dst, `,"signature":`...)
+	str(sig)
+	cat, _ := m.FieldString(alertmsg.MethodDesc)
+	dst = append(dst, `,"category":`...)
+	str(cat)
+	sev := byte('3')
+	switch s, _ := m.FieldString(alertmsg.Severity); s {
+	case "high":
+		sev = '1'
+	case "medium":
+		sev = '2'
+	}
+	dst = append(dst, `,"severity":`...)
+	dst = append(dst, sev)
+	for _, side := range [...]struct {
+		key string
+		ep  alertmsg.Endpoint
+	}{{"source", src}, {"target", tgt}} {
+		if side.ep.IP == "" {
+			continue
+		}
+		dst = append(dst, ',', '"')
+		dst = append(dst, side.key...)
+		dst = append(dst, `":{"ip":`...)
+		str(side.ep.IP)
+		if side.ep.HasPort {
+			dst = append(dst, `,"port":`...)
+			dst = strconv.AppendInt(dst, side.ep.Port, 10)
+		}
+		dst = append(dst, '}')
+	}
+	if f := m.FirstField(alertmsg.MethodRef); f != nil && f.Len() > 0 {
+		dst = append(dst, `,"references":[`...)
+		for j := 0; j < f.Len(); j++ {
+			if j > 0 {
+				dst = append(dst, ',')
+			}
+			str(fieldText(f, j))
+		}
+		dst = append(dst, ']')
+	}
+	first := true
+	meta := func(key string) {
+		if first {
+			dst = append(dst, `,"metadata":{`...)
+		} else {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = append(dst, '"')
+		dst = append(dst, key...)
+		dst = append(dst, `":[`...)
+	}
+	if id, ok := m.FieldInt(alertmsg.ID); ok {
+		meta("haka_alert_id")
+		dst = append(dst, '"')
+		dst = strconv.AppendInt(dst, id, 10)
+		dst = append(dst, `"]`...)
+	}
+	if f := m.FirstField(alertmsg.Confidence); f != nil && f.Len() > 0 {
+		meta("confidence")
+		str(fieldText(f, 0))
+		dst = append(dst, ']')
+	}
+	if v, ok := m.FieldString(alertmsg.Completion); ok {
+		meta("completion")
+		str(v)
+		dst = append(dst, ']')
+	}
+	if v, ok := m.FieldInt(alertmsg.EndTime); ok {
+		meta("end_time")
+		dst = append(dst, '"')
+		dst = rfc3339.Append(dst, v, 6)
+		dst = append(dst[:len(dst)-1], `+0000"]`...)
+	}
+	for _, side := range [...]struct{ key, field string }{{"sources", alertmsg.Source}, {"targets", alertmsg.Target}} {
+		n := 0
+		for i := range m.Fields {
+			f := &m.Fields[i]
+			if f.Name != side.field {
+				continue
+			}
+			if n == 0 {
+				meta(side.key)
+			} else {
+				dst = append(dst, ',')
+			}
+			n++
+			dst = appendNode(dst, f, &replaced)
+		}
+		if n > 0 {
+			dst = append(dst, ']')
+		}
+	}
+	if f := m.FirstField(alertmsg.Ref); f != nil && f.Len() > 0 {
+		meta("refs")
+		for j := 0; j < f.Len(); j++ {
+			if j > 0 {
+				dst = append(dst, ',')
+			}
+			str(fieldText(f, j))
+		}
+		dst = append(dst, ']')
+	}
+	if !first {
+		dst = append(dst, '}')
+	}
+	dst = append(dst, '}')
+
+	pi, ki := -1, -1
+	for i := range m.Fields {
+		switch m.Fields[i].Name {
+		case alertmsg.Context + "payload":
+			if pi < 0 {
+				pi = i
+			}
+		case alertmsg.Context + "packet":
+			if ki < 0 {
+				ki = i
+			}
+		}
+	}
+	dst = e.appendPayload(dst, m, pi, ki)
+	return append(dst, '}'), replaced
+}
+
+// appendNode writes a Haka node as its text rendering,
+// "address: 192.168.20.99, evil.host.fqdn".
+func appendNode(dst []byte, f *pipeline.Field, replaced *int) []byte {
+	var b [256]byte
+	t := b[:0]
+	kind := f.Representation
+	if kind == "" {
+		kind = "node"
+	}
+	t = append(t, kind...)
+	t = append(t, ':', ' ')
+	for j := 0; j < f.Len(); j++ {
+		if j > 0 {
+			t = append(t, ',', ' ')
+		}
+		t = appendText(t, f, j)
+	}
+	var n int
+	// t is not retained: no copy to a string needed.
+	dst, n = jsonx.AppendString(dst, unsafe.String(unsafe.SliceData(t), len(t)))
+	*replaced += n
+	return dst
+}
+
+// fieldText renders value j of f as text (numbers as Haka's %g does).
+func fieldText(f *pipeline.Field, j int) string {
+	if f.Type == pipeline.TypeString || f.Type == pipeline.TypeBytes {
+		return f.Value(j).Str()
+	}
+	return string(appendText(nil, f, j))
+}
+
+func appendText(dst []byte, f *pipeline.Field, j int) []byte {
+	v := f.Value(j)
+	switch f.Type {
+	case pipeline.TypeInteger:
+		return strconv.AppendInt(dst, v.Int(), 10)
+	case pipeline.TypeDouble:
+		return strconv.AppendFloat(dst, v.Double(), 'g', 6, 64)
+	case pipeline.TypeBool:
+		return strconv.AppendBool(dst, v.Bool())
+	}
+	return append(dst, v.Str()...)
+}

@@ -1,0 +1,216 @@
+// Package alertmsg reads tern's alert messages (docs/alerts.md) for the
+// encoders that render them: the endpoints Haka's address and service nodes
+// name, and the stored alert an update applies to. It knows no plugin.
+package alertmsg
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/ternlog/tern/pipeline"
+)
+
+// Type is the Type of alert messages.
+const Type = "tern.alert"
+
+// Field names of the alert contract.
+const (
+	ID          = "alert.id"
+	Update      = "alert.update"
+	StartTime   = "alert.start_time"
+	EndTime     = "alert.end_time"
+	Description = "alert.description"
+	Severity    = "alert.severity"
+	Confidence  = "alert.confidence"
+	Completion  = "alert.completion"
+	MethodDesc  = "alert.method.description"
+	MethodRef   = "alert.method.ref"
+	Source      = "alert.source"
+	Target      = "alert.target"
+	Ref         = "alert.ref"
+	KeyName     = "alert.key_name"
+	Title       = "alert.title"
+	Context     = "alert.context."
+)
+
+// Endpoint is one side of an alert: the first address node whose first
+// value is an IP literal, and the first service node's port and protocol.
+type Endpoint struct {
+	IP      string // canonical text; empty when unknown
+	Port    int64
+	HasPort bool
+	Proto   string // as the service node wrote it ("tcp"), may be empty
+}
+
+// EndpointOf reads the nodes of field name (Source or Target) of m.
+func EndpointOf(m *pipeline.Message, name string) Endpoint {
+	var e Endpoint
+	haveIP, haveSvc := false, false
+	for i := range m.Fields {
+		f := &m.Fields[i]
+		if f.Name != name || f.Len() == 0 || f.Type != pipeline.TypeString {
+			continue
+		}
+		first := f.Value(0).Str()
+		switch f.Representation {
+		case "address":
+			if haveIP {
+				continue
+			}
+			if a, err := netip.ParseAddr(first); err == nil {
+				e.IP, haveIP = a.Unmap().String(), true
+			}
+		case "service":
+			if haveSvc {
+				continue
+			}
+			proto, port, ok := ParseService(first)
+			if ok {
+				e.Proto, e.Port, e.HasPort, haveSvc = proto, port, true, true
+			}
+		}
+	}
+	return e
+}
+
+// ParseService reads a service node's first value, "<proto>/<port>" or
+// "<port>".
+func ParseService(s string) (proto string, port int64, ok bool) {
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		proto, s = s[:i], s[i+1:]
+	}
+	p, err := strconv.ParseUint(s, 10, 16)
+	if err != nil {
+		return "", 0, false
+	}
+	return proto, int64(p), true
+}
+
+// Proto is the alert's transport: the context's, else a target service's,
+// else a source service's; empty when unknown.
+func Proto(m *pipeline.Message, src, dst Endpoint) string {
+	if p, ok := m.FieldString(Context + "proto"); ok && p != "" {
+		return p
+	}
+	if dst.Proto != "" {
+		return dst.Proto
+	}
+	return src.Proto
+}
+
+// Store remembers alerts so that an update (a message with alert.update =
+// true holding only the changed keys) can be rendered as the whole alert.
+// It keeps at most max alerts, forgetting the oldest first, and copies what
+// it keeps so that no batch memory stays pinned. It is not safe for
+// concurrent use (encoders are used by one goroutine at a time).
+type Store struct {
+	max   int
+	byKey map[storeKey][]pipeline.Field
+	order []storeKey // insertion order, a ring
+	next  int
+	merge pipeline.Message
+}
+
+// storeKey names an alert: ids count per filter instance (the Logger).
+type storeKey struct {
+	logger string
+	id     int64
+}
+
+// NewStore returns a store of at most max alerts (max <= 0 keeps none).
+func NewStore(max int) *Store {
+	return &Store{max: max, byKey: map[storeKey][]pipeline.Field{}}
+}
+
+func key(m *pipeline.Message, id int64) storeKey { return storeKey{m.Logger, id} }
+
+// Resolve returns what to render for alert m: m itself for a new alert
+// (which it remembers), or for an update the remembered alert with every
+// field the update carries replaced. The result is valid until the next
+// call.
+func (s *Store) Resolve(m *pipeline.Message) *pipeline.Message {
+	id, ok := m.FieldInt(ID)
+	if !ok || s.max <= 0 {
+		return m
+	}
+	k := key(m, id)
+	upd := m.FirstField(Update)
+	if upd == nil || upd.Len() == 0 || upd.Type != pipeline.TypeBool || !upd.Value(0).Bool() {
+		s.remember(k, m.Fields)
+		return m
+	}
+	stored, ok := s.byKey[k]
+	if !ok {
+		return m
+	}
+	mg := &s.merge
+	fields := mg.Fields[:0]
+	*mg = *m
+	for _, f := range stored {
+		if m.FirstField(f.Name) == nil {
+			fields = append(fields, f)
+		}
+	}
+	for _, f := range m.Fields {
+		if f.Name != Update {
+			fields = append(fields, f)
+		}
+	}
+	mg.Fields = fields
+	// The merged alert is what later updates apply to.
+	s.remember(k, fields)
+	return mg
+}
+
+func (s *Store) remember(k storeKey, fields []pipeline.Field) {
+	// One buffer holds every string of the copy: two allocations per
+	// alert (plus one per multi-valued field) instead of one per string.
+	size := 0
+	for i := range fields {
+		f := &fields[i]
+		size += len(f.Name) + len(f.Representation)
+		if f.Type == pipeline.TypeString || f.Type == pipeline.TypeBytes {
+			for j := 0; j < f.Len(); j++ {
+				size += len(f.Value(j).Str())
+			}
+		}
+	}
+	buf := make([]byte, 0, size)
+	clone := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		start := len(buf)
+		buf = append(buf, s...)
+		return unsafe.String(&buf[start], len(s))
+	}
+	cp := make([]pipeline.Field, 0, len(fields))
+	for i := range fields {
+		f := &fields[i]
+		if f.Name == Update {
+			continue
+		}
+		g := pipeline.Field{Name: clone(f.Name), Representation: clone(f.Representation), Type: f.Type}
+		for j := 0; j < f.Len(); j++ {
+			v := f.Value(j)
+			if f.Type == pipeline.TypeString || f.Type == pipeline.TypeBytes {
+				v = pipeline.StringValue(clone(v.Str()))
+			}
+			g.Append(v)
+		}
+		cp = append(cp, g)
+	}
+	if _, ok := s.byKey[k]; !ok {
+		k.logger = strings.Clone(k.logger)
+		if len(s.order) < s.max {
+			s.order = append(s.order, k)
+		} else {
+			delete(s.byKey, s.order[s.next])
+			s.order[s.next] = k
+			s.next = (s.next + 1) % s.max
+		}
+	}
+	s.byKey[k] = cp
+}
