@@ -233,7 +233,9 @@ func (in *Input) Run(ctx context.Context, out pipeline.Emitter) error {
 func (in *Input) serve(ctx context.Context, c net.Conn, out pipeline.Emitter) {
 	proto := pipeline.Record{Source: "tcp://" + c.RemoteAddr().String(), Fields: netio.AddrFields(in.cfg.RemoteAddrField, c.RemoteAddr())}
 	r := &netio.IdleReader{C: c, Idle: in.cfg.IdleTimeout.D()}
-	rd := netio.NewReader(in.cfg.Framing, r, in.cfg.MaxFrameBytes.N())
+	// Empty frames carry no message (RFC 6587 senders sometimes end with
+	// CR LF LF): they are skipped, not decoded into errors.
+	rd := netio.SkipEmpty(netio.NewReader(in.cfg.Framing, r, in.cfg.MaxFrameBytes.N()))
 	err := netio.EmitFrames(ctx, rd, proto, in.cfg.BatchMaxCount, out, in.set)
 	switch {
 	case err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed):

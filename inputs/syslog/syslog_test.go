@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -215,4 +216,24 @@ func TestValidate(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "tls_address: needs the tls table")
 	assert.Contains(t, err.Error(), "framing: must be one of")
+}
+
+// TestGolden sends testdata/<case>/send.txt on one TCP connection to an
+// input configured by config.toml; expected.txt lists the records.
+func TestGolden(t *testing.T) {
+	for _, c := range pipelinetest.Cases(t, "") {
+		t.Run(c.Name, func(t *testing.T) {
+			cfg := pipelinetest.ConfigFor(t, syslog.Factory(), c).(*syslog.Config)
+			r := start(t, func(x *syslog.Config) { *x = *cfg; x.UDPAddress, x.TCPAddress = "", "127.0.0.1:0" })
+			data, err := os.ReadFile(filepath.Join(c.Dir, "send.txt"))
+			require.NoError(t, err)
+			conn, err := net.Dial("tcp", r.in.TCPAddr().String())
+			require.NoError(t, err)
+			_, err = conn.Write(data)
+			require.NoError(t, err)
+			conn.Close()
+			nettest.Quiet(func() int { return len(r.em.Lines()) }, 300*time.Millisecond, 10*time.Second)
+			pipelinetest.Golden(t, filepath.Join(c.Dir, "expected.txt"), nettest.FormatRecords(r.em.Records))
+		})
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -313,5 +315,21 @@ func TestValidate(t *testing.T) {
 	require.Error(t, err)
 	for _, want := range []string{"address: required", "framing: must be one of auto, newline, octet_counting", "max_frame_bytes:", "tls.cert_file:"} {
 		assert.Contains(t, err.Error(), want)
+	}
+}
+
+// TestGolden sends testdata/<case>/send.txt on one connection to an input
+// configured by config.toml; expected.txt lists the records.
+func TestGolden(t *testing.T) {
+	for _, c := range pipelinetest.Cases(t, "") {
+		t.Run(c.Name, func(t *testing.T) {
+			cfg := pipelinetest.ConfigFor(t, tcp.Factory(), c).(*tcp.Config)
+			r := start(t, func(x *tcp.Config) { *x = *cfg; x.Address = "127.0.0.1:0" })
+			data, err := os.ReadFile(filepath.Join(c.Dir, "send.txt"))
+			require.NoError(t, err)
+			send(t, r.addr, string(data))
+			nettest.Quiet(func() int { return len(r.em.Lines()) }, 300*time.Millisecond, 10*time.Second)
+			pipelinetest.Golden(t, filepath.Join(c.Dir, "expected.txt"), nettest.FormatRecords(r.em.Records))
+		})
 	}
 }

@@ -129,6 +129,10 @@ func EmitFrames(ctx context.Context, rd Reader, proto pipeline.Record, maxBatch 
 	if maxBatch < 1 {
 		maxBatch = 1024
 	}
+	skip := false
+	if se, ok := rd.(skipEmpty); ok {
+		rd, skip = se.Reader, true
+	}
 	recs := make([]pipeline.Record, 0, maxBatch)
 	oversize := 0
 	var lastWarn time.Time
@@ -157,8 +161,19 @@ func EmitFrames(ctx context.Context, rd Reader, proto pipeline.Record, maxBatch 
 			}
 			return err
 		}
+		if skip && len(data) == 0 {
+			continue
+		}
 		rec := proto
 		rec.Data = data
 		recs = append(recs, rec)
 	}
 }
+
+// SkipEmpty marks r so that EmitFrames drops its empty records (RFC 6587
+// senders that end messages with CR LF LF, keep-alive blank lines). The
+// records are dropped there, not in Next: a Next that skipped would read
+// past what Buffered promised, overwriting records the batch still holds.
+func SkipEmpty(r Reader) Reader { return skipEmpty{r} }
+
+type skipEmpty struct{ Reader }

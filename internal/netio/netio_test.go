@@ -93,7 +93,7 @@ func TestServeHandshakeTimeoutEvictsSilentPeers(t *testing.T) {
 	srv := &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, testpki.Opts{}).TLSCert(t)}}
 	ln := listen(t)
 	handled := make(chan struct{}, 1)
-	stop := serve(t, ln, ServeOpts{MaxConnections: 1, TLS: srv, HandshakeTimeout: 200 * time.Millisecond}, set, func(ctx context.Context, c net.Conn) {
+	stop := serve(t, ln, ServeOpts{MaxConnections: 1, TLS: srv, HandshakeTimeout: time.Second}, set, func(ctx context.Context, c net.Conn) {
 		handled <- struct{}{}
 	})
 	defer stop()
@@ -108,8 +108,12 @@ func TestServeHandshakeTimeoutEvictsSilentPeers(t *testing.T) {
 	assert.Error(t, err)
 	assert.Less(t, time.Since(t0), 8*time.Second)
 
-	good, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
-	require.NoError(t, err)
+	// The slot frees just after the close the silent peer saw: retry briefly.
+	var good *tls.Conn
+	require.Eventually(t, func() bool {
+		good, err = tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond)
 	defer good.Close()
 	select {
 	case <-handled:
@@ -209,4 +213,29 @@ func TestIdleReaderTimesOut(t *testing.T) {
 	_, err := r.Read(make([]byte, 1))
 	assert.True(t, IsTimeout(err), "%v", err)
 	assert.False(t, IsTimeout(errors.New("x")))
+}
+
+// Skipping empty records must not break the batch's hold on its records.
+func TestEmitFramesSkipEmpty(t *testing.T) {
+	set := pipelinetest.Settings(t, "inputs.x")
+	var em pipelinetest.Emitter
+	r := &chunks{"<34>first record\r\n\n", "<13>unterminated"}
+	err := EmitFrames(context.Background(), SkipEmpty(NewReader(FramingNewline, r, 64)), pipeline.Record{}, 10, &em, set)
+	assert.ErrorIs(t, err, io.EOF)
+	assert.Equal(t, []string{"<34>first record", "<13>unterminated"}, em.Lines())
+}
+
+// chunks returns one chunk per Read.
+type chunks []string
+
+func (c *chunks) Read(p []byte) (int, error) {
+	if len(*c) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, (*c)[0])
+	(*c)[0] = (*c)[0][n:]
+	if (*c)[0] == "" {
+		*c = (*c)[1:]
+	}
+	return n, nil
 }

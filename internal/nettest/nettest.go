@@ -186,3 +186,38 @@ func (r *Rsyslog) Messages(t testing.TB, n int, timeout time.Duration) []map[str
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// FormatRecords renders records for golden files, one line each: the data
+// Go-quoted (every byte visible), the Source with its port masked, then
+// the fields as name=value.
+func FormatRecords(recs []pipeline.Record) []byte {
+	var b strings.Builder
+	for _, r := range recs {
+		b.WriteString(strconv.Quote(string(r.Data)))
+		src := r.Source
+		if i := strings.LastIndexByte(src, ':'); i > 0 && strings.Contains(src, "://") {
+			src = src[:i] + ":*"
+		}
+		b.WriteString(" source=" + src)
+		for _, f := range r.Fields {
+			b.WriteString(" " + f.Name + "=" + strconv.Quote(f.Value(0).Str()))
+		}
+		b.WriteByte('\n')
+	}
+	return []byte(b.String())
+}
+
+// Quiet waits until count stops changing for settle (or timeout passes):
+// for golden tests that cannot know how many records to expect.
+func Quiet(count func() int, settle, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	last, since := count(), time.Now()
+	for time.Now().Before(deadline) {
+		time.Sleep(settle / 10)
+		if n := count(); n != last {
+			last, since = n, time.Now()
+		} else if n > 0 && time.Since(since) >= settle {
+			return
+		}
+	}
+}
