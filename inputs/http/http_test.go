@@ -453,3 +453,24 @@ func FuzzHandler(f *testing.F) {
 		}
 	})
 }
+
+// TestGolden POSTs testdata/<case>/body.txt (with the first configured
+// token, if any); expected.txt holds the status, the body and the records.
+func TestGolden(t *testing.T) {
+	for _, c := range pipelinetest.Cases(t, "") {
+		t.Run(c.Name, func(t *testing.T) {
+			cfg := pipelinetest.ConfigFor(t, ternhttp.Factory(), c).(*ternhttp.Config)
+			r := start(t, func(x *ternhttp.Config) { *x = *cfg; x.Address = "127.0.0.1:0" }, nil)
+			body, err := os.ReadFile(filepath.Join(c.Dir, "body.txt"))
+			require.NoError(t, err)
+			auth := ""
+			if len(cfg.Tokens) > 0 {
+				auth = "Bearer " + cfg.Tokens[0]
+			}
+			code, resp, _ := post(t, nil, r.url, auth, bytes.NewReader(body), nil)
+			got := fmt.Sprintf("%d %s", code, resp)
+			got += string(nettest.FormatRecords(r.em.Records))
+			pipelinetest.Golden(t, filepath.Join(c.Dir, "expected.txt"), []byte(got))
+		})
+	}
+}

@@ -2,6 +2,8 @@ package udp_test
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -89,5 +91,27 @@ func TestValidate(t *testing.T) {
 	require.Error(t, err)
 	for _, want := range []string{"address: required", "max_datagram_bytes:", "batch_max_count:"} {
 		assert.Contains(t, err.Error(), want)
+	}
+}
+
+// TestGolden sends each line of testdata/<case>/send.txt as one datagram;
+// expected.txt lists the records.
+func TestGolden(t *testing.T) {
+	for _, c := range pipelinetest.Cases(t, "") {
+		t.Run(c.Name, func(t *testing.T) {
+			cfg := pipelinetest.ConfigFor(t, udp.Factory(), c).(*udp.Config)
+			addr, em, _ := start(t, func(x *udp.Config) { *x = *cfg; x.Address = "127.0.0.1:0" })
+			data, err := os.ReadFile(filepath.Join(c.Dir, "send.txt"))
+			require.NoError(t, err)
+			conn, err := net.Dial("udp", addr)
+			require.NoError(t, err)
+			defer conn.Close()
+			for _, d := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+				_, err := conn.Write([]byte(d))
+				require.NoError(t, err)
+			}
+			nettest.Quiet(func() int { return len(em.Lines()) }, 300*time.Millisecond, 10*time.Second)
+			pipelinetest.Golden(t, filepath.Join(c.Dir, "expected.txt"), nettest.FormatRecords(em.Records))
+		})
 	}
 }

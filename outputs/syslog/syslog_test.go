@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -372,5 +375,42 @@ func TestValidate(t *testing.T) {
 	require.Error(t, err)
 	for _, want := range []string{"address: required", "tls: only with network", "framing: must be"} {
 		assert.Contains(t, err.Error(), want)
+	}
+}
+
+// TestGolden writes the Go-quoted records of testdata/<case>/records.txt
+// in one batch to a TCP listener; expected.txt holds the bytes on the wire,
+// Go-quoted.
+func TestGolden(t *testing.T) {
+	for _, c := range pipelinetest.Cases(t, "") {
+		t.Run(c.Name, func(t *testing.T) {
+			cfg := pipelinetest.ConfigFor(t, syslog.Factory(), c).(*syslog.Config)
+			raw, err := os.ReadFile(filepath.Join(c.Dir, "records.txt"))
+			require.NoError(t, err)
+			var recs []string
+			for _, l := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+				s, err := strconv.Unquote(l)
+				require.NoError(t, err, l)
+				recs = append(recs, s)
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			defer ln.Close()
+			got := make(chan []byte, 1)
+			go func() {
+				conn, err := ln.Accept()
+				if err != nil {
+					got <- nil
+					return
+				}
+				b, _ := io.ReadAll(conn)
+				conn.Close()
+				got <- b
+			}()
+			o, _ := newOutput(t, func(x *syslog.Config) { *x = *cfg; x.Address = ln.Addr().String() })
+			require.NoError(t, o.Write(context.Background(), batch(recs...)))
+			require.NoError(t, o.Close(context.Background()))
+			pipelinetest.Golden(t, filepath.Join(c.Dir, "expected.txt"), []byte(strconv.Quote(string(<-got))+"\n"))
+		})
 	}
 }
