@@ -2,9 +2,11 @@ package tcp_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -20,6 +22,7 @@ import (
 	"github.com/ternlog/tern/inputs/tcp"
 	"github.com/ternlog/tern/internal/nettest"
 	"github.com/ternlog/tern/internal/testpki"
+	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
@@ -330,6 +333,81 @@ func TestGolden(t *testing.T) {
 			send(t, r.addr, string(data))
 			nettest.Quiet(func() int { return len(r.em.Lines()) }, 300*time.Millisecond, 10*time.Second)
 			pipelinetest.Golden(t, filepath.Join(c.Dir, "expected.txt"), nettest.FormatRecords(r.em.Records))
+		})
+	}
+}
+
+// countEmitter counts records; it stands for an engine that keeps up.
+type countEmitter struct {
+	mu sync.Mutex
+	n  int
+	ch chan struct{}
+	at int
+}
+
+func (c *countEmitter) Emit(_ context.Context, recs []pipeline.Record, ack pipeline.AckFunc) error {
+	c.mu.Lock()
+	c.n += len(recs)
+	if c.ch != nil && c.n >= c.at {
+		close(c.ch)
+		c.ch = nil
+	}
+	c.mu.Unlock()
+	if ack != nil {
+		ack(nil)
+	}
+	return nil
+}
+
+func (c *countEmitter) waitFor(n int) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan struct{})
+	if c.n >= n {
+		close(ch)
+		return ch
+	}
+	c.ch, c.at = ch, n
+	return ch
+}
+
+// BenchmarkOneConnection measures the input alone on one loopback
+// connection: framing and batching of 150-byte syslog lines, per record.
+func BenchmarkOneConnection(b *testing.B) {
+	for _, framing := range []string{"newline", "octet_counting"} {
+		b.Run(framing, func(b *testing.B) {
+			msg := `<165>1 2026-11-22T10:00:00.000Z host.example.com app 4242 ID47 [ex@32473 k="v"] a typical syslog message of about 150 bytes, give or take`
+			var chunk []byte
+			const perChunk = 1000
+			for range perChunk {
+				if framing == "newline" {
+					chunk = append(append(chunk, msg...), '\n')
+				} else {
+					chunk = fmt.Appendf(chunk, "%d %s", len(msg), msg)
+				}
+			}
+			cfg := tcp.DefaultConfig()
+			cfg.Address, cfg.Framing = "127.0.0.1:0", framing
+			set := pipelinetest.Settings(b, "inputs.tcp")
+			set.Logger = slog.New(slog.DiscardHandler)
+			in, _ := tcp.New(set, cfg)
+			em := &countEmitter{}
+			addr := nettest.RunInput(b, in, em, in.Addr)
+			c, err := net.Dial("tcp", addr)
+			require.NoError(b, err)
+			defer c.Close()
+			b.SetBytes(int64(len(chunk)))
+			b.ReportAllocs()
+			sent := 0
+			t0 := time.Now()
+			for b.Loop() {
+				if _, err := c.Write(chunk); err != nil {
+					b.Fatal(err)
+				}
+				sent += perChunk
+			}
+			<-em.waitFor(sent) // until the input has handed on every record
+			b.ReportMetric(float64(sent)/time.Since(t0).Seconds(), "records/s")
 		})
 	}
 }
