@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,4 +143,97 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// R31, scaled: one input fans out to a file output and a syslog output
+// whose receiver accepts and never reads. The file output gets every
+// record while the syslog output is stuck, well before its queue fills.
+func TestBlackholedOutputDoesNotStallTheOthers(t *testing.T) {
+	hole, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer hole.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := hole.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // accepted, never read
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+
+	work := t.TempDir()
+	inPort := freeTCPPort(t)
+	cfg := fmt.Sprintf(`
+[tern]
+data_dir = %[1]q
+metrics_address = ""
+shutdown_timeout = "2s"
+
+[inputs.lines]
+type = "tcp"
+decoder = "payload"
+address = "127.0.0.1:%[2]d"
+
+[outputs.archive]
+type = "file"
+message_matcher = "TRUE"
+encoder = "payload"
+path = %[3]q
+
+[outputs.stuck]
+type = "syslog"
+message_matcher = "TRUE"
+encoder = "payload"
+address = %[4]q
+queue_max_bytes = "256MiB"
+write_timeout = "1h"
+`, filepath.Join(work, "data"), inPort, filepath.Join(work, "archive.log"), hole.Addr().String())
+	reg := &pipeline.Registry{Inputs: inputs.Factories(), Decoders: decoders.Factories(), Filters: filters.Factories(), Encoders: encoders.Factories(), Outputs: outputs.Factories()}
+	plan, err := config.Parse(filepath.Join(work, "tern.toml"), []byte(cfg), reg, config.Options{})
+	require.NoError(t, err)
+	e, err := engine.New(plan, reg, engine.Options{Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done // the stuck output's records are abandoned at shutdown_timeout
+	}()
+
+	var c net.Conn
+	require.Eventually(t, func() bool {
+		c, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", inPort))
+		return err == nil
+	}, 30*time.Second, 20*time.Millisecond)
+	const n = 20000
+	line := strings.Repeat("r", 1000) // 20 MB: far more than socket buffers hold
+	w := bufio.NewWriter(c)
+	for i := range n {
+		fmt.Fprintf(w, "%d %s\n", i, line)
+	}
+	require.NoError(t, w.Flush())
+	c.Close()
+
+	t0 := time.Now()
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(filepath.Join(work, "archive.log"))
+		return err == nil && strings.Count(string(b), "\n") == n
+	}, 60*time.Second, 50*time.Millisecond, "the file output must not wait for the blackholed one")
+	t.Logf("%d records in the file %v after the sender finished, with the syslog receiver blackholed", n, time.Since(t0))
+	mu.Lock()
+	assert.NotEmpty(t, held, "the stuck output did connect")
+	mu.Unlock()
 }
