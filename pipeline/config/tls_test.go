@@ -251,3 +251,32 @@ func TestTLSInsecureIsLogged(t *testing.T) {
 }
 
 func newTextLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// The [<kind>.<name>.tls] table loads strictly and its errors are placed
+// on their lines like any other key.
+func TestTLSTableInAConfig(t *testing.T) {
+	src := `
+[inputs.a]
+type = "tcp"
+address = "127.0.0.1:6514"
+decoder = "payload"
+[inputs.a.tls]
+cert_file = "server.crt"
+key_file = "server.key"
+ca_file = "clients.crt"
+min_version = "1.3"
+`
+	plan, errs := parse(t, src, nil)
+	require.Empty(t, errs)
+	require.Len(t, plan.Inputs, 1)
+
+	_, errs = parse(t, src+"cert_fil = \"typo\"\n", nil)
+	require.Len(t, errs, 1)
+	assert.Equal(t, "inputs.a.tls.cert_fil", errs[0].Key)
+	assert.Equal(t, 11, errs[0].Line)
+
+	_, errs = parse(t, strings.Replace(src, `min_version = "1.3"`, `min_version = "1.0"`, 1), nil)
+	require.Len(t, errs, 1)
+	assert.Equal(t, "inputs.a.tls.min_version", errs[0].Key)
+	assert.Equal(t, 10, errs[0].Line)
+}
