@@ -2,9 +2,12 @@
 package decoders
 
 import (
+	"github.com/ternlog/tern/decoders/cef"
+	"github.com/ternlog/tern/decoders/lua"
 	"github.com/ternlog/tern/decoders/msgpack"
 	"github.com/ternlog/tern/decoders/payload"
 	"github.com/ternlog/tern/decoders/regex"
+	"github.com/ternlog/tern/decoders/syslog"
 	"github.com/ternlog/tern/decoders/zeek"
 	"github.com/ternlog/tern/pipeline"
 )
@@ -12,9 +15,12 @@ import (
 // Factories lists every decoder that plugins.toml can name with type = "…".
 func Factories() []pipeline.Factory[pipeline.Decoder] {
 	return []pipeline.Factory[pipeline.Decoder]{
+		cef.Factory(),
+		lua.Factory(),
 		msgpack.Factory(),
 		payload.Factory(),
 		regex.Factory(),
+		syslog.Factory(),
 		zeek.Factory(),
 	}
 }

@@ -110,9 +110,16 @@ func (f *Field) Value(i int) Value {
 		return f.v0
 	}
 	if i < 0 || i >= int(f.n) {
-		panic(fmt.Sprintf("pipeline: field %q has %d values, index %d", f.Name, f.n, i))
+		f.outOfRange(i)
 	}
 	return f.more[i-1]
+}
+
+// outOfRange is kept out of Value so that Value inlines.
+//
+//go:noinline
+func (f *Field) outOfRange(i int) {
+	panic(fmt.Sprintf("pipeline: field %q has %d values, index %d", f.Name, f.n, i))
 }
 
 // Append adds a value; its meaning follows f.Type.

@@ -139,3 +139,11 @@ type Output interface {
 type Closer interface {
 	Close(ctx context.Context) error
 }
+
+// Checker is implemented by plugins whose config names files they read at
+// run time (scripts, alert definitions, certificates). `tern check` calls
+// Check after building the plugin so such mistakes surface before a
+// deployment. Check may read files; it must not write, listen or connect.
+type Checker interface {
+	Check() error
+}

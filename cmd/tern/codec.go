@@ -28,8 +28,9 @@ func settingsFor(name string) pipeline.Settings {
 	}
 }
 
-// cmdDecode reads raw records (one per line) and prints canonical JSON
-// messages, filling UUID, Timestamp and Logger as the engine would.
+// cmdDecode reads raw records (one per line, or RFC 6587 syslog frames
+// with -framing) and prints canonical JSON messages, filling UUID,
+// Timestamp and Logger as the engine would.
 func cmdDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("decode", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -39,7 +40,17 @@ func cmdDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	seed := fs.Uint64("seed", 0, "generate UUIDs from this seed (0: random)")
 	nowFlag := fs.String("now", "", "receive time for records without one (RFC 3339; default: now)")
 	maxLine := fs.Int("max-line", framing.DefaultMaxLine, "longest record in bytes")
+	framingFlag := fs.String("framing", "newline", "how records are delimited: newline, octet-counting or auto (RFC 6587: octet counting when the input starts with a digit)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var syslogFraming framing.SyslogFraming
+	switch *framingFlag {
+	case "newline":
+	case "octet-counting", "auto":
+		syslogFraming, _ = framing.ParseSyslogFraming(*framingFlag)
+	default:
+		fmt.Fprintf(stderr, "tern decode: -framing must be newline, octet-counting or auto, not %q\n", *framingFlag)
 		return 2
 	}
 	reg := registry()
@@ -53,7 +64,18 @@ func cmdDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tern decode: %v\n", err)
 		return 2
 	}
-	dec, err := f.Build(settingsFor("decoders."+*typ), cfg)
+	now := time.Now()
+	set := settingsFor("decoders." + *typ)
+	if *nowFlag != "" {
+		var err error
+		if now, err = time.Parse(time.RFC3339Nano, *nowFlag); err != nil {
+			fmt.Fprintf(stderr, "tern decode: -now: %v\n", err)
+			return 2
+		}
+		// The decoder's clock too: it dates year-less timestamps.
+		set.Now = func() time.Time { return now }
+	}
+	dec, err := f.Build(set, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "tern decode: %v\n", err)
 		return 2
@@ -62,20 +84,22 @@ func cmdDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if *seed != 0 {
 		uuid = pipeline.SeededUUIDs(*seed)
 	}
-	now := time.Now()
-	if *nowFlag != "" {
-		if now, err = time.Parse(time.RFC3339Nano, *nowFlag); err != nil {
-			fmt.Fprintf(stderr, "tern decode: -now: %v\n", err)
-			return 2
-		}
-	}
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
-	lines := framing.NewLineReader(stdin, *maxLine)
+	var records interface{ Next() ([]byte, error) }
+	var lines *framing.LineReader
+	var frames *framing.SyslogReader
+	if *framingFlag == "newline" {
+		lines = framing.NewLineReader(stdin, *maxLine)
+		records = lines
+	} else {
+		frames = framing.NewSyslogReader(stdin, *maxLine, syslogFraming)
+		records = frames
+	}
 	failed := false
 	var buf []byte
 	for n := 1; ; n++ {
-		line, err := lines.Next()
+		line, err := records.Next()
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				fmt.Fprintf(stderr, "tern decode: %v\n", err)
@@ -103,8 +127,14 @@ func cmdDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			out.Write(buf)
 		}
 	}
-	if lines.Oversize > 0 {
-		fmt.Fprintf(stderr, "tern decode: %d record(s) over %d bytes skipped\n", lines.Oversize, *maxLine)
+	oversize := 0
+	if lines != nil {
+		oversize = lines.Oversize
+	} else {
+		oversize = frames.Oversize
+	}
+	if oversize > 0 {
+		fmt.Fprintf(stderr, "tern decode: %d record(s) over %d bytes skipped\n", oversize, *maxLine)
 		failed = true
 	}
 	if failed {

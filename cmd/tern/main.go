@@ -32,6 +32,7 @@ Usage:
   tern decode -d TYPE [-o key=value]…   raw records on stdin -> canonical JSON messages
   tern encode -e TYPE [-o key=value]…   canonical JSON messages on stdin -> encoded records
   tern match 'EXPR'                     canonical JSON messages on stdin -> those that match
+  tern alerts list [-config …] [-json]  the alert definitions of the config's Lua filters
   tern version                          print the version
 
 Run "tern VERB -h" for a verb's flags.
@@ -58,6 +59,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdEncode(args, stdin, stdout, stderr)
 	case "match":
 		return cmdMatch(args, stdin, stdout, stderr)
+	case "alerts":
+		return cmdAlerts(args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "tern %s (%s)\n", version, buildInfo())
 		return 0
@@ -166,7 +169,11 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if plan != nil {
 		// Constructors run too (they do no I/O): they catch what only the
 		// plugin knows, such as a regex that does not compile.
-		if _, err := engine.New(plan, reg, engine.Options{NewBuffer: checkBuffer}); err != nil {
+		e, err := engine.New(plan, reg, engine.Options{NewBuffer: checkBuffer})
+		if err == nil {
+			err = e.Check()
+		}
+		if err != nil {
 			var more config.Errors
 			if errors.As(err, &more) {
 				errs = append(errs, more...)

@@ -55,6 +55,7 @@ type Engine struct {
 	outputs []*outputRunner
 	dests   []*dest
 	closers []namedCloser
+	checks  []checkable
 	states  map[string]*pluginState
 
 	inflight atomic.Int64 // trackers not yet acknowledged
@@ -63,6 +64,12 @@ type Engine struct {
 
 	finalMu  sync.Mutex
 	finalCtx func() context.Context
+}
+
+// checkable is a built plugin that can validate the files it will read.
+type checkable struct {
+	sec *config.Section
+	c   pipeline.Checker
 }
 
 type namedCloser struct {
@@ -162,6 +169,8 @@ func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error
 		e.metrics.queueGauges(o.ID(), q.Bytes, q.Len)
 		e.addCloser(o.ID(), out)
 		e.addCloser(encSec.ID(), enc)
+		e.addCheck(&o.Section, out)
+		e.addCheck(encSec, enc)
 	}
 	for _, f := range plan.Filters {
 		if f.Matcher == nil {
@@ -185,6 +194,7 @@ func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error
 		e.filters = append(e.filters, r)
 		e.metrics.queueGauges(f.ID(), r.q.Bytes, r.q.Len)
 		e.addCloser(f.ID(), flt)
+		e.addCheck(&f.Section, flt)
 	}
 	for _, in := range plan.Inputs {
 		if len(in.Decoders) == 0 {
@@ -209,6 +219,7 @@ func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error
 				continue
 			}
 			e.addCloser(sec.ID(), d)
+			e.addCheck(sec, d)
 			if i == 0 {
 				r.dec, r.decID = d, sec.ID()
 				continue
@@ -231,6 +242,7 @@ func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error
 		if ok {
 			e.inputs = append(e.inputs, r)
 			e.addCloser(in.ID(), plug)
+			e.addCheck(&in.Section, plug)
 		}
 	}
 	if len(errs) > 0 {
@@ -264,6 +276,30 @@ func (e *Engine) state(id string) *pluginState {
 	s := &pluginState{state: "built", since: time.Now()}
 	e.states[id] = s
 	return s
+}
+
+func (e *Engine) addCheck(sec *config.Section, p any) {
+	if c, ok := p.(pipeline.Checker); ok {
+		e.checks = append(e.checks, checkable{sec, c})
+	}
+}
+
+// Check runs every plugin's Checker (scripts, definitions, certificates the
+// config names) and reports the failures placed at their sections. It reads
+// files but opens no socket and writes nothing; `tern check` calls it.
+func (e *Engine) Check() error {
+	var errs config.Errors
+	for _, c := range e.checks {
+		if err := c.c.Check(); err != nil {
+			for _, one := range unjoin(err) {
+				errs = append(errs, &config.Error{File: c.sec.File, Line: c.sec.Line, Key: c.sec.ID(), Msg: one.Error()})
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
 }
 
 func (e *Engine) addCloser(id string, p any) {

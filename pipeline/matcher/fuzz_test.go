@@ -67,12 +67,11 @@ func FuzzRegexMode(f *testing.F) {
 			return
 		}
 		mode, lit := regexMode(re)
-		if mode == reFull {
-			return
-		}
-		in := inst{mode: mode, s: lit}
-		if got, want := in.match(text), re.MatchString(text); got != want {
-			t.Fatalf("/%s/ on %q: fast path %v (mode %d, %q), regex %v", pattern, text, got, mode, lit, want)
+		for _, o := range []op{opMatch, opNoMatch} {
+			sm := strMatcher(&test{lit: lRegex, op: o, re: re})
+			if got, want := sm(text), re.MatchString(text) == (o == opMatch); got != want {
+				t.Fatalf("/%s/ %s %q: fast path %v (mode %d, %q), regex %v", pattern, opNames[o], text, got, mode, lit, want)
+			}
 		}
 	})
 }

@@ -1,0 +1,262 @@
+// Package dedupe is the filter that suppresses repeats of an alert within a
+// window: the first tern.alert of a key passes (re-injected under the
+// filter's name), later ones with the same key are counted, and when the
+// window ends an update of the first alert reports how many were
+// suppressed.
+package dedupe
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ternlog/tern/internal/alert"
+	"github.com/ternlog/tern/internal/msgvar"
+	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/config"
+)
+
+//go:embed sample.toml
+var sample string
+
+// Type selects this filter.
+const Type = "dedupe"
+
+// RepeatsContext is the context field (alert.context.repeats) of the
+// update that closes a window: how many repeats were suppressed.
+const RepeatsContext = "repeats"
+
+// Config is the [filters.<name>] table with type = "dedupe".
+type Config struct {
+	// Key lists what makes two alerts the same: headers or Fields[name].
+	Key []string `toml:"key"`
+	// Window is how long repeats of a key are suppressed after its first
+	// alert, on message timestamps.
+	Window config.Duration `toml:"window"`
+	// MaxKeys caps the keys tracked at once; alerts of further keys pass
+	// without deduplication and are counted (metric dedupe_untracked_total).
+	MaxKeys int `toml:"max_keys"`
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Key:     []string{"Fields[alert.key_name]", "Fields[alert.description]", "Fields[alert.source]", "Fields[alert.target]"},
+		Window:  config.Duration(5 * time.Minute),
+		MaxKeys: 10000,
+	}
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Key) == 0 {
+		errs = append(errs, errors.New("key: at least one header or Fields[name]"))
+	}
+	for _, k := range c.Key {
+		if _, err := msgvar.Parse(k); err != nil {
+			errs = append(errs, fmt.Errorf("key: %v", err))
+		}
+	}
+	if c.Window.D() <= 0 {
+		errs = append(errs, errors.New("window: must be positive"))
+	}
+	if c.MaxKeys < 1 {
+		errs = append(errs, errors.New("max_keys: must be at least 1"))
+	}
+	return errors.Join(errs...)
+}
+
+type srcID struct {
+	logger string
+	id     int64
+}
+
+type entry struct {
+	key     string
+	id      int64 // the id this filter gave the first alert
+	first   int64
+	last    int64
+	repeats int
+	srcs    []srcID // source ids mapped to this entry (first and repeats)
+}
+
+// Filter deduplicates alerts.
+type Filter struct {
+	set        pipeline.Settings
+	cfg        Config
+	vars       []msgvar.Var
+	entries    map[string]*entry
+	ids        map[srcID]*entry // updates of a source alert follow it
+	seq        int64
+	latest     int64
+	suppressed func(float64, ...string)
+	untracked  func(float64, ...string)
+}
+
+var (
+	_ pipeline.Filter = (*Filter)(nil)
+	_ pipeline.Ticker = (*Filter)(nil)
+)
+
+// New returns a dedupe filter.
+func New(set pipeline.Settings, cfg Config) (*Filter, error) {
+	f := &Filter{set: set, cfg: cfg, entries: map[string]*entry{}, ids: map[srcID]*entry{}}
+	for _, k := range cfg.Key {
+		v, err := msgvar.Parse(k)
+		if err != nil {
+			return nil, err
+		}
+		f.vars = append(f.vars, v)
+	}
+	if set.Now == nil {
+		f.set.Now = time.Now
+	}
+	tel := set.Telemetry
+	if tel == nil {
+		tel = pipeline.NopTelemetry{}
+	}
+	f.suppressed = tel.Counter("dedupe_suppressed_total", "Alerts (and their updates) suppressed as repeats.")
+	f.untracked = tel.Counter("dedupe_untracked_total", "Alerts passed without deduplication because max_keys was reached.")
+	return f, nil
+}
+
+// Factory registers the filter.
+func Factory() pipeline.Factory[pipeline.Filter] {
+	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Filter, error) {
+		return New(s, c)
+	})
+}
+
+func (f *Filter) key(m *pipeline.Message) string {
+	var b strings.Builder
+	for i, v := range f.vars {
+		if i > 0 {
+			b.WriteByte(0x1f)
+		}
+		if s, ok := v.String(m); ok {
+			b.WriteString(s)
+		}
+	}
+	return b.String()
+}
+
+// Process passes the first alert of a key, counts its repeats and forwards
+// the updates of the alert it passed.
+func (f *Filter) Process(_ context.Context, m *pipeline.Message, out pipeline.Injector) error {
+	if m.Type != alert.Type {
+		return nil
+	}
+	id, _ := m.FieldInt(alert.FieldID)
+	src := srcID{m.Logger, id}
+	f.latest = max(f.latest, m.Timestamp)
+	if upd := m.Field(alert.FieldUpdate, 0); upd != nil && upd.Len() > 0 && upd.Value(0).Bool() {
+		e := f.ids[src]
+		if e == nil || e.srcs[0] != src {
+			f.suppressed(1) // an update of a repeat, or of an alert we never saw
+			return nil
+		}
+		return out.Inject(f.renumber(m, e.id))
+	}
+	k := f.key(m)
+	e := f.entries[k]
+	win := int64(f.cfg.Window.D())
+	if e != nil && m.Timestamp-e.first >= win {
+		if err := f.close(e, out); err != nil {
+			return err
+		}
+		e = nil
+	}
+	if e != nil {
+		e.repeats++
+		e.last = max(e.last, m.Timestamp)
+		e.srcs = append(e.srcs, src)
+		f.ids[src] = e
+		f.suppressed(1)
+		return nil
+	}
+	if len(f.entries) >= f.cfg.MaxKeys {
+		if err := f.expire(f.latest, out); err != nil {
+			return err
+		}
+	}
+	f.seq++
+	if len(f.entries) >= f.cfg.MaxKeys {
+		f.untracked(1)
+		return out.Inject(f.renumber(m, f.seq))
+	}
+	e = &entry{key: k, id: f.seq, first: m.Timestamp, last: m.Timestamp, srcs: []srcID{src}}
+	f.entries[k] = e
+	f.ids[src] = e
+	return out.Inject(f.renumber(m, e.id))
+}
+
+// renumber copies an alert under this filter's id; the engine sets the
+// filter as its Logger.
+func (f *Filter) renumber(m *pipeline.Message, id int64) *pipeline.Message {
+	c := m.Clone()
+	c.UUID = [16]byte{}
+	c.Logger = ""
+	old, _ := m.FieldInt(alert.FieldID)
+	for i := range c.Fields {
+		if c.Fields[i].Name == alert.FieldID {
+			c.Fields[i] = pipeline.NewField(alert.FieldID, pipeline.TypeInteger, "", pipeline.IntValue(id))
+			break
+		}
+	}
+	// The payload's text form names the id too.
+	for _, p := range []string{"alert: id = ", "alert: update id = "} {
+		if rest, ok := strings.CutPrefix(c.Payload, p+strconv.FormatInt(old, 10)); ok {
+			c.Payload = p + strconv.FormatInt(id, 10) + rest
+			break
+		}
+	}
+	return c
+}
+
+// close ends an entry's window: an update with the repeat count when there
+// were repeats.
+func (f *Filter) close(e *entry, out pipeline.Injector) error {
+	delete(f.entries, e.key)
+	for _, s := range e.srcs {
+		if f.ids[s] == e {
+			delete(f.ids, s)
+		}
+	}
+	if e.repeats == 0 {
+		return nil
+	}
+	last := e.last
+	a := &alert.Alert{ID: e.id, Update: true, EndTime: &last,
+		Context: []pipeline.Field{pipeline.NewField(RepeatsContext, pipeline.TypeInteger, "", pipeline.IntValue(int64(e.repeats)))}}
+	m := a.Message(f.set.Now(), f.set.Hostname, "")
+	m.Logger = ""
+	return out.Inject(m)
+}
+
+// Tick closes the windows that have ended.
+func (f *Filter) Tick(_ context.Context, now time.Time, out pipeline.Injector) error {
+	return f.expire(max(f.latest, now.UnixNano()), out)
+}
+
+func (f *Filter) expire(now int64, out pipeline.Injector) error {
+	win := int64(f.cfg.Window.D())
+	var done []*entry
+	for _, e := range f.entries {
+		if now-e.first >= win {
+			done = append(done, e)
+		}
+	}
+	sort.Slice(done, func(i, j int) bool { return done[i].id < done[j].id })
+	for _, e := range done {
+		if err := f.close(e, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,426 @@
+// Package lua is the filter that runs a Lua script (Heka's sandbox filter
+// API) with Haka's alert and log API and ntopng-style alert definitions, in
+// the bounded sandbox of internal/sandbox.
+package lua
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	golua "github.com/Shopify/go-lua"
+
+	"github.com/ternlog/tern/internal/alertdef"
+	"github.com/ternlog/tern/internal/sandbox"
+	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/config"
+)
+
+//go:embed sample.toml
+var sample string
+
+// Type selects this filter.
+const Type = "lua"
+
+// Config is the [filters.<name>] table with type = "lua".
+type Config struct {
+	// Filename is the script, relative to the config file's directory.
+	Filename string `toml:"filename"`
+	// ModuleDirectory is where require() finds <name>.lua modules (Lua
+	// source only); empty disables require.
+	ModuleDirectory string `toml:"module_directory"`
+	// InstructionLimit is the VM instruction budget of one
+	// process_message or timer_event call; 0 means unlimited.
+	InstructionLimit int `toml:"instruction_limit"`
+	// Deadline is the wall-clock budget of one call.
+	Deadline config.Duration `toml:"deadline"`
+	// OutputLimit caps one injected message (its Message.Size) and the
+	// add_to_payload buffer.
+	OutputLimit config.Size `toml:"output_limit"`
+	// StringLimit caps any one string a script builds.
+	StringLimit config.Size `toml:"string_limit"`
+	// MemoryLimit is the heap growth tolerated during one call (best
+	// effort: the heap is the whole router's).
+	MemoryLimit config.Size `toml:"memory_limit"`
+	// MaxInject caps the messages (alerts included) one call may inject.
+	MaxInject int `toml:"max_inject"`
+	// PreserveData saves the script's globals on a clean stop and restores
+	// them at the next start.
+	PreserveData bool `toml:"preserve_data"`
+	// FailurePolicy is what happens to a message the script failed on:
+	// count, deadletter or pass.
+	FailurePolicy string `toml:"failure_policy"`
+	// MaxFailures disables the script after that many consecutive failed
+	// calls; 0 never disables it.
+	MaxFailures int `toml:"max_failures"`
+	// AlertDefinitions is a directory of ntopng-style alert definitions
+	// (relative to the config file's directory); empty means none.
+	AlertDefinitions string `toml:"alert_definitions"`
+	// Locale selects the catalogs titles and descriptions come from.
+	Locale string `toml:"locale"`
+	// Config is the [filters.<name>.config] table that read_config reads.
+	Config map[string]any `toml:"config"`
+}
+
+// DefaultConfig returns the defaults (Heka's limits).
+func DefaultConfig() Config {
+	return Config{
+		InstructionLimit: sandbox.DefaultInstructionLimit,
+		Deadline:         config.Duration(sandbox.DefaultDeadline),
+		OutputLimit:      64 << 10,
+		StringLimit:      sandbox.DefaultStringLimit,
+		MemoryLimit:      sandbox.DefaultMemoryLimit,
+		MaxInject:        100,
+		FailurePolicy:    sandbox.PolicyCount,
+		MaxFailures:      10,
+		Locale:           alertdef.DefaultLocale,
+	}
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Filename == "" {
+		errs = append(errs, errors.New("filename: required"))
+	}
+	if c.InstructionLimit < 0 {
+		errs = append(errs, errors.New("instruction_limit: must be >= 0"))
+	}
+	if c.Deadline.D() <= 0 {
+		errs = append(errs, errors.New("deadline: must be positive"))
+	}
+	if c.OutputLimit < 1<<10 {
+		errs = append(errs, errors.New("output_limit: must be at least 1KiB"))
+	}
+	if c.StringLimit < 1<<10 {
+		errs = append(errs, errors.New("string_limit: must be at least 1KiB"))
+	}
+	if c.MemoryLimit < 1<<20 {
+		errs = append(errs, errors.New("memory_limit: must be at least 1MiB"))
+	}
+	if c.MaxInject < 1 {
+		errs = append(errs, errors.New("max_inject: must be at least 1"))
+	}
+	if !sandbox.ValidPolicy(c.FailurePolicy) {
+		errs = append(errs, errors.New("failure_policy: must be count, deadletter or pass"))
+	}
+	if c.MaxFailures < 0 {
+		errs = append(errs, errors.New("max_failures: must be >= 0"))
+	}
+	if c.Locale == "" || strings.ContainsAny(c.Locale, "/\\.") {
+		errs = append(errs, errors.New("locale: a language code such as en or fr"))
+	}
+	return errors.Join(errs...)
+}
+
+// AlertDefinitionDir returns the definitions directory (resolved against
+// configDir) and the locale; cmd/tern's `alerts list` uses it.
+func (c Config) AlertDefinitionDir(configDir string) (dir, locale string) {
+	if c.AlertDefinitions == "" {
+		return "", c.Locale
+	}
+	return pipeline.Settings{ConfigDir: configDir}.Resolve(c.AlertDefinitions), c.Locale
+}
+
+// Filter runs one script.
+type Filter struct {
+	set  pipeline.Settings
+	cfg  Config
+	path string
+	sb   *sandbox.Sandbox
+	fail *sandbox.Failures
+	defs *alertdef.Set
+
+	restored bool // preserved data was considered (first load only)
+	dead     bool // a load error or a fatal return disabled the script
+
+	// per call
+	cur      *pipeline.Message
+	pending  []*pipeline.Message
+	payload  strings.Builder
+	alertSeq int64
+	now      time.Time
+
+	readReturn func(*golua.State) error // f.returnCode, made once
+	retCode    int
+	retMsg     string
+}
+
+var (
+	_ pipeline.Filter = (*Filter)(nil)
+	_ pipeline.Ticker = (*Filter)(nil)
+	_ pipeline.Closer = (*Filter)(nil)
+)
+
+// New returns a Lua filter. It reads nothing: the script and its alert
+// definitions are loaded by the first call.
+func New(set pipeline.Settings, cfg Config) (*Filter, error) {
+	if set.Now == nil {
+		set.Now = time.Now
+	}
+	f := &Filter{set: set, cfg: cfg, path: set.Resolve(cfg.Filename)}
+	f.readReturn = f.returnCode
+	f.fail = sandbox.NewFailures(set, cfg.MaxFailures)
+	modDir := ""
+	if cfg.ModuleDirectory != "" {
+		modDir = set.Resolve(cfg.ModuleDirectory)
+	}
+	f.sb = sandbox.New(sandbox.Config{
+		Name: set.Name, InstructionLimit: limitOrUnlimited(cfg.InstructionLimit), Deadline: cfg.Deadline.D(),
+		StringLimit: cfg.StringLimit.N(), MemoryLimit: int64(cfg.MemoryLimit), ModuleDir: modDir,
+		Logger: set.Logger, Now: set.Now,
+	}, f.path, "", f.setup)
+	return f, nil
+}
+
+func limitOrUnlimited(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// Factory registers the filter.
+func Factory() pipeline.Factory[pipeline.Filter] {
+	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Filter, error) {
+		return New(s, c)
+	})
+}
+
+// load builds the State on first use and after a Go panic poisoned it.
+func (f *Filter) load() error {
+	if f.sb.Loaded() {
+		return nil
+	}
+	if !f.sb.HasSource() {
+		src, err := os.ReadFile(f.path)
+		if err != nil {
+			return &sandbox.Error{Kind: sandbox.KindLoad, Msg: err.Error()}
+		}
+		f.sb.SetSource(string(src))
+		if f.cfg.AlertDefinitions != "" {
+			defs, err := alertdef.Load(f.set.Resolve(f.cfg.AlertDefinitions), f.cfg.Locale)
+			if err != nil {
+				return &sandbox.Error{Kind: sandbox.KindLoad, Msg: "alert definitions: " + err.Error()}
+			}
+			f.defs = defs
+		}
+	}
+	fresh, err := f.sb.Load()
+	if err != nil {
+		return err
+	}
+	if fresh && !f.restored && f.cfg.PreserveData {
+		f.restored = true
+		ok, err := f.sb.RestoreGlobals(f.preservePath())
+		if err != nil {
+			f.set.Logger.Error("lua: preserved data not restored", "err", err)
+		} else if ok {
+			f.set.Logger.Info("lua: preserved data restored", "file", f.preservePath())
+		}
+	}
+	if !f.sb.HasFunction("process_message") {
+		return &sandbox.Error{Kind: sandbox.KindLoad, Msg: "the script defines no process_message function"}
+	}
+	return nil
+}
+
+func (f *Filter) preservePath() string {
+	return filepath.Join(f.set.DataDir, "preserved.lua")
+}
+
+// Process calls process_message() for m.
+func (f *Filter) Process(ctx context.Context, m *pipeline.Message, out pipeline.Injector) error {
+	if f.dead || f.fail.Disabled() {
+		return f.failed(ctx, m, out, nil, true)
+	}
+	f.begin(m)
+	defer f.end()
+	if err := f.load(); err != nil {
+		return f.loadFailed(ctx, m, out, err)
+	}
+	err := f.sb.Call("process_message", nil, 2, f.readReturn)
+	code, msg := f.retCode, f.retMsg
+	if err == nil && code != 0 {
+		err = &sandbox.Error{Kind: sandbox.KindReturn, Msg: fmt.Sprintf("process_message returned %d%s", code, withMsg(msg))}
+		if code > 0 {
+			f.disable(err)
+		}
+	}
+	if err != nil {
+		return f.failed(ctx, m, out, err, false)
+	}
+	f.fail.Succeeded()
+	return f.flush(ctx, out)
+}
+
+// Tick calls timer_event(ns) when the script defines it.
+func (f *Filter) Tick(ctx context.Context, now time.Time, out pipeline.Injector) error {
+	if f.dead || f.fail.Disabled() {
+		return nil
+	}
+	f.begin(nil)
+	defer f.end()
+	if err := f.load(); err != nil {
+		f.loadFailed(ctx, nil, out, err)
+		return err
+	}
+	if !f.sb.HasFunction("timer_event") {
+		return nil
+	}
+	ns := now.UnixNano()
+	err := f.sb.Call("timer_event", func(l *golua.State) int {
+		l.PushNumber(float64(ns))
+		l.PushString(fmt.Sprint(ns))
+		return 2
+	}, 2, f.readReturn)
+	code, msg := f.retCode, f.retMsg
+	if err == nil && code != 0 {
+		err = &sandbox.Error{Kind: sandbox.KindReturn, Msg: fmt.Sprintf("timer_event returned %d%s", code, withMsg(msg))}
+		if code > 0 {
+			f.disable(err)
+		}
+	}
+	if err != nil {
+		f.dropPending()
+		if sandbox.KindOf(err) != sandbox.KindReturn || code > 0 {
+			f.fail.Failed(err)
+		}
+		return err
+	}
+	f.fail.Succeeded()
+	return f.flush(ctx, out)
+}
+
+func withMsg(msg string) string {
+	if msg == "" {
+		return ""
+	}
+	return ": " + msg
+}
+
+// returnCode reads Heka's `int[, string]` result (nil counts as 0) into
+// retCode and retMsg.
+func (f *Filter) returnCode(l *golua.State) error {
+	f.retCode, f.retMsg = 0, ""
+	if n, ok := l.ToValue(-2).(float64); ok {
+		f.retCode = int(n)
+	}
+	if s, ok := l.ToValue(-1).(string); ok {
+		f.retMsg = s
+	}
+	return nil
+}
+
+func (f *Filter) begin(m *pipeline.Message) {
+	f.cur = m
+	f.pending = f.pending[:0]
+	f.payload.Reset()
+	f.now = f.set.Now()
+}
+
+func (f *Filter) end() { f.cur = nil }
+
+// flush injects what the call produced; injections are all-or-nothing per
+// call, so a failed call injects nothing.
+func (f *Filter) flush(ctx context.Context, out pipeline.Injector) error {
+	for i, m := range f.pending {
+		if err := out.Inject(m); err != nil {
+			f.set.Drop("inject_failed", len(f.pending)-i)
+			f.pending = f.pending[:0]
+			return err
+		}
+	}
+	f.pending = f.pending[:0]
+	return nil
+}
+
+func (f *Filter) dropPending() {
+	if n := len(f.pending); n > 0 {
+		f.set.Drop("lua_failed_call", n)
+		f.pending = f.pending[:0]
+	}
+}
+
+func (f *Filter) disable(err error) {
+	if !f.dead {
+		f.dead = true
+		f.set.Logger.Error("lua: script disabled", "err", err.Error())
+		f.fail.Failed(err)
+	}
+}
+
+func (f *Filter) loadFailed(ctx context.Context, m *pipeline.Message, out pipeline.Injector, err error) error {
+	// A script that does not load will not load on the next message
+	// either: disable at once rather than re-read it per message.
+	f.disable(err)
+	if m == nil {
+		return err
+	}
+	return f.failed(ctx, m, out, err, true)
+}
+
+// failed applies the failure policy to m after a failed call (err) or
+// because the script is disabled (err nil).
+func (f *Filter) failed(ctx context.Context, m *pipeline.Message, out pipeline.Injector, err error, counted bool) error {
+	f.dropPending()
+	if err != nil && !counted {
+		if sandbox.KindOf(err) == sandbox.KindReturn {
+			f.fail.Rejected(err)
+		} else {
+			f.fail.Failed(err)
+		}
+	}
+	reason := err
+	if reason == nil {
+		reason = errors.New("lua: script disabled")
+	}
+	switch f.cfg.FailurePolicy {
+	case sandbox.PolicyDeadLetter:
+		if ierr := out.Inject(sandbox.DeadLetter(m, f.set.Name, f.set.Hostname, reason)); ierr != nil {
+			f.set.Drop("deadletter_failed", 1)
+			return ierr
+		}
+		return nil
+	case sandbox.PolicyPass:
+		c := m.Clone()
+		c.UUID = [16]byte{}
+		c.Logger = ""
+		if ierr := out.Inject(c); ierr != nil {
+			f.set.Drop("inject_failed", 1)
+			return ierr
+		}
+		return nil
+	}
+	if err == nil {
+		f.set.Drop("filter_disabled", 1)
+		return nil
+	}
+	return err
+}
+
+// Close saves the globals when preserve_data is on.
+func (f *Filter) Close(context.Context) error {
+	defer f.sb.Close()
+	if !f.cfg.PreserveData || !f.sb.Loaded() {
+		return nil
+	}
+	if err := f.sb.SaveGlobals(f.preservePath()); err != nil {
+		f.set.Logger.Error("lua: preserving data failed", "err", err)
+		return err
+	}
+	return nil
+}
+
+// Failures exposes the failure counters (tests and metrics).
+func (f *Filter) Failures() *sandbox.Failures { return f.fail }
+
+// Check loads the script and its alert definitions, for `tern check`.
+func (f *Filter) Check() error { return f.load() }
+
+var _ pipeline.Checker = (*Filter)(nil)

@@ -1,0 +1,136 @@
+package threshold
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/pipelinetest"
+)
+
+type recorder struct{ msgs []*pipeline.Message }
+
+func (r *recorder) Inject(m *pipeline.Message) error { r.msgs = append(r.msgs, m); return nil }
+
+// TestGolden runs testdata/<case>/: config.toml, input.jsonl given to
+// Process in order, one Tick at pipelinetest.Now, expected.jsonl the alerts.
+func TestGolden(t *testing.T) {
+	for _, c := range pipelinetest.Cases(t, "") {
+		t.Run(c.Name, func(t *testing.T) {
+			cfg := pipelinetest.ConfigFor(t, Factory(), c).(*Config)
+			f, err := Factory().Build(pipelinetest.Settings(t, "filters."+c.Name), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, err := os.ReadFile(filepath.Join(c.Dir, "input.jsonl"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := &recorder{}
+			for i, line := range bytes.Split(bytes.TrimSpace(in), []byte("\n")) {
+				m := pipeline.NewMessage()
+				if err := pipeline.DecodeJSON(line, m, nil); err != nil {
+					t.Fatalf("line %d: %v", i+1, err)
+				}
+				if err := f.Process(context.Background(), m, rec); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := f.(pipeline.Ticker).Tick(context.Background(), pipelinetest.Now, rec); err != nil {
+				t.Fatal(err)
+			}
+			var got []byte
+			for _, m := range rec.msgs {
+				got = append(pipeline.AppendJSON(got, m), '\n')
+			}
+			pipelinetest.Golden(t, filepath.Join(c.Dir, "expected.jsonl"), got)
+		})
+	}
+}
+
+func msg(key string, ts time.Time) *pipeline.Message {
+	m := pipeline.NewMessage()
+	m.Timestamp = ts.UnixNano()
+	m.AddString("src", key)
+	return m
+}
+
+// One alert per key per window; a new window re-arms the key.
+func TestOneAlertPerWindow(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Key, cfg.Threshold, cfg.Window = "Fields[src]", 3, 10e9
+	set := pipelinetest.Settings(t, "filters.t")
+	f, err := New(set, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	t0 := time.Unix(1000, 0)
+	for _, s := range []struct {
+		key string
+		at  float64
+	}{
+		{"a", 0}, {"a", 1}, {"b", 1}, {"a", 20}, // spread out: no alert
+		{"a", 21}, {"a", 22}, // 3 within 10 s: alert
+		{"a", 23}, {"a", 24}, {"a", 25}, // same window: suppressed
+		{"a", 33}, {"a", 34}, {"a", 35}, // a new window: alert again
+	} {
+		if err := f.Process(context.Background(), msg(s.key, t0.Add(time.Duration(s.at*1e9))), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(rec.msgs) != 2 {
+		t.Fatalf("want 2 alerts, got %d", len(rec.msgs))
+	}
+	start, _ := rec.msgs[0].FieldInt("alert.start_time")
+	end, _ := rec.msgs[0].FieldInt("alert.end_time")
+	id2, _ := rec.msgs[1].FieldInt("alert.id")
+	if start != t0.Add(20*time.Second).UnixNano() || end != t0.Add(22*time.Second).UnixNano() || id2 != 2 {
+		t.Fatalf("start %d end %d id %d", start, end, id2)
+	}
+	_ = f.Tick(context.Background(), t0.Add(time.Hour), rec)
+	if len(f.keys) != 0 {
+		t.Fatalf("quiet keys are forgotten: %d left", len(f.keys))
+	}
+}
+
+func TestMaxKeys(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Key, cfg.Threshold, cfg.MaxKeys = "Fields[src]", 2, 2
+	set := pipelinetest.Settings(t, "filters.t")
+	f, _ := New(set, cfg)
+	now := time.Unix(1000, 0)
+	for _, k := range []string{"a", "b", "c"} {
+		_ = f.Process(context.Background(), msg(k, now), &recorder{})
+	}
+	if got := set.Telemetry.(*pipelinetest.Telemetry).Dropped("threshold_keys"); got != 1 {
+		t.Fatalf("dropped %d", got)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Key, cfg.Role, cfg.AlertKey = "Bogus", "bystander", "alert_nope"
+	err := cfg.Validate()
+	for _, want := range []string{"key: ", "role: ", "threshold: ", "alert_key: "} {
+		if err == nil || !bytes.Contains([]byte(err.Error()), []byte(want)) {
+			t.Errorf("want %q in %v", want, err)
+		}
+	}
+}
+
+func BenchmarkProcess(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.Key, cfg.Threshold = "Fields[src]", 100
+	f, _ := New(pipelinetest.Settings(b, "filters.t"), cfg)
+	m := msg("10.0.0.1", time.Unix(1000, 0))
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Timestamp += 1e9
+		_ = f.Process(context.Background(), m, &recorder{})
+	}
+}

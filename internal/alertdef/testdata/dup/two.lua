@@ -1,0 +1,1 @@
+return { alert_key = 1, i18n_title = "two" }

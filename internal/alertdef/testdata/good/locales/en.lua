@@ -1,0 +1,1 @@
+return { alerts = { vpn_travel = { title = "Impossible travel", description = "%{user} from %{a} then %{b} in %{minutes} min" } } }

@@ -1,0 +1,1 @@
+return { alerts = { vpn_travel = { title = "Voyage impossible" } } }

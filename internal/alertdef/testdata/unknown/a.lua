@@ -1,0 +1,1 @@
+return { alert_key = 40000, i18n_title = "not declared" }

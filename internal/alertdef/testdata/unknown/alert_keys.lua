@@ -1,0 +1,1 @@
+return { user = { alert_known = 32800 } }

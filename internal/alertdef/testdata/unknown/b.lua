@@ -1,0 +1,1 @@
+return { alert_key = alert_keys.user.alert_typo, i18n_title = "nil key", colour = "red" }

@@ -1,0 +1,233 @@
+package sandbox
+
+import (
+	"regexp"
+	"strings"
+
+	lua "github.com/Shopify/go-lua"
+)
+
+// The re module matches with Go's RE2 engine (linear time, no ReDoS):
+//
+//	re.match(s, pattern [, init])     -> captures (the whole match when none), or nil
+//	re.find(s, pattern [, init])      -> start, end (1-based, inclusive), captures…, or nil
+//	re.gmatch(s, pattern)             -> iterator over matches (captures or whole match)
+//	re.gsub(s, pattern, repl [, n])   -> string, count; repl is a string with $1 / ${name},
+//	                                     a table indexed by the whole match, or a function of the captures
+//	re.split(s, pattern [, n])        -> table of pieces
+//	re.quote(s)                       -> s with every metacharacter escaped
+//
+// An unmatched optional group yields false. Patterns are compiled once per
+// State (up to maxRegexps are kept).
+
+const (
+	maxRegexps   = 256
+	maxRegexpLen = 8 << 10
+)
+
+func (s *Sandbox) openRe(l *lua.State) {
+	lua.NewLibrary(l, []lua.RegistryFunction{
+		{Name: "match", Function: s.reMatch},
+		{Name: "find", Function: s.reFind},
+		{Name: "gmatch", Function: s.reGmatch},
+		{Name: "gsub", Function: s.reGsub},
+		{Name: "split", Function: s.reSplit},
+		{Name: "quote", Function: func(l *lua.State) int {
+			l.PushString(regexp.QuoteMeta(lua.CheckString(l, 1)))
+			return 1
+		}},
+	})
+	l.SetGlobal("re")
+}
+
+func (s *Sandbox) regexp(l *lua.State, idx int) *regexp.Regexp {
+	pat := lua.CheckString(l, idx)
+	if re, ok := s.reCache[pat]; ok {
+		return re
+	}
+	if len(pat) > maxRegexpLen {
+		lua.Errorf(l, "re: pattern longer than %d bytes", maxRegexpLen)
+	}
+	re, err := regexp.Compile(pat)
+	if err != nil {
+		lua.Errorf(l, "re: %s", err.Error())
+	}
+	if s.reCache == nil || len(s.reCache) >= maxRegexps {
+		s.reCache = map[string]*regexp.Regexp{}
+	}
+	s.reCache[pat] = re
+	return re
+}
+
+// chargeScan charges a linear scan of n bytes.
+func (s *Sandbox) chargeScan(l *lua.State, n int) { s.Charge(l, n/16+1) }
+
+func pushSubmatches(l *lua.State, src string, loc []int, wholeIfNone bool) int {
+	n := len(loc)/2 - 1
+	if n == 0 {
+		if !wholeIfNone {
+			return 0
+		}
+		l.PushString(src[loc[0]:loc[1]])
+		return 1
+	}
+	lua.CheckStackWithMessage(l, n, "too many captures")
+	for i := 1; i <= n; i++ {
+		if loc[2*i] < 0 {
+			l.PushBoolean(false)
+		} else {
+			l.PushString(src[loc[2*i]:loc[2*i+1]])
+		}
+	}
+	return n
+}
+
+func initArg(l *lua.State, idx, n int) int {
+	init := posRelat(lua.OptInteger(l, idx, 1), n)
+	if init < 1 {
+		init = 1
+	}
+	return init
+}
+
+func (s *Sandbox) reMatch(l *lua.State) int {
+	src := lua.CheckString(l, 1)
+	re := s.regexp(l, 2)
+	init := initArg(l, 3, len(src))
+	if init > len(src)+1 {
+		l.PushNil()
+		return 1
+	}
+	s.chargeScan(l, len(src))
+	loc := re.FindStringSubmatchIndex(src[init-1:])
+	if loc == nil {
+		l.PushNil()
+		return 1
+	}
+	return pushSubmatches(l, src[init-1:], loc, true)
+}
+
+func (s *Sandbox) reFind(l *lua.State) int {
+	src := lua.CheckString(l, 1)
+	re := s.regexp(l, 2)
+	init := initArg(l, 3, len(src))
+	if init > len(src)+1 {
+		l.PushNil()
+		return 1
+	}
+	s.chargeScan(l, len(src))
+	loc := re.FindStringSubmatchIndex(src[init-1:])
+	if loc == nil {
+		l.PushNil()
+		return 1
+	}
+	l.PushInteger(init + loc[0])
+	l.PushInteger(init - 1 + loc[1])
+	return 2 + pushSubmatches(l, src[init-1:], loc, false)
+}
+
+func (s *Sandbox) reGmatch(l *lua.State) int {
+	src := lua.CheckString(l, 1)
+	re := s.regexp(l, 2)
+	pos := 0
+	l.PushGoFunction(func(l *lua.State) int {
+		for pos <= len(src) {
+			s.chargeScan(l, len(src)-pos)
+			loc := re.FindStringSubmatchIndex(src[pos:])
+			if loc == nil {
+				pos = len(src) + 1
+				return 0
+			}
+			for i := range loc {
+				if loc[i] >= 0 {
+					loc[i] += pos
+				}
+			}
+			if loc[1] == loc[0] {
+				pos = loc[1] + 1
+			} else {
+				pos = loc[1]
+			}
+			return pushSubmatches(l, src, loc, true)
+		}
+		return 0
+	})
+	return 1
+}
+
+func (s *Sandbox) reGsub(l *lua.State) int {
+	src := lua.CheckString(l, 1)
+	re := s.regexp(l, 2)
+	tr := l.TypeOf(3)
+	lua.ArgumentCheck(l, tr == lua.TypeNumber || tr == lua.TypeString || tr == lua.TypeFunction || tr == lua.TypeTable, 3,
+		"string/function/table expected")
+	maxN := lua.OptInteger(l, 4, -1)
+	var tmpl string
+	if tr == lua.TypeString || tr == lua.TypeNumber {
+		tmpl = numberOrString(l, 3)
+	}
+	s.chargeScan(l, len(src))
+	var b strings.Builder
+	last, n := 0, 0
+	for _, loc := range re.FindAllStringSubmatchIndex(src, maxN) {
+		n++
+		b.WriteString(src[last:loc[0]])
+		switch tr {
+		case lua.TypeString, lua.TypeNumber:
+			dst := re.ExpandString(nil, tmpl, src, loc)
+			if b.Len()+len(dst) > s.cfg.StringLimit {
+				s.CheckLen(l, -1, "re.gsub")
+			}
+			b.Write(dst)
+		default:
+			if tr == lua.TypeFunction {
+				l.PushValue(3)
+				k := pushSubmatches(l, src, loc, true)
+				l.Call(k, 1)
+			} else {
+				l.PushString(src[loc[0]:loc[1]])
+				l.Table(3)
+			}
+			switch l.TypeOf(-1) {
+			case lua.TypeNil:
+				b.WriteString(src[loc[0]:loc[1]])
+			case lua.TypeBoolean:
+				if l.ToBoolean(-1) {
+					lua.Errorf(l, "invalid replacement value (a boolean)")
+				}
+				b.WriteString(src[loc[0]:loc[1]])
+			case lua.TypeString, lua.TypeNumber:
+				b.WriteString(numberOrString(l, -1))
+			default:
+				lua.Errorf(l, "invalid replacement value (a %s)", lua.TypeNameOf(l, -1))
+			}
+			l.Pop(1)
+		}
+		last = loc[1]
+		if b.Len() > s.cfg.StringLimit {
+			s.CheckLen(l, -1, "re.gsub")
+		}
+	}
+	b.WriteString(src[last:])
+	if b.Len() > s.cfg.StringLimit {
+		s.CheckLen(l, -1, "re.gsub")
+	}
+	l.PushString(b.String())
+	l.PushInteger(n)
+	return 2
+}
+
+func (s *Sandbox) reSplit(l *lua.State) int {
+	src := lua.CheckString(l, 1)
+	re := s.regexp(l, 2)
+	n := lua.OptInteger(l, 3, -1)
+	s.chargeScan(l, len(src))
+	parts := re.Split(src, n)
+	s.Charge(l, len(parts))
+	l.CreateTable(len(parts), 0)
+	for i, p := range parts {
+		l.PushString(p)
+		l.RawSetInt(-2, i+1)
+	}
+	return 1
+}

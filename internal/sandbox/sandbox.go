@@ -1,0 +1,493 @@
+// Package sandbox runs untrusted Lua scripts (github.com/Shopify/go-lua)
+// inside a router that must never stop: one Lua State per instance, a
+// curated library, and limits on CPU, time and memory that go-lua does not
+// provide by itself. The Lua filter and the Lua decoder both build on it; it
+// imports no plugin.
+//
+// What a script gets: the base library without load, loadstring, dofile,
+// loadfile, collectgarbage and xpcall (pcall is a wrapper that cannot
+// swallow a limit), print going to the structured log, string (with Lua 5.x
+// patterns implemented here, bounded), table, math, bit32, a require
+// confined to one module directory (Lua source only), re (RE2), json, and
+// os.time/os.date/os.clock. Scripts are loaded as text only: binary chunks
+// are refused.
+//
+// Limits, per call into the script (see Config): an instruction budget and a
+// wall-clock deadline enforced by the count hook, which switches to a count of
+// one once tripped so nested pcall loops cannot outrun it; a cap on every
+// string a library function builds (string.rep, table.concat, string.format,
+// gsub, json.encode, …); a scan of the running frame's registers for
+// oversized strings (the `..` operator is a VM instruction no library wrapper
+// sees); and a best-effort check of the process heap's growth. A Go panic
+// inside go-lua or a callback poisons the State: the next call rebuilds it
+// from the script.
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"runtime/debug"
+	"runtime/metrics"
+	"strings"
+	"time"
+
+	lua "github.com/Shopify/go-lua"
+)
+
+// Defaults of Config.
+const (
+	DefaultInstructionLimit = 1_000_000
+	DefaultDeadline         = 50 * time.Millisecond
+	DefaultStringLimit      = 1 << 20
+	DefaultMemoryLimit      = 64 << 20
+	// hookEvery is how many VM instructions pass between two runs of the
+	// count hook. Small enough that `s = s..s` cannot double a string more
+	// than a few times between two looks at the registers.
+	hookEvery = 16
+	// heapEvery is how many hook runs pass between two reads of the heap
+	// metric (about 0.5 µs each).
+	heapEvery = 64
+	// minDeadlineWork is the work a call must have done before its
+	// deadline applies: a short call that the scheduler delayed on a
+	// loaded machine is not a runaway script.
+	minDeadlineWork = 16 << 10
+)
+
+// Config sets the limits and the environment of a sandbox.
+type Config struct {
+	// Name is used in chunk names, errors and logs ("filters.ssh").
+	Name string
+	// InstructionLimit is the VM instruction budget of one call; 0 means
+	// DefaultInstructionLimit, negative means unlimited.
+	InstructionLimit int
+	// Deadline is the wall-clock budget of one call; 0 means DefaultDeadline.
+	// It applies once the call has done some work (minDeadlineWork
+	// instructions), so scheduling delays alone never fail a call.
+	Deadline time.Duration
+	// StringLimit caps the length of one string built by a library function
+	// or seen in the running frame; 0 means DefaultStringLimit.
+	StringLimit int
+	// MemoryLimit is the growth of the process heap tolerated during one
+	// call (best effort: the heap is shared with the rest of the router);
+	// 0 means DefaultMemoryLimit, negative disables the check.
+	MemoryLimit int64
+	// ModuleDir is where require looks for <name>.lua; "" disables require.
+	ModuleDir string
+	// Logger receives print and the log module; nil discards.
+	Logger *slog.Logger
+	// Now is the clock of os.time and os.date; nil is time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.InstructionLimit == 0 {
+		c.InstructionLimit = DefaultInstructionLimit
+	}
+	if c.Deadline == 0 {
+		c.Deadline = DefaultDeadline
+	}
+	if c.StringLimit <= 0 {
+		c.StringLimit = DefaultStringLimit
+	}
+	if c.MemoryLimit == 0 {
+		c.MemoryLimit = DefaultMemoryLimit
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Error kinds, as reported by (*Error).Kind and counted in metrics.
+const (
+	KindLoad        = "load"              // the script or a module did not compile or its top level failed
+	KindInstruction = "instruction_limit" // the instruction budget ran out
+	KindDeadline    = "deadline"          // the wall-clock budget ran out
+	KindMemory      = "memory_limit"      // a string or the heap grew too much
+	KindRuntime     = "runtime"           // a Lua error raised by the script
+	KindPanic       = "panic"             // a Go panic inside go-lua or a callback
+	KindReturn      = "return"            // the script returned a failure code
+)
+
+// Error is a failed call into a script.
+type Error struct {
+	Kind string
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Kind + ": " + e.Msg }
+
+// KindOf returns the kind of a sandbox error, or "" for other errors.
+func KindOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return ""
+}
+
+// Sandbox is one Lua State with its limits. It is not safe for concurrent
+// use: the plugins call it from one goroutine (filters) or under a lock
+// (decoders).
+type Sandbox struct {
+	cfg   Config
+	name  string // chunk name, "@<file>"
+	src   string
+	setup func(*Sandbox) error
+
+	l      *lua.State
+	broken bool // a Go panic poisoned l; rebuild before the next call
+	start  time.Time
+
+	// limiter state, reset by every call
+	used     int
+	limit    int
+	deadline time.Time
+	heapBase uint64
+	hooks    int
+	tripped  *Error
+	heapSmp  []metrics.Sample
+	hookFn   lua.Hook
+	// matchSteps are pattern-matching steps not yet charged
+	matchSteps int
+	ms         *matchState
+	modules    map[string]bool // modules being loaded (require cycles)
+
+	reCache      map[string]*regexp.Regexp
+	builtins     map[string]bool
+	logLevel     int
+	moduleLevels map[string]int
+}
+
+// New prepares a sandbox for the script src; chunkName names it in error
+// messages (usually the file name). setup runs on every fresh State, after
+// the libraries are open and before the script's top level runs: plugins
+// register their API there. New does no I/O and does not compile the
+// script: the first call does (see Load).
+func New(cfg Config, chunkName, src string, setup func(*Sandbox) error) *Sandbox {
+	return &Sandbox{cfg: cfg.withDefaults(), name: "@" + chunkName, src: src, setup: setup}
+}
+
+// Config returns the effective configuration.
+func (s *Sandbox) Config() Config { return s.cfg }
+
+// State returns the current Lua State (nil before Load). Callbacks
+// registered in setup receive it as their argument; plugins use it between
+// calls only to read results.
+func (s *Sandbox) State() *lua.State { return s.l }
+
+// Loaded reports whether a usable State exists.
+func (s *Sandbox) Loaded() bool { return s.l != nil && !s.broken }
+
+// Load builds a fresh State if there is none or the last one was poisoned:
+// it opens the libraries, runs setup and the script's top level under the
+// limits. It returns whether a new State was built.
+func (s *Sandbox) Load() (fresh bool, err error) {
+	if s.l != nil && !s.broken {
+		return false, nil
+	}
+	s.l, s.broken = nil, false
+	l := lua.NewState()
+	s.start = time.Now()
+	s.modules = map[string]bool{}
+	s.l = l
+	err = s.protect(func() error {
+		s.openLibraries(l)
+		if s.setup != nil {
+			if err := s.setup(s); err != nil {
+				return &Error{Kind: KindLoad, Msg: err.Error()}
+			}
+		}
+		if err := lua.LoadBuffer(l, s.src, s.name, "t"); err != nil {
+			return &Error{Kind: KindLoad, Msg: loadMessage(l, err)}
+		}
+		s.reset()
+		return s.pcall(0, 0)
+	})
+	if err != nil {
+		if KindOf(err) != KindPanic {
+			var e *Error
+			if errors.As(err, &e) && e.Kind != KindLoad {
+				err = &Error{Kind: KindLoad, Msg: e.Error()}
+			}
+		}
+		s.l = nil
+		return true, err
+	}
+	return true, nil
+}
+
+// loadMessage returns the detailed compile error go-lua leaves on the stack.
+func loadMessage(l *lua.State, err error) string {
+	if msg, ok := l.ToString(-1); ok && msg != "" {
+		l.Pop(1)
+		return msg
+	}
+	return err.Error()
+}
+
+// Call runs the global function fn with the arguments push leaves on the
+// stack (push returns their count) and hands its nres results to read
+// (stack indexes -nres..-1). A missing function is an *Error of kind
+// KindRuntime. Any Go panic is recovered and poisons the State.
+func (s *Sandbox) Call(fn string, push func(l *lua.State) int, nres int, read func(l *lua.State) error) (err error) {
+	if _, err := s.Load(); err != nil {
+		return err
+	}
+	l := s.l
+	// No closure here: this is the per-message path.
+	defer s.recoverPanic(&err)
+	defer l.SetTop(0)
+	l.Global(fn)
+	if !l.IsFunction(-1) {
+		return &Error{Kind: KindRuntime, Msg: fmt.Sprintf("%s: no function %s", s.cfg.Name, fn)}
+	}
+	n := 0
+	if push != nil {
+		n = push(l)
+	}
+	s.reset()
+	if err := s.pcall(n, nres); err != nil {
+		return err
+	}
+	if read != nil {
+		return read(l)
+	}
+	return nil
+}
+
+// HasFunction reports whether the script defines the global function fn.
+func (s *Sandbox) HasFunction(fn string) bool {
+	if s.l == nil {
+		return false
+	}
+	s.l.Global(fn)
+	ok := s.l.IsFunction(-1)
+	s.l.Pop(1)
+	return ok
+}
+
+// Close drops the State.
+func (s *Sandbox) Close() { s.l = nil }
+
+// protect runs f, turning a Go panic that escaped go-lua into an error and
+// marking the State for a rebuild.
+func (s *Sandbox) protect(f func() error) (err error) {
+	defer s.recoverPanic(&err)
+	return f()
+}
+
+func (s *Sandbox) recoverPanic(err *error) {
+	if p := recover(); p != nil {
+		s.broken = true
+		s.cfg.Logger.Error("lua: Go panic; the State will be rebuilt", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		*err = &Error{Kind: KindPanic, Msg: fmt.Sprint(p)}
+	}
+}
+
+// pcall calls the function below n arguments on the stack and classifies
+// what went wrong.
+func (s *Sandbox) pcall(n, nres int) error {
+	l := s.l
+	err := l.ProtectedCall(n, nres, 0)
+	if err == nil {
+		if s.tripped != nil { // tripped in a Go callback that then returned
+			return s.tripped
+		}
+		return nil
+	}
+	msg, _ := l.ToString(-1)
+	l.Pop(1)
+	if s.tripped != nil {
+		return s.tripped
+	}
+	if !isLuaError(err) {
+		s.broken = true
+		s.cfg.Logger.Error("lua: Go runtime error inside the interpreter; the State will be rebuilt", "err", err.Error())
+		return &Error{Kind: KindPanic, Msg: err.Error()}
+	}
+	if msg == "" {
+		msg = err.Error()
+	}
+	return &Error{Kind: KindRuntime, Msg: msg}
+}
+
+// isLuaError tells errors go-lua raises itself from Go panics it recovered
+// (a runtime.Error from a bug, which leave the State in doubt).
+func isLuaError(err error) bool {
+	switch err.(type) {
+	case lua.RuntimeError:
+		return true
+	}
+	return err == lua.SyntaxError || err == lua.MemoryError || err == lua.ErrorError
+}
+
+// reset starts the budgets of a new call.
+func (s *Sandbox) reset() {
+	s.used = 0
+	s.limit = s.cfg.InstructionLimit
+	s.deadline = time.Now().Add(s.cfg.Deadline)
+	s.hooks = 0
+	s.tripped = nil
+	s.heapBase = 0 // read at the first heap check: a metrics read costs ~0.5 µs
+	if s.hookFn == nil {
+		s.hookFn = s.hook
+	}
+	lua.SetDebugHook(s.l, s.hookFn, lua.MaskCount, hookEvery)
+}
+
+func (s *Sandbox) heapBytes() uint64 {
+	if s.cfg.MemoryLimit < 0 {
+		return 0
+	}
+	if s.heapSmp == nil {
+		s.heapSmp = []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	}
+	metrics.Read(s.heapSmp)
+	if s.heapSmp[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s.heapSmp[0].Value.Uint64()
+}
+
+// hook is the count hook: it charges the budget, scans the running frame
+// for oversized strings and, now and then, checks the clock and the heap.
+func (s *Sandbox) hook(l *lua.State, _ lua.Debug) {
+	if s.tripped != nil {
+		lua.Errorf(l, "%s", s.tripped.Msg)
+	}
+	s.used += hookEvery
+	s.hooks++
+	switch {
+	case s.limit > 0 && s.used > s.limit:
+		s.trip(KindInstruction, fmt.Sprintf("instruction limit exceeded (%d)", s.limit))
+	case s.hooks&7 == 0 && s.used >= minDeadlineWork && time.Now().After(s.deadline):
+		s.trip(KindDeadline, fmt.Sprintf("deadline exceeded (%s)", s.cfg.Deadline))
+	}
+	// The running frame's registers: the result of `..` lands in one.
+	for i, n := 1, l.Top(); i <= n; i++ {
+		if l.TypeOf(i) == lua.TypeString && l.RawLength(i) > s.cfg.StringLimit {
+			s.trip(KindMemory, fmt.Sprintf("string longer than %d bytes", s.cfg.StringLimit))
+		}
+	}
+	if s.cfg.MemoryLimit > 0 && s.hooks%heapEvery == 0 {
+		if s.heapBase == 0 {
+			s.heapBase = s.heapBytes()
+		} else if h := s.heapBytes(); h > s.heapBase && int64(h-s.heapBase) > s.cfg.MemoryLimit {
+			s.trip(KindMemory, fmt.Sprintf("heap grew by more than %d bytes during one call", s.cfg.MemoryLimit))
+		}
+	}
+}
+
+// trip records a limit breach, makes the hook fire on every instruction from
+// now on (so no loop inside pcall can outrun it) and raises the error.
+func (s *Sandbox) trip(kind, msg string) {
+	s.tripped = &Error{Kind: kind, Msg: msg}
+	lua.SetDebugHook(s.l, s.hookFn, lua.MaskCount, 1)
+	lua.Errorf(s.l, "%s", msg)
+}
+
+// Charge adds n units of work done in Go on the script's behalf (pattern
+// matching, table scans) to the instruction budget and raises the limit
+// error when it is spent or the deadline passed.
+func (s *Sandbox) Charge(l *lua.State, n int) {
+	if s.tripped != nil {
+		lua.Errorf(l, "%s", s.tripped.Msg)
+	}
+	s.used += n
+	if s.limit > 0 && s.used > s.limit {
+		s.trip(KindInstruction, fmt.Sprintf("instruction limit exceeded (%d)", s.limit))
+	}
+	if s.used >= minDeadlineWork && time.Now().After(s.deadline) {
+		s.trip(KindDeadline, fmt.Sprintf("deadline exceeded (%s)", s.cfg.Deadline))
+	}
+}
+
+// Remaining is the instruction budget left in this call (a large number
+// when unlimited).
+func (s *Sandbox) Remaining() int {
+	if s.limit <= 0 {
+		return 1 << 40
+	}
+	return max(s.limit-s.used, 0)
+}
+
+// CheckLen raises a memory-limit error when a string of n bytes would
+// exceed the string limit.
+func (s *Sandbox) CheckLen(l *lua.State, n int, what string) {
+	if n > s.cfg.StringLimit || n < 0 {
+		s.trip(KindMemory, fmt.Sprintf("%s: result longer than %d bytes", what, s.cfg.StringLimit))
+	}
+}
+
+// Tripped returns the limit error of the current call, if any.
+func (s *Sandbox) Tripped() *Error { return s.tripped }
+
+// readModule reads <ModuleDir>/<name>.lua, refusing names that could leave
+// the directory.
+func (s *Sandbox) readModule(name string) (string, string, error) {
+	if s.cfg.ModuleDir == "" {
+		return "", "", fmt.Errorf("module %q not found: no module_directory configured", name)
+	}
+	if name == "" || strings.ContainsAny(name, "/\\\x00") || strings.HasPrefix(name, ".") {
+		return "", "", fmt.Errorf("module %q: invalid name", name)
+	}
+	path := s.cfg.ModuleDir + string(os.PathSeparator) + strings.ReplaceAll(name, ".", string(os.PathSeparator)) + ".lua"
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", "", fmt.Errorf("module %q not found in %s", name, s.cfg.ModuleDir)
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > 4<<20 {
+		return "", "", fmt.Errorf("module %q: not a regular file under 4MiB", name)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", err
+	}
+	return string(b), path, nil
+}
+
+// DoChunk compiles src (text only) and runs it in the current State under
+// the call limits, handing its nres results to read. The plugins use it for
+// files that sit beside the script (alert definitions, catalogs).
+func (s *Sandbox) DoChunk(chunkName, src string, nres int, read func(l *lua.State) error) error {
+	if _, err := s.Load(); err != nil {
+		return err
+	}
+	return s.protect(func() error { return s.RunChunk(chunkName, src, nres, read) })
+}
+
+// RunChunk is DoChunk for use inside a setup function, where the State is
+// being built (it neither loads nor recovers).
+func (s *Sandbox) RunChunk(chunkName, src string, nres int, read func(l *lua.State) error) error {
+	l := s.l
+	top := l.Top()
+	defer l.SetTop(top)
+	if err := lua.LoadBuffer(l, src, "@"+chunkName, "t"); err != nil {
+		return &Error{Kind: KindLoad, Msg: loadMessage(l, err)}
+	}
+	s.reset()
+	if err := s.pcall(0, nres); err != nil {
+		return err
+	}
+	if read != nil {
+		return read(l)
+	}
+	return nil
+}
+
+// HasSource reports whether the script's source is known.
+func (s *Sandbox) HasSource() bool { return s.src != "" }
+
+// SetSource sets the script's source (read by the plugin on first use);
+// the next Load compiles it.
+func (s *Sandbox) SetSource(src string) {
+	s.src = src
+	s.broken = true
+}

@@ -1,0 +1,324 @@
+package framing
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ternlog/tern/pipeline"
+)
+
+// SyslogFraming is how syslog messages are delimited on a stream (RFC 6587).
+type SyslogFraming uint8
+
+const (
+	// FramingAuto picks per connection from the first byte: a digit means
+	// octet counting, anything else non-transparent framing.
+	FramingAuto SyslogFraming = iota
+	// FramingOctetCounting is "MSG-LEN SP SYSLOG-MSG", transparent to any
+	// byte in the message (RFC 6587 §3.4.1, RFC 5425).
+	FramingOctetCounting
+	// FramingNonTransparent ends each message with LF or NUL (a CR before
+	// the LF is dropped too); messages cannot contain those bytes.
+	FramingNonTransparent
+)
+
+var framingNames = [...]string{"auto", "octet-counting", "non-transparent"}
+
+func (f SyslogFraming) String() string {
+	if int(f) < len(framingNames) {
+		return framingNames[f]
+	}
+	return fmt.Sprintf("SyslogFraming(%d)", f)
+}
+
+// ParseSyslogFraming reads "auto", "octet-counting" or "non-transparent".
+func ParseSyslogFraming(s string) (SyslogFraming, error) {
+	for i, n := range framingNames {
+		if n == s {
+			return SyslogFraming(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown syslog framing %q (auto, octet-counting, non-transparent)", s)
+}
+
+// ErrSyslogFrame is wrapped by the errors of a stream that breaks the
+// octet-counting framing. They are final: the stream cannot be
+// resynchronised, so the connection should be closed.
+var ErrSyslogFrame = errors.New("syslog framing")
+
+// maxLenDigits bounds MSG-LEN's digits before the cap check can overflow.
+const maxLenDigits = 18
+
+// SyslogReader reads syslog messages framed as RFC 6587 describes. Like
+// LineReader it reads in large chunks and returns messages as slices of its
+// buffer, valid until the next call that may read (see Buffered), and it
+// never holds more than its cap of one message:
+//
+//   - octet counting fails on a MSG-LEN with a leading zero, one not
+//     followed by SP, one larger than the cap (at once, before any of the
+//     message is read), or a stream that ends inside a frame; messages
+//     before the bad frame have been returned by then;
+//   - non-transparent framing accepts LF and NUL trailers, skips empty
+//     messages, discards (and counts in Oversize) messages over the cap up
+//     to their trailer, and returns an unterminated last message at the
+//     end of the stream.
+type SyslogReader struct {
+	r          io.Reader
+	buf        []byte
+	start, end int
+	max        int
+	mode       SyslogFraming
+	discarding bool
+	err        error // from r, io.EOF at the end
+	ferr       error // a framing error, final
+
+	// Oversize counts non-transparent messages dropped for exceeding the cap.
+	Oversize int
+	// KeepCR keeps a '\r' before an LF trailer (it is dropped by default).
+	KeepCR bool
+}
+
+// NewSyslogReader returns a reader of messages of at most max bytes
+// (DefaultMaxLine when max <= 0) in the given framing.
+func NewSyslogReader(r io.Reader, max int, mode SyslogFraming) *SyslogReader {
+	if max <= 0 {
+		max = DefaultMaxLine
+	}
+	// 16 KiB holds a burst of typical messages; the buffer doubles, up to
+	// the cap, only when one message needs more.
+	return &SyslogReader{r: r, buf: make([]byte, min(16<<10, max+maxLenDigits+2)), max: max, mode: mode}
+}
+
+// Framing is the framing in use: FramingAuto until the first byte decided.
+func (s *SyslogReader) Framing() SyslogFraming { return s.mode }
+
+// Buffered reports whether a complete message can be returned without
+// reading, i.e. whether Next will not invalidate messages returned earlier.
+func (s *SyslogReader) Buffered() bool {
+	if s.ferr != nil {
+		return false
+	}
+	switch s.mode {
+	case FramingOctetCounting:
+		_, _, ok, _ := s.octetFrame()
+		return ok
+	case FramingNonTransparent:
+		return !s.discarding && trailer(s.buf[s.start:s.end]) >= 0
+	}
+	return false
+}
+
+// Next returns the next message. At a clean end of the stream it returns
+// io.EOF (or the reader's error); a broken octet-counting stream gives an
+// error wrapping ErrSyslogFrame, then the same error on every call.
+func (s *SyslogReader) Next() ([]byte, error) {
+	if s.ferr != nil {
+		return nil, s.ferr
+	}
+	if s.mode == FramingAuto {
+		for s.start == s.end {
+			if s.err != nil {
+				return nil, s.err
+			}
+			s.fill()
+		}
+		if c := s.buf[s.start]; '0' <= c && c <= '9' {
+			s.mode = FramingOctetCounting
+		} else {
+			s.mode = FramingNonTransparent
+		}
+	}
+	if s.mode == FramingOctetCounting {
+		return s.nextOctet()
+	}
+	return s.nextNonTransparent()
+}
+
+// octetFrame looks for a whole frame at the start of the buffer. It
+// returns the message bounds and ok, or an error the buffered bytes already
+// prove (which needs no more data).
+func (s *SyslogReader) octetFrame() (lo, hi int, ok bool, err error) {
+	b := s.buf[s.start:s.end]
+	if len(b) == 0 {
+		return 0, 0, false, nil
+	}
+	if b[0] < '1' || b[0] > '9' {
+		if b[0] == '0' {
+			return 0, 0, false, fmt.Errorf("%w: octet counting: MSG-LEN has a leading zero", ErrSyslogFrame)
+		}
+		return 0, 0, false, fmt.Errorf("%w: octet counting: 0x%02x where MSG-LEN belongs", ErrSyslogFrame, b[0])
+	}
+	n, i := 0, 0
+	for ; i < len(b) && '0' <= b[i] && b[i] <= '9'; i++ {
+		n = n*10 + int(b[i]-'0')
+		if n > s.max || i >= maxLenDigits {
+			return 0, 0, false, fmt.Errorf("%w: octet counting: MSG-LEN over the limit of %d bytes", ErrSyslogFrame, s.max)
+		}
+	}
+	if i == len(b) {
+		return 0, 0, false, nil
+	}
+	if b[i] != ' ' {
+		return 0, 0, false, fmt.Errorf("%w: octet counting: MSG-LEN %d followed by 0x%02x, not SP", ErrSyslogFrame, n, b[i])
+	}
+	i++
+	if len(b)-i < n {
+		return 0, 0, false, nil
+	}
+	return s.start + i, s.start + i + n, true, nil
+}
+
+func (s *SyslogReader) nextOctet() ([]byte, error) {
+	for {
+		lo, hi, ok, err := s.octetFrame()
+		if err != nil {
+			s.ferr = err
+			return nil, err
+		}
+		if ok {
+			s.start = hi
+			return s.buf[lo:hi:hi], nil
+		}
+		if s.err != nil {
+			if s.start == s.end {
+				return nil, s.err
+			}
+			s.ferr = fmt.Errorf("%w: octet counting: stream ended inside a frame (%d bytes pending)", ErrSyslogFrame, s.end-s.start)
+			return nil, s.ferr
+		}
+		s.fill()
+	}
+}
+
+// trailer finds the first LF or NUL.
+func trailer(b []byte) int {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return bytes.IndexByte(b, 0)
+	}
+	if j := bytes.IndexByte(b[:i], 0); j >= 0 {
+		return j
+	}
+	return i
+}
+
+func (s *SyslogReader) nextNonTransparent() ([]byte, error) {
+	for {
+		if s.discarding {
+			if i := trailer(s.buf[s.start:s.end]); i >= 0 {
+				s.start += i + 1
+				s.discarding = false
+			} else {
+				s.start, s.end = 0, 0
+			}
+		}
+		if !s.discarding {
+			b := s.buf[s.start:s.end]
+			if i := trailer(b); i >= 0 {
+				msg := b[:i:i]
+				s.start += i + 1
+				if b[i] == '\n' && !s.KeepCR && len(msg) > 0 && msg[len(msg)-1] == '\r' {
+					msg = msg[:len(msg)-1]
+				}
+				if len(msg) == 0 {
+					continue
+				}
+				if len(msg) > s.max {
+					s.Oversize++
+					continue
+				}
+				return msg, nil
+			}
+			if len(b) > s.max {
+				s.Oversize++
+				s.discarding = true
+				s.start, s.end = 0, 0
+				continue
+			}
+		}
+		if s.err != nil {
+			if !s.discarding && s.end > s.start {
+				msg := s.buf[s.start:s.end:s.end]
+				s.start = s.end
+				return msg, nil
+			}
+			return nil, s.err
+		}
+		s.fill()
+	}
+}
+
+// fill compacts the buffer, grows it (up to the cap) when a message
+// fills it, and reads once.
+func (s *SyslogReader) fill() {
+	if s.start > 0 {
+		n := copy(s.buf, s.buf[s.start:s.end])
+		s.start, s.end = 0, n
+	}
+	if s.end == len(s.buf) {
+		// Grown with the data that arrives, never to a declared size.
+		nb := make([]byte, min(2*len(s.buf), s.max+maxLenDigits+2))
+		copy(nb, s.buf[:s.end])
+		s.buf = nb
+	}
+	n, err := s.r.Read(s.buf[s.end:])
+	s.end += n
+	if err != nil {
+		s.err = err
+	}
+}
+
+// EmitSyslog is EmitLines for a SyslogReader: it emits messages in batches
+// until the reader fails, a batch going out when no further message is
+// buffered or when it holds maxBatch records. Oversize messages are counted
+// as drops ("oversize"); a broken octet-counting stream is counted as a
+// plugin error "stream_error" after the messages before it went out. It
+// returns the reader's error (io.EOF at the end, or one wrapping
+// ErrSyslogFrame), or nil once ctx is done.
+func EmitSyslog(ctx context.Context, r *SyslogReader, proto pipeline.Record, maxBatch int, out pipeline.Emitter, set pipeline.Settings) error {
+	if maxBatch < 1 {
+		maxBatch = 1024
+	}
+	recs := make([]pipeline.Record, 0, maxBatch)
+	oversize := r.Oversize
+	var lastWarn time.Time
+	for {
+		if len(recs) > 0 && (len(recs) >= maxBatch || !r.Buffered()) {
+			if err := out.Emit(ctx, recs, nil); err != nil {
+				return nil // stopping
+			}
+			recs = recs[:0]
+		}
+		msg, err := r.Next()
+		if r.Oversize > oversize {
+			set.Drop("oversize", r.Oversize-oversize)
+			if set.Logger != nil && time.Since(lastWarn) > 10*time.Second {
+				lastWarn = time.Now()
+				set.Logger.Warn("syslog messages over the size cap dropped", "source", proto.Source, "max_bytes", r.max, "total", r.Oversize)
+			}
+			oversize = r.Oversize
+		}
+		if err != nil {
+			if len(recs) > 0 && out.Emit(ctx, recs, nil) != nil {
+				return nil
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, ErrSyslogFrame) {
+				set.Error("stream_error")
+				if set.Logger != nil {
+					set.Logger.Warn("syslog stream broken, closing it", "source", proto.Source, "err", err.Error())
+				}
+			}
+			return err
+		}
+		rec := proto
+		rec.Data = msg
+		recs = append(recs, rec)
+	}
+}
