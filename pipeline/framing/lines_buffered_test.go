@@ -55,3 +55,32 @@ func TestBufferedIgnoresOverlongLines(t *testing.T) {
 		t.Errorf("Oversize = %d", l.Oversize)
 	}
 }
+
+// The same promise for non-transparent syslog framing, where empty
+// messages (CR LF LF) are skipped as well as over-long ones.
+func TestSyslogBufferedIgnoresSkippedMessages(t *testing.T) {
+	r := &chunks{strings.Repeat("p", 24) + "\n", "<34>one\r\n\n" + strings.Repeat("x", 30) + "\x00<13>tail", " end\n"}
+	s := NewSyslogReader(r, 24, FramingNonTransparent)
+	var held [][]byte
+	var got []string
+	for {
+		if len(held) > 0 && !s.Buffered() {
+			for _, h := range held {
+				got = append(got, string(h))
+			}
+			held = held[:0]
+		}
+		m, err := s.Next()
+		if err != nil {
+			break
+		}
+		held = append(held, m)
+	}
+	for _, h := range held {
+		got = append(got, string(h))
+	}
+	want := []string{strings.Repeat("p", 24), "<34>one", "<13>tail end"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("messages %q, want %q", got, want)
+	}
+}
