@@ -107,9 +107,29 @@ func (s *SyslogReader) Buffered() bool {
 		_, _, ok, _ := s.octetFrame()
 		return ok
 	case FramingNonTransparent:
-		return !s.discarding && trailer(s.buf[s.start:s.end]) >= 0
+		return !s.discarding && s.bufferedNonTransparent()
 	}
 	return false
+}
+
+// bufferedNonTransparent looks for a message Next would return: empty and
+// over-long ones are skipped by Next, which may then read and overwrite
+// messages a caller still holds, so they do not count.
+func (s *SyslogReader) bufferedNonTransparent() bool {
+	for b := s.buf[s.start:s.end]; ; {
+		i := trailer(b)
+		if i < 0 {
+			return false
+		}
+		n := i
+		if b[i] == '\n' && !s.KeepCR && n > 0 && b[n-1] == '\r' {
+			n--
+		}
+		if n > 0 && n <= s.max {
+			return true
+		}
+		b = b[i+1:]
+	}
 }
 
 // Next returns the next message. At a clean end of the stream it returns
