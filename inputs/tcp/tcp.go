@@ -145,7 +145,7 @@ func (in *Input) serve(ctx context.Context, c net.Conn, out pipeline.Emitter) {
 	case err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed):
 	case netio.IsTimeout(err):
 		in.set.Logger.Debug("idle connection closed", "remote", c.RemoteAddr().String())
-	case errors.Is(err, framing.ErrOctetTooLarge), errors.Is(err, framing.ErrOctetFraming), errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, framing.ErrSyslogFrame), errors.Is(err, io.ErrUnexpectedEOF):
 		in.set.Error("framing")
 		in.set.Logger.Warn("connection closed: broken framing", "remote", c.RemoteAddr().String(), "err", err)
 	default:

@@ -316,7 +316,7 @@ func TestValidate(t *testing.T) {
 	cfg.TLS.CAFile = "ca.crt"
 	err := cfg.Validate()
 	require.Error(t, err)
-	for _, want := range []string{"address: required", "framing: must be one of auto, newline, octet_counting", "max_frame_bytes:", "tls.cert_file:"} {
+	for _, want := range []string{"address: required", "framing: must be one of auto, newline, non_transparent, octet_counting", "max_frame_bytes:", "tls.cert_file:"} {
 		assert.Contains(t, err.Error(), want)
 	}
 }

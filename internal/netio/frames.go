@@ -14,9 +14,10 @@ import (
 
 // Framing names, as written in plugins.toml.
 const (
-	FramingNewline = "newline"        // records end at LF (a CR before it is dropped)
-	FramingOctet   = "octet_counting" // RFC 6587 "MSG-LEN SP MSG"
-	FramingAuto    = "auto"           // per connection: a digit first means octet counting, else newline
+	FramingNewline        = "newline"         // records end at LF (a CR before it is dropped)
+	FramingOctet          = "octet_counting"  // RFC 6587 "MSG-LEN SP MSG"
+	FramingNonTransparent = "non_transparent" // RFC 6587 §3.4.2: LF or NUL ends a message
+	FramingAuto           = "auto"            // per connection: a digit first means octet counting, else non-transparent
 )
 
 // Reader reads bounded records from a stream. Next returns a record valid
@@ -32,15 +33,20 @@ type lineReader struct{ *framing.LineReader }
 
 func (r lineReader) Oversize() int { return r.LineReader.Oversize }
 
-type octetReader struct{ *framing.OctetReader }
+type syslogReader struct{ *framing.SyslogReader }
 
-func (r octetReader) Oversize() int { return r.OctetReader.Oversize }
+func (r syslogReader) Oversize() int { return r.SyslogReader.Oversize }
+
+func newSyslog(mode framing.SyslogFraming) func(io.Reader, int) Reader {
+	return func(r io.Reader, max int) Reader { return syslogReader{framing.NewSyslogReader(r, max, mode)} }
+}
 
 // framings maps a framing name to its reader. New framings are one line.
 var framings = map[string]func(r io.Reader, max int) Reader{
-	FramingNewline: func(r io.Reader, max int) Reader { return lineReader{framing.NewLineReader(r, max)} },
-	FramingOctet:   func(r io.Reader, max int) Reader { return octetReader{framing.NewOctetReader(r, max)} },
-	FramingAuto:    newAuto,
+	FramingNewline:        func(r io.Reader, max int) Reader { return lineReader{framing.NewLineReader(r, max)} },
+	FramingOctet:          newSyslog(framing.FramingOctetCounting),
+	FramingNonTransparent: newSyslog(framing.FramingNonTransparent),
+	FramingAuto:           newSyslog(framing.FramingAuto),
 }
 
 // Framings lists the framing names NewReader knows, sorted.
@@ -69,54 +75,6 @@ func NewReader(name string, r io.Reader, max int) Reader {
 		panic("netio: unknown framing " + name)
 	}
 	return f(r, max)
-}
-
-// autoReader decides on the first byte of the stream (RFC 6587 §3.4: a
-// syslog message starts with '<', a frame length with a digit).
-type autoReader struct {
-	r    io.Reader
-	max  int
-	impl Reader
-}
-
-func newAuto(r io.Reader, max int) Reader { return &autoReader{r: r, max: max} }
-
-func (a *autoReader) decide() error {
-	var first [1]byte
-	for {
-		n, err := a.r.Read(first[:])
-		if n == 1 {
-			break
-		}
-		if err != nil {
-			return err
-		}
-	}
-	rest := io.MultiReader(strings.NewReader(string(first[:])), a.r)
-	if first[0] >= '1' && first[0] <= '9' {
-		a.impl = octetReader{framing.NewOctetReader(rest, a.max)}
-	} else {
-		a.impl = lineReader{framing.NewLineReader(rest, a.max)}
-	}
-	return nil
-}
-
-func (a *autoReader) Next() ([]byte, error) {
-	if a.impl == nil {
-		if err := a.decide(); err != nil {
-			return nil, err
-		}
-	}
-	return a.impl.Next()
-}
-
-func (a *autoReader) Buffered() bool { return a.impl != nil && a.impl.Buffered() }
-
-func (a *autoReader) Oversize() int {
-	if a.impl == nil {
-		return 0
-	}
-	return a.impl.Oversize()
 }
 
 // EmitFrames reads records and emits them in batches until the reader

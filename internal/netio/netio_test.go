@@ -164,7 +164,7 @@ func TestEmitFramesCountsOversize(t *testing.T) {
 	var em2 pipelinetest.Emitter
 	set2 := pipelinetest.Settings(t, "inputs.x")
 	err = EmitFrames(context.Background(), NewReader(FramingOctet, strings.NewReader("2 ok99 xx"), 10), pipeline.Record{}, 10, &em2, set2)
-	assert.ErrorIs(t, err, framing.ErrOctetTooLarge)
+	assert.ErrorIs(t, err, framing.ErrSyslogTooLarge)
 	assert.Equal(t, []string{"ok"}, em2.Lines())
 	assert.Equal(t, 1, set2.Telemetry.(*pipelinetest.Telemetry).Dropped("oversize"))
 }

@@ -148,7 +148,7 @@ func (s *server) accept() {
 		s.wg.Go(func() {
 			defer c.Close()
 			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-			r := framing.NewOctetReader(c, 1<<20)
+			r := framing.NewSyslogReader(c, 1<<20, framing.FramingOctetCounting)
 			n := 0
 			for {
 				f, err := r.Next()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/ternlog/tern/pipeline"
@@ -35,10 +36,11 @@ func (f SyslogFraming) String() string {
 	return fmt.Sprintf("SyslogFraming(%d)", f)
 }
 
-// ParseSyslogFraming reads "auto", "octet-counting" or "non-transparent".
+// ParseSyslogFraming reads "auto", "octet-counting" or "non-transparent"
+// (or the same with underscores, as config keys spell them).
 func ParseSyslogFraming(s string) (SyslogFraming, error) {
 	for i, n := range framingNames {
-		if n == s {
+		if n == s || strings.ReplaceAll(n, "-", "_") == s {
 			return SyslogFraming(i), nil
 		}
 	}
@@ -49,6 +51,11 @@ func ParseSyslogFraming(s string) (SyslogFraming, error) {
 // octet-counting framing. They are final: the stream cannot be
 // resynchronised, so the connection should be closed.
 var ErrSyslogFrame = errors.New("syslog framing")
+
+// ErrSyslogTooLarge is the framing error of an octet-counted frame whose
+// MSG-LEN exceeds the cap; it is refused before any of the frame is read,
+// and counted in Oversize. errors.Is matches it and ErrSyslogFrame.
+var ErrSyslogTooLarge = fmt.Errorf("%w: octet counting: frame larger than the limit", ErrSyslogFrame)
 
 // maxLenDigits bounds MSG-LEN's digits before the cap check can overflow.
 const maxLenDigits = 18
@@ -76,7 +83,8 @@ type SyslogReader struct {
 	err        error // from r, io.EOF at the end
 	ferr       error // a framing error, final
 
-	// Oversize counts non-transparent messages dropped for exceeding the cap.
+	// Oversize counts messages refused for exceeding the cap: non-transparent
+	// ones are skipped, an octet-counted one ends the stream.
 	Oversize int
 	// KeepCR keeps a '\r' before an LF trailer (it is dropped by default).
 	KeepCR bool
@@ -176,7 +184,7 @@ func (s *SyslogReader) octetFrame() (lo, hi int, ok bool, err error) {
 	for ; i < len(b) && '0' <= b[i] && b[i] <= '9'; i++ {
 		n = n*10 + int(b[i]-'0')
 		if n > s.max || i >= maxLenDigits {
-			return 0, 0, false, fmt.Errorf("%w: octet counting: MSG-LEN over the limit of %d bytes", ErrSyslogFrame, s.max)
+			return 0, 0, false, fmt.Errorf("%w (MSG-LEN over %d bytes)", ErrSyslogTooLarge, s.max)
 		}
 	}
 	if i == len(b) {
@@ -196,6 +204,9 @@ func (s *SyslogReader) nextOctet() ([]byte, error) {
 	for {
 		lo, hi, ok, err := s.octetFrame()
 		if err != nil {
+			if errors.Is(err, ErrSyslogTooLarge) {
+				s.Oversize++
+			}
 			s.ferr = err
 			return nil, err
 		}

@@ -10,7 +10,7 @@ import (
 	"testing/iotest"
 )
 
-func readAllFrames(r *OctetReader) ([]string, error) {
+func readAllFrames(r *SyslogReader) ([]string, error) {
 	var out []string
 	for {
 		f, err := r.Next()
@@ -21,7 +21,7 @@ func readAllFrames(r *OctetReader) ([]string, error) {
 	}
 }
 
-func TestOctetReader(t *testing.T) {
+func TestSyslogOctet(t *testing.T) {
 	cases := []struct {
 		name string
 		in   string
@@ -32,22 +32,22 @@ func TestOctetReader(t *testing.T) {
 		{"two frames", "5 hello3 abc", 0, []string{"hello", "abc"}, io.EOF},
 		{"LF inside a frame is data", "11 line1\nline2", 0, []string{"line1\nline2"}, io.EOF},
 		{"empty stream", "", 0, nil, io.EOF},
-		{"leading zero", "05 hello", 0, nil, ErrOctetFraming},
-		{"zero length", "0 ", 0, nil, ErrOctetFraming},
-		{"missing SP", "5hello", 0, nil, ErrOctetFraming},
-		{"non-transparent input", "<13>hello\n", 0, nil, ErrOctetFraming},
-		{"newline between frames", "1 a\n1 b", 0, []string{"a"}, ErrOctetFraming},
+		{"leading zero", "05 hello", 0, nil, ErrSyslogFrame},
+		{"zero length", "0 ", 0, nil, ErrSyslogFrame},
+		{"missing SP", "5hello", 0, nil, ErrSyslogFrame},
+		{"non-transparent input", "<13>hello\n", 0, nil, ErrSyslogFrame},
+		{"newline between frames", "1 a\n1 b", 0, []string{"a"}, ErrSyslogFrame},
 		{"length beyond the data", "3 abc10 short", 0, []string{"abc"}, io.ErrUnexpectedEOF},
 		{"header cut", "3 abc12", 0, []string{"abc"}, io.ErrUnexpectedEOF},
-		{"declared too large", "3 abc2147483648 x", 100, []string{"abc"}, ErrOctetTooLarge},
+		{"declared too large", "3 abc2147483648 x", 100, []string{"abc"}, ErrSyslogTooLarge},
 		{"exactly the cap", "4 abcd", 4, []string{"abcd"}, io.EOF},
-		{"one over the cap", "5 abcde", 4, nil, ErrOctetTooLarge},
+		{"one over the cap", "5 abcde", 4, nil, ErrSyslogTooLarge},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			// One byte per Read exercises every partial-header path.
 			for _, r := range []io.Reader{strings.NewReader(c.in), iotest.OneByteReader(strings.NewReader(c.in))} {
-				or := NewOctetReader(r, c.max)
+				or := NewSyslogReader(r, c.max, FramingOctetCounting)
 				got, err := readAllFrames(or)
 				if strings.Join(got, "|") != strings.Join(c.want, "|") {
 					t.Errorf("frames %q, want %q", got, c.want)
@@ -58,7 +58,7 @@ func TestOctetReader(t *testing.T) {
 				if _, err2 := or.Next(); !errors.Is(err2, c.err) {
 					t.Errorf("errors must be final: then %v", err2)
 				}
-				if c.err == ErrOctetTooLarge && or.Oversize != 1 {
+				if c.err == ErrSyslogTooLarge && or.Oversize != 1 {
 					t.Errorf("Oversize = %d, want 1", or.Oversize)
 				}
 			}
@@ -66,10 +66,10 @@ func TestOctetReader(t *testing.T) {
 	}
 }
 
-func TestOctetReaderBufferedAndBigFrames(t *testing.T) {
+func TestSyslogOctetBufferedAndBigFrames(t *testing.T) {
 	big := strings.Repeat("x", 200<<10) // larger than the initial buffer
 	in := "3 one" + strconv.Itoa(len(big)) + " " + big + "3 two"
-	r := NewOctetReader(strings.NewReader(in), 1<<20)
+	r := NewSyslogReader(strings.NewReader(in), 1<<20, FramingOctetCounting)
 	f, err := r.Next()
 	if err != nil || string(f) != "one" {
 		t.Fatalf("%q %v", f, err)
@@ -85,7 +85,7 @@ func TestOctetReaderBufferedAndBigFrames(t *testing.T) {
 	if r.Buffered() {
 		t.Error("nothing is left")
 	}
-	small := NewOctetReader(strings.NewReader("1 a1 b"), 0)
+	small := NewSyslogReader(strings.NewReader("1 a1 b"), 0, FramingOctetCounting)
 	if small.Buffered() {
 		t.Error("nothing was read yet")
 	}
@@ -95,10 +95,10 @@ func TestOctetReaderBufferedAndBigFrames(t *testing.T) {
 	}
 }
 
-func TestOctetReaderDoesNotTrustTheDeclaredLength(t *testing.T) {
+func TestSyslogOctetDoesNotTrustTheDeclaredLength(t *testing.T) {
 	// A sender declaring ~1 GiB (under a 2 GiB cap) and sending a few bytes
 	// must not make the reader allocate the declared size.
-	r := NewOctetReader(io.MultiReader(strings.NewReader("1000000000 abc"), iotest.ErrReader(io.EOF)), 2<<30)
+	r := NewSyslogReader(io.MultiReader(strings.NewReader("1000000000 abc"), iotest.ErrReader(io.EOF)), 2<<30, FramingOctetCounting)
 	_, err := r.Next()
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatal(err)
@@ -108,16 +108,16 @@ func TestOctetReaderDoesNotTrustTheDeclaredLength(t *testing.T) {
 	}
 }
 
-// FuzzOctetReader checks the reader against a direct reading of RFC 6587:
+// FuzzSyslogOctet checks the reader against a direct reading of RFC 6587:
 // the same frames, no panic, and memory bounded by the input, not by the
 // declared lengths.
-func FuzzOctetReader(f *testing.F) {
+func FuzzSyslogOctet(f *testing.F) {
 	for _, s := range []string{"5 hello3 abc", "05 x", "2147483648 x", "3 ab", "1 a\n", "<13>x\n", "99999999999 "} {
 		f.Add([]byte(s), uint16(64))
 	}
 	f.Fuzz(func(t *testing.T, in []byte, max uint16) {
 		m := int(max%4096) + 1
-		r := NewOctetReader(bytes.NewReader(in), m)
+		r := NewSyslogReader(bytes.NewReader(in), m, FramingOctetCounting)
 		var got [][]byte
 		var err error
 		for {
@@ -159,17 +159,17 @@ func referenceFrames(in []byte, max int) ([][]byte, error) {
 		}
 		for i, c := range digits {
 			if c < '0' || c > '9' || (i == 0 && c == '0') {
-				return out, ErrOctetFraming
+				return out, ErrSyslogFrame
 			}
 			if n, _ := strconv.Atoi(string(digits[:i+1])); n > max || i > 10 {
-				return out, ErrOctetTooLarge
+				return out, ErrSyslogTooLarge
 			}
 		}
 		if sp < 0 {
 			return out, io.ErrUnexpectedEOF
 		}
 		if sp == 0 {
-			return out, ErrOctetFraming
+			return out, ErrSyslogFrame
 		}
 		n, _ := strconv.Atoi(string(digits))
 		if len(in) < sp+1+n {
@@ -194,7 +194,7 @@ func BenchmarkOctetReader(b *testing.B) {
 	rd := bytes.NewReader(stream)
 	for b.Loop() {
 		rd.Reset(stream)
-		r := NewOctetReader(rd, DefaultMaxLine)
+		r := NewSyslogReader(rd, DefaultMaxLine, FramingOctetCounting)
 		for {
 			if _, err := r.Next(); err != nil {
 				break
