@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -19,21 +21,48 @@ import (
 
 // sink is an Emitter that records every delivered line by its sequence
 // number. With workers > 0 it acknowledges asynchronously, out of order,
-// after a random delay, the way outputs of different speed do.
+// after a random delay, the way outputs of different speed do. Sinks made
+// by fork share the oracle: one per process lifetime.
 type sink struct {
+	*oracle
+	crashed  bool // guarded by oracle.mu
+	hold     bool
+	work     chan job
+	wg       sync.WaitGroup
+	maxDelay time.Duration
+}
+
+type oracle struct {
 	mu        sync.Mutex
 	count     map[int]int // seq -> deliveries
 	recs      []delivered
-	crashed   bool
-	hold      bool // Emit blocks while set (backpressure)
 	holdCond  *sync.Cond
 	total     int
 	notify    chan struct{}
-	work      chan job
-	wg        sync.WaitGroup
-	maxDelay  time.Duration
 	badLines  []string
 	emitCalls int
+}
+
+func newSink(workers int, maxDelay time.Duration) *sink {
+	o := &oracle{count: map[int]int{}}
+	o.holdCond = sync.NewCond(&o.mu)
+	return o.sink(workers, maxDelay)
+}
+
+// fork returns a fresh sink (a new process) recording into the same oracle.
+func (s *sink) fork(workers int, maxDelay time.Duration) *sink {
+	return s.oracle.sink(workers, maxDelay)
+}
+
+func (o *oracle) sink(workers int, maxDelay time.Duration) *sink {
+	s := &sink{oracle: o, maxDelay: maxDelay}
+	if workers > 0 {
+		s.work = make(chan job, 1024)
+		for range workers {
+			s.wg.Go(s.worker)
+		}
+	}
+	return s
 }
 
 type delivered struct {
@@ -47,21 +76,12 @@ type job struct {
 	ack  pipeline.AckFunc
 }
 
-func newSink(workers int, maxDelay time.Duration) *sink {
-	s := &sink{count: map[int]int{}, maxDelay: maxDelay}
-	s.holdCond = sync.NewCond(&s.mu)
-	if workers > 0 {
-		s.work = make(chan job, 1024)
-		for range workers {
-			s.wg.Go(s.worker)
-		}
-	}
-	return s
-}
-
 func (s *sink) worker() {
 	for j := range s.work {
-		if s.maxDelay > 0 {
+		s.mu.Lock()
+		gone := s.crashed
+		s.mu.Unlock()
+		if s.maxDelay > 0 && !gone {
 			time.Sleep(rand.N(s.maxDelay))
 		}
 		if s.deliver(j.recs) && j.ack != nil {
@@ -149,6 +169,13 @@ func (s *sink) deliver(ds []delivered) bool {
 	if s.crashed {
 		return false
 	}
+	s.oracle.record(ds)
+	return true
+}
+
+// record counts deliveries; o.mu is held.
+func (o *oracle) record(ds []delivered) {
+	s := o
 	for _, d := range ds {
 		s.count[d.seq]++
 		s.recs = append(s.recs, d)
@@ -158,11 +185,10 @@ func (s *sink) deliver(ds []delivered) bool {
 		close(s.notify)
 		s.notify = nil
 	}
-	return true
 }
 
 // waitSeqs waits until every seq in [from, to) was delivered.
-func (s *sink) waitSeqs(from, to int, timeout time.Duration) bool {
+func (s *oracle) waitSeqs(from, to int, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for {
 		s.mu.Lock()
@@ -193,7 +219,7 @@ func (s *sink) waitSeqs(from, to int, timeout time.Duration) bool {
 }
 
 // report counts missing and duplicated seqs among want.
-func (s *sink) report(want []int) (missing, dups []int) {
+func (s *oracle) report(want []int) (missing, dups []int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, q := range want {
@@ -207,7 +233,7 @@ func (s *sink) report(want []int) (missing, dups []int) {
 	return missing, dups
 }
 
-func (s *sink) totalDelivered() int {
+func (s *oracle) totalDelivered() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.total
@@ -361,4 +387,20 @@ func (h *harness) stop(clean bool) error {
 		}
 	}
 	return err
+}
+
+// newTextLogger logs text to w; writes are serialised.
+func newTextLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(&lockedWriter{w: w}, nil))
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -228,7 +228,7 @@ func (t *Input) restart(h *harvester) {
 	ne := &entry{dev: h.dev, ino: h.ino, path: old.path, seen: old.seen, size: -1, nextAnchor: emptyAnchor, ackedAnchor: emptyAnchor}
 	t.mu.Lock()
 	old.h = nil
-	old.dev, old.ino, old.size = 0, 0, -1
+	old.dev, old.ino, old.size, old.truncated = 0, 0, -1, true
 	ne.h = h
 	t.entries = append(t.entries, ne)
 	t.mu.Unlock()

@@ -273,7 +273,23 @@ func (t *Input) adopt(c *candidate, now time.Time, first bool) *harvester {
 			c = nc
 		}
 	}
-	// A file never seen before.
+	if L < int64(t.cfg.FingerprintBytes) && t.startsLikeOpenFile(c) {
+		// Shorter than a fingerprint and equal to the start of a file
+		// being read: most likely a copy still being written. Wait until
+		// it is long enough to tell.
+		c.close()
+		return nil
+	}
+	// A file never seen before. If its inode was another file's, that
+	// file was rewritten in place: a copy of it may still turn up.
+	t.mu.Lock()
+	for _, o := range t.entries {
+		if o.h == nil && o.ino != 0 && (devIno{o.dev, o.ino}) == c.id {
+			o.dev, o.ino, o.truncated = 0, 0, true
+			t.dirty = true
+		}
+	}
+	t.mu.Unlock()
 	e := &entry{dev: c.id.dev, ino: c.id.ino, path: c.path, gz: c.zr != nil, seen: now, size: -1, nextAnchor: emptyAnchor, ackedAnchor: emptyAnchor}
 	t.mu.Lock()
 	e.fp, e.fpLen = sum16(c.prefix), L
@@ -329,6 +345,9 @@ const (
 // it is recorded as read, so it is not delivered twice.
 func (t *Input) resume(c *candidate, e *entry, now time.Time) (*harvester, verdict, error) {
 	if c.zr == nil {
+		if c.size < e.next && !e.truncated {
+			return nil, mismatch, nil
+		}
 		if c.size < e.next {
 			var w window
 			if err := readWindow(c.f, c.size, &w); err != nil {
@@ -368,7 +387,7 @@ func (t *Input) resume(c *candidate, e *entry, now time.Time) (*harvester, verdi
 	case err != nil:
 		drop()
 		return nil, mismatch, err
-	case !ok && h.gzEnd && h.off < e.next:
+	case !ok && h.gzEnd && h.off < e.next && e.truncated:
 		h.fold()
 		t.recordRead(c, h.off, h.win.sum(), true, now)
 		drop()
@@ -515,4 +534,25 @@ func lastLineStart(f *os.File, size int64, maxLine int) (start int64, ok bool) {
 		return 0, true
 	}
 	return size, false
+}
+
+// startsLikeOpenFile reports whether c's bytes are the first bytes of a
+// file open under another inode.
+func (t *Input) startsLikeOpenFile(c *candidate) bool {
+	buf := make([]byte, len(c.prefix))
+	for _, h := range t.hs {
+		if (devIno{h.dev, h.ino}) == c.id {
+			continue
+		}
+		if h.zr != nil {
+			if bytes.HasPrefix(h.head, c.prefix) {
+				return true
+			}
+			continue
+		}
+		if n, _ := h.f.ReadAt(buf, 0); n == len(buf) && bytes.Equal(buf, c.prefix) {
+			return true
+		}
+	}
+	return false
 }

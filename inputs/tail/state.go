@@ -44,6 +44,10 @@ type entry struct {
 	mtime    int64
 	gz       bool
 	done     bool // a gzip file read to its end: it will not change
+	// truncated: the file was truncated or rewritten in place after we
+	// read it here. Only then can a shorter file with this content be a
+	// copy taken earlier (copytruncate) rather than a new file.
+	truncated bool
 
 	// next is where reading resumes: just after the last line handed on.
 	next       int64
@@ -169,6 +173,7 @@ type fileRecord struct {
 	MTime  int64  `json:"mtime"`
 	Gzip   bool   `json:"gzip,omitempty"`
 	Done   bool   `json:"done,omitempty"`
+	Trunc  bool   `json:"truncated,omitempty"`
 	Seen   int64  `json:"seen"`
 }
 
@@ -362,7 +367,7 @@ func (t *Input) save() error {
 		files = append(files, fileRecord{
 			FP: hex.EncodeToString(e.fp[:]), FPLen: e.fpLen, Offset: e.acked,
 			Anchor: hex.EncodeToString(e.ackedAnchor[:]), Path: e.path, Dev: e.dev, Ino: e.ino,
-			Size: e.size, MTime: e.mtime, Gzip: e.gz, Done: e.done && e.acked == e.next,
+			Size: e.size, MTime: e.mtime, Gzip: e.gz, Done: e.done && e.acked == e.next, Trunc: e.truncated,
 			Seen: e.seen.Unix(),
 		})
 	}
@@ -411,7 +416,7 @@ func (t *Input) loadState() error {
 		}
 		entries = append(entries, &entry{
 			fp: fp, fpLen: r.FPLen, dev: r.Dev, ino: r.Ino, path: r.Path, size: size, mtime: r.MTime,
-			gz: r.Gzip, done: r.Done, next: r.Offset, nextAnchor: an, acked: r.Offset, ackedAnchor: an,
+			gz: r.Gzip, done: r.Done, truncated: r.Trunc, next: r.Offset, nextAnchor: an, acked: r.Offset, ackedAnchor: an,
 			seen: seen,
 		})
 	}
