@@ -3,6 +3,7 @@ package inputs
 
 import (
 	"github.com/ternlog/tern/inputs/stdin"
+	"github.com/ternlog/tern/inputs/tail"
 	"github.com/ternlog/tern/inputs/tcp"
 	"github.com/ternlog/tern/pipeline"
 )
@@ -11,6 +12,7 @@ import (
 func Factories() []pipeline.Factory[pipeline.Input] {
 	return []pipeline.Factory[pipeline.Input]{
 		stdin.Factory(),
+		tail.Factory(),
 		tcp.Factory(),
 	}
 }

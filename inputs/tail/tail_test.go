@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -396,3 +397,39 @@ func waitFor(t testing.TB, cond func() bool, what string) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestGolden replays testdata/<case>/: the files named by config.toml's
+// globs (relative to the case folder) are read once with exit_after_eof;
+// expected.txt holds one record a line: its fields, a tab, its data.
+func TestGolden(t *testing.T) {
+	for _, c := range pipelinetest.Cases(t, "") {
+		t.Run(c.Name, func(t *testing.T) {
+			cfg := pipelinetest.ConfigFor(t, Factory(), c).(*Config)
+			set := pipelinetest.Settings(t, "inputs.tail")
+			set.ConfigDir = c.Dir
+			in, err := New(set, *cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := &pipelinetest.Emitter{}
+			if err := in.Run(context.Background(), e); !errors.Is(err, pipeline.ErrEndOfInput) {
+				t.Fatalf("Run = %v", err)
+			}
+			in.Close(context.Background())
+			var got []byte
+			for _, r := range e.Records {
+				for _, f := range r.Fields {
+					v := f.Value(0)
+					switch f.Type {
+					case pipeline.TypeInteger:
+						got = fmt.Appendf(got, "%s=%d ", f.Name, v.Int())
+					default:
+						got = fmt.Appendf(got, "%s=%s ", f.Name, filepath.Base(v.Str()))
+					}
+				}
+				got = fmt.Appendf(got, "\t%s\n", r.Data)
+			}
+			pipelinetest.Golden(t, filepath.Join(c.Dir, "expected.txt"), got)
+		})
+	}
+}
