@@ -77,6 +77,7 @@ func (t *Input) scan(now time.Time, first bool) int {
 	t.mu.Unlock()
 
 	var rest []found
+	present := map[devIno]bool{}
 	for _, p := range t.glob() {
 		fi, err := os.Stat(p)
 		if err != nil || !fi.Mode().IsRegular() {
@@ -84,6 +85,7 @@ func (t *Input) scan(now time.Time, first bool) int {
 		}
 		dev, ino, _ := fileID(fi)
 		id := devIno{dev, ino}
+		present[id] = true
 		if h := live[id]; h != nil {
 			if !h.inGlob {
 				h.inGlob = true
@@ -127,7 +129,7 @@ func (t *Input) scan(now time.Time, first bool) int {
 			c.close()
 			continue
 		}
-		if h := t.adopt(c, now, first); h != nil {
+		if h := t.adopt(c, now, first, present); h != nil {
 			live[c.id] = h
 			h.inGlob = true
 			opened++
@@ -209,7 +211,7 @@ func (t *Input) openCandidate(path string) (*candidate, error) {
 
 // adopt finds the entry c continues, or makes a new one, and starts a
 // harvester on it. It returns nil when c is left alone for now.
-func (t *Input) adopt(c *candidate, now time.Time, first bool) *harvester {
+func (t *Input) adopt(c *candidate, now time.Time, first bool, present map[devIno]bool) *harvester {
 	L := int64(len(c.prefix))
 	sums := map[int64]hash16{}
 	t.mu.Lock()
@@ -240,10 +242,12 @@ func (t *Input) adopt(c *candidate, now time.Time, first bool) *harvester {
 		return a.seen.After(b.seen)
 	})
 	for _, e := range cands {
-		if e.h != nil {
-			// Same content as a file being read under another inode: a
-			// copy (copytruncate in progress). It continues that file once
-			// the original is truncated or gone; until then, wait.
+		hint := devIno{e.dev, e.ino}
+		if e.h != nil || (e.ino != 0 && hint != c.id && present[hint]) {
+			// Same content as a file that is still there under another
+			// inode: a copy (copytruncate in progress, a compressed
+			// archive of a live file). It continues that file once the
+			// original is truncated or gone; until then, wait.
 			c.close()
 			return nil
 		}
