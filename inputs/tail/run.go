@@ -48,19 +48,33 @@ func (t *Input) Run(ctx context.Context, out pipeline.Emitter) error {
 	return t.follow(ctx, out)
 }
 
-// flushLoop saves positions every checkpoint_interval, or sooner once
-// checkpoint_lines lines were acknowledged.
+// flushLoop saves positions once they change: at most once every
+// checkpoint_interval, or at once when checkpoint_lines lines were
+// acknowledged since the last save. Nothing changes, nothing wakes it.
 func (t *Input) flushLoop(ctx context.Context) {
-	tk := time.NewTicker(t.cfg.CheckpointInterval.D())
-	defer tk.Stop()
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tk.C:
 		case <-t.kick:
 		}
+		t.mu.Lock()
+		urgent := t.unsaved >= t.cfg.CheckpointLines
+		t.mu.Unlock()
+		if wait := time.Until(last.Add(t.cfg.CheckpointInterval.D())); !urgent && wait > 0 {
+			tm := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				tm.Stop()
+				return
+			case <-tm.C:
+			case <-t.kick: // the line threshold
+				tm.Stop()
+			}
+		}
 		_ = t.save()
+		last = time.Now()
 	}
 }
 
@@ -202,7 +216,7 @@ func (t *Input) readFailed(h *harvester, err error) {
 		t.warnLimited("gzip:"+h.src, "corrupt gzip file; reading stops at the damage", "path", h.src, "err", err)
 		t.mu.Lock()
 		h.e.done = true
-		t.dirty = true
+		t.markDirty()
 		t.mu.Unlock()
 		t.closeHarvester(h)
 	default:
@@ -281,7 +295,7 @@ func (t *Input) closeHarvester(h *harvester) {
 		}
 		if h.zr != nil && h.gzEnd && e.next == h.pos {
 			e.done = true
-			t.dirty = true
+			t.markDirty()
 		}
 	}
 	t.mu.Unlock()
@@ -302,7 +316,7 @@ func (t *Input) forget(now time.Time) {
 	keep := t.entries[:0]
 	for _, e := range t.entries {
 		if e.h == nil && len(e.spans) == 0 && now.Sub(e.seen) > t.cfg.ForgetAfter.D() {
-			t.dirty = true
+			t.markDirty()
 			continue
 		}
 		keep = append(keep, e)

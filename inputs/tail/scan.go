@@ -290,7 +290,7 @@ func (t *Input) adopt(c *candidate, now time.Time, first bool, present map[devIn
 	for _, o := range t.entries {
 		if o.h == nil && o.ino != 0 && (devIno{o.dev, o.ino}) == c.id {
 			o.dev, o.ino, o.truncated = 0, 0, true
-			t.dirty = true
+			t.markDirty()
 		}
 	}
 	t.mu.Unlock()
@@ -329,7 +329,7 @@ func (t *Input) adopt(c *candidate, now time.Time, first bool, present map[devIn
 		e.next, e.nextAnchor = h.lineStart, h.lineWin.sum()
 	}
 	e.acked, e.ackedAnchor = e.next, e.nextAnchor
-	t.dirty = true
+	t.markDirty()
 	t.mu.Unlock()
 	return h
 }
@@ -413,7 +413,7 @@ func (t *Input) recordRead(c *candidate, n int64, anchor hash16, done bool, now 
 		size: c.size, mtime: c.mtime, gz: c.zr != nil, done: done,
 		next: n, nextAnchor: anchor, acked: n, ackedAnchor: anchor, seen: now,
 	})
-	t.dirty = true
+	t.markDirty()
 }
 
 func (t *Input) attach(h *harvester, c *candidate, e *entry, now time.Time) {

@@ -99,20 +99,33 @@ func (t *Input) settle(e *entry, s *span, err error) {
 		e.spans = e.spans[1:]
 	}
 	if lines > 0 || len(e.spans) == 0 {
-		t.dirty = true
+		t.markDirty()
 	}
 	t.unsaved += lines
 	if t.unsaved >= t.cfg.CheckpointLines {
-		select {
-		case t.kick <- struct{}{}:
-		default:
-		}
+		t.kickSaver()
 	}
 	if t.inflight == 0 {
 		select {
 		case t.settled <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// markDirty notes that positions changed; the first change since the last
+// save wakes the checkpoint writer. t.mu is held.
+func (t *Input) markDirty() {
+	if !t.dirty {
+		t.dirty = true
+		t.kickSaver()
+	}
+}
+
+func (t *Input) kickSaver() {
+	select {
+	case t.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -128,7 +141,7 @@ func (t *Input) addSpan(e *entry, s *span) {
 	}
 	if len(e.spans) == 0 {
 		e.acked, e.ackedAnchor = s.end, s.anchor
-		t.dirty = true
+		t.markDirty()
 		return
 	}
 	e.spans = append(e.spans, s)
@@ -378,7 +391,7 @@ func (t *Input) save() error {
 
 	if err := t.ckpt.store(encodeCheckpoint(gen, files)); err != nil {
 		t.mu.Lock()
-		t.dirty = true
+		t.markDirty()
 		t.unsaved += lines
 		t.mu.Unlock()
 		t.set.Error("checkpoint")
