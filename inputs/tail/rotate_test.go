@@ -371,3 +371,42 @@ func sortedKeys(m map[int]bool) []int {
 	}
 	return out
 }
+
+// A rotated file is read to its end before its successor: with a backlog
+// larger than one round's budget, no line of the new file comes before the
+// last line of the old one.
+func TestRotatedFileFinishedFirst(t *testing.T) {
+	dir, data := t.TempDir(), t.TempDir()
+	w := newLogWriter(t, dir, "app.log", 60)
+	defer w.close()
+	w.write(40000) // ~3.6 MiB: several rounds
+	s := newSink(0, 0)
+	s.setHold(true)
+	h := startInput(t, data, testConfig(filepath.Join(dir, "app.log*")), s)
+	waitFor(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.emitCalls > 0
+	}, "the first batch")
+	w.rotateCreate()
+	newSeqs := w.write(100)
+	time.Sleep(100 * time.Millisecond) // the new file's events arrive
+	s.setHold(false)
+	if !s.waitSeqs(0, w.seq, 30*time.Second) {
+		t.Fatal("timeout")
+	}
+	h.stop(true)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lastOld, firstNew := -1, len(s.recs)
+	for i, r := range s.recs {
+		if r.seq < newSeqs[0] {
+			lastOld = i
+		} else if i < firstNew {
+			firstNew = i
+		}
+	}
+	if firstNew < lastOld {
+		t.Fatalf("a line of the new file (record %d) came before the end of the rotated one (record %d)", firstNew, lastOld)
+	}
+}

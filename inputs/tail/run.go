@@ -171,15 +171,16 @@ func (t *Input) replay(ctx context.Context, out pipeline.Emitter) error {
 	return pipeline.ErrEndOfInput
 }
 
-// pumpAll gives every open file a turn, rotated ones first and to their end
-// (the old file is finished before its successor moves on).
+// pumpAll gives every open file a turn. Rotated files (renamed, out of the
+// globs, or a copy continuing a truncated file) go first and are read to
+// their end: the old file is finished before its successor moves on.
 func (t *Input) pumpAll(ctx context.Context, out pipeline.Emitter) bool {
 	order := slices.Clone(t.hs)
 	slices.SortStableFunc(order, func(a, b *harvester) int {
-		switch {
-		case !a.inGlob && b.inGlob:
+		switch ra, rb := a.rotated(), b.rotated(); {
+		case ra && !rb:
 			return -1
-		case a.inGlob && !b.inGlob:
+		case rb && !ra:
 			return 1
 		}
 		return 0
@@ -187,7 +188,7 @@ func (t *Input) pumpAll(ctx context.Context, out pipeline.Emitter) bool {
 	moved := false
 	for _, h := range order {
 		budget := int64(roundBudget)
-		if !h.inGlob {
+		if h.rotated() {
 			budget = 0
 		}
 		m, err := h.pump(ctx, out, budget)
@@ -201,6 +202,12 @@ func (t *Input) pumpAll(ctx context.Context, out pipeline.Emitter) bool {
 		}
 	}
 	return moved
+}
+
+// rotated reports whether h reads a file that has a successor. Only the
+// Run loop writes the fields it reads.
+func (h *harvester) rotated() bool {
+	return !h.inGlob || h.e.path != h.src || h.e.truncated
 }
 
 // readFailed handles a harvester whose read failed.
