@@ -254,8 +254,12 @@ func (o *Output) Write(_ context.Context, batch []pipeline.Encoded) error {
 		if err != nil {
 			if lf != nil && !pipeline.IsPermanent(err) {
 				// Later records of this file fail too, so a retry keeps
-				// their order.
+				// their order; the mark is cleared after this batch.
 				lf.err = err
+				if !lf.touched {
+					lf.touched = true
+					o.touched = append(o.touched, lf)
+				}
 				for _, j := range lf.idx {
 					fail(j, err)
 				}

@@ -626,3 +626,49 @@ func TestGolden(t *testing.T) {
 		})
 	}
 }
+
+// A rotation that fails (the trailer cannot be written: disk full) fails
+// the batch's records for that file; once space is free the retry rotates
+// and writes them. The failure must not stick to the file.
+func TestRotationFailureIsRetried(t *testing.T) {
+	fsdir := mountTmpfs(t, 64<<10)
+	cfg := DefaultConfig()
+	cfg.BaseDir = fsdir
+	cfg.Path = "logs/conn.log"
+	cfg.RotateSize = 4096
+	o := newOut(t, cfg, zeekish{})
+	head := zeekish{}.Header(nil, nil, o.now)
+	// Fill exactly one page, so the trailer needs a new one.
+	first := rec("h", "", strings.Repeat("a", 4096-len(head)-1))
+	if err := o.Write(context.Background(), []pipeline.Encoded{first}); err != nil {
+		t.Fatal(err)
+	}
+	filler, err := os.Create(filepath.Join(fsdir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := filler.Write(make([]byte, 4096)); err != nil {
+			break
+		}
+	}
+	filler.Close()
+	second := []pipeline.Encoded{rec("h", "", "b")}
+	var pe *pipeline.PartialError
+	if err := o.Write(context.Background(), second); !errors.As(err, &pe) || pipeline.IsPermanent(pe.Errs[0]) {
+		t.Fatalf("Write on a full disk = %v, want a retriable error", err)
+	}
+	os.Remove(filepath.Join(fsdir, "filler"))
+	if err := o.Write(context.Background(), second); err != nil {
+		t.Fatalf("retry after space was freed: %v", err)
+	}
+	got := files(t, filepath.Join(fsdir, "logs"))
+	if len(got) != 2 {
+		t.Fatalf("files %v", got)
+	}
+	old, _ := os.ReadFile(filepath.Join(fsdir, "logs", got[0]))
+	live, _ := os.ReadFile(filepath.Join(fsdir, "logs", "conn.log"))
+	if strings.Count(string(old), "#close") != 1 || !strings.HasSuffix(string(live), "#fields\tmsg\nb\n") {
+		t.Errorf("rotated %q…, live %q", old[len(old)-30:], live)
+	}
+}
