@@ -5,6 +5,7 @@ import (
 	"github.com/ternlog/tern/inputs/http"
 	"github.com/ternlog/tern/inputs/stdin"
 	"github.com/ternlog/tern/inputs/syslog"
+	"github.com/ternlog/tern/inputs/tail"
 	"github.com/ternlog/tern/inputs/tcp"
 	"github.com/ternlog/tern/inputs/udp"
 	"github.com/ternlog/tern/pipeline"
@@ -16,6 +17,7 @@ func Factories() []pipeline.Factory[pipeline.Input] {
 		http.Factory(),
 		stdin.Factory(),
 		syslog.Factory(),
+		tail.Factory(),
 		tcp.Factory(),
 		udp.Factory(),
 	}
