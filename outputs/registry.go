@@ -3,7 +3,10 @@ package outputs
 
 import (
 	"github.com/ternlog/tern/outputs/file"
+	"github.com/ternlog/tern/outputs/http"
+	"github.com/ternlog/tern/outputs/null"
 	"github.com/ternlog/tern/outputs/stdout"
+	"github.com/ternlog/tern/outputs/syslog"
 	"github.com/ternlog/tern/pipeline"
 )
 
@@ -11,6 +14,9 @@ import (
 func Factories() []pipeline.Factory[pipeline.Output] {
 	return []pipeline.Factory[pipeline.Output]{
 		file.Factory(),
+		http.Factory(),
+		null.Factory(),
 		stdout.Factory(),
+		syslog.Factory(),
 	}
 }

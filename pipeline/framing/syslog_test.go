@@ -25,7 +25,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // readAll returns every message and the final error.
-func readAll(r *SyslogReader) ([]string, error) {
+func readAllSyslog(r *SyslogReader) ([]string, error) {
 	var out []string
 	for {
 		msg, err := r.Next()
@@ -53,9 +53,9 @@ func TestSyslogFramingContract(t *testing.T) {
 		{"octet missing SP", "3 abc3abc", FramingOctetCounting, 0, []string{"abc"}, "followed by 0x61, not SP", 0},
 		{"octet beyond the data", "3 abc10 short", FramingOctetCounting, 0, []string{"abc"}, "stream ended inside a frame", 0},
 		{"octet ends in MSG-LEN", "3 abc12", FramingOctetCounting, 0, []string{"abc"}, "stream ended inside a frame", 0},
-		{"octet beyond the cap", "3 abc11 hello world", FramingOctetCounting, 10, []string{"abc"}, "over the limit of 10 bytes", 0},
+		{"octet beyond the cap", "3 abc11 hello world", FramingOctetCounting, 10, []string{"abc"}, "over the limit of 10 bytes", 1},
 		{"octet not a digit", "3 abc\n3 abc", FramingOctetCounting, 0, []string{"abc"}, "0x0a where MSG-LEN belongs", 0},
-		{"octet huge length", "99999999999999999999999 x", FramingOctetCounting, 0, nil, "over the limit", 0},
+		{"octet huge length", "99999999999999999999999 x", FramingOctetCounting, 0, nil, "over the limit", 1},
 		{"octet empty stream", "", FramingOctetCounting, 0, nil, "", 0},
 		{"LF trailer", "<13>a\n<13>b\n", FramingNonTransparent, 0, []string{"<13>a", "<13>b"}, "", 0},
 		{"NUL trailer", "<13>a\x00<13>b\x00", FramingNonTransparent, 0, []string{"<13>a", "<13>b"}, "", 0},
@@ -77,7 +77,7 @@ func TestSyslogFramingContract(t *testing.T) {
 					src = iotest.OneByteReader(src)
 				}
 				r := NewSyslogReader(src, c.max, c.mode)
-				got, err := readAll(r)
+				got, err := readAllSyslog(r)
 				if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", c.want) {
 					t.Errorf("oneByte=%v: messages %q, want %q", oneByte, got, c.want)
 				}
@@ -149,12 +149,12 @@ func TestSyslogLargeFrames(t *testing.T) {
 	big := strings.Repeat("0123456789", 30_000) // 300 kB
 	in := strconv.Itoa(len(big)) + " " + big + "2 ok"
 	r := NewSyslogReader(iotest.HalfReader(strings.NewReader(in)), 1<<20, FramingAuto)
-	got, err := readAll(r)
+	got, err := readAllSyslog(r)
 	if err != io.EOF || len(got) != 2 || got[0] != big || got[1] != "ok" {
 		t.Fatalf("%d messages, %v", len(got), err)
 	}
 	r = NewSyslogReader(strings.NewReader(big+"\nok\n"), 1<<20, FramingNonTransparent)
-	got, err = readAll(r)
+	got, err = readAllSyslog(r)
 	if err != io.EOF || len(got) != 2 || got[0] != big {
 		t.Fatalf("non-transparent: %d messages, %v", len(got), err)
 	}
