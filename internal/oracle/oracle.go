@@ -249,7 +249,9 @@ func (o *Oracle) Report(scenario string) Report {
 }
 
 // Note adds a scenario fact to the report.
-func (r *Report) Note(format string, args ...any) { r.Notes = append(r.Notes, fmt.Sprintf(format, args...)) }
+func (r *Report) Note(format string, args ...any) {
+	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
+}
 
 func (r Report) String() string {
 	var b strings.Builder
