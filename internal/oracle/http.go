@@ -138,15 +138,12 @@ const (
 // requests with 503, add latency, cap its rate, go down or hang.
 type Sink struct {
 	O *Oracle
-	// FailRate is the share of requests answered 503 before reading.
-	FailRate float64
-	// Latency is added to each request.
-	Latency time.Duration
-	// Rate caps accepted events per second (a slow sink); 0: no cap.
-	Rate int
 
 	mode     atomic.Int32
 	mu       sync.Mutex
+	failRate float64       // share of requests answered 503 before reading
+	latency  time.Duration // added to each request
+	rate     int           // accepted events per second; 0: no cap
 	rng      *rand.Rand
 	budget   float64
 	last     time.Time
@@ -175,6 +172,28 @@ func (s *Sink) URL() string { return "http://" + s.ln.Addr().String() + "/" }
 
 // Addr is the listening address.
 func (s *Sink) Addr() string { return s.ln.Addr().String() }
+
+// SetFailRate makes the sink answer a share of requests with 503.
+func (s *Sink) SetFailRate(f float64) {
+	s.mu.Lock()
+	s.failRate = f
+	s.mu.Unlock()
+}
+
+// SetLatency delays every answer by d.
+func (s *Sink) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	s.latency = d
+	s.mu.Unlock()
+}
+
+// SetRate caps the events the sink takes per second (0: no cap): a slow
+// sink.
+func (s *Sink) SetRate(n int) {
+	s.mu.Lock()
+	s.rate = n
+	s.mu.Unlock()
+}
 
 // SetMode switches how the sink answers.
 func (s *Sink) SetMode(m SinkMode) {
@@ -210,11 +229,12 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Lock()
-	fail := SinkMode(s.mode.Load()) == SinkDown || (s.FailRate > 0 && s.rng.Float64() < s.FailRate)
+	fail := SinkMode(s.mode.Load()) == SinkDown || (s.failRate > 0 && s.rng.Float64() < s.failRate)
+	latency := s.latency
 	s.mu.Unlock()
-	if s.Latency > 0 {
+	if latency > 0 {
 		select {
-		case <-time.After(s.Latency):
+		case <-time.After(latency):
 		case <-r.Context().Done():
 			return
 		}
@@ -248,21 +268,23 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // pace makes the sink take no more than Rate events per second.
 func (s *Sink) pace(n int, ctx context.Context) {
-	if s.Rate <= 0 {
+	s.mu.Lock()
+	rate := s.rate
+	if rate <= 0 {
+		s.mu.Unlock()
 		return
 	}
-	s.mu.Lock()
 	now := time.Now()
 	if s.last.IsZero() {
 		s.last = now
 	}
-	s.budget += now.Sub(s.last).Seconds() * float64(s.Rate)
-	s.budget = min(s.budget, float64(s.Rate)) // at most a second of burst
+	s.budget += now.Sub(s.last).Seconds() * float64(rate)
+	s.budget = min(s.budget, float64(rate)) // at most a second of burst
 	s.last = now
 	s.budget -= float64(n)
 	wait := time.Duration(0)
 	if s.budget < 0 {
-		wait = time.Duration(-s.budget / float64(s.Rate) * float64(time.Second))
+		wait = time.Duration(-s.budget / float64(rate) * float64(time.Second))
 	}
 	s.mu.Unlock()
 	if wait > 0 {

@@ -101,6 +101,7 @@ func Parse(line []byte) (run string, seq int, intact, ok bool) {
 type Oracle struct {
 	Gen *Generator
 
+	mirrors   []*Oracle // get Sent and Acked too: one source, several sinks
 	mu        sync.Mutex
 	sent      []bool
 	acked     []bool
@@ -120,8 +121,15 @@ func grow[T any](s []T, n int) []T {
 	return append(s, make([]T, n-len(s))...)
 }
 
+// Mirror makes o pass what its source sent and got acknowledged on to
+// others (one per sink when tern fans out to several).
+func (o *Oracle) Mirror(others ...*Oracle) { o.mirrors = append(o.mirrors, others...) }
+
 // Sent records that events were offered to tern.
 func (o *Oracle) Sent(seqs ...int) {
+	for _, m := range o.mirrors {
+		m.Sent(seqs...)
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, s := range seqs {
@@ -132,6 +140,9 @@ func (o *Oracle) Sent(seqs ...int) {
 
 // Acked records that tern acknowledged events: they are obligations now.
 func (o *Oracle) Acked(seqs ...int) {
+	for _, m := range o.mirrors {
+		m.Acked(seqs...)
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, s := range seqs {

@@ -84,7 +84,7 @@ func TestSourceAndSink(t *testing.T) {
 	sink, err := NewSink(o, 7)
 	require.NoError(t, err)
 	defer sink.Close()
-	sink.FailRate = 0.3
+	sink.SetFailRate(0.3)
 	src := &Source{O: o, URL: sink.URL(), Batch: 10, Workers: 4, Timeout: 5 * time.Second}
 	acked := src.Run(context.Background(), 0, 500)
 	assert.Equal(t, 500, acked)
@@ -106,7 +106,7 @@ func TestSinkRate(t *testing.T) {
 	sink, err := NewSink(o, 8)
 	require.NoError(t, err)
 	defer sink.Close()
-	sink.Rate = 2000
+	sink.SetRate(2000)
 	src := &Source{O: o, URL: sink.URL(), Batch: 100, Workers: 2, Timeout: 5 * time.Second}
 	t0 := time.Now()
 	src.Run(context.Background(), 0, 5000)

@@ -23,3 +23,16 @@ func N(full, ci int) int {
 	}
 	return ci
 }
+
+// Process is N for fault tests whose heavy work runs in another process
+// (the tern binary, built without the race detector): -race does not slow
+// that down, so it keeps the CI size; -short still divides by ten.
+func Process(full, ci int) int {
+	switch {
+	case Full():
+		return full
+	case testing.Short():
+		return max(ci/10, 1)
+	}
+	return ci
+}
