@@ -4,7 +4,7 @@ PKGS      ?= ./...
 FUZZTIME  ?= 30s
 BENCHPKGS ?= ./pipeline/... ./decoders/... ./encoders/...
 
-.PHONY: help build run test test-short check fmt fmt-check vet bench benchcmp fuzz e2e clean
+.PHONY: help build run test test-short check fmt fmt-check vet bench benchcmp fuzz e2e faults clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,11 @@ fuzz: ## run every fuzz target for FUZZTIME each
 
 e2e: ## end-to-end tests of the tern binary
 	$(GO) test -count=1 -run 'E2E' ./cmd/...
+
+faults: ## the fault suite at full scale (R3-R6, R10, R11, R16, R30, R31; about 30 minutes)
+	TERN_TEST_SCALE=full $(GO) test -count=1 -timeout 3h -v \
+	  -run 'Test(R[0-9]+|CrashConsistencyModel|CorruptState|GarbageTail|DiskFull|FsyncEIO|LedgerDurability)' \
+	  ./pipeline/buffer/ ./internal/faults/
 
 clean: ## remove build and demo output
 	rm -rf bin out data
