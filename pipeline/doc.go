@@ -41,7 +41,8 @@
 // (queue_max_bytes; full_action = "block"), or sheds new messages with
 // full_action = "drop_newest" (counted, and acknowledged: shedding is the
 // user's explicit choice). With use_buffering the queue is on disk and the
-// acknowledgement is given once the messages are fsynced there.
+// acknowledgement is given once the messages are durable there: fsynced
+// with sync = "always", written with "interval" (pipeline/buffer).
 //
 // Paths that cannot be at-least-once: UDP, plain TCP and syslog without an
 // application-level ack (bytes in socket buffers die with the process),
