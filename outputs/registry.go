@@ -3,6 +3,7 @@ package outputs
 
 import (
 	"github.com/ternlog/tern/outputs/file"
+	"github.com/ternlog/tern/outputs/kafka"
 	"github.com/ternlog/tern/outputs/stdout"
 	"github.com/ternlog/tern/pipeline"
 )
@@ -11,6 +12,7 @@ import (
 func Factories() []pipeline.Factory[pipeline.Output] {
 	return []pipeline.Factory[pipeline.Output]{
 		file.Factory(),
+		kafka.Factory(),
 		stdout.Factory(),
 	}
 }
