@@ -2,6 +2,7 @@
 package inputs
 
 import (
+	"github.com/ternlog/tern/inputs/kafka"
 	"github.com/ternlog/tern/inputs/stdin"
 	"github.com/ternlog/tern/inputs/tcp"
 	"github.com/ternlog/tern/pipeline"
@@ -10,6 +11,7 @@ import (
 // Factories lists every input that plugins.toml can name with type = "…".
 func Factories() []pipeline.Factory[pipeline.Input] {
 	return []pipeline.Factory[pipeline.Input]{
+		kafka.Factory(),
 		stdin.Factory(),
 		tcp.Factory(),
 	}

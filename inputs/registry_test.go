@@ -1,0 +1,9 @@
+package inputs
+
+import (
+	"testing"
+
+	"github.com/ternlog/tern/pipeline/pipelinetest"
+)
+
+func TestConventions(t *testing.T) { pipelinetest.CheckKind(t, "inputs", ".", Factories()) }
