@@ -3,6 +3,7 @@ package decoders
 
 import (
 	"github.com/ternlog/tern/decoders/cef"
+	"github.com/ternlog/tern/decoders/json"
 	"github.com/ternlog/tern/decoders/lua"
 	"github.com/ternlog/tern/decoders/msgpack"
 	"github.com/ternlog/tern/decoders/payload"
@@ -16,6 +17,7 @@ import (
 func Factories() []pipeline.Factory[pipeline.Decoder] {
 	return []pipeline.Factory[pipeline.Decoder]{
 		cef.Factory(),
+		json.Factory(),
 		lua.Factory(),
 		msgpack.Factory(),
 		payload.Factory(),

@@ -4,6 +4,7 @@ package encoders
 import (
 	"github.com/ternlog/tern/encoders/cef"
 	"github.com/ternlog/tern/encoders/eve"
+	"github.com/ternlog/tern/encoders/json"
 	"github.com/ternlog/tern/encoders/msgpack"
 	"github.com/ternlog/tern/encoders/payload"
 	"github.com/ternlog/tern/encoders/syslog"
@@ -16,6 +17,7 @@ func Factories() []pipeline.Factory[pipeline.Encoder] {
 	return []pipeline.Factory[pipeline.Encoder]{
 		cef.Factory(),
 		eve.Factory(),
+		json.Factory(),
 		msgpack.Factory(),
 		payload.Factory(),
 		syslog.Factory(),

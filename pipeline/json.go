@@ -148,7 +148,10 @@ func AppendJSONString(dst []byte, s string) (out []byte, replaced int) {
 // `fields[2].value[1]: integer expected`. Invalid UTF-8 is kept as it is.
 func DecodeJSON(data []byte, m *Message, b *Batch) error {
 	m.Reset()
-	d := jsonDecoder{b: b}
+	d := jsonDecoder{b: b, data: data}
+	if b != nil {
+		d.base = b.Str(data)
+	}
 	d.s.Reset(data)
 	return d.message(m)
 }
@@ -156,6 +159,8 @@ func DecodeJSON(data []byte, m *Message, b *Batch) error {
 type jsonDecoder struct {
 	s       jsonx.Scanner
 	b       *Batch
+	data    []byte
+	base    string // data copied once into b's arena; strings without escapes are slices of it
 	scratch []byte
 	nvalues int // values decoded so far
 }
@@ -188,6 +193,10 @@ func (d *jsonDecoder) str(raw []byte, esc bool) string {
 	if esc {
 		d.scratch = jsonx.Unescape(d.scratch[:0], raw)
 		raw = d.scratch
+	} else if d.base != "" {
+		// raw is data[i:j] (the scanner never uses three-index slices).
+		i := cap(d.data) - cap(raw)
+		return d.base[i : i+len(raw)]
 	}
 	if d.b != nil {
 		return d.b.Str(raw)
@@ -303,9 +312,13 @@ func (d *jsonDecoder) message(m *Message) error {
 				if s.Peek() != '"' {
 					return d.typeError("uuid", "string")
 				}
-				raw, _, err := s.String()
+				raw, esc, err := s.String()
 				if err != nil {
 					return fmt.Errorf("uuid: %w", err)
+				}
+				if esc {
+					d.scratch = jsonx.Unescape(d.scratch[:0], raw)
+					raw = d.scratch
 				}
 				u, ok := ParseUUID(bytesString(raw))
 				if !ok {

@@ -174,6 +174,9 @@ var errTruncated = errors.New("truncated input")
 type mpReader struct {
 	data []byte
 	pos  int
+	// base is data copied once into a batch's arena; strings are slices
+	// of it. Empty when decoding without a batch.
+	base string
 }
 
 func (r *mpReader) code() (byte, error) {
@@ -398,6 +401,9 @@ func (r *mpReader) skip(depth int) error {
 func DecodeMsgpackBytes(data []byte, m *Message, b *Batch) error {
 	m.Reset()
 	r := mpReader{data: data}
+	if b != nil {
+		r.base = b.Str(data)
+	}
 	if err := r.message(m, b); err != nil {
 		return err
 	}
@@ -407,9 +413,10 @@ func DecodeMsgpackBytes(data []byte, m *Message, b *Batch) error {
 	return nil
 }
 
-func mpString(p []byte, b *Batch) string {
-	if b != nil {
-		return b.Str(p)
+// str returns p, the bytes of a string just read, as a string.
+func (r *mpReader) str(p []byte) string {
+	if r.base != "" {
+		return r.base[r.pos-len(p) : r.pos]
 	}
 	return string(p)
 }
@@ -456,7 +463,7 @@ func (r *mpReader) message(m *Message, b *Batch) error {
 		if p, err = r.raw(); err != nil {
 			return wrap(err)
 		}
-		*dst = mpString(p, b)
+		*dst = r.str(p)
 	}
 	elem++
 	if m.Severity, err = r.int32(); err != nil {
@@ -467,7 +474,7 @@ func (r *mpReader) message(m *Message, b *Batch) error {
 		if p, err = r.raw(); err != nil {
 			return wrap(err)
 		}
-		*dst = mpString(p, b)
+		*dst = r.str(p)
 	}
 	elem++
 	if m.Pid, err = r.int32(); err != nil {
@@ -477,7 +484,7 @@ func (r *mpReader) message(m *Message, b *Batch) error {
 	if p, err = r.raw(); err != nil {
 		return wrap(err)
 	}
-	m.Hostname = mpString(p, b)
+	m.Hostname = r.str(p)
 	elem++
 	if err := r.fields(m, b); err != nil {
 		return err
@@ -520,7 +527,7 @@ func (r *mpReader) fields(m *Message, b *Batch) error {
 		if err != nil {
 			return fmt.Errorf("msgpack: fields[%d].name: %w", i, err)
 		}
-		f.Name = mpString(p, b)
+		f.Name = r.str(p)
 		t, err := r.int64()
 		if err == nil && (t < 0 || int(t) >= len(typeNames)) {
 			err = fmt.Errorf("unknown value type %d", t)
@@ -532,7 +539,7 @@ func (r *mpReader) fields(m *Message, b *Batch) error {
 		if p, err = r.raw(); err != nil {
 			return fmt.Errorf("msgpack: fields[%d].representation: %w", i, err)
 		}
-		f.Representation = mpString(p, b)
+		f.Representation = r.str(p)
 		if nv > 1 {
 			f.more = make([]Value, 0, nv-1)
 		}
@@ -551,7 +558,7 @@ func (r *mpReader) value(t ValueType, b *Batch) (Value, error) {
 	switch t {
 	case TypeString, TypeBytes:
 		p, err := r.raw()
-		return Value{s: mpString(p, b)}, err
+		return Value{s: r.str(p)}, err
 	case TypeInteger:
 		n, err := r.int64()
 		return Value{n: uint64(n)}, err
@@ -750,7 +757,9 @@ func decField(dec *msgpack.Decoder, m *Message, i int, values *int) error {
 	return nil
 }
 
-// decSkip skips one value; unlike Decoder.Skip it bounds the nesting.
+// decSkip skips one value; unlike Decoder.Skip it bounds the nesting, and it
+// reads strings and extensions through a small buffer instead of allocating
+// what their headers declare.
 func decSkip(dec *msgpack.Decoder, depth int) error {
 	c, err := dec.PeekCode()
 	if err != nil {
@@ -764,8 +773,18 @@ func decSkip(dec *msgpack.Decoder, depth int) error {
 	case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:
 		n, err = dec.DecodeMapLen()
 		per = 2
+	case msgpcode.IsString(c) || msgpcode.IsBin(c):
+		if n, err = dec.DecodeBytesLen(); err != nil {
+			return err
+		}
+		return decDiscard(dec, n)
+	case msgpcode.IsExt(c):
+		if _, n, err = dec.DecodeExtHeader(); err != nil {
+			return err
+		}
+		return decDiscard(dec, n)
 	default:
-		return dec.Skip()
+		return dec.Skip() // scalars
 	}
 	if err != nil {
 		return err
@@ -777,6 +796,18 @@ func decSkip(dec *msgpack.Decoder, depth int) error {
 		if err := decSkip(dec, depth-1); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func decDiscard(dec *msgpack.Decoder, n int) error {
+	var buf [512]byte
+	for n > 0 {
+		k := min(n, len(buf))
+		if err := dec.ReadFull(buf[:k]); err != nil {
+			return err
+		}
+		n -= k
 	}
 	return nil
 }

@@ -1,16 +1,19 @@
-// Package tcp is the input that accepts TCP connections and reads framed
-// records from them.
+// Package tcp is the input that accepts TCP (optionally TLS) connections
+// and reads framed records from them.
 package tcp
 
 import (
 	"context"
+	"crypto/tls"
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
 
+	"github.com/ternlog/tern/internal/netio"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/framing"
@@ -26,10 +29,13 @@ const Type = "tcp"
 type Config struct {
 	// Address to listen on, host:port.
 	Address string `toml:"address"`
-	// Framing of records on a connection: newline.
+	// Framing of records on a connection: newline, octet_counting (RFC
+	// 6587) or auto (decided per connection by its first byte).
 	Framing string `toml:"framing"`
-	// MaxLineBytes caps one record; longer ones are dropped and counted.
-	MaxLineBytes config.Size `toml:"max_line_bytes"`
+	// MaxFrameBytes caps one record. An over-long line is dropped and
+	// counted, and reading resumes after its newline; an over-long
+	// octet-counted frame is counted and its connection closed.
+	MaxFrameBytes config.Size `toml:"max_frame_bytes"`
 	// MaxConnections caps concurrent connections; more are accepted and
 	// closed at once, and counted.
 	MaxConnections int `toml:"max_connections"`
@@ -37,13 +43,16 @@ type Config struct {
 	IdleTimeout config.Duration `toml:"idle_timeout"`
 	// BatchMaxCount caps the records handed on at once.
 	BatchMaxCount int `toml:"batch_max_count"`
+	// TLS turns the listener into a TLS one; with ca_file, clients must
+	// present a certificate signed by it (mutual TLS).
+	TLS config.TLS `toml:"tls"`
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		Framing: "newline", MaxLineBytes: framing.DefaultMaxLine, MaxConnections: 1024,
-		IdleTimeout: config.Duration(5 * time.Minute), BatchMaxCount: 1024,
+		Framing: netio.FramingNewline, MaxFrameBytes: framing.DefaultMaxLine, MaxConnections: 1024,
+		IdleTimeout: config.Duration(5 * time.Minute), BatchMaxCount: 1024, TLS: config.DefaultTLS(),
 	}
 }
 
@@ -55,17 +64,20 @@ func (c Config) Validate() error {
 	} else if _, _, err := net.SplitHostPort(c.Address); err != nil {
 		errs = append(errs, fmt.Errorf("address: %v", err))
 	}
-	if c.Framing != "newline" {
-		errs = append(errs, fmt.Errorf("framing: must be newline, not %q", c.Framing))
+	if err := netio.CheckFraming(c.Framing); err != nil {
+		errs = append(errs, fmt.Errorf("framing: %v", err))
 	}
-	if c.MaxLineBytes < 1 {
-		errs = append(errs, errors.New("max_line_bytes: must be positive"))
+	if c.MaxFrameBytes < 1 || c.MaxFrameBytes > 1<<30 {
+		errs = append(errs, errors.New("max_frame_bytes: must be between 1 and 1GiB"))
 	}
 	if c.MaxConnections < 1 {
 		errs = append(errs, errors.New("max_connections: must be positive"))
 	}
 	if c.BatchMaxCount < 1 {
 		errs = append(errs, errors.New("batch_max_count: must be positive"))
+	}
+	if err := c.TLS.ValidateServer("tls"); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -101,6 +113,13 @@ func (in *Input) Addr() net.Addr {
 }
 
 func (in *Input) Run(ctx context.Context, out pipeline.Emitter) error {
+	var tlsCfg *tls.Config
+	if in.cfg.TLS.On() {
+		var err error
+		if tlsCfg, err = in.cfg.TLS.ServerConfig(in.set); err != nil {
+			return err
+		}
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", in.cfg.Address)
 	if err != nil {
@@ -109,79 +128,27 @@ func (in *Input) Run(ctx context.Context, out pipeline.Emitter) error {
 	in.mu.Lock()
 	in.addr = ln.Addr()
 	in.mu.Unlock()
-	in.set.Logger.Info("listening", "address", ln.Addr().String())
-
-	var wg sync.WaitGroup
-	conns := make(map[net.Conn]struct{})
-	var mu sync.Mutex
-	stop := context.AfterFunc(ctx, func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	defer stop()
-	defer wg.Wait()
-
-	sem := make(chan struct{}, in.cfg.MaxConnections)
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(50 * time.Millisecond)
-				continue
-			}
-			return err
-		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			in.set.Error("connection_limit")
-			c.Close()
-			continue
-		}
-		mu.Lock()
-		conns[c] = struct{}{}
-		mu.Unlock()
-		wg.Go(func() {
-			defer func() {
-				mu.Lock()
-				delete(conns, c)
-				mu.Unlock()
-				c.Close()
-				<-sem
-			}()
-			in.serve(ctx, c, out)
-		})
-	}
+	in.set.Logger.Info("listening", "address", ln.Addr().String(), "tls", tlsCfg != nil, "framing", in.cfg.Framing)
+	opts := netio.ServeOpts{MaxConnections: in.cfg.MaxConnections, TLS: tlsCfg, HandshakeTimeout: in.cfg.TLS.Timeout()}
+	return netio.Serve(ctx, ln, opts, in.set, func(ctx context.Context, c net.Conn) { in.serve(ctx, c, out) })
 }
 
-// idleConn pushes the read deadline forward on every read, so only a quiet
-// connection times out.
-type idleConn struct {
-	net.Conn
-	idle time.Duration
-}
-
-func (c idleConn) Read(p []byte) (int, error) {
-	if c.idle > 0 {
-		_ = c.Conn.SetReadDeadline(time.Now().Add(c.idle))
-	}
-	return c.Conn.Read(p)
-}
-
+// serve reads one connection. Framings that answer the sender (tern's
+// native protocol with acknowledgements) get their own serve function
+// here; the stream framings share the batch loop.
 func (in *Input) serve(ctx context.Context, c net.Conn, out pipeline.Emitter) {
 	src := "tcp://" + c.RemoteAddr().String()
-	lines := framing.NewLineReader(idleConn{c, in.cfg.IdleTimeout.D()}, in.cfg.MaxLineBytes.N())
-	err := framing.EmitLines(ctx, lines, pipeline.Record{Source: src}, in.cfg.BatchMaxCount, out, in.set)
-	var ne net.Error
-	if err != nil && errors.As(err, &ne) && ne.Timeout() {
+	r := &netio.IdleReader{C: c, Idle: in.cfg.IdleTimeout.D()}
+	rd := netio.NewReader(in.cfg.Framing, r, in.cfg.MaxFrameBytes.N())
+	err := netio.EmitFrames(ctx, rd, pipeline.Record{Source: src}, in.cfg.BatchMaxCount, out, in.set)
+	switch {
+	case err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed):
+	case netio.IsTimeout(err):
 		in.set.Logger.Debug("idle connection closed", "remote", c.RemoteAddr().String())
+	case errors.Is(err, framing.ErrSyslogFrame), errors.Is(err, io.ErrUnexpectedEOF):
+		in.set.Error("framing")
+		in.set.Logger.Warn("connection closed: broken framing", "remote", c.RemoteAddr().String(), "err", err)
+	default:
+		in.set.Logger.Debug("connection ended", "remote", c.RemoteAddr().String(), "err", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -147,8 +148,8 @@ func TestParseInt(t *testing.T) {
 }
 
 func TestAppendRaw(t *testing.T) {
-	got, n, ok := AppendRaw(nil, " { \"a\" : [1, \"x y\xff\" ] } ", MaxDepth)
-	if !ok || n != 1 || string(got) != "{\"a\":[1,\"x y\ufffd\"]}" {
+	got, n, ok := AppendRaw(nil, " { \"a\" : [1, \"x y\xff\u2028\" ] } ", MaxDepth)
+	if !ok || n != 1 || string(got) != "{\"a\":[1,\"x y\ufffd\\u2028\"]}" {
 		t.Errorf("AppendRaw = %q, %d, %v", got, n, ok)
 	}
 	for _, in := range []string{"", "{", "1 2", "[1,]", "x"} {
@@ -174,6 +175,96 @@ func BenchmarkScanString(b *testing.B) {
 		var s Scanner
 		s.Reset(in)
 		if _, _, err := s.String(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// Decoders find where a returned slice starts from its capacity
+// (cap(data)-cap(raw)): the scanner must return plain data[i:j] slices.
+func TestSlicesShareCapacity(t *testing.T) {
+	data := []byte(` {"key":"va\"lue","n":-12.5e3,"o":{"a":[1]}} `)
+	var s Scanner
+	s.Reset(data)
+	check := func(raw []byte) {
+		t.Helper()
+		i := cap(data) - cap(raw)
+		if i < 0 || i+len(raw) > len(data) || &data[i] != &raw[0] {
+			t.Fatalf("slice %q does not start at data[%d]", raw, i)
+		}
+	}
+	s.Peek()
+	s.Advance()
+	s.Peek()
+	raw, _, _ := s.String()
+	check(raw)
+	s.Peek()
+	s.Advance()
+	s.Peek()
+	raw, _, _ = s.String()
+	check(raw)
+	s.Peek()
+	s.Advance()
+	s.Peek()
+	s.String()
+	s.Peek()
+	s.Advance()
+	s.Peek()
+	raw, _, _ = s.Number()
+	check(raw)
+	s.Peek()
+	s.Advance()
+	s.Peek()
+	s.String()
+	s.Peek()
+	s.Advance()
+	raw, _ = s.Skip(MaxDepth)
+	check(raw)
+}
+
+func TestNextSpecialExact(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	alphabet := []byte{'a', ' ', '"', '\\', 0x00, 0x1f, 0x20, 0x21, 0x7f, 0x80, 0x9f, 0xa0, 0xe2, 0xff, '!', '#', '[', ']'}
+	for range 200000 {
+		b := make([]byte, r.IntN(24))
+		for i := range b {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		from := 0
+		if len(b) > 0 {
+			from = r.IntN(len(b) + 1)
+		}
+		want, want2 := len(b), len(b)
+		for i := len(b) - 1; i >= from; i-- {
+			if c := b[i]; c < 0x20 || c == '"' || c == '\\' {
+				want = i
+			}
+			if c := b[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+				want2 = i
+			}
+		}
+		if got := nextSpecial(b, from); got != want {
+			t.Fatalf("nextSpecial(%q, %d) = %d, want %d", b, from, got, want)
+		}
+		if got := nextAttention(string(b), from); got != want2 {
+			t.Fatalf("nextAttention(%q, %d) = %d, want %d", b, from, got, want2)
+		}
+	}
+}
+
+// BenchmarkSkipW2 validates a W2 record (compare jsontext's ReadValue).
+func BenchmarkSkipW2(b *testing.B) {
+	data, err := os.ReadFile("../../decoders/json/testdata/w2/input.txt")
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := bytes.SplitN(data, []byte("\n"), 2)[0]
+	b.SetBytes(int64(len(rec)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var s Scanner
+		s.Reset(rec)
+		if _, err := s.Skip(MaxDepth); err != nil {
 			b.Fatal(err)
 		}
 	}

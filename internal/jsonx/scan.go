@@ -1,7 +1,9 @@
 package jsonx
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -43,6 +45,9 @@ func (s *Scanner) Data() []byte { return s.data }
 // Peek skips whitespace and returns the next byte without consuming it, or
 // 0 at the end of the input.
 func (s *Scanner) Peek() byte {
+	if s.pos < len(s.data) && s.data[s.pos] > ' ' { // no whitespace: the usual case
+		return s.data[s.pos]
+	}
 	for s.pos < len(s.data) {
 		c := s.data[s.pos]
 		if c != ' ' && c != '\n' && c != '\t' && c != '\r' {
@@ -76,19 +81,31 @@ func (s *Scanner) Unexpected(want string) error {
 	return &SyntaxError{Offset: s.pos, Msg: fmt.Sprintf("invalid character %q, expected %s", s.data[s.pos], want)}
 }
 
-func load8b(b []byte, i int) uint64 {
-	b = b[i : i+8]
-	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
-}
-
-// plainScan8 reports whether the 8 bytes of x hold no control byte, no '"'
-// and no '\\'.
-func plainScan8(x uint64) bool {
+// special8 flags, in the high bit of each byte, the bytes of x (read
+// little-endian) that end a run of plain string bytes: control bytes, '"'
+// and '\\'. Bytes above a flagged one may be flagged wrongly (borrows), but
+// the lowest flag is always exact, which is all nextSpecial needs.
+func special8(x uint64) uint64 {
 	ctl := (x - lsb*0x20) & ^x
 	q := x ^ (lsb * '"')
 	bs := x ^ (lsb * '\\')
-	return (ctl|((q-lsb) & ^q)|((bs-lsb) & ^bs))&msb == 0
+	return (ctl | ((q - lsb) & ^q) | ((bs - lsb) & ^bs)) & msb
+}
+
+// nextSpecial returns the index of the first control byte, '"' or '\\' in
+// data at or after i, or len(data).
+func nextSpecial(data []byte, i int) int {
+	for ; i+8 <= len(data); i += 8 {
+		if m := special8(binary.LittleEndian.Uint64(data[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for ; i < len(data); i++ {
+		if c := data[i]; c < 0x20 || c == '"' || c == '\\' {
+			return i
+		}
+	}
+	return i
 }
 
 // String reads the string starting at the current offset (Peek returned
@@ -98,20 +115,17 @@ func (s *Scanner) String() (raw []byte, escaped bool, err error) {
 	data := s.data
 	i := s.pos + 1
 	for {
-		for i+8 <= len(data) && plainScan8(load8b(data, i)) {
-			i += 8
-		}
+		i = nextSpecial(data, i)
 		if i >= len(data) {
 			s.pos = len(data)
 			return nil, false, s.Errorf("unterminated string")
 		}
-		c := data[i]
-		switch {
-		case c == '"':
+		switch c := data[i]; c {
+		case '"':
 			raw = data[s.pos+1 : i]
 			s.pos = i + 1
 			return raw, escaped, nil
-		case c == '\\':
+		case '\\':
 			escaped = true
 			if i+1 >= len(data) {
 				s.pos = len(data)
@@ -130,11 +144,9 @@ func (s *Scanner) String() (raw []byte, escaped bool, err error) {
 				s.pos = i
 				return nil, false, s.Errorf("invalid escape %q in string", data[i+1])
 			}
-		case c < 0x20:
+		default:
 			s.pos = i
 			return nil, false, s.Errorf("control character %q in string", c)
-		default:
-			i++
 		}
 	}
 }

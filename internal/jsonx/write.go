@@ -6,8 +6,11 @@ package jsonx
 
 import (
 	"math"
+	"math/bits"
+	"slices"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 const hexDigits = "0123456789abcdef"
@@ -26,17 +29,6 @@ const (
 	msb = 0x8080808080808080
 )
 
-// plain8 reports whether none of the 8 bytes of x needs attention in a JSON
-// string: no control byte, no '"', no '\\' and no byte >= 0x80.
-func plain8(x uint64) bool {
-	ctl := (x - lsb*0x20) & ^x    // high bit set where a byte < 0x20 (or >= 0x80)
-	q := x ^ (lsb * '"')          // zero byte where '"'
-	bs := x ^ (lsb * '\\')        // zero byte where '\\'
-	zq := (q - lsb) & ^q          // high bit where q byte is zero
-	zb := (bs - lsb) & ^bs        // high bit where bs byte is zero
-	return (ctl|zq|zb|x)&msb == 0 // x&msb: non-ASCII bytes
-}
-
 // load8 reads 8 bytes of s at i, little-endian (the compiler merges the loads).
 func load8(s string, i int) uint64 {
 	s = s[i : i+8]
@@ -44,18 +36,47 @@ func load8(s string, i int) uint64 {
 		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
+// nextAttention returns the index of the first byte of s at or after i
+// that a JSON string cannot hold as it is (a control byte, '"', '\\') or
+// that starts a multi-byte sequence (>= 0x80), or len(s).
+func nextAttention(s string, i int) int {
+	for ; i+8 <= len(s); i += 8 {
+		if m := special8(load8(s, i)) | load8(s, i)&msb; m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || !safe[c] {
+			return i
+		}
+	}
+	return i
+}
+
 // AppendString appends s as a quoted JSON string. It escapes '"', '\\',
 // control characters (\n, \r, \t in short form, others as \u00XX) and
 // U+2028/U+2029, and does no HTML escaping. Each byte of an invalid UTF-8
 // sequence is written as U+FFFD; replaced counts them.
 func AppendString(dst []byte, s string) (out []byte, replaced int) {
+	// Fast path: nothing to escape, one copy.
+	i := nextAttention(s, 0)
+	if i == len(s) {
+		n := len(dst)
+		dst = slices.Grow(dst, len(s)+2)[:n+len(s)+2]
+		dst[n] = '"'
+		copy(dst[n+1:], s)
+		dst[n+1+len(s)] = '"'
+		return dst, 0
+	}
+	return appendStringSlow(dst, s, i)
+}
+
+// appendStringSlow is AppendString from the first byte that needs care.
+func appendStringSlow(dst []byte, s string, i int) (out []byte, replaced int) {
 	dst = append(dst, '"')
-	start, i := 0, 0
+	start := 0
 	for i < len(s) {
-		for i+8 <= len(s) && plain8(load8(s, i)) {
-			i += 8
-		}
-		if i >= len(s) {
+		if i = nextAttention(s, i); i >= len(s) {
 			break
 		}
 		c := s[i]
@@ -148,7 +169,7 @@ func AppendFloat(dst []byte, f float64) []byte {
 // nested deeper than maxDepth.
 func AppendRaw(dst []byte, raw string, maxDepth int) (out []byte, replaced int, ok bool) {
 	var s Scanner
-	s.Reset([]byte(raw))
+	s.Reset(unsafe.Slice(unsafe.StringData(raw), len(raw))) // only read
 	if _, err := s.Skip(maxDepth); err != nil || !s.AtEnd() {
 		return dst, 0, false
 	}
@@ -180,8 +201,9 @@ func AppendRaw(dst []byte, raw string, maxDepth int) (out []byte, replaced int, 
 	return dst, replaced, true
 }
 
-// appendValidated copies s, replacing each byte of an invalid UTF-8
-// sequence with U+FFFD.
+// appendValidated copies s, the text of a JSON string, replacing each byte
+// of an invalid UTF-8 sequence with U+FFFD and escaping U+2028/U+2029 as
+// AppendString does.
 func appendValidated(dst []byte, s string) ([]byte, int) {
 	replaced := 0
 	start := 0
@@ -196,6 +218,13 @@ func appendValidated(dst []byte, s string) ([]byte, int) {
 			dst = append(dst, "\ufffd"...)
 			replaced++
 			i++
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
 			start = i
 			continue
 		}

@@ -28,21 +28,33 @@ const (
 // Append appends ns as UTC "YYYY-MM-DDTHH:MM:SS[.fff]Z". digits is the
 // number of fraction digits (0..9), or Trimmed.
 func Append(dst []byte, ns int64, digits int) []byte {
-	sec := ns / 1e9
-	frac := ns % 1e9
+	sec, frac := Split(ns)
+	dst = AppendDateTime(dst, sec)
+	dst = AppendFraction(dst, frac, digits)
+	return append(dst, 'Z')
+}
+
+// Split returns the whole seconds of ns (rounded down) and the nanoseconds
+// after them (0 <= frac < 1e9).
+func Split(ns int64) (sec, frac int64) {
+	sec, frac = ns/1e9, ns%1e9
 	if frac < 0 {
-		frac += 1e9
-		sec--
+		sec, frac = sec-1, frac+1e9
 	}
-	days := sec / secondsPerDay
-	rem := sec % secondsPerDay
+	return sec, frac
+}
+
+// AppendDateTime appends "YYYY-MM-DDTHH:MM:SS" for sec seconds since the
+// epoch, in UTC.
+func AppendDateTime(dst []byte, sec int64) []byte {
+	days, rem := sec/secondsPerDay, sec%secondsPerDay
 	if rem < 0 {
-		rem += secondsPerDay
-		days--
+		days, rem = days-1, rem+secondsPerDay
 	}
 	y, mo, d := civil(days)
-	var b [35]byte
-	put4(b[0:], y)
+	var b [19]byte
+	put2(b[0:], y/100%100)
+	put2(b[2:], y%100)
 	b[4] = '-'
 	put2(b[5:], mo)
 	b[7] = '-'
@@ -53,44 +65,42 @@ func Append(dst []byte, ns int64, digits int) []byte {
 	put2(b[14:], rem/60%60)
 	b[16] = ':'
 	put2(b[17:], rem%60)
-	n := 19
-	if digits != 0 {
-		var f [9]byte
-		v := frac
-		for i := 8; i >= 0; i-- {
-			f[i] = byte('0' + v%10)
-			v /= 10
-		}
-		k := digits
-		if digits < 0 || digits > 9 {
-			k = 9
-			if digits < 0 {
-				for k > 0 && f[k-1] == '0' {
-					k--
-				}
+	return append(dst, b[:]...)
+}
+
+// AppendFraction appends ".fff" for frac nanoseconds (0 <= frac < 1e9):
+// digits digits (0..9, none for 0), or up to 9 without trailing zeros
+// (nothing when frac is 0) for Trimmed.
+func AppendFraction(dst []byte, frac int64, digits int) []byte {
+	if digits == 0 || digits == Trimmed && frac == 0 {
+		return dst
+	}
+	var f [10]byte
+	f[0] = '.'
+	v := frac
+	for i := 9; i >= 3; i -= 2 {
+		put2(f[i-1:], v%100)
+		v /= 100
+	}
+	f[1] = byte('0' + v)
+	k := digits
+	if digits < 0 || digits > 9 {
+		k = 9
+		if digits < 0 {
+			for f[k] == '0' {
+				k--
 			}
 		}
-		if k > 0 {
-			b[n] = '.'
-			n++
-			n += copy(b[n:], f[:k])
-		}
 	}
-	b[n] = 'Z'
-	n++
-	return append(dst, b[:n]...)
+	return append(dst, f[:k+1]...)
 }
 
+const pairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+
+// put2 writes v (0..99) as two digits.
 func put2(b []byte, v int64) {
-	b[0] = byte('0' + v/10)
-	b[1] = byte('0' + v%10)
-}
-
-func put4(b []byte, v int64) {
-	b[0] = byte('0' + v/1000%10)
-	b[1] = byte('0' + v/100%10)
-	b[2] = byte('0' + v/10%10)
-	b[3] = byte('0' + v%10)
+	b[1] = pairs[2*v+1]
+	b[0] = pairs[2*v]
 }
 
 // civil converts days since 1970-01-01 to a proleptic Gregorian date.

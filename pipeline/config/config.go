@@ -50,7 +50,7 @@ func DefaultGlobal() Global {
 		DataDir:          "data",
 		ShutdownTimeout:  Duration(30 * time.Second),
 		MetricsAddress:   "127.0.0.1:9514",
-		QueueMaxBytes:    8 << 20,
+		QueueMaxBytes:    4 << 20,
 		MaxMessageLoops:  4,
 		LogLevel:         "info",
 		LogFormat:        "text",

@@ -118,7 +118,7 @@ func TestLoadErrors(t *testing.T) {
 		{"missing matcher", "[inputs.a]\ntype = \"stdin\"\ndecoder = \"payload\"\n[outputs.o]\ntype = \"file\"\npath = \"x\"\n", 4, "outputs.o.message_matcher", "required"},
 		{"unknown encoder", "[inputs.a]\ntype = \"stdin\"\ndecoder = \"payload\"\n[outputs.o]\ntype = \"file\"\npath = \"x\"\nmessage_matcher = \"TRUE\"\nencoder = \"cef9\"\n", 8, "outputs.o.encoder", "no [encoders.cef9]"},
 		{"validate", "[inputs.a]\ntype = \"tcp\"\ndecoder = \"payload\"\n", 1, "inputs.a.address", "required"},
-		{"bad size", "[inputs.a]\ntype = \"tcp\"\naddress = \":1\"\ndecoder = \"payload\"\nmax_line_bytes = \"lots\"\n", 5, "inputs.a.max_line_bytes", "not a size"},
+		{"bad size", "[inputs.a]\ntype = \"tcp\"\naddress = \":1\"\ndecoder = \"payload\"\nmax_frame_bytes = \"lots\"\n", 5, "inputs.a.max_frame_bytes", "not a size"},
 		{"bad duration", "[tern]\nshutdown_timeout = 30\n[inputs.a]\ntype = \"stdin\"\ndecoder = \"payload\"\n", 2, "tern.shutdown_timeout", "not a duration"},
 		{"unset env", "[inputs.a]\ntype = \"tcp\"\naddress = \"${NOPE}\"\ndecoder = \"payload\"\n", 3, "inputs.a.address", "NOPE is not set"},
 		{"misplaced key", "[inputs.a]\ntype = \"stdin\"\ndecoder = \"payload\"\nmessage_matcher = \"TRUE\"\n", 4, "inputs.a.message_matcher", "[filters.*] and [outputs.*] sections"},

@@ -52,7 +52,18 @@ func (l *LineReader) Buffered() bool {
 	if l.discarding {
 		return false
 	}
-	return bytes.IndexByte(l.buf[l.start:l.end], '\n') >= 0
+	// Over-long lines do not count: Next skips them and may then have to
+	// read, which would overwrite the lines a caller still holds.
+	for p := l.buf[l.start:l.end]; ; {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			return false
+		}
+		if i <= l.max {
+			return true
+		}
+		p = p[i+1:]
+	}
 }
 
 // Next returns the next line. It returns io.EOF (or the reader's error) when

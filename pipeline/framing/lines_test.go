@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func readAll(t testing.TB, r io.Reader, max int) ([]string, int) {
+func readLines(t testing.TB, r io.Reader, max int) ([]string, int) {
 	t.Helper()
 	l := NewLineReader(r, max)
 	var out []string
@@ -29,7 +29,7 @@ func readAll(t testing.TB, r io.Reader, max int) ([]string, int) {
 }
 
 func TestLines(t *testing.T) {
-	got, over := readAll(t, strings.NewReader("a\nbb\r\n\nccc"), 10)
+	got, over := readLines(t, strings.NewReader("a\nbb\r\n\nccc"), 10)
 	assert.Equal(t, []string{"a", "bb", "", "ccc"}, got)
 	assert.Zero(t, over)
 }
@@ -37,7 +37,7 @@ func TestLines(t *testing.T) {
 // An over-long line is skipped up to its newline; reading resumes after it.
 func TestOversizeResyncs(t *testing.T) {
 	in := "ok\n" + strings.Repeat("x", 100) + "\nafter\n" + strings.Repeat("y", 11) + "\nend"
-	got, over := readAll(t, iotest.OneByteReader(strings.NewReader(in)), 10)
+	got, over := readLines(t, iotest.OneByteReader(strings.NewReader(in)), 10)
 	assert.Equal(t, []string{"ok", "after", "end"}, got)
 	assert.Equal(t, 2, over)
 }
@@ -114,7 +114,7 @@ func FuzzLineReader(f *testing.F) {
 				want = append(want, string(trimmed))
 			}
 		}
-		got, _ := readAll(t, &chunkReader{data: data, n: c}, m)
+		got, _ := readLines(t, &chunkReader{data: data, n: c}, m)
 		if len(want) == 0 {
 			want = nil
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/ternlog/tern/pipeline"
@@ -35,10 +36,11 @@ func (f SyslogFraming) String() string {
 	return fmt.Sprintf("SyslogFraming(%d)", f)
 }
 
-// ParseSyslogFraming reads "auto", "octet-counting" or "non-transparent".
+// ParseSyslogFraming reads "auto", "octet-counting" or "non-transparent"
+// (or the same with underscores, as config keys spell them).
 func ParseSyslogFraming(s string) (SyslogFraming, error) {
 	for i, n := range framingNames {
-		if n == s {
+		if n == s || strings.ReplaceAll(n, "-", "_") == s {
 			return SyslogFraming(i), nil
 		}
 	}
@@ -49,6 +51,11 @@ func ParseSyslogFraming(s string) (SyslogFraming, error) {
 // octet-counting framing. They are final: the stream cannot be
 // resynchronised, so the connection should be closed.
 var ErrSyslogFrame = errors.New("syslog framing")
+
+// ErrSyslogTooLarge is the framing error of an octet-counted frame whose
+// MSG-LEN exceeds the cap; it is refused before any of the frame is read,
+// and counted in Oversize. errors.Is matches it and ErrSyslogFrame.
+var ErrSyslogTooLarge = fmt.Errorf("%w: octet counting: frame larger than the limit", ErrSyslogFrame)
 
 // maxLenDigits bounds MSG-LEN's digits before the cap check can overflow.
 const maxLenDigits = 18
@@ -76,7 +83,8 @@ type SyslogReader struct {
 	err        error // from r, io.EOF at the end
 	ferr       error // a framing error, final
 
-	// Oversize counts non-transparent messages dropped for exceeding the cap.
+	// Oversize counts messages refused for exceeding the cap: non-transparent
+	// ones are skipped, an octet-counted one ends the stream.
 	Oversize int
 	// KeepCR keeps a '\r' before an LF trailer (it is dropped by default).
 	KeepCR bool
@@ -107,9 +115,29 @@ func (s *SyslogReader) Buffered() bool {
 		_, _, ok, _ := s.octetFrame()
 		return ok
 	case FramingNonTransparent:
-		return !s.discarding && trailer(s.buf[s.start:s.end]) >= 0
+		return !s.discarding && s.bufferedNonTransparent()
 	}
 	return false
+}
+
+// bufferedNonTransparent looks for a message Next would return: empty and
+// over-long ones are skipped by Next, which may then read and overwrite
+// messages a caller still holds, so they do not count.
+func (s *SyslogReader) bufferedNonTransparent() bool {
+	for b := s.buf[s.start:s.end]; ; {
+		i := trailer(b)
+		if i < 0 {
+			return false
+		}
+		n := i
+		if b[i] == '\n' && !s.KeepCR && n > 0 && b[n-1] == '\r' {
+			n--
+		}
+		if n > 0 && n <= s.max {
+			return true
+		}
+		b = b[i+1:]
+	}
 }
 
 // Next returns the next message. At a clean end of the stream it returns
@@ -156,7 +184,7 @@ func (s *SyslogReader) octetFrame() (lo, hi int, ok bool, err error) {
 	for ; i < len(b) && '0' <= b[i] && b[i] <= '9'; i++ {
 		n = n*10 + int(b[i]-'0')
 		if n > s.max || i >= maxLenDigits {
-			return 0, 0, false, fmt.Errorf("%w: octet counting: MSG-LEN over the limit of %d bytes", ErrSyslogFrame, s.max)
+			return 0, 0, false, fmt.Errorf("%w (MSG-LEN over %d bytes)", ErrSyslogTooLarge, s.max)
 		}
 	}
 	if i == len(b) {
@@ -176,6 +204,9 @@ func (s *SyslogReader) nextOctet() ([]byte, error) {
 	for {
 		lo, hi, ok, err := s.octetFrame()
 		if err != nil {
+			if errors.Is(err, ErrSyslogTooLarge) {
+				s.Oversize++
+			}
 			s.ferr = err
 			return nil, err
 		}

@@ -25,7 +25,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // readAll returns every message and the final error.
-func readAll(r *SyslogReader) ([]string, error) {
+func readAllSyslog(r *SyslogReader) ([]string, error) {
 	var out []string
 	for {
 		msg, err := r.Next()
@@ -77,7 +77,7 @@ func TestSyslogFramingContract(t *testing.T) {
 					src = iotest.OneByteReader(src)
 				}
 				r := NewSyslogReader(src, c.max, c.mode)
-				got, err := readAll(r)
+				got, err := readAllSyslog(r)
 				if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", c.want) {
 					t.Errorf("oneByte=%v: messages %q, want %q", oneByte, got, c.want)
 				}
@@ -149,12 +149,12 @@ func TestSyslogLargeFrames(t *testing.T) {
 	big := strings.Repeat("0123456789", 30_000) // 300 kB
 	in := strconv.Itoa(len(big)) + " " + big + "2 ok"
 	r := NewSyslogReader(iotest.HalfReader(strings.NewReader(in)), 1<<20, FramingAuto)
-	got, err := readAll(r)
+	got, err := readAllSyslog(r)
 	if err != io.EOF || len(got) != 2 || got[0] != big || got[1] != "ok" {
 		t.Fatalf("%d messages, %v", len(got), err)
 	}
 	r = NewSyslogReader(strings.NewReader(big+"\nok\n"), 1<<20, FramingNonTransparent)
-	got, err = readAll(r)
+	got, err = readAllSyslog(r)
 	if err != io.EOF || len(got) != 2 || got[0] != big {
 		t.Fatalf("non-transparent: %d messages, %v", len(got), err)
 	}

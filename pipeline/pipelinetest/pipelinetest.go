@@ -101,6 +101,13 @@ func (t *Telemetry) Dropped(reason string) int {
 	return t.Drops[reason]
 }
 
+// Errored returns the errors counted for kind.
+func (t *Telemetry) Errored(kind string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.Errors[kind]
+}
+
 // Golden compares got with the file at path, or rewrites the file when the
 // test runs with -update.
 func Golden(t testing.TB, path string, got []byte) {

@@ -1,0 +1,241 @@
+package netio
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/ternlog/tern/internal/testpki"
+	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/framing"
+	"github.com/ternlog/tern/pipeline/pipelinetest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func listen(t *testing.T) net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	return ln
+}
+
+// serve runs Serve in the background and returns a stop function.
+func serve(t *testing.T, ln net.Listener, opts ServeOpts, set pipeline.Settings, h func(context.Context, net.Conn)) func() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, ln, opts, set, h) }()
+	stop := func() {
+		cancel()
+		assert.NoError(t, <-done)
+	}
+	return stop
+}
+
+func TestServeCapsConnections(t *testing.T) {
+	set := pipelinetest.Settings(t, "inputs.x")
+	tel := set.Telemetry.(*pipelinetest.Telemetry)
+	ln := listen(t)
+	var mu sync.Mutex
+	open := 0
+	stop := serve(t, ln, ServeOpts{MaxConnections: 2}, set, func(ctx context.Context, c net.Conn) {
+		mu.Lock()
+		open++
+		mu.Unlock()
+		_, _ = io.Copy(io.Discard, c)
+	})
+	defer stop()
+
+	var conns []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		require.NoError(t, err)
+		conns = append(conns, c)
+	}
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return open == 2 }, 10*time.Second, 10*time.Millisecond)
+	extra, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	_ = extra.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = extra.Read(make([]byte, 1))
+	assert.ErrorIs(t, err, io.EOF, "a connection over the cap is closed at once")
+	extra.Close()
+	require.Eventually(t, func() bool { return tel.Errored("max_connections") == 1 }, 10*time.Second, 10*time.Millisecond)
+
+	// A freed slot is usable again.
+	conns[0].Close()
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return false
+		}
+		conns = append(conns, c)
+		mu.Lock()
+		defer mu.Unlock()
+		return open == 3
+	}, 10*time.Second, 50*time.Millisecond)
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+func TestServeHandshakeTimeoutEvictsSilentPeers(t *testing.T) {
+	set := pipelinetest.Settings(t, "inputs.x")
+	ca := testpki.NewCA(t, "ca")
+	srv := &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, testpki.Opts{}).TLSCert(t)}}
+	ln := listen(t)
+	handled := make(chan struct{}, 1)
+	stop := serve(t, ln, ServeOpts{MaxConnections: 1, TLS: srv, HandshakeTimeout: time.Second}, set, func(ctx context.Context, c net.Conn) {
+		handled <- struct{}{}
+	})
+	defer stop()
+
+	// The silent peer holds the only slot until the handshake deadline.
+	silent, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer silent.Close()
+	_ = silent.SetReadDeadline(time.Now().Add(10 * time.Second))
+	t0 := time.Now()
+	_, err = silent.Read(make([]byte, 1))
+	assert.Error(t, err)
+	assert.Less(t, time.Since(t0), 8*time.Second)
+
+	// The slot frees just after the close the silent peer saw: retry briefly.
+	var good *tls.Conn
+	require.Eventually(t, func() bool {
+		good, err = tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond)
+	defer good.Close()
+	select {
+	case <-handled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a legitimate client was not served after the slot freed")
+	}
+	tel := set.Telemetry.(*pipelinetest.Telemetry)
+	assert.Equal(t, 1, tel.Errored("tls_handshake"))
+}
+
+func readAll(r Reader) ([]string, error) {
+	var out []string
+	for {
+		b, err := r.Next()
+		if err != nil {
+			return out, err
+		}
+		out = append(out, string(b))
+	}
+}
+
+func TestAutoFraming(t *testing.T) {
+	got, err := readAll(NewReader(FramingAuto, strings.NewReader("5 hello9 two\nlines"), 100))
+	assert.ErrorIs(t, err, io.EOF)
+	assert.Equal(t, []string{"hello", "two\nlines"}, got)
+
+	got, err = readAll(NewReader(FramingAuto, strings.NewReader("<13>a\n<14>b\r\n"), 100))
+	assert.ErrorIs(t, err, io.EOF)
+	assert.Equal(t, []string{"<13>a", "<14>b"}, got)
+
+	got, err = readAll(NewReader(FramingAuto, strings.NewReader(""), 100))
+	assert.ErrorIs(t, err, io.EOF)
+	assert.Empty(t, got)
+
+	assert.NoError(t, CheckFraming("octet_counting"))
+	assert.ErrorContains(t, CheckFraming("lf"), "auto, newline, octet_counting")
+}
+
+func TestEmitFramesCountsOversize(t *testing.T) {
+	set := pipelinetest.Settings(t, "inputs.x")
+	var em pipelinetest.Emitter
+	in := "ok1\n" + strings.Repeat("x", 50) + "\nok2\n"
+	err := EmitFrames(context.Background(), NewReader(FramingNewline, strings.NewReader(in), 10), pipeline.Record{Source: "s"}, 10, &em, set)
+	assert.ErrorIs(t, err, io.EOF)
+	assert.Equal(t, []string{"ok1", "ok2"}, em.Lines())
+	assert.Equal(t, 1, set.Telemetry.(*pipelinetest.Telemetry).Dropped("oversize"))
+
+	var em2 pipelinetest.Emitter
+	set2 := pipelinetest.Settings(t, "inputs.x")
+	err = EmitFrames(context.Background(), NewReader(FramingOctet, strings.NewReader("2 ok99 xx"), 10), pipeline.Record{}, 10, &em2, set2)
+	assert.ErrorIs(t, err, framing.ErrSyslogTooLarge)
+	assert.Equal(t, []string{"ok"}, em2.Lines())
+	assert.Equal(t, 1, set2.Telemetry.(*pipelinetest.Telemetry).Dropped("oversize"))
+}
+
+func TestReadDatagrams(t *testing.T) {
+	for _, network := range []string{"127.0.0.1:0", "[::1]:0"} {
+		t.Run(network, func(t *testing.T) {
+			pc, err := net.ListenPacket("udp", network)
+			if err != nil {
+				t.Skip("no", network, err)
+			}
+			set := pipelinetest.Settings(t, "inputs.x")
+			var em pipelinetest.Emitter
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				done <- ReadDatagrams(ctx, pc, DatagramOpts{MaxSize: 16, Batch: 4, AddrField: "remote_addr"}, &em, set)
+			}()
+			c, err := net.Dial("udp", pc.LocalAddr().String())
+			require.NoError(t, err)
+			defer c.Close()
+			for _, m := range []string{"one", strings.Repeat("y", 17), "two\x00\xff", strings.Repeat("z", 16)} {
+				_, err := c.Write([]byte(m))
+				require.NoError(t, err)
+			}
+			require.True(t, em.WaitFor(3, 10*time.Second))
+			cancel()
+			require.NoError(t, <-done)
+			assert.Equal(t, []string{"one", "two\x00\xff", strings.Repeat("z", 16)}, em.Lines())
+			assert.Equal(t, 1, set.Telemetry.(*pipelinetest.Telemetry).Dropped("oversize"))
+			local := c.LocalAddr().(*net.UDPAddr)
+			r := em.Records[0]
+			assert.Equal(t, "udp://"+local.AddrPort().String(), r.Source)
+			require.Len(t, r.Fields, 1)
+			assert.Equal(t, "remote_addr", r.Fields[0].Name)
+			assert.Equal(t, local.IP.String(), r.Fields[0].Value(0).Str())
+		})
+	}
+}
+
+func TestIdleReaderTimesOut(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	r := &IdleReader{C: a, Idle: 100 * time.Millisecond}
+	_, err := r.Read(make([]byte, 1))
+	assert.True(t, IsTimeout(err), "%v", err)
+	assert.False(t, IsTimeout(errors.New("x")))
+}
+
+// Skipping empty records must not break the batch's hold on its records.
+func TestEmitFramesSkipEmpty(t *testing.T) {
+	set := pipelinetest.Settings(t, "inputs.x")
+	var em pipelinetest.Emitter
+	r := &chunks{"<34>first record\r\n\n", "<13>unterminated"}
+	err := EmitFrames(context.Background(), SkipEmpty(NewReader(FramingNewline, r, 64)), pipeline.Record{}, 10, &em, set)
+	assert.ErrorIs(t, err, io.EOF)
+	assert.Equal(t, []string{"<34>first record", "<13>unterminated"}, em.Lines())
+}
+
+// chunks returns one chunk per Read.
+type chunks []string
+
+func (c *chunks) Read(p []byte) (int, error) {
+	if len(*c) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, (*c)[0])
+	(*c)[0] = (*c)[0][n:]
+	if (*c)[0] == "" {
+		*c = (*c)[1:]
+	}
+	return n, nil
+}
