@@ -77,6 +77,9 @@ type Config struct {
 	ClientID string `toml:"client_id"`
 	// Version is the Kafka protocol version the client assumes.
 	Version string `toml:"version"`
+	// TLS turns on TLS to the brokers (each verified under its own host
+	// name unless server_name is set).
+	TLS config.TLS `toml:"tls"`
 	// SASL authenticates to the brokers.
 	SASL kafkax.SASL `toml:"sasl"`
 }
@@ -89,6 +92,7 @@ func DefaultConfig() Config {
 		RebalanceTimeout: config.Duration(60 * time.Second), RevokeTimeout: config.Duration(20 * time.Second),
 		CommitInterval: config.Duration(time.Second), BatchMaxCount: 1024, MaxRecordBytes: 1 << 20,
 		FetchMaxWait: config.Duration(250 * time.Millisecond), ClientID: "tern", Version: "2.8.0",
+		TLS: config.DefaultTLS(),
 	}
 }
 
@@ -138,6 +142,9 @@ func (c Config) Validate() error {
 	if _, err := kafkax.ParseVersion(c.Version); err != nil {
 		errs = append(errs, fmt.Errorf("version: %v", err))
 	}
+	if err := c.TLS.ValidateClient("tls"); err != nil {
+		errs = append(errs, err)
+	}
 	if err := c.SASL.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -180,8 +187,20 @@ func Factory() pipeline.Factory[pipeline.Input] {
 	})
 }
 
-// tlsConfig is the TLS config for the brokers, nil without TLS.
-func (in *Input) tlsConfig() (*tls.Config, error) { return nil, nil }
+// Check reads the TLS files the config names.
+func (in *Input) Check() error {
+	_, err := in.tlsConfig()
+	return err
+}
+
+// tlsConfig is the TLS config for the brokers, nil without TLS. The files
+// are read at every call (every Run); sarama sets each broker's server name.
+func (in *Input) tlsConfig() (*tls.Config, error) {
+	if !in.cfg.TLS.On() {
+		return nil, nil
+	}
+	return in.cfg.TLS.ClientConfig(in.set, "")
+}
 
 func (in *Input) saramaConfig() (*sarama.Config, error) {
 	c := in.cfg

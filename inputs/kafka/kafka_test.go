@@ -360,4 +360,33 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func plainAuth(user, pass string) sasl.Mechanism { return plain.Auth{User: user, Pass: pass}.AsMechanism() }
+func plainAuth(user, pass string) sasl.Mechanism {
+	return plain.Auth{User: user, Pass: pass}.AsMechanism()
+}
+
+// TLS: the broker's certificate is verified against ca_file; a client that
+// does not trust it gets nothing.
+func TestTLS(t *testing.T) {
+	c, caFile := kafkatest.StartTLS(t, []kafkatest.Topic{{Name: "logs", Partitions: 1}})
+	c.Produce("logs", []byte("over tls"))
+	cfg := testConfig(c.Addrs, "g", "logs")
+	cfg.TLS.CAFile = caFile
+	em := &pipelinetest.Emitter{}
+	_, stop := run(t, cfg, em)
+	require.True(t, em.WaitFor(1, 20*time.Second))
+	require.NoError(t, stop())
+	assert.Equal(t, []string{"over tls"}, em.Lines())
+
+	cfg.TLS.CAFile = ""
+	cfg.TLS.Enabled = true // system roots: the test CA is not among them
+	in, err := New(pipelinetest.Settings(t, "inputs.kafka"), cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	assert.Error(t, in.Run(ctx, &pipelinetest.Emitter{}))
+
+	cfg.TLS.CAFile = "/nonexistent/ca.pem"
+	in, err = New(pipelinetest.Settings(t, "inputs.kafka"), cfg)
+	require.NoError(t, err)
+	assert.Error(t, in.Check(), "tern check reads the CA file")
+}

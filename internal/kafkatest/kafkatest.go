@@ -6,6 +6,7 @@ package kafkatest
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"strconv"
 	"testing"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ternlog/tern/internal/testpki"
 )
 
 // Cluster is a fake Kafka cluster that can be stopped and started again on
@@ -24,6 +27,7 @@ type Cluster struct {
 	ports []int
 	c     *kfake.Cluster
 	Addrs []string
+	tls   *tls.Config // for the test's own clients
 }
 
 // Topic is a topic to create and its partitions.
@@ -75,6 +79,18 @@ func (c *Cluster) start(opts []kfake.Opt) {
 	}
 }
 
+// StartTLS is Start with TLS on the listeners: a certificate for 127.0.0.1
+// from a throw-away CA, whose PEM file it returns.
+func StartTLS(t testing.TB, topics []Topic, extra ...kfake.Opt) (c *Cluster, caFile string) {
+	t.Helper()
+	ca := testpki.NewCA(t, "kafka-ca")
+	leaf := ca.Issue(t, testpki.Opts{})
+	server := &tls.Config{Certificates: []tls.Certificate{leaf.TLSCert(t)}, MinVersion: tls.VersionTLS12}
+	c = Start(t, topics, append([]kfake.Opt{kfake.TLS(server)}, extra...)...)
+	c.tls = &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	return c, ca.WriteCA(t, t.TempDir(), "kafka-ca")
+}
+
 // Kfake is the running cluster (nil while stopped).
 func (c *Cluster) Kfake() *kfake.Cluster { return c.c }
 
@@ -97,7 +113,11 @@ func (c *Cluster) Restart() {
 // test.
 func (c *Cluster) Client(opts ...kgo.Opt) *kgo.Client {
 	c.t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Addrs...), kgo.FetchMaxWait(100 * time.Millisecond)}, opts...)...)
+	base := []kgo.Opt{kgo.SeedBrokers(c.Addrs...), kgo.FetchMaxWait(100 * time.Millisecond)}
+	if c.tls != nil {
+		base = append(base, kgo.DialTLSConfig(c.tls))
+	}
+	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		c.t.Fatal(err)
 	}

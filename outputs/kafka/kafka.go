@@ -33,9 +33,9 @@ type Config struct {
 	// Brokers are host:port addresses to bootstrap from.
 	Brokers []string `toml:"brokers"`
 	// Topic is the topic of every record. It may take parts of the message
-	// (%{Type}, %{Logger}, %{Hostname}, %{Severity}, %{Pid}, %{EnvVersion},
-	// %{Fields[name]}) after a literal prefix; a record whose topic leaves
-	// the prefix or is not a valid topic name goes to the dead-letter route.
+	// (pipeline/template: %{Type}, %{Fields[name]}, %{Fields[name]:-dflt},
+	// …) after a literal prefix; a record whose topic leaves the prefix, is
+	// not a valid topic name or misses a value goes to the dead-letter route.
 	Topic string `toml:"topic"`
 	// KeyField names the message field whose first value is the record key
 	// (records with equal keys share a partition); empty: no key, records
@@ -64,6 +64,9 @@ type Config struct {
 	// Version is the Kafka protocol version the sarama client assumes
 	// (idempotent = true only).
 	Version string `toml:"version"`
+	// TLS turns on TLS to the brokers (each verified under its own host
+	// name unless server_name is set).
+	TLS config.TLS `toml:"tls"`
 	// SASL authenticates to the brokers.
 	SASL kafkax.SASL `toml:"sasl"`
 }
@@ -74,6 +77,7 @@ func DefaultConfig() Config {
 		RequiredAcks: "all", Compression: "none", MaxMessageBytes: 1 << 20,
 		BatchBytes: 1 << 20, Linger: config.Duration(5 * time.Millisecond),
 		WriteTimeout: config.Duration(10 * time.Second), ClientID: "tern", Version: "2.8.0",
+		TLS: config.DefaultTLS(),
 	}
 }
 
@@ -113,6 +117,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := kafkax.ParseVersion(c.Version); err != nil {
 		errs = append(errs, fmt.Errorf("version: %v", err))
+	}
+	if err := c.TLS.ValidateClient("tls"); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.SASL.Validate(); err != nil {
 		errs = append(errs, err)
@@ -160,8 +167,20 @@ func Factory() pipeline.Factory[pipeline.Output] {
 	}).WithDefaultEncoder("json")
 }
 
-// tlsConfig is the TLS config for the brokers, nil without TLS.
-func (o *Output) tlsConfig() (*tls.Config, error) { return nil, nil }
+// Check reads the TLS files the config names.
+func (o *Output) Check() error {
+	_, err := o.tlsConfig()
+	return err
+}
+
+// tlsConfig is the TLS config for the brokers, nil without TLS. The files
+// are read at every call; the clients set each broker's server name.
+func (o *Output) tlsConfig() (*tls.Config, error) {
+	if !o.cfg.TLS.On() {
+		return nil, nil
+	}
+	return o.cfg.TLS.ClientConfig(o.set, "")
+}
 
 func (o *Output) producer() (producer, error) {
 	o.mu.Lock()
@@ -213,8 +232,10 @@ func (o *Output) Write(ctx context.Context, batch []pipeline.Encoded) error {
 		topic, scratch, err := o.topic.render(o.scratch, e.Msg)
 		o.scratch = scratch
 		if err != nil {
-			o.violations(1)
-			refuse(i, err)
+			if errors.Is(err, errConfined) {
+				o.violations(1)
+			}
+			refuse(i, fmt.Errorf("topic: %w", err))
 			continue
 		}
 		key := o.key(e.Msg)
@@ -267,13 +288,16 @@ func (o *Output) key(m *pipeline.Message) []byte {
 	if f == nil || f.Len() == 0 {
 		return nil
 	}
+	v := f.Value(0)
 	switch f.Type {
-	case pipeline.TypeString, pipeline.TypeBytes:
-		return []byte(f.Value(0).Str())
 	case pipeline.TypeInteger:
-		return strconv.AppendInt(nil, f.Value(0).Int(), 10)
+		return strconv.AppendInt(nil, v.Int(), 10)
+	case pipeline.TypeDouble:
+		return strconv.AppendFloat(nil, v.Double(), 'g', -1, 64)
+	case pipeline.TypeBool:
+		return strconv.AppendBool(nil, v.Bool())
 	}
-	return appendValue(nil, f)
+	return []byte(v.Str())
 }
 
 // groupByTopic orders records by topic, stably, keeping idx in step, so

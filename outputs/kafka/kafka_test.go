@@ -18,6 +18,7 @@ import (
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
+	"github.com/ternlog/tern/pipeline/template"
 )
 
 // sarama starts one global go-metrics ticker for the process.
@@ -134,6 +135,13 @@ func TestTopicTemplate(t *testing.T) {
 	got, _, err := tt.render(nil, m)
 	require.NoError(t, err)
 	assert.Equal(t, "logs.acme.3", got)
+	tt, _ = parseTopic("logs.%{Fields[site]}")
+	_, _, err = tt.render(nil, m)
+	assert.ErrorIs(t, err, template.ErrMissing)
+	tt, _ = parseTopic("logs.%{Fields[site]:-default}")
+	got, _, err = tt.render(nil, m)
+	require.NoError(t, err)
+	assert.Equal(t, "logs.default", got)
 }
 
 // Records larger than max_message_bytes, and records the broker finds too
@@ -262,4 +270,24 @@ func BenchmarkWrite(b *testing.B) {
 			b.ReportMetric(float64(b.N)*1024/b.Elapsed().Seconds(), "records/s")
 		})
 	}
+}
+
+func TestTLS(t *testing.T) {
+	c, caFile := kafkatest.StartTLS(t, []kafkatest.Topic{{Name: "logs", Partitions: 1}})
+	for _, idem := range []bool{false, true} {
+		cfg := testConfig(c.Addrs, "logs")
+		cfg.Idempotent = idem
+		cfg.TLS.CAFile = caFile
+		o, _ := newOutput(t, cfg)
+		require.NoError(t, o.Check())
+		require.NoError(t, write(t, o, encoded(3, fmt.Sprint(idem))), "idempotent=%v", idem)
+
+		cfg.TLS.CAFile, cfg.TLS.Enabled = "", true // system roots do not know the test CA
+		cfg.WriteTimeout = config.Duration(500 * time.Millisecond)
+		o, _ = newOutput(t, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		assert.Error(t, o.Write(ctx, encoded(1, "x")), "idempotent=%v", idem)
+		cancel()
+	}
+	assert.Len(t, c.ReadAll("logs", 10*time.Second), 6)
 }
