@@ -8,6 +8,7 @@ import (
 	"github.com/ternlog/tern/outputs/null"
 	"github.com/ternlog/tern/outputs/stdout"
 	"github.com/ternlog/tern/outputs/syslog"
+	"github.com/ternlog/tern/outputs/tern"
 	"github.com/ternlog/tern/pipeline"
 )
 
@@ -20,5 +21,6 @@ func Factories() []pipeline.Factory[pipeline.Output] {
 		null.Factory(),
 		stdout.Factory(),
 		syslog.Factory(),
+		tern.Factory(),
 	}
 }
