@@ -108,6 +108,18 @@ func (w *BatchWriter) AddFrame(frame []byte) {
 	w.n++
 }
 
+// Undo removes the message added last; size is Size() from before it was
+// added.
+func (w *BatchWriter) Undo(size int) {
+	w.buf = w.buf[:w.start+pipeline.FrameHeaderLen+size]
+	w.n--
+}
+
+// SetBatchSeq rewrites the sequence number of a finished batch frame.
+func SetBatchSeq(frame []byte, seq uint64) {
+	binary.BigEndian.PutUint64(frame[pipeline.FrameHeaderLen:], seq)
+}
+
 // Len is the number of messages added; Size the payload bytes so far.
 func (w *BatchWriter) Len() int  { return w.n }
 func (w *BatchWriter) Size() int { return len(w.buf) - w.start - pipeline.FrameHeaderLen }
