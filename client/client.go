@@ -144,20 +144,20 @@ type Client struct {
 	addr string
 	o    options
 
-	mu      sync.Mutex
-	changed chan struct{} // closed and replaced on every change waiters care about
-	cur     ternproto.BatchWriter
-	curOpen bool
-	curMsgs int
-	curAt   time.Time
+	mu        sync.Mutex
+	changed   chan struct{} // closed and replaced on every change waiters care about
+	cur       ternproto.BatchWriter
+	curOpen   bool
+	curMsgs   int
+	curAt     time.Time
 	queue     []*batch // sealed, in order
 	held      int      // bytes of messages in queue and cur
 	nextOrder uint64
 	nextSeq   uint64
 	lost      int // messages the router can never take, not yet reported
 	closed    bool
-	lastErr error
-	peerMax int // the router's frame limit, once known
+	lastErr   error
+	peerMax   int // the router's frame limit, once known
 
 	sent, acked, resent, errs atomic.Int64
 	buffered                  atomic.Int64
