@@ -22,7 +22,8 @@ import (
 // the same ports with the same data, like a broker restart.
 type Cluster struct {
 	t     testing.TB
-	opts  []kfake.Opt
+	opts  []kfake.Opt // without the seeded topics: a restart keeps its data
+	seed  []kfake.Opt
 	dir   string
 	ports []int
 	c     *kfake.Cluster
@@ -44,10 +45,10 @@ func Start(t testing.TB, topics []Topic, extra ...kfake.Opt) *Cluster {
 	c := &Cluster{t: t, dir: t.TempDir()}
 	c.opts = append(c.opts, kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond), kfake.DataDir(c.dir))
 	for _, tp := range topics {
-		c.opts = append(c.opts, kfake.SeedTopics(tp.Partitions, tp.Name))
+		c.seed = append(c.seed, kfake.SeedTopics(tp.Partitions, tp.Name))
 	}
 	c.opts = append(c.opts, extra...)
-	c.start(c.opts)
+	c.start(append(append([]kfake.Opt(nil), c.opts...), c.seed...))
 	t.Cleanup(c.Stop)
 	return c
 }
