@@ -59,6 +59,10 @@ type Config struct {
 	// WriteTimeout bounds one produce request; one that times out fails and
 	// is retried (never dropped).
 	WriteTimeout config.Duration `toml:"write_timeout"`
+	// AutoCreateTopics asks the brokers to create a missing topic on first
+	// use (when they allow it: auto.create.topics.enable); otherwise
+	// records for a missing topic are retried until it exists.
+	AutoCreateTopics bool `toml:"auto_create_topics"`
 	// ClientID is sent to the brokers.
 	ClientID string `toml:"client_id"`
 	// Version is the Kafka protocol version the sarama client assumes

@@ -291,3 +291,32 @@ func TestTLS(t *testing.T) {
 	}
 	assert.Len(t, c.ReadAll("logs", 10*time.Second), 6)
 }
+
+// A missing topic is retried (not dropped) unless the output asks the
+// brokers to create it.
+func TestAutoCreateTopics(t *testing.T) {
+	c := kafkatest.Start(t, nil, kfake.AllowAutoTopicCreation())
+	for _, idem := range []bool{false, true} {
+		topic := fmt.Sprintf("auto-%v", idem)
+		cfg := testConfig(c.Addrs, topic)
+		cfg.Idempotent = idem
+		cfg.WriteTimeout = config.Duration(500 * time.Millisecond)
+		o, _ := newOutput(t, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := o.Write(ctx, encoded(1, "a"))
+		cancel()
+		require.Error(t, err, "idempotent=%v", idem)
+		assert.False(t, pipeline.IsPermanent(err))
+
+		cfg.AutoCreateTopics = true
+		o, _ = newOutput(t, cfg)
+		// The first metadata request creates the topic; the engine's retry
+		// then finds it.
+		deadline := time.Now().Add(10 * time.Second)
+		for err = write(t, o, encoded(2, "b")); err != nil && time.Now().Before(deadline); err = write(t, o, encoded(2, "b")) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		require.NoError(t, err, "idempotent=%v", idem)
+		assert.Len(t, c.ReadAll(topic, 10*time.Second), 2)
+	}
+}

@@ -62,12 +62,13 @@ func newKafkaGo(cfg Config, tlsCfg *tls.Config) (*kafkaGoProducer, error) {
 		WriteBackoffMax: time.Second,
 		// Batches are bounded by bytes; kafka-go preallocates BatchSize
 		// slots per batch, so the count cap stays modest.
-		BatchSize:    1024,
-		BatchBytes:   max(int64(cfg.BatchBytes), int64(cfg.MaxMessageBytes)+recordOverhead),
-		BatchTimeout: cfg.Linger.D(),
-		ReadTimeout:  cfg.WriteTimeout.D(),
-		WriteTimeout: cfg.WriteTimeout.D(),
-		RequiredAcks: kafkago.RequireAll,
+		BatchSize:              1024,
+		BatchBytes:             max(int64(cfg.BatchBytes), int64(cfg.MaxMessageBytes)+recordOverhead),
+		BatchTimeout:           cfg.Linger.D(),
+		ReadTimeout:            cfg.WriteTimeout.D(),
+		WriteTimeout:           cfg.WriteTimeout.D(),
+		RequiredAcks:           kafkago.RequireAll,
+		AllowAutoTopicCreation: cfg.AutoCreateTopics,
 	}
 	if cfg.RequiredAcks == "one" {
 		w.RequiredAcks = kafkago.RequireOne
@@ -172,6 +173,7 @@ func saramaConfig(cfg Config, tlsCfg *tls.Config) (*sarama.Config, error) {
 	cfg.SASL.Sarama(sc)
 	sc.Net.ReadTimeout = cfg.WriteTimeout.D()
 	sc.Net.WriteTimeout = cfg.WriteTimeout.D()
+	sc.Metadata.AllowAutoTopicCreation = cfg.AutoCreateTopics
 	sc.Producer.Return.Successes = true
 	sc.Producer.Return.Errors = true
 	sc.Producer.RequiredAcks = sarama.WaitForAll
