@@ -149,7 +149,7 @@ func TestAutoFraming(t *testing.T) {
 	assert.Empty(t, got)
 
 	assert.NoError(t, CheckFraming("octet_counting"))
-	assert.ErrorContains(t, CheckFraming("lf"), "auto, newline, octet_counting")
+	assert.ErrorContains(t, CheckFraming("lf"), "auto, newline, non_transparent, octet_counting")
 }
 
 func TestEmitFramesCountsOversize(t *testing.T) {

@@ -184,7 +184,7 @@ func (s *SyslogReader) octetFrame() (lo, hi int, ok bool, err error) {
 	for ; i < len(b) && '0' <= b[i] && b[i] <= '9'; i++ {
 		n = n*10 + int(b[i]-'0')
 		if n > s.max || i >= maxLenDigits {
-			return 0, 0, false, fmt.Errorf("%w (MSG-LEN over %d bytes)", ErrSyslogTooLarge, s.max)
+			return 0, 0, false, fmt.Errorf("%w: MSG-LEN over the limit of %d bytes", ErrSyslogTooLarge, s.max)
 		}
 	}
 	if i == len(b) {
@@ -218,7 +218,7 @@ func (s *SyslogReader) nextOctet() ([]byte, error) {
 			if s.start == s.end {
 				return nil, s.err
 			}
-			s.ferr = fmt.Errorf("%w: octet counting: stream ended inside a frame (%d bytes pending)", ErrSyslogFrame, s.end-s.start)
+			s.ferr = fmt.Errorf("%w: octet counting: stream ended inside a frame (%d bytes pending): %w", ErrSyslogFrame, s.end-s.start, io.ErrUnexpectedEOF)
 			return nil, s.ferr
 		}
 		s.fill()
