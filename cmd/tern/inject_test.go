@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,6 +69,14 @@ path = "dead.jsonl"
 		}
 	}
 	t.Cleanup(stop)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the router never listened: %v", err)
+	}
 	return addr, dir, stop
 }
 
@@ -84,16 +93,10 @@ func lines(t *testing.T, path string) []string {
 func TestInject(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	addr, dir, stop := nativeRouter(t)
+	defer stop()
 	var out, errOut bytes.Buffer
-	var code int
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		out.Reset()
-		errOut.Reset()
-		if code = run([]string{"inject", "-addr", addr, "-type", "login", "-payload", "failed", "-severity", "4", "-f", "user=alice", "-timeout", "2s"},
-			nil, &out, &errOut); code == 0 {
-			break
-		}
-	}
+	code := run([]string{"inject", "-addr", addr, "-type", "login", "-payload", "failed", "-severity", "4", "-f", "user=alice", "-timeout", "2s"},
+		nil, &out, &errOut)
 	require.Equal(t, 0, code, errOut.String())
 	assert.Regexp(t, `^acknowledged [0-9a-f-]{36}\n$`, out.String())
 	uuid := strings.Fields(out.String())[1]
@@ -131,6 +134,7 @@ func TestInject(t *testing.T) {
 func TestFlood(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	addr, dir, stop := nativeRouter(t)
+	defer stop()
 	var out, errOut bytes.Buffer
 	code := run([]string{"flood", "-addr", addr, "-count", "3000", "-size", "100", "-size-dist", "uniform", "-size-max", "400",
 		"-corrupt", "2", "-oversize", "1", "-q", "-seed", "7"}, nil, &out, &errOut)
