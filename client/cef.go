@@ -143,6 +143,9 @@ type Event struct {
 	// Extensions are written in this order; keys match
 	// [A-Za-z0-9_][A-Za-z0-9_.,\[\]]*.
 	Extensions []Extension
+	// Priority overrides the client's syslog priority for this event
+	// (empty: the client's, INFO by default).
+	Priority Priority
 }
 
 // NewEvent returns an event.
@@ -271,9 +274,13 @@ func (cfg CEFConfig) Message(e *Event) (*pipeline.Message, error) {
 	if !cfg.Facility.Valid() {
 		return nil, fmt.Errorf("client: syslog facility %q is not KERN..LOCAL7", cfg.Facility)
 	}
-	lvl := cfg.Priority.Level()
+	prio := cfg.Priority
+	if e.Priority != "" {
+		prio = e.Priority
+	}
+	lvl := prio.Level()
 	if lvl < 0 {
-		return nil, fmt.Errorf("client: syslog priority %q is not EMERG..DEBUG", cfg.Priority)
+		return nil, fmt.Errorf("client: syslog priority %q is not EMERG..DEBUG", prio)
 	}
 	line, err := e.Line(cfg.Vendor, cfg.Product, cfg.Version)
 	if err != nil {
@@ -287,7 +294,7 @@ func (cfg CEFConfig) Message(e *Event) (*pipeline.Message, error) {
 	m.Fields = make([]pipeline.Field, 0, 6+len(e.Extensions))
 	m.AddString(FieldSyslogFacility, string(cfg.Facility))
 	m.AddString(FieldSyslogIdent, cfg.Ident)
-	m.AddString(FieldSyslogPriority, string(cfg.Priority))
+	m.AddString(FieldSyslogPriority, string(prio))
 	m.AddString("deviceEventClassId", e.Signature)
 	m.AddString("name", e.Name)
 	m.AddString("severity", strconv.Itoa(e.Severity))

@@ -60,6 +60,13 @@ func TestMessage(t *testing.T) {
 		assert.True(t, ok, k)
 		assert.Equal(t, want, got, k)
 	}
+	ev := NewEvent(AccountLocked, "Account locked", 9)
+	ev.Priority = ALERT
+	m, err = cfg.Message(ev)
+	require.NoError(t, err)
+	assert.Equal(t, int32(1), m.Severity)
+	p, _ := m.FieldString(FieldSyslogPriority)
+	assert.Equal(t, "ALERT", p, "the event's priority wins")
 	cfg.Facility = "LOCAL9"
 	_, err = cfg.Message(NewEvent("s", "n", 1))
 	assert.ErrorContains(t, err, "facility")

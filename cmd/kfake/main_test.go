@@ -41,7 +41,9 @@ func TestRun(t *testing.T) {
 	out := &lineWaiter{line: make(chan string, 1)}
 	line := out.line
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"-brokers", "2", "-topics", "logs, alerts", "-partitions", "3"}, out, &bytes.Buffer{}) }()
+	go func() {
+		done <- run(ctx, []string{"-brokers", "2", "-topics", "logs, alerts", "-partitions", "3"}, out, &bytes.Buffer{})
+	}()
 	var addrs string
 	select {
 	case addrs = <-line:
