@@ -390,3 +390,32 @@ func TestTLS(t *testing.T) {
 	require.NoError(t, err)
 	assert.Error(t, in.Check(), "tern check reads the CA file")
 }
+
+// Record batches compressed with each codec are read whole.
+func TestConsumeCompressed(t *testing.T) {
+	c := kafkatest.Start(t, []kafkatest.Topic{{Name: "logs", Partitions: 1}})
+	codecs := map[string]kgo.CompressionCodec{
+		"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(), "snappy": kgo.SnappyCompression(),
+		"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression(),
+	}
+	want := 0
+	for name, codec := range codecs {
+		cl := c.Client(kgo.DefaultProduceTopic("logs"), kgo.ProducerBatchCompression(codec))
+		recs := make([]*kgo.Record, 20)
+		for i := range recs {
+			recs[i] = &kgo.Record{Value: fmt.Appendf(nil, "%s-%02d-%s", name, i, strings.Repeat("z", 200))}
+		}
+		require.NoError(t, cl.ProduceSync(context.Background(), recs...).FirstErr())
+		want += len(recs)
+	}
+	em := &pipelinetest.Emitter{}
+	_, stop := run(t, testConfig(c.Addrs, "g", "logs"), em)
+	require.True(t, em.WaitFor(want, 20*time.Second))
+	require.NoError(t, stop())
+	seen := map[string]bool{}
+	for _, l := range em.Lines() {
+		seen[l] = true
+	}
+	assert.Len(t, seen, want)
+	assert.True(t, seen["zstd-19-"+strings.Repeat("z", 200)])
+}

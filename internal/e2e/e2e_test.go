@@ -162,6 +162,7 @@ type sink struct {
 	mu       sync.Mutex
 	got      tally
 	offsets  map[[2]int64]time.Time // (partition, offset) -> first delivery
+	hops     map[string]int         // the kafka.topic fields of a message, joined by ">"
 	failEach int                    // fail every n-th Write (0: never)
 	delay    time.Duration          // each Write takes this long
 	writes   int
@@ -174,7 +175,7 @@ type sinkConfig struct {
 var sinks sync.Map
 
 func getSink(name string) *sink {
-	s, _ := sinks.LoadOrStore(name, &sink{offsets: map[[2]int64]time.Time{}})
+	s, _ := sinks.LoadOrStore(name, &sink{offsets: map[[2]int64]time.Time{}, hops: map[string]int{}})
 	return s.(*sink)
 }
 
@@ -193,6 +194,13 @@ func (s *sink) Write(_ context.Context, batch []pipeline.Encoded) error {
 	defer s.mu.Unlock()
 	for _, e := range batch {
 		s.got.add(seqOf(e.Data))
+		var hops []string
+		for i := range e.Msg.Fields {
+			if f := &e.Msg.Fields[i]; f.Name == "kafka.topic" && f.Len() > 0 {
+				hops = append(hops, f.Value(0).Str())
+			}
+		}
+		s.hops[strings.Join(hops, ">")]++
 		p, okp := e.Msg.FieldInt("kafka.partition")
 		o, oko := e.Msg.FieldInt("kafka.offset")
 		if okp && oko {
