@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ternlog/tern/internal/netio"
@@ -97,8 +98,9 @@ type Input struct {
 	cfg Config
 	set pipeline.Settings
 
-	mu   sync.Mutex
-	addr net.Addr // bound address, once listening
+	mu       sync.Mutex
+	addr     net.Addr     // bound address, once listening
+	lastWarn atomic.Int64 // unix ns of the last protocol warning
 }
 
 var _ pipeline.Input = (*Input)(nil)
@@ -163,7 +165,12 @@ func (in *Input) runNative(ctx context.Context, ln net.Listener, opts netio.Serv
 		})
 		if err != nil {
 			in.set.Error("protocol")
-			in.set.Logger.Warn("native connection closed", "remote", c.RemoteAddr().String(), "err", err)
+			// Counted always, logged at most every 10s: a hostile peer
+			// must not flood the log.
+			if now := time.Now().UnixNano(); now-in.lastWarn.Load() > int64(10*time.Second) {
+				in.lastWarn.Store(now)
+				in.set.Logger.Warn("native connection closed", "remote", c.RemoteAddr().String(), "err", err)
+			}
 		}
 	})
 	if ctx.Err() != nil {
