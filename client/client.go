@@ -22,6 +22,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -481,9 +482,39 @@ func (c *Client) run(first chan error) {
 			return
 		default:
 		}
+		if errors.Is(err, errIdleClose) {
+			// The router closed a connection with nothing in flight (its
+			// idle timeout): not a failure. Reconnect when there is work.
+			if !c.waitForWork() {
+				return
+			}
+			continue
+		}
 		c.mu.Lock()
 		c.fail(err)
 		c.mu.Unlock()
+	}
+}
+
+// errIdleClose is serve's result when the router closed the connection
+// while no batch was in flight.
+var errIdleClose = errors.New("client: router closed an idle connection")
+
+// waitForWork waits until something is buffered; false once stopped.
+func (c *Client) waitForWork() bool {
+	for {
+		c.mu.Lock()
+		work := len(c.queue) > 0 || (c.curOpen && c.curMsgs > 0)
+		ch := c.changed
+		c.mu.Unlock()
+		if work {
+			return true
+		}
+		select {
+		case <-c.stop:
+			return false
+		case <-ch:
+		}
 	}
 }
 
@@ -572,6 +603,17 @@ func (c *Client) serve(conn *ternproto.Conn) error {
 			return nil
 		case err := <-acks:
 			acks <- err // for the deferred wait
+			if errors.Is(err, io.EOF) {
+				c.mu.Lock()
+				idle := true
+				for _, b := range c.queue {
+					idle = idle && !b.sent
+				}
+				c.mu.Unlock()
+				if idle {
+					return errIdleClose
+				}
+			}
 			return err
 		case <-ch:
 		case <-timer.C:

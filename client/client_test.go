@@ -35,6 +35,7 @@ type router struct {
 	tls  *tls.Config
 	hold atomic.Bool // do not acknowledge
 	nack atomic.Int32
+	open atomic.Int32 // connections being served
 
 	mu    sync.Mutex
 	seen  map[string]int
@@ -122,7 +123,11 @@ func startRouter(t testing.TB, r *router, addr string) *router {
 			mu.Lock()
 			conns[c] = true
 			mu.Unlock()
-			wg.Go(func() { _ = ternproto.Serve(ctx, c, r, pipelinetest.Settings(t, "inputs.router"), r.opt) })
+			r.open.Add(1)
+			wg.Go(func() {
+				defer r.open.Add(-1)
+				_ = ternproto.Serve(ctx, c, r, pipelinetest.Settings(t, "inputs.router"), r.opt)
+			})
 		}
 	})
 	var once sync.Once
@@ -373,4 +378,24 @@ func BenchmarkSend(b *testing.B) {
 	}
 	stop()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// A router closing an idle connection is no error; the client reconnects
+// when it has something to send.
+func TestIdleCloseIsNoError(t *testing.T) {
+	r := startRouter(t, &router{opt: ternproto.ServeOptions{IdleTimeout: 100 * time.Millisecond}}, "")
+	var errs atomic.Int32
+	c := dial(t, r.addr, WithErrorHandler(func(err error) { errs.Add(1); t.Log(err) }))
+	send(t, c, 0, 5)
+	require.NoError(t, flush(t, c))
+	deadline := time.Now().Add(10 * time.Second)
+	for r.open.Load() > 0 && time.Now().Before(deadline) { // the router closes the idle connection
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // and the client sees it
+	send(t, c, 5, 10)
+	require.NoError(t, flush(t, c))
+	assert.Equal(t, 10, r.unique())
+	assert.Zero(t, errs.Load())
+	assert.Zero(t, c.Stats().Errors)
 }
