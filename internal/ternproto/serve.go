@@ -65,8 +65,9 @@ var (
 // otherwise. Protocol errors are also sent to the peer in an error frame.
 func Serve(ctx context.Context, c net.Conn, out pipeline.Emitter, set pipeline.Settings, opt ServeOptions) error {
 	opt.defaults()
-	s := &server{c: c, set: set, opt: opt, acks: make(chan Ack, opt.MaxInFlight+1)}
+	s := &server{c: c, set: set, opt: opt, acks: make(chan Ack, opt.MaxInFlight)}
 	s.slots = make(chan struct{}, opt.MaxInFlight)
+	s.rd = &readDeadline{c: c, idle: opt.IdleTimeout}
 	s.bw = bufio.NewWriterSize(c, 4<<10)
 
 	writerDone := make(chan struct{})
@@ -75,7 +76,7 @@ func Serve(ctx context.Context, c net.Conn, out pipeline.Emitter, set pipeline.S
 		s.writeLoop()
 	}()
 	// ctx ending unblocks the reader; the writer keeps sending acks.
-	stop := context.AfterFunc(ctx, func() { _ = c.SetReadDeadline(time.Now()) })
+	stop := context.AfterFunc(ctx, s.rd.stop)
 	err := s.readLoop(ctx, out)
 	stop()
 	if ctx.Err() != nil {
@@ -100,6 +101,7 @@ func Serve(ctx context.Context, c net.Conn, out pipeline.Emitter, set pipeline.S
 
 type server struct {
 	c     net.Conn
+	rd    *readDeadline
 	set   pipeline.Settings
 	opt   ServeOptions
 	slots chan struct{} // one per batch taken and not yet acknowledged
@@ -128,30 +130,77 @@ func isEnd(err error) bool {
 	return err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
 }
 
-// idleConn extends the read deadline before every read while idle is set.
-type idleConn struct {
-	net.Conn
-	idle time.Duration
-	busy func() bool
+// readDeadline owns the connection's read deadline: none while batches
+// are in flight, the idle timeout from the moment the last one is settled,
+// and a deadline in the past once stopped. One mutex orders the reader's
+// and the writer's updates, so none overwrites a later one.
+type readDeadline struct {
+	mu      sync.Mutex
+	c       net.Conn
+	idle    time.Duration
+	busy    int
+	stopped bool
 }
 
-func (c idleConn) Read(p []byte) (int, error) {
-	if c.idle > 0 {
-		if c.busy() {
-			_ = c.Conn.SetReadDeadline(time.Time{})
-		} else {
-			_ = c.Conn.SetReadDeadline(time.Now().Add(c.idle))
-		}
+func (d *readDeadline) set() {
+	switch {
+	case d.stopped:
+		_ = d.c.SetReadDeadline(time.Now())
+	case d.idle <= 0 || d.busy > 0:
+		_ = d.c.SetReadDeadline(time.Time{})
+	default:
+		_ = d.c.SetReadDeadline(time.Now().Add(d.idle))
 	}
-	return c.Conn.Read(p)
+}
+
+// take and release count batches in flight.
+func (d *readDeadline) take() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.busy++
+	d.set()
+}
+
+func (d *readDeadline) release() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.busy--
+	if d.busy == 0 {
+		d.set()
+	}
+}
+
+// reading is called before each read: a read that starts idle gets the
+// whole idle timeout.
+func (d *readDeadline) reading() {
+	if d.idle <= 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.set()
+}
+
+func (d *readDeadline) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stopped = true
+	d.set()
+}
+
+// deadlineReader calls reading before every read of the connection.
+type deadlineReader struct {
+	c  net.Conn
+	rd *readDeadline
+}
+
+func (r deadlineReader) Read(p []byte) (int, error) {
+	r.rd.reading()
+	return r.c.Read(p)
 }
 
 func (s *server) readLoop(ctx context.Context, out pipeline.Emitter) error {
-	var r io.Reader = s.c
-	if s.opt.IdleTimeout > 0 {
-		r = idleConn{Conn: s.c, idle: s.opt.IdleTimeout, busy: func() bool { return len(s.slots) > 0 }}
-	}
-	fr := pipeline.NewFrameReader(bufio.NewReaderSize(r, 64<<10), s.opt.MaxFrame)
+	fr := pipeline.NewFrameReader(bufio.NewReaderSize(deadlineReader{s.c, s.rd}, 64<<10), s.opt.MaxFrame)
 	var recs []pipeline.Record
 	proto := pipeline.Record{Source: s.opt.Source}
 	for {
@@ -159,6 +208,10 @@ func (s *server) readLoop(ctx context.Context, out pipeline.Emitter) error {
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return nil // idle: a plain close, nothing to report
 			}
 			if errors.Is(err, pipeline.ErrFrameTooLarge) {
 				s.set.Drop("oversize", 1)
@@ -193,6 +246,7 @@ func (s *server) readLoop(ctx context.Context, out pipeline.Emitter) error {
 			}
 			select {
 			case s.slots <- struct{}{}:
+				s.rd.take()
 			case <-ctx.Done():
 				return nil // not taken: the sender sends it again
 			}
@@ -236,6 +290,7 @@ func (s *server) writeLoop() {
 	var buf []byte
 	for a := range s.acks {
 		<-s.slots
+		s.rd.release()
 		buf = AppendAck(buf[:0], a)
 		for more := true; more; {
 			select {
@@ -245,6 +300,7 @@ func (s *server) writeLoop() {
 					break
 				}
 				<-s.slots
+				s.rd.release()
 				buf = AppendAck(buf, a)
 			default:
 				more = false

@@ -246,3 +246,47 @@ func TestDialErrors(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
 }
+
+// A connection with nothing in flight is closed after the idle timeout,
+// counted from the last acknowledgement; one with a batch in flight is not.
+func TestServeIdleTimeout(t *testing.T) {
+	release := make(chan struct{})
+	em := &pipelinetest.Emitter{Ack: func(recs []pipeline.Record, ack pipeline.AckFunc) {
+		if bytes.Contains(recs[0].Data, []byte("slow")) {
+			go func() { <-release; ack(nil) }()
+			return
+		}
+		ack(nil)
+	}}
+	addr, _ := serve(t, em, ServeOptions{IdleTimeout: 200 * time.Millisecond})
+	c := dial(t, addr)
+	require.NoError(t, c.Write(batch(1, "slow")))
+	require.NoError(t, c.Flush())
+	time.Sleep(500 * time.Millisecond) // longer than the idle timeout, but busy
+	close(release)
+	a, err := c.ReadAck()
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), a.Seq)
+	t0 := time.Now()
+	_, err = c.ReadAck()
+	require.Error(t, err, "closed once idle")
+	assert.Less(t, time.Since(t0), 5*time.Second)
+}
+
+// Stopping works whatever the reader is doing, idle timeout or not.
+func TestServeStopsWithIdleTimeout(t *testing.T) {
+	em := &pipelinetest.Emitter{}
+	addr, stop := serve(t, em, ServeOptions{IdleTimeout: time.Hour})
+	c := dial(t, addr)
+	require.NoError(t, c.Write(batch(1, "a")))
+	require.NoError(t, c.Flush())
+	_, err := c.ReadAck()
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() { stop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not stop")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -140,6 +141,7 @@ func (o *Output) drop() {
 func (o *Output) Write(ctx context.Context, batch []pipeline.Encoded) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	reused := o.conn != nil
 	c, err := o.connect(ctx)
 	if err != nil {
 		return err
@@ -186,7 +188,18 @@ func (o *Output) Write(ctx context.Context, batch []pipeline.Encoded) error {
 	}
 	finish()
 	if len(o.wait) > 0 {
-		if err := o.send(ctx, c); err != nil {
+		err := o.send(ctx, c)
+		if err != nil && reused && errors.Is(err, io.EOF) && ctx.Err() == nil {
+			// The receiver had closed the connection while it was idle,
+			// before reading this batch: send it once more on a new one.
+			o.drop()
+			if c, err = o.connect(ctx); err == nil && c.MaxBatch()-ternproto.BatchOverhead >= limit {
+				err = o.send(ctx, c)
+			} else if err == nil {
+				err = errors.New("the receiver's frame limit shrank; sending again")
+			}
+		}
+		if err != nil {
 			o.drop()
 			if refused == nil {
 				return err

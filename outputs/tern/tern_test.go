@@ -287,3 +287,15 @@ func (ackAll) Emit(_ context.Context, _ []pipeline.Record, ack pipeline.AckFunc)
 	ack(nil)
 	return nil
 }
+
+// A receiver that closed the connection while it was idle costs no failed
+// Write: the batch goes once more on a new connection.
+func TestIdleCloseRetriedAtOnce(t *testing.T) {
+	em := &pipelinetest.Emitter{}
+	r := startReceiver(t, em, ternproto.ServeOptions{IdleTimeout: 100 * time.Millisecond}, nil, "")
+	o := newOutput(t, testConfig(r.addr))
+	require.NoError(t, o.Write(context.Background(), batch("a")))
+	time.Sleep(400 * time.Millisecond)
+	require.NoError(t, o.Write(context.Background(), batch("b")))
+	assert.Equal(t, []string{"a", "b"}, payloads(t, em))
+}
