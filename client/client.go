@@ -264,8 +264,9 @@ func (c *Client) Send(ctx context.Context, m *pipeline.Message) error {
 		// Encode in place at the end of the open batch; undo when it
 		// does not fit.
 		if !c.curOpen {
-			// Room for a full batch up front: no regrowth while it fills.
-			c.cur.Begin(make([]byte, 0, min(c.o.batchBytes, 1<<20)+4<<10), 0)
+			// Small at first: a quiet application sends small batches;
+			// a busy one grows this by doubling.
+			c.cur.Begin(make([]byte, 0, min(c.o.batchBytes, 16<<10)), 0)
 			c.curOpen, c.curMsgs, c.curAt = true, 0, time.Now()
 		}
 		before := c.cur.Size()
