@@ -199,7 +199,7 @@ func TestIntegrationKafkaCommitNeverAheadOfDelivery(t *testing.T) {
 	}
 	n := testscale.N(500_000, 30_000)
 	c := kafkatest.Start(t, []kafkatest.Topic{{Name: "in", Partitions: 6}})
-	name := t.Name()
+	name := fmt.Sprintf("%s-%d", t.Name(), time.Now().UnixNano()) // fresh sink per run (-count)
 	s := getSink(name)
 	s.failEach = 10
 	s.delay = 5 * time.Millisecond // a slow sink: commits trail deliveries visibly
@@ -208,6 +208,9 @@ func TestIntegrationKafkaCommitNeverAheadOfDelivery(t *testing.T) {
 type = "sink"
 name = %q
 message_matcher = "TRUE"
+## Small batches: many slow writes, so commits are observed while the
+## output is still delivering, even at the race detector's reduced scale.
+batch_max_count = 25
 [outputs.sink.retries]
 delay = "10ms"
 max_delay = "50ms"
@@ -335,7 +338,7 @@ compression = "zstd"
 idempotent = true
 linger = "1ms"
 `, quote(c.Addrs)), 10*time.Second)
-	name := t.Name()
+	name := fmt.Sprintf("%s-%d", t.Name(), time.Now().UnixNano()) // fresh sink per run (-count)
 	s := getSink(name)
 	second := startEngine(t, strings.Replace(kafkaInput(c.Addrs, "hop2", "mid"), `decoder = "payload"`, `decoder = "msgpack"`, 1)+fmt.Sprintf(`
 [outputs.sink]
