@@ -431,7 +431,7 @@ func (t *Input) startHarvester(c *candidate, e *entry) *harvester {
 	size := min(64<<10, t.cfg.MaxLineBytes.N()+1)
 	h := &harvester{
 		t: t, e: e, f: c.f, zr: c.zr, src: c.path, dev: c.id.dev, ino: c.id.ino,
-		buf: make([]byte, size), inGlob: true,
+		buf: make([]byte, size), inGlob: true, checkedAt: -1,
 	}
 	if c.zr != nil {
 		// The prefix was read from the stream already: it is buffered input.
@@ -456,6 +456,7 @@ func (h *harvester) seekPlain(off int64) error {
 	}
 	h.start, h.end, h.mark = 0, 0, 0
 	h.pos, h.off = off, off
+	h.checkedAt = -1
 	h.win = window{}
 	if err := readWindow(h.f, off, &h.win); err != nil {
 		return err
