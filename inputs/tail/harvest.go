@@ -307,6 +307,10 @@ func (h *harvester) flushPartial(ctx context.Context, out pipeline.Emitter) erro
 
 // growFingerprint extends the entry's fingerprint while the file is shorter
 // than fingerprint_bytes, checking the part already known still matches.
+// The first bytes are read again, so the file must still be the one just
+// read after that: a copytruncate between the two would give this file
+// the fingerprint of its successor, and its copy, not recognised, would be
+// read again from its start.
 func (h *harvester) growFingerprint() error {
 	e := h.e
 	fpMax := int64(h.t.cfg.FingerprintBytes)
@@ -324,6 +328,9 @@ func (h *harvester) growFingerprint() error {
 				return errRewritten
 			}
 			return err
+		}
+		if !h.sameAt(h.pos, &h.rwin) {
+			return errRewritten
 		}
 	}
 	if int64(len(p)) <= e.fpLen {

@@ -2,6 +2,7 @@ package tail
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -99,6 +100,51 @@ func TestSameSizeRewriteBeforeClose(t *testing.T) {
 	}
 	in.closeHarvester(in.hs[0]) // idle for close_inactive
 	for range 3 {
+		in.scan(time.Now(), false)
+		in.pumpAll(ctx, s)
+	}
+	missing, dups := s.report(w.all())
+	if len(missing)+len(dups) > 0 {
+		t.Fatalf("missing %v, duplicates %v", head(missing), head(dups))
+	}
+}
+
+// A copytruncate between the reader's read of a file's first bytes and its
+// second look at them (to extend the fingerprint of a file read from its
+// start) must not give the file its successor's fingerprint: the copy
+// would then be taken for a new file and read again. Driven by hand, so the
+// rotation falls exactly between the two.
+func TestFingerprintOfTheBytesRead(t *testing.T) {
+	dir, data := t.TempDir(), t.TempDir()
+	w := newLogWriter(t, dir, "app.log", 60)
+	defer w.close()
+	w.write(50)
+	in := handDriven(t, data, testConfig(filepath.Join(dir, "app.log*")))
+	s := newSink(0, 0)
+	ctx := context.Background()
+	in.scan(time.Now(), true)
+	in.pumpAll(ctx, s)
+	if !s.waitSeqs(0, 50, time.Second) {
+		t.Fatal("the first file was not read")
+	}
+	// Rotated, and refilled with fewer lines: the reader starts over.
+	w.copyTruncate(0)
+	w.write(30)
+	h := in.hs[0]
+	if _, err := h.read(); !errors.Is(err, errRewritten) {
+		t.Fatalf("read after the truncation: %v", err)
+	}
+	in.restart(h)
+	if n, err := h.read(); n == 0 || err != nil {
+		t.Fatalf("read from the start: %d, %v", n, err)
+	}
+	// Rotated again before the reader looks at the first bytes.
+	w.copyTruncate(0)
+	w.write(50)
+	if err := h.growFingerprint(); err != nil {
+		in.readFailed(h, err)
+	}
+	for range 4 {
 		in.scan(time.Now(), false)
 		in.pumpAll(ctx, s)
 	}
