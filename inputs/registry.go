@@ -3,6 +3,7 @@ package inputs
 
 import (
 	"github.com/ternlog/tern/inputs/http"
+	"github.com/ternlog/tern/inputs/kafka"
 	"github.com/ternlog/tern/inputs/stdin"
 	"github.com/ternlog/tern/inputs/syslog"
 	"github.com/ternlog/tern/inputs/tail"
@@ -15,6 +16,7 @@ import (
 func Factories() []pipeline.Factory[pipeline.Input] {
 	return []pipeline.Factory[pipeline.Input]{
 		http.Factory(),
+		kafka.Factory(),
 		stdin.Factory(),
 		syslog.Factory(),
 		tail.Factory(),

@@ -4,9 +4,11 @@ package outputs
 import (
 	"github.com/ternlog/tern/outputs/file"
 	"github.com/ternlog/tern/outputs/http"
+	"github.com/ternlog/tern/outputs/kafka"
 	"github.com/ternlog/tern/outputs/null"
 	"github.com/ternlog/tern/outputs/stdout"
 	"github.com/ternlog/tern/outputs/syslog"
+	"github.com/ternlog/tern/outputs/tern"
 	"github.com/ternlog/tern/pipeline"
 )
 
@@ -15,8 +17,10 @@ func Factories() []pipeline.Factory[pipeline.Output] {
 	return []pipeline.Factory[pipeline.Output]{
 		file.Factory(),
 		http.Factory(),
+		kafka.Factory(),
 		null.Factory(),
 		stdout.Factory(),
 		syslog.Factory(),
+		tern.Factory(),
 	}
 }

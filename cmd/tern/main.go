@@ -35,6 +35,8 @@ Usage:
   tern match 'EXPR'                     canonical JSON messages on stdin -> those that match
   tern cat [-match EXPR] [-tail] PATH…  messages in disk buffers or native-framed files -> canonical JSON
   tern alerts list [-config …] [-json]  the alert definitions of the config's Lua filters
+  tern inject [-addr …] [flags]         send one message to a running tern, wait for its ack
+  tern flood [-addr …] [flags]          a load generator: messages/s, MiB/s, acked, errors
   tern version                          print the version
 
 Run "tern VERB -h" for a verb's flags.
@@ -65,6 +67,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdCat(args, stdin, stdout, stderr)
 	case "alerts":
 		return cmdAlerts(args, stdout, stderr)
+	case "inject":
+		return cmdInject(args, stdin, stdout, stderr)
+	case "flood":
+		return cmdFlood(args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "tern %s (%s)\n", version, buildInfo())
 		return 0

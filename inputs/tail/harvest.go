@@ -45,6 +45,12 @@ type harvester struct {
 	idleSince time.Time
 	inGlob    bool // the last scan found it under a glob
 	gzEnd     bool // the gzip stream ended cleanly
+
+	// checked is the file's modification time when read last found it
+	// ending at checkedAt with our bytes before that (plain files; -1
+	// when not yet). A closed file remembers these, not what it looks like
+	// when closed: a rewrite in between must make it be opened again.
+	checked, checkedAt int64
 }
 
 // window keeps the last anchorLen bytes of a stream.
@@ -84,9 +90,12 @@ func (h *harvester) consume(n int) {
 }
 
 // read makes room and reads once. It returns the bytes read; 0 means the
-// end of the file for now. For plain files it checks, after each read, that
-// the bytes just before the old position are still those it read last: a
-// mismatch (or a file now shorter than the position) is errRewritten.
+// end of the file for now. For plain files it checks, after each read and
+// at each end, that the bytes just before the position are still those it
+// read last: a mismatch (or a file now shorter than the position) is
+// errRewritten. The check at the end matters: a file truncated and
+// refilled up to exactly our position (copytruncate with lines of one
+// length, as many per rotation) shows no new bytes and no smaller size.
 func (h *harvester) read() (int, error) {
 	h.fold()
 	if h.start > 0 {
@@ -133,6 +142,14 @@ func (h *harvester) read() (int, error) {
 	}
 	if fi.Size() < h.pos {
 		return 0, errRewritten
+	}
+	if h.pos > 0 && !h.sameAt(h.pos, &h.rwin) {
+		return 0, errRewritten
+	}
+	// Stat came first: a later rewrite leaves a newer modification time.
+	h.checked, h.checkedAt = fi.ModTime().UnixNano(), -1
+	if fi.Size() == h.pos {
+		h.checkedAt = h.pos
 	}
 	return 0, nil
 }
@@ -290,6 +307,10 @@ func (h *harvester) flushPartial(ctx context.Context, out pipeline.Emitter) erro
 
 // growFingerprint extends the entry's fingerprint while the file is shorter
 // than fingerprint_bytes, checking the part already known still matches.
+// The first bytes are read again, so the file must still be the one just
+// read after that: a copytruncate between the two would give this file
+// the fingerprint of its successor, and its copy, not recognised, would be
+// read again from its start.
 func (h *harvester) growFingerprint() error {
 	e := h.e
 	fpMax := int64(h.t.cfg.FingerprintBytes)
@@ -307,6 +328,9 @@ func (h *harvester) growFingerprint() error {
 				return errRewritten
 			}
 			return err
+		}
+		if !h.sameAt(h.pos, &h.rwin) {
+			return errRewritten
 		}
 	}
 	if int64(len(p)) <= e.fpLen {

@@ -285,20 +285,27 @@ func (t *Input) reap(ctx context.Context, out pipeline.Emitter, now time.Time) {
 }
 
 // closeHarvester closes h's file; its entry keeps the position, and what
-// the file looked like, so an unchanged file is not reopened.
+// the file looked like, so an unchanged file is not reopened. For a plain
+// file that is what it looked like when read last found it ending at our
+// position with our bytes before it, not what it looks like now: a same-size
+// rewrite in between would pass for no change. Otherwise the next scan looks
+// at the file again.
 func (t *Input) closeHarvester(h *harvester) {
-	fi, err := h.f.Stat()
+	size, mtime := int64(-1), int64(0)
+	switch {
+	case h.zr != nil:
+		if fi, err := h.f.Stat(); err == nil {
+			size, mtime = fi.Size(), fi.ModTime().UnixNano()
+		}
+	case h.checkedAt >= 0 && h.checkedAt == h.pos:
+		size, mtime = h.pos, h.checked
+	}
 	t.mu.Lock()
 	if e := h.e; e != nil && e.h == h {
 		e.h = nil
-		e.size = h.pos
-		if h.zr != nil && err == nil {
-			e.size = fi.Size()
-		}
-		if err == nil {
-			e.mtime = fi.ModTime().UnixNano()
-		} else {
-			e.size = -1
+		e.size = size
+		if size >= 0 {
+			e.mtime = mtime
 		}
 		if h.zr != nil && h.gzEnd && e.next == h.pos {
 			e.done = true

@@ -368,8 +368,10 @@ func (t *Input) resume(c *candidate, e *entry, now time.Time) (*harvester, verdi
 		if w.sum() != e.nextAnchor {
 			return nil, mismatch, nil
 		}
+		// Start from the window just checked, not a second read of it: a
+		// rewrite in between must show at the first read, not be taken in.
 		h := t.startHarvester(c, e)
-		if err := h.seekPlain(e.next); err != nil {
+		if err := h.seekPlainFrom(e.next, w); err != nil {
 			t.closeHarvester(h)
 			return nil, mismatch, err
 		}
@@ -431,7 +433,7 @@ func (t *Input) startHarvester(c *candidate, e *entry) *harvester {
 	size := min(64<<10, t.cfg.MaxLineBytes.N()+1)
 	h := &harvester{
 		t: t, e: e, f: c.f, zr: c.zr, src: c.path, dev: c.id.dev, ino: c.id.ino,
-		buf: make([]byte, size), inGlob: true,
+		buf: make([]byte, size), inGlob: true, checkedAt: -1,
 	}
 	if c.zr != nil {
 		// The prefix was read from the stream already: it is buffered input.
@@ -451,16 +453,24 @@ func (t *Input) startHarvester(c *candidate, e *entry) *harvester {
 
 // seekPlain positions a plain file's harvester at off.
 func (h *harvester) seekPlain(off int64) error {
+	h.checkedAt = -1
+	var w window
+	if err := readWindow(h.f, off, &w); err != nil {
+		return err
+	}
+	return h.seekPlainFrom(off, w)
+}
+
+// seekPlainFrom positions a plain file's harvester at off, w being the
+// bytes before off.
+func (h *harvester) seekPlainFrom(off int64, w window) error {
 	if _, err := h.f.Seek(off, io.SeekStart); err != nil {
 		return err
 	}
 	h.start, h.end, h.mark = 0, 0, 0
 	h.pos, h.off = off, off
-	h.win = window{}
-	if err := readWindow(h.f, off, &h.win); err != nil {
-		return err
-	}
-	h.rwin = h.win
+	h.checkedAt = -1
+	h.win, h.rwin = w, w
 	return nil
 }
 

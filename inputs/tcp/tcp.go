@@ -11,9 +11,11 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ternlog/tern/internal/netio"
+	"github.com/ternlog/tern/internal/ternproto"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/framing"
@@ -25,12 +27,19 @@ var sample string
 // Type selects this input.
 const Type = "tcp"
 
+// FramingNative is tern's router protocol: batches of native messages, each
+// acknowledged once the engine has delivered it (pair it with the msgpack
+// decoder).
+const FramingNative = "native"
+
 // Config is the [inputs.<name>] table with type = "tcp".
 type Config struct {
 	// Address to listen on, host:port.
 	Address string `toml:"address"`
 	// Framing of records on a connection: newline, octet_counting (RFC
-	// 6587) or auto (decided per connection by its first byte).
+	// 6587), non_transparent, auto (decided per connection by its first
+	// byte), or native: tern's router protocol (internal/ternproto), whose
+	// batches are acknowledged to the sender once delivered.
 	Framing string `toml:"framing"`
 	// MaxFrameBytes caps one record. An over-long line is dropped and
 	// counted, and reading resumes after its newline; an over-long
@@ -64,8 +73,10 @@ func (c Config) Validate() error {
 	} else if _, _, err := net.SplitHostPort(c.Address); err != nil {
 		errs = append(errs, fmt.Errorf("address: %v", err))
 	}
-	if err := netio.CheckFraming(c.Framing); err != nil {
-		errs = append(errs, fmt.Errorf("framing: %v", err))
+	if c.Framing != FramingNative {
+		if err := netio.CheckFraming(c.Framing); err != nil {
+			errs = append(errs, fmt.Errorf("framing: %v or native", err))
+		}
 	}
 	if c.MaxFrameBytes < 1 || c.MaxFrameBytes > 1<<30 {
 		errs = append(errs, errors.New("max_frame_bytes: must be between 1 and 1GiB"))
@@ -87,8 +98,9 @@ type Input struct {
 	cfg Config
 	set pipeline.Settings
 
-	mu   sync.Mutex
-	addr net.Addr // bound address, once listening
+	mu       sync.Mutex
+	addr     net.Addr     // bound address, once listening
+	lastWarn atomic.Int64 // unix ns of the last protocol warning
 }
 
 var _ pipeline.Input = (*Input)(nil)
@@ -130,7 +142,41 @@ func (in *Input) Run(ctx context.Context, out pipeline.Emitter) error {
 	in.mu.Unlock()
 	in.set.Logger.Info("listening", "address", ln.Addr().String(), "tls", tlsCfg != nil, "framing", in.cfg.Framing)
 	opts := netio.ServeOpts{MaxConnections: in.cfg.MaxConnections, TLS: tlsCfg, HandshakeTimeout: in.cfg.TLS.Timeout()}
+	if in.cfg.Framing == FramingNative {
+		return in.runNative(ctx, ln, opts, out)
+	}
 	return netio.Serve(ctx, ln, opts, in.set, func(ctx context.Context, c net.Conn) { in.serve(ctx, c, out) })
+}
+
+// runNative serves the router protocol. Its connections outlive ctx for a
+// moment: when ctx ends the listener closes and each connection stops
+// reading, but still sends the acknowledgements of batches it took
+// (ternproto.Serve's drain) before it closes itself.
+func (in *Input) runNative(ctx context.Context, ln net.Listener, opts netio.ServeOpts, out pipeline.Emitter) error {
+	connCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
+	defer stop()
+	name := "tern/" + in.set.Hostname
+	err := netio.Serve(connCtx, ln, opts, in.set, func(_ context.Context, c net.Conn) {
+		err := ternproto.Serve(ctx, c, out, in.set, ternproto.ServeOptions{
+			MaxFrame: in.cfg.MaxFrameBytes.N(), IdleTimeout: in.cfg.IdleTimeout.D(),
+			Name: name, Source: "tern://" + c.RemoteAddr().String(),
+		})
+		if err != nil {
+			in.set.Error("protocol")
+			// Counted always, logged at most every 10s: a hostile peer
+			// must not flood the log.
+			if now := time.Now().UnixNano(); now-in.lastWarn.Load() > int64(10*time.Second) {
+				in.lastWarn.Store(now)
+				in.set.Logger.Warn("native connection closed", "remote", c.RemoteAddr().String(), "err", err)
+			}
+		}
+	})
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // serve reads one connection. Framings that answer the sender (tern's

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ternlog/tern/inputs/tcp"
 	"github.com/ternlog/tern/internal/nettest"
+	"github.com/ternlog/tern/internal/ternproto"
 	"github.com/ternlog/tern/internal/testpki"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
@@ -304,6 +305,50 @@ func TestMutualTLS(t *testing.T) {
 	assert.ErrorIs(t, err, io.EOF)
 }
 
+// framing = "native": batches of tern's router protocol, over TLS here,
+// acknowledged once the engine settled them (with StatusRetry when it
+// gave up, so the sender sends them again).
+func TestNativeFraming(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "tern CA")
+	srvCert, srvKey := ca.Issue(t, testpki.Opts{}).Write(t, dir, "server")
+	r := start(t, func(cfg *tcp.Config) {
+		cfg.Framing = tcp.FramingNative
+		cfg.TLS.CertFile, cfg.TLS.KeyFile = srvCert, srvKey
+	})
+	r.em.Ack = func(recs []pipeline.Record, ack pipeline.AckFunc) {
+		if bytes.Contains(recs[0].Data, []byte("fail")) {
+			ack(pipeline.ErrStopped)
+			return
+		}
+		ack(nil)
+	}
+	c, err := ternproto.Dial(context.Background(), r.addr, ternproto.DialOptions{TLS: &tls.Config{RootCAs: ca.Pool()}})
+	require.NoError(t, err)
+	defer c.Close()
+	assert.Equal(t, int(tcp.DefaultConfig().MaxFrameBytes), c.MaxBatch())
+	var w ternproto.BatchWriter
+	for seq, payload := range []string{"one", "fail"} {
+		m := pipeline.NewMessage()
+		m.Payload = payload
+		w.Begin(nil, uint64(seq))
+		w.Add(m)
+		require.NoError(t, c.Write(w.Finish()))
+	}
+	require.NoError(t, c.Flush())
+	acks := map[uint64]int{}
+	for range 2 {
+		a, err := c.ReadAck()
+		require.NoError(t, err)
+		acks[a.Seq] = a.Status
+	}
+	assert.Equal(t, map[uint64]int{0: ternproto.StatusOK, 1: ternproto.StatusRetry}, acks)
+	m := pipeline.NewMessage()
+	require.NoError(t, pipeline.DecodeMsgpackBytes([]byte(r.em.Lines()[0]), m, nil))
+	assert.Equal(t, "one", m.Payload)
+	assert.True(t, strings.HasPrefix(r.em.Records[0].Source, "tern://127.0.0.1:"))
+}
+
 func netTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
@@ -316,7 +361,7 @@ func TestValidate(t *testing.T) {
 	cfg.TLS.CAFile = "ca.crt"
 	err := cfg.Validate()
 	require.Error(t, err)
-	for _, want := range []string{"address: required", "framing: must be one of auto, newline, non_transparent, octet_counting", "max_frame_bytes:", "tls.cert_file:"} {
+	for _, want := range []string{"address: required", "framing: must be one of auto, newline, non_transparent, octet_counting, not \"lf\" or native", "max_frame_bytes:", "tls.cert_file:"} {
 		assert.Contains(t, err.Error(), want)
 	}
 }
