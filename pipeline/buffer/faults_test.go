@@ -197,10 +197,11 @@ func TestLedgerDurability(t *testing.T) {
 		mode := []faultfs.CrashMode{faultfs.KeepAll, faultfs.KeepNone, faultfs.KeepPrefix, faultfs.KeepSubset}[rng.IntN(4)]
 		crashAt := time.Duration(rng.IntN(300)) * time.Microsecond
 		done := make(chan []int, 1)
+		leaseRng := rand.New(rand.NewPCG(rng.Uint64(), 1)) // the reader's own
 		go func() {
 			var got []int
 			for {
-				l, err := b.Next(context.Background(), 1+rng.IntN(4), 1<<20, 0, time.Millisecond)
+				l, err := b.Next(context.Background(), 1+leaseRng.IntN(4), 1<<20, 0, time.Millisecond)
 				if err != nil || l == nil {
 					break
 				}
