@@ -235,3 +235,35 @@ sync = "always"
 	_, err := os.Stat(filepath.Join(dir, "data"))
 	assert.True(t, os.IsNotExist(err), "check created the data directory")
 }
+
+// When engine.New fails after a disk buffer was opened, the buffer is
+// closed: its lock is released, so the next start can open it.
+func TestFailedBuildReleasesBuffers(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "plugins.toml")
+	require.NoError(t, os.WriteFile(cfg, []byte(`
+[tern]
+data_dir = "data"
+
+[inputs.in]
+type = "stdin"
+decoder = ["payload", "payload"]
+
+[outputs.out]
+type = "stdout"
+encoder = "payload"
+message_matcher = "TRUE"
+use_buffering = true
+`), 0o644))
+	var out, errOut bytes.Buffer
+	code := run([]string{"run", "-config", cfg}, strings.NewReader(""), &out, &errOut)
+	require.Equal(t, 1, code)
+	assert.Contains(t, errOut.String(), "cannot follow another decoder")
+	bdir := filepath.Join(dir, "data", "buffer", "out")
+	_, err := os.Stat(bdir)
+	require.NoError(t, err, "the buffer was opened before the failure")
+	b, err := buffer.New(bdir, buffer.Options{MaxBufferSize: 1 << 20, MaxFileSize: 1 << 10, FullAction: "block", Sync: "always", SyncInterval: time.Second}, pipeline.Settings{})
+	require.NoError(t, err)
+	require.NoError(t, b.Open(), "the lock of the failed build was released")
+	require.NoError(t, b.Close())
+}
