@@ -71,23 +71,28 @@ type found struct {
 	size int64
 }
 
-func (b *Buffer) recover() error {
+func (b *Buffer) recover() (err error) {
 	names, err := b.fs.ReadDir(b.dir)
 	if err != nil {
 		return err
 	}
+	var lf vfs.File
+	defer func() {
+		if err != nil && lf != nil {
+			lf.Close()
+		}
+	}()
 	dirty := false // the directory changed: sync it before going on
 
 	// The ledger.
 	lpath := filepath.Join(b.dir, ledgerName)
-	lf, err := b.fs.OpenFile(lpath, os.O_RDWR|os.O_CREATE, 0o640)
+	lf, err = b.fs.OpenFile(lpath, os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
 		return err
 	}
 	raw := make([]byte, ledgerSlot+ledgerRecLen)
 	n, rerr := lf.ReadAt(raw, 0)
 	if rerr != nil && !errors.Is(rerr, io.EOF) {
-		lf.Close()
 		return rerr
 	}
 	gen, cur, haveCur := parseLedger(raw[:n])
@@ -97,6 +102,7 @@ func (b *Buffer) recover() error {
 			lf.Close()
 			b.quarantineFile(ledgerName)
 			if lf, err = b.fs.OpenFile(lpath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640); err != nil {
+				lf = nil
 				return err
 			}
 		}
