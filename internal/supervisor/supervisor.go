@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -343,6 +342,3 @@ func FreePort() (string, error) {
 	ln.Close()
 	return addr, nil
 }
-
-// Copy is io.Copy, exported for scenario helpers that stream logs.
-var Copy = io.Copy

@@ -2,8 +2,6 @@ package buffer
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,12 +142,3 @@ func seq(from, to int) []int {
 	}
 	return out
 }
-
-func describe(ids []int) string {
-	if len(ids) > 20 {
-		return fmt.Sprintf("%v … (%d ids)", ids[:20], len(ids))
-	}
-	return fmt.Sprint(ids)
-}
-
-var discardLogger = slog.New(slog.DiscardHandler)

@@ -54,10 +54,7 @@ func TestCrashConsistencyModel(t *testing.T) {
 		stats.add(m)
 	}
 	t.Logf("%d cases in %v: %s", cases, time.Since(t0).Round(time.Millisecond), stats)
-	t.Logf("op times %v", opTime)
 }
-
-var opTime [20]time.Duration
 
 type modelStats struct {
 	cases, crashes, acked, delivered, dups, faults, segments, lost int
@@ -159,9 +156,7 @@ func (m *model) run() error {
 	steps := 20 + m.rng.IntN(60)
 	for range steps {
 		var err error
-		r := m.rng.IntN(100)
-		t0 := time.Now()
-		switch {
+		switch r := m.rng.IntN(100); {
 		case r < 35:
 			err = m.write()
 		case r < 45:
@@ -178,7 +173,6 @@ func (m *model) run() error {
 			m.logf("pause")
 			time.Sleep(time.Duration(m.rng.IntN(3)) * time.Millisecond)
 		}
-		opTime[r/5] += time.Since(t0)
 		if err != nil {
 			return err
 		}
@@ -189,9 +183,7 @@ func (m *model) run() error {
 		m.freeSpace.Stop()
 	}
 	m.fs.SetCapacity(0)
-	t1 := time.Now()
 	m.waitAcks(true)
-	opTime[19] += time.Since(t1)
 	m.logf("final drain")
 	for _, l := range m.leases {
 		m.deliver(l)
