@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"net"
 	"path/filepath"
 	"strings"
@@ -40,7 +41,22 @@ func registry() *pipeline.Registry {
 
 // running is an engine started by startEngine.
 type running struct {
-	stop func() // cancel and wait for Run (graceful stop)
+	stop    func() // cancel and wait for Run (graceful stop)
+	metrics *prometheus.Registry
+}
+
+// counter sums a tern counter family over its series.
+func (r *running) counter(name string) float64 {
+	mfs, _ := r.metrics.Gather()
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
 }
 
 // startEngine runs an engine for cfg (a plugins.toml body; the [tern]
@@ -53,13 +69,14 @@ func startEngine(t testing.TB, cfg string, shutdown time.Duration) *running {
 	reg := registry()
 	plan, err := config.Parse(filepath.Join(dir, "tern.toml"), []byte(src), reg, config.Options{})
 	require.NoError(t, err)
-	e, err := engine.New(plan, reg, engine.Options{})
+	metrics := prometheus.NewRegistry()
+	e, err := engine.New(plan, reg, engine.Options{Metrics: metrics})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
 	var once sync.Once
-	r := &running{stop: func() {
+	r := &running{metrics: metrics, stop: func() {
 		once.Do(func() {
 			cancel()
 			select {

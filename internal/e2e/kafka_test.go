@@ -148,6 +148,43 @@ func TestIntegrationKafkaBrokerRestart(t *testing.T) {
 	assert.LessOrEqual(t, dups, bound)
 }
 
+// R2 at CI scale: the broker stays down several times longer than the
+// producers' write timeout (1 s), for both producer implementations. A
+// timed-out produce is an error the engine retries, never a drop: nothing
+// may be missing.
+func TestIntegrationKafkaOutageLongerThanWriteTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	for _, producer := range []struct{ name, extra string }{
+		{"kafka-go", ""},
+		{"sarama-idempotent", "idempotent = true"},
+	} {
+		t.Run(producer.name, func(t *testing.T) {
+			n := 20_000 // not reduced under -race: the outage must hit a busy output
+			if testscale.Full() {
+				n = 200_000
+			}
+			c := kafkatest.Start(t, []kafkatest.Topic{{Name: "in", Partitions: 4}, {Name: "out", Partitions: 4}})
+			produceEvents(c, "in", 0, n)
+			eng := startEngine(t, kafkaInput(c.Addrs, "tern", "in")+kafkaOutput(c.Addrs, "out", `queue_max_bytes = "1MiB"`, producer.extra), 10*time.Second)
+			waitUntil(t, 60*time.Second, "the first events delivered", func() bool { return hwm(c, "out") > 0 })
+			c.Stop()
+			time.Sleep(testscale.Dur(60*time.Second, 4*time.Second))
+			c.Restart()
+			waitComplete(t, c, "out", n)
+			eng.stop()
+			missing, dups, spurious := tallyTopic(c, "out").report(n)
+			retries := eng.counter("tern_output_retries_total")
+			t.Logf("R2 %s: %d events, broker down longer than the write timeout: %v failed writes retried, missing %d, duplicates %d, spurious %d",
+				producer.name, n, retries, missing, dups, spurious)
+			assert.Positive(t, retries, "the outage never reached the output: the test proved nothing")
+			assert.Zero(t, missing, "missing")
+			assert.Zero(t, spurious)
+		})
+	}
+}
+
 // Scale-out: three terns in one consumer group share a 4-partition topic;
 // one stops mid-stream and the others take its partitions over. Nothing is
 // missing; duplicates (records handed on but not committed when the

@@ -7,6 +7,7 @@ package testscale
 import (
 	"os"
 	"testing"
+	"time"
 )
 
 // Full reports whether full-scale runs were asked for.
@@ -33,6 +34,14 @@ func Process(full, ci int) int {
 		return full
 	case testing.Short():
 		return max(ci/10, 1)
+	}
+	return ci
+}
+
+// Dur is N for durations: full at full scale, ci otherwise.
+func Dur(full, ci time.Duration) time.Duration {
+	if Full() {
+		return full
 	}
 	return ci
 }
