@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -15,21 +16,25 @@ import (
 	"github.com/ternlog/tern/internal/testscale"
 )
 
-// R30: a slow sink. Events of 1 KiB come in five to ten times faster than
-// the sink takes them, into a memory queue with a byte cap. Memory stays
-// within the cap plus a fixed overhead and stops growing; backpressure
-// reaches the source (slow answers, 503 with Retry-After) instead of drops;
-// once the sink recovers the backlog drains and nothing acknowledged is
-// missing.
+// R30: a slow sink. Events of 1 KiB come over plain TCP five to ten times
+// faster than the sink takes them, into a memory queue with a byte cap. The
+// queue fills to its cap and stops there: memory stays within the cap plus
+// a fixed overhead and stops growing, the input stops reading so the TCP
+// window closes and the sender's writes block (backpressure, not drops);
+// once the sink recovers the backlog drains and every event written is
+// delivered.
 func TestR30SlowSinkBoundedMemory(t *testing.T) {
 	seed := seedFor(t)
 	full := testscale.Full()
-	inRate, sinkRate, queueMiB := 10_000, 2_000, int64(32)
-	dur := testscale.Process(600, 20)
+	inRate, sinkRate, queueMiB := 10_000, 2_000, int64(16)
+	dur := testscale.Process(600, 30)
 	if full {
 		inRate, sinkRate, queueMiB = 50_000, 5_000, 256
 	}
 	r := newRig(t, seed, 1024)
+	tcpAddr, err := supervisor.FreePort()
+	require.NoError(t, err)
+	r.cfg.TCP = tcpAddr
 	src := oracle.New(r.gen)
 	sink, o := r.sink(src, 1)
 	sink.SetRate(sinkRate)
@@ -37,41 +42,49 @@ func TestR30SlowSinkBoundedMemory(t *testing.T) {
 	out.Buffering = false
 	out.QueueMax = fmt.Sprintf("%dMiB", queueMiB)
 	r.cfg.Outputs = []output{out}
+	// The queue's messages take about 1.4 times their counted size on the
+	// heap, and Go's collector lets the heap grow to twice what is live:
+	// without a soft limit RSS settles near 4.5 times queue_max_bytes. The
+	// deployment advice (README) is GOMEMLIMIT = queue caps + 96 MiB.
+	if os.Getenv("TERN_R30_NO_MEMLIMIT") == "" {
+		r.env = []string{fmt.Sprintf("GOMEMLIMIT=%dMiB", queueMiB+96)}
+	}
 	r.start()
 	sampler := supervisor.Sample(r.run.Pid(), 100*time.Millisecond)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(dur)*time.Second)
 	defer cancel()
-	s := r.source(src, 200, 16)
-	s.Rate = inRate
-	s.Timeout = 10 * time.Second
-	s.Run(ctx, 0, inRate*dur)
+	s := &oracle.TCPSource{O: src, Addr: tcpAddr, Conns: 4, Batch: 100, Rate: inRate}
+	written := s.Run(ctx, 0, inRate*dur)
 	hwm, slope := sampler.Stop()
-	r.scrape()
-	drops := r.drops
-	r.drops = map[string]float64{}
+	m, err := oracle.Scrape(context.Background(), r.cfg.Metrics)
+	require.NoError(t, err)
+	queued := m.Sum("tern_queue_bytes", map[string]string{"plugin": "outputs.sink"})
+	heap := int64(m.Sum("go_memstats_heap_alloc_bytes", nil))
+	drops := m.Drops()
 
 	sink.SetRate(0)
-	waitDelivered(t, 3*time.Minute, o)
+	waitDelivered(t, 5*time.Minute, o)
 	r.term(10 * time.Second)
-	rep := r.report(o, "R30 slow sink, memory queue")
+	rep := r.report(o, "R30 slow sink, TCP in, memory queue")
 	rep.Drops = drops
 	limit := queueMiB<<20 + 128<<20
-	rep.Note("in %d ev/s, sink %d ev/s, %ds; VmHWM %s (limit %s), RSS slope %s/min over the second half; source 503s %d",
-		inRate, sinkRate, dur, mib(hwm), mib(limit), mib(int64(slope)), s.Status503.Load())
-	rep.Check(t, rep.Sent) // retried requests come again: counted, not bounded
+	rep.Note("target in %d ev/s, written %d ev/s, sink %d ev/s, %ds; queue at the end %s of %dMiB, Go heap %s; VmHWM %s (limit %s), RSS slope %s/min over the second half; writes blocked %v in total; %v",
+		inRate, written/dur, sinkRate, dur, mib(int64(queued)), queueMiB, mib(heap), mib(hwm), mib(limit), mib(int64(slope)), time.Duration(s.Blocked.Load()).Round(time.Millisecond), r.env)
+	rep.Check(t, 0)
+	assert.GreaterOrEqual(t, queued, float64(queueMiB<<20)/2, "the queue never filled: the test proved nothing")
 	assert.LessOrEqual(t, hwm, limit, "RSS beyond the queue cap plus overhead")
-	maxSlope := 16.0 * (1 << 20)
 	if full {
-		maxSlope = 1 << 20
+		// Half a minute cannot tell the collector settling from a leak;
+		// five minutes can.
+		assert.LessOrEqual(t, slope, float64(1<<20), "RSS still growing")
 	}
-	assert.LessOrEqual(t, slope, maxSlope, "RSS still growing")
 	total := 0.0
 	for _, v := range drops {
 		total += v
 	}
 	assert.Zero(t, total, "block must not drop: %v", drops)
-	assert.Positive(t, s.Failures.Load()+s.Status503.Load(), "the source never felt backpressure")
+	assert.Less(t, written/dur, inRate*3/4, "the sender was not held back")
 }
 
 // R31: output isolation. One input fans out to three outputs; B's sink is
@@ -124,6 +137,11 @@ func TestR31OutputIsolation(t *testing.T) {
 	waitDelivered(t, 30*time.Second, oA, oC)
 	pendingA, pendingC, pendingB := oA.Pending(), oC.Pending(), oB.Pending()
 
+	// B's sink comes back as a restarted receiver would: the connections
+	// held during the blackhole are gone (forwarding their stale requests
+	// would only measure the proxy).
+	proxy.SetMode(faultproxy.Reset)
+	time.Sleep(50 * time.Millisecond)
 	proxy.SetMode(faultproxy.Pass)
 	waitDelivered(t, 3*time.Minute, oB)
 	r.term(10 * time.Second)

@@ -60,6 +60,7 @@ type output struct {
 type rigConfig struct {
 	Dir, DataDir   string
 	In, Metrics    string
+	TCP            string // a plain TCP input (newline framing) too, when set
 	Shutdown       string
 	AckTimeout     string
 	MaxConnections int
@@ -82,7 +83,12 @@ insecure_no_auth = true
 ack_timeout = "{{.AckTimeout}}"
 retry_after = "1s"
 max_connections = {{.MaxConnections}}
-{{range .Outputs}}
+{{if .TCP}}
+[inputs.tcp]
+type = "tcp"
+decoder = "payload"
+address = "{{.TCP}}"
+{{end}}{{range .Outputs}}
 [outputs.{{.Name}}]
 type = "http"
 message_matcher = "TRUE"
@@ -115,6 +121,7 @@ type rig struct {
 	run    *supervisor.Runner
 	drops  map[string]float64 // summed over the runs scraped before they ended
 	starts []time.Duration    // time from start to serving, per start
+	env    []string           // added to tern's environment
 }
 
 func newRig(t *testing.T, seed uint64, eventSize int) *rig {
@@ -163,6 +170,7 @@ func (r *rig) start() {
 		cfg := filepath.Join(r.cfg.Dir, "tern.toml")
 		require.NoError(r.t, os.WriteFile(cfg, b.Bytes(), 0o644))
 		r.run = supervisor.NewRunner(supervisor.Build(r.t), cfg, r.cfg.Dir)
+		r.run.Env = r.env
 		r.t.Cleanup(func() {
 			if r.run.Running() {
 				r.run.Kill()
@@ -175,6 +183,9 @@ func (r *rig) start() {
 	t0 := time.Now()
 	require.NoError(r.t, r.run.Start())
 	require.NoError(r.t, r.run.WaitPort(r.cfg.In, 30*time.Second))
+	if r.cfg.TCP != "" {
+		require.NoError(r.t, r.run.WaitPort(r.cfg.TCP, 30*time.Second))
+	}
 	r.starts = append(r.starts, time.Since(t0))
 }
 

@@ -65,6 +65,8 @@ type Runner struct {
 	Bin, Config string
 	// Log collects the stderr of every run.
 	Log string
+	// Env is added to the environment of every run (KEY=value).
+	Env []string
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -94,6 +96,9 @@ func (r *Runner) Start() error {
 	fmt.Fprintf(logf, "---- start %d at %s\n", r.Starts+1, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(r.Bin, "run", "-config", r.Config)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if len(r.Env) > 0 {
+		cmd.Env = append(os.Environ(), r.Env...)
+	}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return err
@@ -305,6 +310,13 @@ func Sample(pid int, every time.Duration) *Sampler {
 		}
 	}()
 	return s
+}
+
+// Series returns the samples so far: offsets from the start and RSS.
+func (s *Sampler) Series() ([]time.Duration, []int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Duration(nil), s.at...), append([]int64(nil), s.rss...)
 }
 
 // Stop ends sampling and returns the peak RSS (VmHWM) and the slope of RSS
