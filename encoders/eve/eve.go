@@ -363,7 +363,7 @@ func appendExtra(dst []byte, m *pipeline.Message, idx []int, strip string) ([]by
 					dst = append(dst, ',')
 				}
 				k++
-				dst, n = appendValue(dst, g.Type, g.Value(v))
+				dst, n = pipeline.AppendJSONValue(dst, g.Type, g.Value(v))
 				replaced += n
 			}
 		}
@@ -372,22 +372,6 @@ func appendExtra(dst []byte, m *pipeline.Message, idx []int, strip string) ([]by
 		}
 	}
 	return dst, replaced
-}
-
-func appendValue(dst []byte, t pipeline.ValueType, v pipeline.Value) ([]byte, int) {
-	switch t {
-	case pipeline.TypeBytes:
-		dst = append(dst, '"')
-		dst = base64.StdEncoding.AppendEncode(dst, v.Bytes())
-		return append(dst, '"'), 0
-	case pipeline.TypeInteger:
-		return strconv.AppendInt(dst, v.Int(), 10), 0
-	case pipeline.TypeDouble:
-		return jsonx.AppendFloat(dst, v.Double()), 0
-	case pipeline.TypeBool:
-		return strconv.AppendBool(dst, v.Bool()), 0
-	}
-	return jsonx.AppendString(dst, v.Str())
 }
 
 // appendPayload writes payload, payload_printable, packet and packet_info
