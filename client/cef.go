@@ -95,9 +95,9 @@ func (p Priority) Level() int {
 // line, as heka-cef named them; tern's cef and syslog encoders build the
 // syslog header from them.
 const (
-	FieldSyslogFacility = "cef_meta.syslog_facility"
-	FieldSyslogIdent    = "cef_meta.syslog_ident"
-	FieldSyslogPriority = "cef_meta.syslog_priority"
+	FieldSyslogFacility = cefx.MetaSyslogFacility
+	FieldSyslogIdent    = cefx.MetaSyslogIdent
+	FieldSyslogPriority = cefx.MetaSyslogPriority
 )
 
 // CEFConfig is what every CEF event of an application shares: the device
@@ -295,9 +295,9 @@ func (cfg CEFConfig) Message(e *Event) (*pipeline.Message, error) {
 	m.AddString(FieldSyslogFacility, string(cfg.Facility))
 	m.AddString(FieldSyslogIdent, cfg.Ident)
 	m.AddString(FieldSyslogPriority, string(prio))
-	m.AddString("deviceEventClassId", e.Signature)
-	m.AddString("name", e.Name)
-	m.AddString("severity", strconv.Itoa(e.Severity))
+	m.AddString(cefx.FieldSignature, e.Signature)
+	m.AddString(cefx.FieldName, e.Name)
+	m.AddString(cefx.FieldSeverity, strconv.Itoa(e.Severity))
 	for _, x := range e.Extensions {
 		m.AddString(x.Key, x.Value)
 	}

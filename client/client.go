@@ -340,15 +340,23 @@ func (c *Client) seal() {
 // every message sent before the call, or ctx ends. Its error then says how
 // many are still unacknowledged and the last connection error.
 func (c *Client) Flush(ctx context.Context) error {
+	target, err := c.sealForFlush()
+	if err != nil {
+		return err
+	}
+	return c.waitAcked(ctx, target)
+}
+
+// sealForFlush seals the batch being filled and returns the order of the last
+// message sent, or ErrClosed.
+func (c *Client) sealForFlush() (uint64, error) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closed {
-		c.mu.Unlock()
-		return ErrClosed
+		return 0, ErrClosed
 	}
 	c.seal()
-	target := c.nextOrder - 1
-	c.mu.Unlock()
-	return c.waitAcked(ctx, target)
+	return c.nextOrder - 1, nil
 }
 
 func (c *Client) waitAcked(ctx context.Context, target uint64) error {
@@ -387,15 +395,11 @@ func (c *Client) waitAcked(ctx context.Context, target uint64) error {
 // connection. Messages still unacknowledged are lost unless a spool keeps
 // them for the next Dial; the error says how many.
 func (c *Client) Close(ctx context.Context) error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return ErrClosed
+	target, err := c.sealForFlush()
+	if err != nil {
+		return err
 	}
-	c.seal()
-	target := c.nextOrder - 1
-	c.mu.Unlock()
-	err := c.waitAcked(ctx, target)
+	err = c.waitAcked(ctx, target)
 	c.mu.Lock()
 	c.closed = true
 	c.notify()

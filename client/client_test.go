@@ -18,10 +18,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ternlog/tern/internal/benchutil"
+	"github.com/ternlog/tern/internal/nettest"
 	"github.com/ternlog/tern/internal/ternproto"
 	"github.com/ternlog/tern/internal/testpki"
 	"github.com/ternlog/tern/pipeline"
-	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -29,19 +29,16 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // router stands in for a tern: ternproto.Serve on a loopback listener. It
 // records the payload of every message it takes and counts duplicates.
 type router struct {
+	*nettest.Router
 	t    testing.TB
-	addr string
 	opt  ternproto.ServeOptions
 	tls  *tls.Config
 	hold atomic.Bool // do not acknowledge
 	nack atomic.Int32
-	open atomic.Int32 // connections being served
 
 	mu    sync.Mutex
 	seen  map[string]int
 	order []string
-
-	stop func()
 }
 
 func (r *router) Emit(_ context.Context, recs []pipeline.Record, ack pipeline.AckFunc) error {
@@ -94,56 +91,7 @@ func startRouter(t testing.TB, r *router, addr string) *router {
 		r = &router{}
 	}
 	r.t = t
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	var ln net.Listener
-	var err error
-	for range 100 {
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	require.NoError(t, err)
-	r.addr = ln.Addr().String()
-	if r.tls != nil {
-		ln = tls.NewListener(ln, r.tls)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			r.open.Add(1)
-			wg.Go(func() {
-				defer r.open.Add(-1)
-				_ = ternproto.Serve(ctx, c, r, pipelinetest.Settings(t, "inputs.router"), r.opt)
-			})
-		}
-	})
-	var once sync.Once
-	r.stop = func() {
-		once.Do(func() {
-			cancel()
-			ln.Close()
-			mu.Lock()
-			for c := range conns {
-				c.Close() // a crash: no drain
-			}
-			mu.Unlock()
-			wg.Wait()
-		})
-	}
-	t.Cleanup(r.stop)
+	r.Router = nettest.StartRouter(t, addr, r, r.opt, r.tls)
 	return r
 }
 
@@ -185,7 +133,7 @@ func flush(t testing.TB, c *Client) error {
 
 func TestSendFlush(t *testing.T) {
 	r := startRouter(t, nil, "")
-	c := dial(t, r.addr, WithBatch(4<<10, 100, time.Millisecond))
+	c := dial(t, r.Addr, WithBatch(4<<10, 100, time.Millisecond))
 	send(t, c, 0, 1000)
 	require.NoError(t, flush(t, c))
 	assert.Equal(t, 1000, r.unique())
@@ -201,13 +149,13 @@ func TestSendFlush(t *testing.T) {
 // sends again what was not acknowledged, and nothing is missing.
 func TestRouterRestart(t *testing.T) {
 	r := startRouter(t, nil, "")
-	c := dial(t, r.addr, WithBatch(2<<10, 50, time.Millisecond))
+	c := dial(t, r.Addr, WithBatch(2<<10, 50, time.Millisecond))
 	send(t, c, 0, 500)
 	r.hold.Store(true) // batches taken from here on are never acked by this router
 	send(t, c, 500, 700)
 	time.Sleep(50 * time.Millisecond)
-	r.stop()
-	r2 := startRouter(t, &router{seen: r.seen, order: r.order}, r.addr)
+	r.Stop()
+	r2 := startRouter(t, &router{seen: r.seen, order: r.order}, r.Addr)
 	send(t, c, 700, 1000)
 	require.NoError(t, flush(t, c))
 	assert.Equal(t, 1000, r2.unique(), "missing = 0")
@@ -224,7 +172,7 @@ func TestRetryStatus(t *testing.T) {
 	r := startRouter(t, nil, "")
 	r.nack.Store(2)
 	var errs atomic.Int32
-	c := dial(t, r.addr, WithErrorHandler(func(error) { errs.Add(1) }))
+	c := dial(t, r.Addr, WithErrorHandler(func(error) { errs.Add(1) }))
 	send(t, c, 0, 10)
 	require.NoError(t, flush(t, c))
 	assert.Equal(t, 10, r.unique())
@@ -235,7 +183,7 @@ func TestRetryStatus(t *testing.T) {
 func TestFlushReportsUnacked(t *testing.T) {
 	r := startRouter(t, nil, "")
 	r.hold.Store(true)
-	c := dial(t, r.addr)
+	c := dial(t, r.Addr)
 	send(t, c, 0, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -252,7 +200,7 @@ func TestFlushReportsUnacked(t *testing.T) {
 func TestBufferFullBlocks(t *testing.T) {
 	r := startRouter(t, nil, "")
 	r.hold.Store(true)
-	c := dial(t, r.addr, WithBatch(1<<10, 10, time.Millisecond), WithBuffer(4<<10))
+	c := dial(t, r.Addr, WithBatch(1<<10, 10, time.Millisecond), WithBuffer(4<<10))
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	var err error
@@ -266,10 +214,10 @@ func TestBufferFullBlocks(t *testing.T) {
 
 func TestTooLarge(t *testing.T) {
 	r := startRouter(t, &router{opt: ternproto.ServeOptions{MaxFrame: 8 << 10}}, "")
-	c := dial(t, r.addr)
+	c := dial(t, r.Addr)
 	err := c.Send(context.Background(), message(strings.Repeat("x", 10<<10)))
 	assert.ErrorIs(t, err, ErrTooLarge, "the router's limit, learnt at connect")
-	c2 := dial(t, r.addr, WithMaxMessage(100))
+	c2 := dial(t, r.Addr, WithMaxMessage(100))
 	assert.ErrorIs(t, c2.Send(context.Background(), message(strings.Repeat("x", 200))), ErrTooLarge)
 }
 
@@ -350,11 +298,11 @@ func TestTLS(t *testing.T) {
 	ca := testpki.NewCA(t, "ca")
 	leaf := ca.Issue(t, testpki.Opts{})
 	r := startRouter(t, &router{tls: &tls.Config{Certificates: []tls.Certificate{leaf.TLSCert(t)}}}, "")
-	c := dial(t, r.addr, WithTLS(&tls.Config{RootCAs: ca.Pool()}))
+	c := dial(t, r.Addr, WithTLS(&tls.Config{RootCAs: ca.Pool()}))
 	send(t, c, 0, 5)
 	require.NoError(t, flush(t, c))
 	assert.Equal(t, 5, r.unique())
-	_, err := Dial(r.addr, WithTLS(&tls.Config{}), WithDialTimeout(time.Second))
+	_, err := Dial(r.Addr, WithTLS(&tls.Config{}), WithDialTimeout(time.Second))
 	assert.Error(t, err, "unknown CA")
 }
 
@@ -363,7 +311,7 @@ func TestTLS(t *testing.T) {
 func BenchmarkSend(b *testing.B) {
 	r := startRouter(b, &router{}, "")
 	r.hold.Store(false)
-	c := dial(b, r.addr)
+	c := dial(b, r.Addr)
 	m := message(strings.Repeat("x", 250))
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -385,11 +333,11 @@ func BenchmarkSend(b *testing.B) {
 func TestIdleCloseIsNoError(t *testing.T) {
 	r := startRouter(t, &router{opt: ternproto.ServeOptions{IdleTimeout: 100 * time.Millisecond}}, "")
 	var errs atomic.Int32
-	c := dial(t, r.addr, WithErrorHandler(func(err error) { errs.Add(1); t.Log(err) }))
+	c := dial(t, r.Addr, WithErrorHandler(func(err error) { errs.Add(1); t.Log(err) }))
 	send(t, c, 0, 5)
 	require.NoError(t, flush(t, c))
 	deadline := time.Now().Add(10 * time.Second)
-	for r.open.Load() > 0 && time.Now().Before(deadline) { // the router closes the idle connection
+	for r.Open.Load() > 0 && time.Now().Before(deadline) { // the router closes the idle connection
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(50 * time.Millisecond) // and the client sees it

@@ -91,7 +91,7 @@ func AppendJSONCount(dst []byte, m *Message) (out []byte, replaced int) {
 			if j > 0 {
 				v = f.more[j-1]
 			}
-			dst, n = appendJSONValue(dst, t, v)
+			dst, n = AppendJSONValue(dst, t, v)
 			replaced += n
 		}
 		dst = append(dst, ']')
@@ -105,7 +105,12 @@ func AppendJSONCount(dst []byte, m *Message) (out []byte, replaced int) {
 	return append(dst, "]}"...), replaced
 }
 
-func appendJSONValue(dst []byte, t ValueType, v Value) ([]byte, int) {
+// AppendJSONValue appends v, a value of type t, as AppendJSON writes field
+// values: a string (AppendJSONString), bytes in base64 within a string, a
+// number (doubles as AppendFloat in internal/jsonx writes them), or
+// true/false. replaced counts the bytes of invalid UTF-8 replaced in a
+// string.
+func AppendJSONValue(dst []byte, t ValueType, v Value) (out []byte, replaced int) {
 	switch t {
 	case TypeBytes:
 		dst = append(dst, '"')

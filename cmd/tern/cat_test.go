@@ -152,7 +152,7 @@ func TestCatTailBuffer(t *testing.T) {
 	require.NoError(t, b.Open())
 	defer b.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out pipelinetest.SyncBuffer
 	done := make(chan int, 1)
 	go func() { done <- cat(ctx, []string{"-tail", dir}, nil, &out, &bytes.Buffer{}) }()
 	for i := range 20 {
@@ -177,7 +177,7 @@ func TestCatTailFrames(t *testing.T) {
 	require.NoError(t, err)
 	defer f.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out pipelinetest.SyncBuffer
 	done := make(chan int, 1)
 	go func() { done <- cat(ctx, []string{"-tail", p}, nil, &out, &bytes.Buffer{}) }()
 	frame := pipeline.AppendMessageFrame(nil, catMsg(1))
@@ -188,23 +188,6 @@ func TestCatTailFrames(t *testing.T) {
 	assert.Eventually(t, func() bool { return strings.Count(out.String(), "\n") == 2 }, 10*time.Second, 10*time.Millisecond)
 	cancel()
 	assert.Equal(t, 0, <-done)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // `tern check` builds disk buffers without touching the disk.

@@ -106,14 +106,14 @@ var (
 
 // Names of the header fields, in record order.
 const (
-	FieldVersion   = "cefVersion"
-	FieldVendor    = "deviceVendor"
-	FieldProduct   = "deviceProduct"
-	FieldDevVer    = "deviceVersion"
-	FieldSignature = "deviceEventClassId"
-	FieldName      = "name"
-	FieldSeverity  = "severity"
-	FieldPrefix    = "cefPrefix"
+	FieldVersion   = cefx.FieldVersion
+	FieldVendor    = cefx.FieldVendor
+	FieldProduct   = cefx.FieldProduct
+	FieldDevVer    = cefx.FieldDevVer
+	FieldSignature = cefx.FieldSignature
+	FieldName      = cefx.FieldName
+	FieldSeverity  = cefx.FieldSeverity
+	FieldPrefix    = cefx.FieldPrefix
 )
 
 var headerNames = [6]string{FieldVendor, FieldProduct, FieldDevVer, FieldSignature, FieldName, FieldSeverity}

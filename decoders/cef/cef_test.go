@@ -20,14 +20,7 @@ func TestCases(t *testing.T) { pipelinetest.RunDecoderCases(t, Factory()) }
 
 func newDecoder(t testing.TB, mod func(*Config)) *Decoder {
 	t.Helper()
-	cfg := DefaultConfig()
-	if mod != nil {
-		mod(&cfg)
-	}
-	d, err := New(pipelinetest.Settings(t, "decoders.cef"), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, _ := pipelinetest.Build(t, "decoders.cef", DefaultConfig, mod, New)
 	return d
 }
 

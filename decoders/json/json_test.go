@@ -2,8 +2,6 @@ package json_test
 
 import (
 	"bytes"
-	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,29 +11,13 @@ import (
 
 	"github.com/ternlog/tern/decoders/json"
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
-
-var update = flag.Bool("update", false, "rewrite the expected files of testdata cases")
 
 // loadConfig decodes dir/config.toml, when there is one, over the defaults.
 func loadConfig(t testing.TB, dir string) json.Config {
 	t.Helper()
-	cfg := json.DefaultConfig()
-	data, err := os.ReadFile(filepath.Join(dir, "config.toml"))
-	if errors.Is(err, os.ErrNotExist) {
-		return cfg
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, err := toml.Decode(string(data), &cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if u := md.Undecoded(); len(u) > 0 {
-		t.Fatalf("%s/config.toml: unknown keys %v", dir, u)
-	}
-	return cfg
+	return *pipelinetest.ConfigFor(t, json.Factory(), pipelinetest.Case{Dir: dir}).(*json.Config)
 }
 
 // records splits input.txt into records, one per line.
@@ -86,9 +68,9 @@ func TestCases(t *testing.T) {
 					got.WriteString(golden(m) + "\n")
 				}
 			}
-			check(t, filepath.Join(dir, "expected.jsonl"), got.String())
+			pipelinetest.Golden(t, filepath.Join(dir, "expected.jsonl"), []byte(got.String()))
 			if len(errs) > 0 || exists(filepath.Join(dir, "expected.err")) {
-				check(t, filepath.Join(dir, "expected.err"), strings.Join(errs, "\n")+"\n")
+				pipelinetest.Golden(t, filepath.Join(dir, "expected.err"), []byte(strings.Join(errs, "\n")+"\n"))
 			}
 		})
 	}
@@ -97,23 +79,6 @@ func TestCases(t *testing.T) {
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
-}
-
-func check(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs:\n got: %s\nwant: %s", path, got, want)
-	}
 }
 
 func TestReadmeHasSample(t *testing.T) {

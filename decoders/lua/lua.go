@@ -17,7 +17,6 @@ import (
 
 	"github.com/ternlog/tern/internal/sandbox"
 	"github.com/ternlog/tern/pipeline"
-	"github.com/ternlog/tern/pipeline/config"
 )
 
 //go:embed sample.toml
@@ -30,43 +29,18 @@ const Type = "lua"
 type Config struct {
 	// Filename is the script, relative to the config file's directory.
 	Filename string `toml:"filename"`
-	// ModuleDirectory is where require() finds <name>.lua modules (Lua
-	// source only); empty disables require.
-	ModuleDirectory string `toml:"module_directory"`
-	// InstructionLimit is the VM instruction budget of one
-	// process_message call; 0 means unlimited.
-	InstructionLimit int `toml:"instruction_limit"`
-	// Deadline is the wall-clock budget of one call.
-	Deadline config.Duration `toml:"deadline"`
-	// StringLimit caps any one string a script builds.
-	StringLimit config.Size `toml:"string_limit"`
-	// MemoryLimit is the heap growth tolerated during one call (best
-	// effort: the heap is the whole router's).
-	MemoryLimit config.Size `toml:"memory_limit"`
-	// MaxInject caps the messages one call may inject.
-	MaxInject int `toml:"max_inject"`
-	// FailurePolicy is what happens to a record the script failed on:
+	// Limits are the sandbox's limits and what a failing script costs:
+	// failure_policy is what happens to a record the script failed on:
 	// deadletter (the whole record), pass (the message unchanged) or count
 	// (the message is dropped and counted).
-	FailurePolicy string `toml:"failure_policy"`
-	// MaxFailures disables the script after that many consecutive failed
-	// calls (messages then take the failure policy); 0 never disables it.
-	MaxFailures int `toml:"max_failures"`
+	sandbox.Limits
 	// Config is the [decoders.<name>.config] table that read_config reads.
 	Config map[string]any `toml:"config"`
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{
-		InstructionLimit: sandbox.DefaultInstructionLimit,
-		Deadline:         config.Duration(sandbox.DefaultDeadline),
-		StringLimit:      sandbox.DefaultStringLimit,
-		MemoryLimit:      sandbox.DefaultMemoryLimit,
-		MaxInject:        100,
-		FailurePolicy:    sandbox.PolicyDeadLetter,
-		MaxFailures:      10,
-	}
+	return Config{Limits: sandbox.DefaultLimits(sandbox.PolicyDeadLetter)}
 }
 
 // Validate checks the config.
@@ -75,27 +49,7 @@ func (c Config) Validate() error {
 	if c.Filename == "" {
 		errs = append(errs, errors.New("filename: required"))
 	}
-	if c.InstructionLimit < 0 {
-		errs = append(errs, errors.New("instruction_limit: must be >= 0"))
-	}
-	if c.Deadline.D() <= 0 {
-		errs = append(errs, errors.New("deadline: must be positive"))
-	}
-	if c.StringLimit < 1<<10 {
-		errs = append(errs, errors.New("string_limit: must be at least 1KiB"))
-	}
-	if c.MemoryLimit < 1<<20 {
-		errs = append(errs, errors.New("memory_limit: must be at least 1MiB"))
-	}
-	if c.MaxInject < 1 {
-		errs = append(errs, errors.New("max_inject: must be at least 1"))
-	}
-	if !sandbox.ValidPolicy(c.FailurePolicy) {
-		errs = append(errs, errors.New("failure_policy: must be deadletter, pass or count"))
-	}
-	if c.MaxFailures < 0 {
-		errs = append(errs, errors.New("max_failures: must be >= 0"))
-	}
+	errs = append(errs, c.Limits.Check("deadletter, pass or count")...)
 	return errors.Join(errs...)
 }
 
@@ -124,19 +78,7 @@ var (
 func New(set pipeline.Settings, cfg Config) (*Decoder, error) {
 	d := &Decoder{set: set, cfg: cfg, path: set.Resolve(cfg.Filename)}
 	d.fail = sandbox.NewFailures(set, cfg.MaxFailures)
-	modDir := ""
-	if cfg.ModuleDirectory != "" {
-		modDir = set.Resolve(cfg.ModuleDirectory)
-	}
-	limit := cfg.InstructionLimit
-	if limit == 0 {
-		limit = -1
-	}
-	d.sb = sandbox.New(sandbox.Config{
-		Name: set.Name, InstructionLimit: limit, Deadline: cfg.Deadline.D(),
-		StringLimit: cfg.StringLimit.N(), MemoryLimit: int64(cfg.MemoryLimit), ModuleDir: modDir,
-		Logger: set.Logger, Now: set.Now,
-	}, d.path, "", d.setup)
+	d.sb = sandbox.New(cfg.Limits.SandboxConfig(set), d.path, "", d.setup)
 	return d, nil
 }
 

@@ -21,17 +21,7 @@ func TestCases(t *testing.T) { pipelinetest.RunDecoderCases(t, Factory()) }
 
 func newDecoder(t testing.TB, mod func(*Config)) *Decoder {
 	t.Helper()
-	cfg := DefaultConfig()
-	if mod != nil {
-		mod(&cfg)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	d, err := New(pipelinetest.Settings(t, "decoders.zeek"), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, _ := pipelinetest.Build(t, "decoders.zeek", DefaultConfig, mod, New)
 	return d
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ternlog/tern/internal/alert"
 	"github.com/ternlog/tern/internal/cefx"
 	"github.com/ternlog/tern/internal/jsonx"
 	"github.com/ternlog/tern/internal/rfc3339"
@@ -101,9 +102,9 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Vendor: "tern", Product: "tern", DeviceVersion: "1",
-		VersionField: "cefVersion", VendorField: "deviceVendor", ProductField: "deviceProduct",
-		DeviceVersionField: "deviceVersion", SignatureField: "deviceEventClassId",
-		NameField: "name", SeverityField: "severity",
+		VersionField: cefx.FieldVersion, VendorField: cefx.FieldVendor, ProductField: cefx.FieldProduct,
+		DeviceVersionField: cefx.FieldDevVer, SignatureField: cefx.FieldSignature,
+		NameField: cefx.FieldName, SeverityField: cefx.FieldSeverity,
 		PayloadKey: "msg", InvalidKeys: "error", ControlChars: "escape", InvalidUTF8: "replace",
 		SyslogFormat: "rfc5424", SyslogFacility: "LOCAL4", SyslogIdent: "tern", SyslogPriority: "INFO",
 	}
@@ -199,13 +200,13 @@ func Factory() pipeline.Factory[pipeline.Encoder] {
 
 // Field names shared with the CEF decoder and tern's client library.
 const (
-	FieldPrefix        = "cefPrefix"
-	MetaPrefix         = "cef_meta."
-	MetaSyslogFacility = "cef_meta.syslog_facility"
-	MetaSyslogIdent    = "cef_meta.syslog_ident"
-	MetaSyslogPriority = "cef_meta.syslog_priority"
+	FieldPrefix        = cefx.FieldPrefix
+	MetaPrefix         = cefx.MetaPrefix
+	MetaSyslogFacility = cefx.MetaSyslogFacility
+	MetaSyslogIdent    = cefx.MetaSyslogIdent
+	MetaSyslogPriority = cefx.MetaSyslogPriority
 	// AlertType is the Type of alert messages (docs/alerts.md).
-	AlertType = "tern.alert"
+	AlertType = alert.Type
 )
 
 // ErrInvalid is wrapped by every encoding error.
@@ -577,14 +578,14 @@ func (w *writer) control(r rune) {
 func (e *Encoder) syslogHeader(dst []byte, m *pipeline.Message) ([]byte, error) {
 	fac, sev, ident := e.facility, e.priority, e.cfg.SyslogIdent
 	if f := m.FirstField(MetaSyslogFacility); f != nil && f.Len() > 0 {
-		v, ok := facilityOf(f)
+		v, ok := syslogx.FieldFacility(f)
 		if !ok {
 			return dst, fmt.Errorf("%w: %s: unknown facility", ErrInvalid, MetaSyslogFacility)
 		}
 		fac = v
 	}
 	if f := m.FirstField(MetaSyslogPriority); f != nil && f.Len() > 0 {
-		v, ok := priorityOf(f)
+		v, ok := syslogx.FieldSeverity(f)
 		if !ok {
 			return dst, fmt.Errorf("%w: %s: unknown priority", ErrInvalid, MetaSyslogPriority)
 		}
@@ -657,25 +658,4 @@ func appendTag(dst []byte, s string) []byte {
 		dst = append(dst, c)
 	}
 	return dst
-}
-
-func facilityOf(f *pipeline.Field) (int, bool) {
-	switch f.Type {
-	case pipeline.TypeInteger:
-		return syslogx.FacilityFromInt(f.Value(0).Int())
-	case pipeline.TypeString, pipeline.TypeBytes:
-		return syslogx.ParseFacility(f.Value(0).Str())
-	}
-	return 0, false
-}
-
-func priorityOf(f *pipeline.Field) (int, bool) {
-	switch f.Type {
-	case pipeline.TypeInteger:
-		v := f.Value(0).Int()
-		return int(v), v >= 0 && v <= 7
-	case pipeline.TypeString, pipeline.TypeBytes:
-		return syslogx.ParseSeverity(f.Value(0).Str())
-	}
-	return 0, false
 }

@@ -13,16 +13,7 @@ func TestCases(t *testing.T) { pipelinetest.RunEncoderCases(t, Factory()) }
 
 func newEncoder(t testing.TB, mod func(*Config)) (*Encoder, *pipelinetest.Telemetry) {
 	t.Helper()
-	cfg := DefaultConfig()
-	if mod != nil {
-		mod(&cfg)
-	}
-	set := pipelinetest.Settings(t, "encoders.cef")
-	e, err := New(set, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e, set.Telemetry.(*pipelinetest.Telemetry)
+	return pipelinetest.Build(t, "encoders.cef", DefaultConfig, mod, New)
 }
 
 func TestConfig(t *testing.T) {

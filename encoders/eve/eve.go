@@ -15,6 +15,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/ternlog/tern/internal/alert"
 	"github.com/ternlog/tern/internal/alertmsg"
 	"github.com/ternlog/tern/internal/jsonx"
 	"github.com/ternlog/tern/internal/rfc3339"
@@ -201,7 +202,7 @@ func Factory() pipeline.Factory[pipeline.Encoder] {
 
 func (e *Encoder) Encode(dst []byte, m *pipeline.Message) ([]byte, error) {
 	var replaced int
-	if m.Type == alertmsg.Type {
+	if m.Type == alert.Type {
 		dst, replaced = e.encodeAlert(dst, m)
 	} else {
 		dst, replaced = e.encodeEvent(dst, m)
@@ -362,7 +363,7 @@ func appendExtra(dst []byte, m *pipeline.Message, idx []int, strip string) ([]by
 					dst = append(dst, ',')
 				}
 				k++
-				dst, n = appendValue(dst, g.Type, g.Value(v))
+				dst, n = pipeline.AppendJSONValue(dst, g.Type, g.Value(v))
 				replaced += n
 			}
 		}
@@ -371,22 +372,6 @@ func appendExtra(dst []byte, m *pipeline.Message, idx []int, strip string) ([]by
 		}
 	}
 	return dst, replaced
-}
-
-func appendValue(dst []byte, t pipeline.ValueType, v pipeline.Value) ([]byte, int) {
-	switch t {
-	case pipeline.TypeBytes:
-		dst = append(dst, '"')
-		dst = base64.StdEncoding.AppendEncode(dst, v.Bytes())
-		return append(dst, '"'), 0
-	case pipeline.TypeInteger:
-		return strconv.AppendInt(dst, v.Int(), 10), 0
-	case pipeline.TypeDouble:
-		return jsonx.AppendFloat(dst, v.Double()), 0
-	case pipeline.TypeBool:
-		return strconv.AppendBool(dst, v.Bool()), 0
-	}
-	return jsonx.AppendString(dst, v.Str())
 }
 
 // appendPayload writes payload, payload_printable, packet and packet_info
@@ -528,7 +513,7 @@ func (e *Encoder) encodeAlert(dst []byte, m *pipeline.Message) ([]byte, int) {
 		replaced += n
 	}
 	ctxStr := func(key, name string) {
-		if v, ok := m.FieldString(alertmsg.Context + name); ok {
+		if v, ok := m.FieldString(alert.ContextPrefix + name); ok {
 			dst = append(dst, ',', '"')
 			dst = append(dst, key...)
 			dst = append(dst, '"', ':')
@@ -536,7 +521,7 @@ func (e *Encoder) encodeAlert(dst []byte, m *pipeline.Message) ([]byte, int) {
 		}
 	}
 	ctxInt := func(key, name string) {
-		if v, ok := m.FieldInt(alertmsg.Context + name); ok {
+		if v, ok := m.FieldInt(alert.ContextPrefix + name); ok {
 			dst = append(dst, ',', '"')
 			dst = append(dst, key...)
 			dst = append(dst, '"', ':')
@@ -544,11 +529,11 @@ func (e *Encoder) encodeAlert(dst []byte, m *pipeline.Message) ([]byte, int) {
 		}
 	}
 	ts := m.Timestamp
-	if v, ok := m.FieldInt(alertmsg.StartTime); ok {
+	if v, ok := m.FieldInt(alert.FieldStartTime); ok {
 		ts = v
 	}
-	src := alertmsg.EndpointOf(m, alertmsg.Source)
-	tgt := alertmsg.EndpointOf(m, alertmsg.Target)
+	src := alertmsg.EndpointOf(m, alert.FieldSource)
+	tgt := alertmsg.EndpointOf(m, alert.FieldTarget)
 	proto := strings.ToUpper(alertmsg.Proto(m, src, tgt))
 
 	dst = append(dst, '{')
@@ -576,7 +561,7 @@ func (e *Encoder) encodeAlert(dst []byte, m *pipeline.Message) ([]byte, int) {
 		dst = append(dst, `,"proto":`...)
 		str(proto)
 	}
-	if _, ok := m.FieldString(alertmsg.Context + "community_id"); ok {
+	if _, ok := m.FieldString(alert.ContextPrefix + "community_id"); ok {
 		ctxStr("community_id", "community_id")
 	} else if e.cfg.CommunityID && src.HasPort && tgt.HasPort {
 		dst = appendCommunityID(dst, e.seed, src.IP, tgt.IP, proto, src.Port, tgt.Port)
@@ -586,7 +571,7 @@ func (e *Encoder) encodeAlert(dst []byte, m *pipeline.Message) ([]byte, int) {
 	ctxStr("app_proto", "app_proto")
 
 	dst = append(dst, `,"alert":{"action":`...)
-	if v, ok := m.FieldString(alertmsg.Context + "action"); ok && v != "" {
+	if v, ok := m.FieldString(alert.ContextPrefix + "action"); ok && v != "" {
 		str(v)
 	} else {
 		dst = append(dst, `"allowed"`...)
@@ -595,7 +580,7 @@ func (e *Encoder) encodeAlert(dst []byte, m *pipeline.Message) ([]byte, int) {
 		name string
 		def  int64
 	}{{"gid", 1}, {"signature_id", 0}, {"rev", 0}} {
-		v, ok := m.FieldInt(alertmsg.Context + k.name)
+		v, ok := m.FieldInt(alert.ContextPrefix + k.name)
 		if !ok {
 			v = k.def
 		}
@@ -604,14 +589,14 @@ func (e *Encoder) encodeAlert(dst []byte, m *pipeline.Message) ([]byte, int) {
 		dst = append(dst, '"', ':')
 		dst = strconv.AppendInt(dst, v, 10)
 	}
-	sig, _ := m.FieldString(alertmsg.Description)
+	sig, _ := m.FieldString(alert.FieldDescription)
 	dst = append(dst, `,"signature":`...)
 	str(sig)
-	cat, _ := m.FieldString(alertmsg.MethodDesc)
+	cat, _ := m.FieldString(alert.FieldMethodDescription)
 	dst = append(dst, `,"category":`...)
 	str(cat)
 	sev := byte('3')
-	switch s, _ := m.FieldString(alertmsg.Severity); s {
+	switch s, _ := m.FieldString(alert.FieldSeverity); s {
 	case "high":
 		sev = '1'
 	case "medium":
@@ -636,7 +621,7 @@ func (e *Encoder) encodeAlert(dst []byte, m *pipeline.Message) ([]byte, int) {
 		}
 		dst = append(dst, '}')
 	}
-	if f := m.FirstField(alertmsg.MethodRef); f != nil && f.Len() > 0 {
+	if f := m.FirstField(alert.FieldMethodRef); f != nil && f.Len() > 0 {
 		dst = append(dst, `,"references":[`...)
 		for j := 0; j < f.Len(); j++ {
 			if j > 0 {
@@ -658,29 +643,29 @@ func (e *Encoder) encodeAlert(dst []byte, m *pipeline.Message) ([]byte, int) {
 		dst = append(dst, key...)
 		dst = append(dst, `":[`...)
 	}
-	if id, ok := m.FieldInt(alertmsg.ID); ok {
+	if id, ok := m.FieldInt(alert.FieldID); ok {
 		meta("haka_alert_id")
 		dst = append(dst, '"')
 		dst = strconv.AppendInt(dst, id, 10)
 		dst = append(dst, `"]`...)
 	}
-	if f := m.FirstField(alertmsg.Confidence); f != nil && f.Len() > 0 {
+	if f := m.FirstField(alert.FieldConfidence); f != nil && f.Len() > 0 {
 		meta("confidence")
 		str(fieldText(f, 0))
 		dst = append(dst, ']')
 	}
-	if v, ok := m.FieldString(alertmsg.Completion); ok {
+	if v, ok := m.FieldString(alert.FieldCompletion); ok {
 		meta("completion")
 		str(v)
 		dst = append(dst, ']')
 	}
-	if v, ok := m.FieldInt(alertmsg.EndTime); ok {
+	if v, ok := m.FieldInt(alert.FieldEndTime); ok {
 		meta("end_time")
 		dst = append(dst, '"')
 		dst = rfc3339.Append(dst, v, 6)
 		dst = append(dst[:len(dst)-1], `+0000"]`...)
 	}
-	for _, side := range [...]struct{ key, field string }{{"sources", alertmsg.Source}, {"targets", alertmsg.Target}} {
+	for _, side := range [...]struct{ key, field string }{{"sources", alert.FieldSource}, {"targets", alert.FieldTarget}} {
 		n := 0
 		for i := range m.Fields {
 			f := &m.Fields[i]
@@ -699,7 +684,7 @@ func (e *Encoder) encodeAlert(dst []byte, m *pipeline.Message) ([]byte, int) {
 			dst = append(dst, ']')
 		}
 	}
-	if f := m.FirstField(alertmsg.Ref); f != nil && f.Len() > 0 {
+	if f := m.FirstField(alert.FieldRef); f != nil && f.Len() > 0 {
 		meta("refs")
 		for j := 0; j < f.Len(); j++ {
 			if j > 0 {
@@ -717,11 +702,11 @@ func (e *Encoder) encodeAlert(dst []byte, m *pipeline.Message) ([]byte, int) {
 	pi, ki := -1, -1
 	for i := range m.Fields {
 		switch m.Fields[i].Name {
-		case alertmsg.Context + "payload":
+		case alert.ContextPrefix + "payload":
 			if pi < 0 {
 				pi = i
 			}
-		case alertmsg.Context + "packet":
+		case alert.ContextPrefix + "packet":
 			if ki < 0 {
 				ki = i
 			}

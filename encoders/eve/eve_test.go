@@ -22,17 +22,7 @@ func TestCases(t *testing.T) { pipelinetest.RunEncoderCases(t, Factory()) }
 
 func newEncoder(t testing.TB, mod func(*Config)) *Encoder {
 	t.Helper()
-	cfg := DefaultConfig()
-	if mod != nil {
-		mod(&cfg)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(pipelinetest.Settings(t, "encoders.eve"), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, _ := pipelinetest.Build(t, "encoders.eve", DefaultConfig, mod, New)
 	return e
 }
 

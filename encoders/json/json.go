@@ -4,7 +4,6 @@ package json
 
 import (
 	_ "embed"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -509,23 +508,13 @@ func (e *Encoder) appendValues(dst []byte, fs []pipeline.Field, i int) ([]byte, 
 	return dst, replaced
 }
 
+// appendValue writes v as AppendJSONValue does, but a string with the
+// representation "json" that holds one JSON value as that value.
 func appendValue(dst []byte, f *pipeline.Field, v pipeline.Value) ([]byte, int) {
-	switch f.Type {
-	case pipeline.TypeBytes:
-		dst = append(dst, '"')
-		dst = base64.StdEncoding.AppendEncode(dst, v.Bytes())
-		return append(dst, '"'), 0
-	case pipeline.TypeInteger:
-		return strconv.AppendInt(dst, v.Int(), 10), 0
-	case pipeline.TypeDouble:
-		return jsonx.AppendFloat(dst, v.Double()), 0
-	case pipeline.TypeBool:
-		return strconv.AppendBool(dst, v.Bool()), 0
-	}
-	if f.Representation == "json" {
+	if f.Type == pipeline.TypeString && f.Representation == "json" {
 		if out, n, ok := jsonx.AppendRaw(dst, v.Str(), jsonx.MaxDepth); ok {
 			return out, n
 		}
 	}
-	return jsonx.AppendString(dst, v.Str())
+	return pipeline.AppendJSONValue(dst, f.Type, v)
 }

@@ -3,8 +3,6 @@ package json_test
 import (
 	"bytes"
 	stdjson "encoding/json"
-	"errors"
-	"flag"
 	"math"
 	"os"
 	"path/filepath"
@@ -16,28 +14,13 @@ import (
 
 	"github.com/ternlog/tern/encoders/json"
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
 
-var update = flag.Bool("update", false, "rewrite the expected files of testdata cases")
-
-func loadConfig(t testing.TB, path string) json.Config {
+// loadConfig decodes dir/config.toml, when there is one, over the defaults.
+func loadConfig(t testing.TB, dir string) json.Config {
 	t.Helper()
-	cfg := json.DefaultConfig()
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return cfg
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, err := toml.Decode(string(data), &cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if u := md.Undecoded(); len(u) > 0 {
-		t.Fatalf("%s: unknown keys %v", path, u)
-	}
-	return cfg
+	return *pipelinetest.ConfigFor(t, json.Factory(), pipelinetest.Case{Dir: dir}).(*json.Config)
 }
 
 // readMessages reads canonical JSON messages, one per line.
@@ -80,7 +63,7 @@ func TestCases(t *testing.T) {
 		dir := filepath.Dir(input)
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			tel := &counter{}
-			e, err := json.New(pipeline.Settings{Telemetry: tel}, loadConfig(t, filepath.Join(dir, "config.toml")))
+			e, err := json.New(pipeline.Settings{Telemetry: tel}, loadConfig(t, dir))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -101,25 +84,8 @@ func TestCases(t *testing.T) {
 				got = strconv.AppendFloat(got, tel.n, 'f', -1, 64)
 				got = append(got, '\n')
 			}
-			check(t, filepath.Join(dir, "expected.jsonl"), string(got))
+			pipelinetest.Golden(t, filepath.Join(dir, "expected.jsonl"), got)
 		})
-	}
-}
-
-func check(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs:\n got: %s\nwant: %s", path, got, want)
 	}
 }
 

@@ -5,12 +5,11 @@ import (
 	"os"
 	"testing"
 
-	"github.com/BurntSushi/toml"
-
 	decjson "github.com/ternlog/tern/decoders/json"
 	"github.com/ternlog/tern/encoders/json"
 	"github.com/ternlog/tern/internal/benchutil"
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
 
 // W2 is the throughput workload "JSON object in, same JSON object out": the
@@ -18,27 +17,20 @@ import (
 // must give back every record byte for byte.
 const (
 	w2Input          = "../../decoders/json/testdata/w2/input.txt"
-	w2DecoderConfig  = "../../decoders/json/testdata/w2/config.toml"
-	w2EncoderConfig  = "testdata/w2/config.toml"
+	w2DecoderCase    = "../../decoders/json/testdata/w2"
+	w2EncoderCase    = "testdata/w2"
 	w2BatchSize      = 256 // records per Batch, as the engine batches them
 	w2RecordTemplate = 300
 )
 
 func w2Pair(t testing.TB) (*decjson.Decoder, *json.Encoder) {
 	t.Helper()
-	dcfg := decjson.DefaultConfig()
-	data, err := os.ReadFile(w2DecoderConfig)
+	dcfg := pipelinetest.ConfigFor(t, decjson.Factory(), pipelinetest.Case{Dir: w2DecoderCase}).(*decjson.Config)
+	d, err := decjson.New(pipeline.Settings{}, *dcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := toml.Decode(string(data), &dcfg); err != nil {
-		t.Fatal(err)
-	}
-	d, err := decjson.New(pipeline.Settings{}, dcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := json.New(pipeline.Settings{Telemetry: pipeline.NopTelemetry{}}, loadConfig(t, w2EncoderConfig))
+	e, err := json.New(pipeline.Settings{Telemetry: pipeline.NopTelemetry{}}, loadConfig(t, w2EncoderCase))
 	if err != nil {
 		t.Fatal(err)
 	}

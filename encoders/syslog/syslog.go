@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ternlog/tern/internal/cefx"
 	"github.com/ternlog/tern/internal/jsonx"
 	"github.com/ternlog/tern/internal/rfc3339"
 	"github.com/ternlog/tern/internal/syslogx"
@@ -117,9 +118,9 @@ const (
 	FieldProcID        = "procid"
 	FieldMsgID         = "msgid"
 	SDPrefix           = "sd."
-	MetaSyslogFacility = "cef_meta.syslog_facility"
-	MetaSyslogIdent    = "cef_meta.syslog_ident"
-	MetaSyslogPriority = "cef_meta.syslog_priority"
+	MetaSyslogFacility = cefx.MetaSyslogFacility
+	MetaSyslogIdent    = cefx.MetaSyslogIdent
+	MetaSyslogPriority = cefx.MetaSyslogPriority
 )
 
 // ErrInvalid is wrapped by every encoding error.
@@ -178,15 +179,8 @@ func (e *Encoder) pri(m *pipeline.Message) (fac, sev int, err error) {
 		}
 	}
 	if f := m.FirstField(MetaSyslogPriority); f != nil && f.Len() > 0 {
-		ok := false
-		switch f.Type {
-		case pipeline.TypeInteger:
-			v := f.Value(0).Int()
-			sev, ok = int(v), v >= 0 && v <= 7
-		case pipeline.TypeString, pipeline.TypeBytes:
-			sev, ok = syslogx.ParseSeverity(f.Value(0).Str())
-		}
-		if !ok {
+		var ok bool
+		if sev, ok = syslogx.FieldSeverity(f); !ok {
 			return 0, 0, fmt.Errorf("%w: %s is not a severity", ErrInvalid, MetaSyslogPriority)
 		}
 		return fac, sev, nil
@@ -201,18 +195,9 @@ func (e *Encoder) pri(m *pipeline.Message) (fac, sev int, err error) {
 // the client library's cef_meta field (python) also Python's shifted
 // constants (syslog.LOG_LOCAL4 == 160).
 func facilityOf(f *pipeline.Field, python bool) (int, error) {
-	ok := false
-	v := 0
-	switch f.Type {
-	case pipeline.TypeInteger:
-		n := f.Value(0).Int()
-		if python {
-			v, ok = syslogx.FacilityFromInt(n)
-		} else {
-			v, ok = int(n), n >= 0 && n <= 23
-		}
-	case pipeline.TypeString, pipeline.TypeBytes:
-		v, ok = syslogx.ParseFacility(f.Value(0).Str())
+	v, ok := syslogx.FieldFacility(f)
+	if !python && f.Type == pipeline.TypeInteger && f.Value(0).Int() > 23 {
+		ok = false // a shifted constant: only in the client library's field
 	}
 	if !ok {
 		return 0, fmt.Errorf("%w: field %s is not a facility (0..23 or KERN…LOCAL7)", ErrInvalid, f.Name)

@@ -27,14 +27,7 @@ func TestCases(t *testing.T) { pipelinetest.RunEncoderCases(t, Factory()) }
 
 func newEncoder(t testing.TB, mod func(*Config)) *Encoder {
 	t.Helper()
-	cfg := DefaultConfig()
-	if mod != nil {
-		mod(&cfg)
-	}
-	e, err := New(pipelinetest.Settings(t, "encoders.syslog"), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, _ := pipelinetest.Build(t, "encoders.syslog", DefaultConfig, mod, New)
 	return e
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ternlog/tern/internal/alert"
 	"github.com/ternlog/tern/internal/alertmsg"
 	"github.com/ternlog/tern/internal/jsonx"
 	"github.com/ternlog/tern/internal/rfc3339"
@@ -369,7 +370,7 @@ func (e *Encoder) locate(m *pipeline.Message) {
 }
 
 func (e *Encoder) Encode(dst []byte, m *pipeline.Message) ([]byte, error) {
-	if e.notice && m.Type == alertmsg.Type {
+	if e.notice && m.Type == alert.Type {
 		m = e.noticeFromAlert(e.alerts.Resolve(m))
 	}
 	e.locate(m)
@@ -814,11 +815,11 @@ func (e *Encoder) noticeFromAlert(a *pipeline.Message) *pipeline.Message {
 	port := func(name string, v int64) {
 		fields = append(fields, pipeline.NewField(name, pipeline.TypeInteger, "", pipeline.IntValue(v)))
 	}
-	if f := a.FirstField(alertmsg.StartTime); f != nil && f.Len() > 0 && f.Type == pipeline.TypeInteger {
+	if f := a.FirstField(alert.FieldStartTime); f != nil && f.Len() > 0 && f.Type == pipeline.TypeInteger {
 		fields = append(fields, pipeline.NewField("ts", pipeline.TypeInteger, "ns", f.Value(0)))
 	}
-	src := alertmsg.EndpointOf(a, alertmsg.Source)
-	dst := alertmsg.EndpointOf(a, alertmsg.Target)
+	src := alertmsg.EndpointOf(a, alert.FieldSource)
+	dst := alertmsg.EndpointOf(a, alert.FieldTarget)
 	if src.IP != "" {
 		str("id.orig_h", src.IP)
 	}
@@ -835,14 +836,14 @@ func (e *Encoder) noticeFromAlert(a *pipeline.Message) *pipeline.Message {
 		str("proto", strings.ToLower(p))
 	}
 	note := "Tern::Alert"
-	if k, ok := a.FieldString(alertmsg.KeyName); ok && k != "" {
+	if k, ok := a.FieldString(alert.FieldKeyName); ok && k != "" {
 		note = "Tern::" + k
 	}
 	str("note", note)
-	if s, ok := a.FieldString(alertmsg.Description); ok {
+	if s, ok := a.FieldString(alert.FieldDescription); ok {
 		str("msg", s)
 	}
-	if s, ok := a.FieldString(alertmsg.MethodDesc); ok {
+	if s, ok := a.FieldString(alert.FieldMethodDescription); ok {
 		str("sub", s)
 	}
 	if src.IP != "" {

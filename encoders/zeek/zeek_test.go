@@ -14,17 +14,7 @@ func TestCases(t *testing.T) { pipelinetest.RunEncoderCases(t, Factory()) }
 
 func newEncoder(t testing.TB, mod func(*Config)) *Encoder {
 	t.Helper()
-	cfg := DefaultConfig()
-	if mod != nil {
-		mod(&cfg)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(pipelinetest.Settings(t, "encoders.zeek"), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, _ := pipelinetest.Build(t, "encoders.zeek", DefaultConfig, mod, New)
 	return e
 }
 

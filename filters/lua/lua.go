@@ -31,33 +31,16 @@ const Type = "lua"
 type Config struct {
 	// Filename is the script, relative to the config file's directory.
 	Filename string `toml:"filename"`
-	// ModuleDirectory is where require() finds <name>.lua modules (Lua
-	// source only); empty disables require.
-	ModuleDirectory string `toml:"module_directory"`
-	// InstructionLimit is the VM instruction budget of one
-	// process_message or timer_event call; 0 means unlimited.
-	InstructionLimit int `toml:"instruction_limit"`
-	// Deadline is the wall-clock budget of one call.
-	Deadline config.Duration `toml:"deadline"`
+	// Limits are the sandbox's limits and what a failing script costs:
+	// failure_policy is what happens to a message the script failed on:
+	// count, deadletter or pass.
+	sandbox.Limits
 	// OutputLimit caps one injected message (its Message.Size) and the
 	// add_to_payload buffer.
 	OutputLimit config.Size `toml:"output_limit"`
-	// StringLimit caps any one string a script builds.
-	StringLimit config.Size `toml:"string_limit"`
-	// MemoryLimit is the heap growth tolerated during one call (best
-	// effort: the heap is the whole router's).
-	MemoryLimit config.Size `toml:"memory_limit"`
-	// MaxInject caps the messages (alerts included) one call may inject.
-	MaxInject int `toml:"max_inject"`
 	// PreserveData saves the script's globals on a clean stop and restores
 	// them at the next start.
 	PreserveData bool `toml:"preserve_data"`
-	// FailurePolicy is what happens to a message the script failed on:
-	// count, deadletter or pass.
-	FailurePolicy string `toml:"failure_policy"`
-	// MaxFailures disables the script after that many consecutive failed
-	// calls; 0 never disables it.
-	MaxFailures int `toml:"max_failures"`
 	// AlertDefinitions is a directory of ntopng-style alert definitions
 	// (relative to the config file's directory); empty means none.
 	AlertDefinitions string `toml:"alert_definitions"`
@@ -70,15 +53,9 @@ type Config struct {
 // DefaultConfig returns the defaults (Heka's limits).
 func DefaultConfig() Config {
 	return Config{
-		InstructionLimit: sandbox.DefaultInstructionLimit,
-		Deadline:         config.Duration(sandbox.DefaultDeadline),
-		OutputLimit:      64 << 10,
-		StringLimit:      sandbox.DefaultStringLimit,
-		MemoryLimit:      sandbox.DefaultMemoryLimit,
-		MaxInject:        100,
-		FailurePolicy:    sandbox.PolicyCount,
-		MaxFailures:      10,
-		Locale:           alertdef.DefaultLocale,
+		Limits:      sandbox.DefaultLimits(sandbox.PolicyCount),
+		OutputLimit: 64 << 10,
+		Locale:      alertdef.DefaultLocale,
 	}
 }
 
@@ -88,29 +65,9 @@ func (c Config) Validate() error {
 	if c.Filename == "" {
 		errs = append(errs, errors.New("filename: required"))
 	}
-	if c.InstructionLimit < 0 {
-		errs = append(errs, errors.New("instruction_limit: must be >= 0"))
-	}
-	if c.Deadline.D() <= 0 {
-		errs = append(errs, errors.New("deadline: must be positive"))
-	}
+	errs = append(errs, c.Limits.Check("count, deadletter or pass")...)
 	if c.OutputLimit < 1<<10 {
 		errs = append(errs, errors.New("output_limit: must be at least 1KiB"))
-	}
-	if c.StringLimit < 1<<10 {
-		errs = append(errs, errors.New("string_limit: must be at least 1KiB"))
-	}
-	if c.MemoryLimit < 1<<20 {
-		errs = append(errs, errors.New("memory_limit: must be at least 1MiB"))
-	}
-	if c.MaxInject < 1 {
-		errs = append(errs, errors.New("max_inject: must be at least 1"))
-	}
-	if !sandbox.ValidPolicy(c.FailurePolicy) {
-		errs = append(errs, errors.New("failure_policy: must be count, deadletter or pass"))
-	}
-	if c.MaxFailures < 0 {
-		errs = append(errs, errors.New("max_failures: must be >= 0"))
 	}
 	if c.Locale == "" || strings.ContainsAny(c.Locale, "/\\.") {
 		errs = append(errs, errors.New("locale: a language code such as en or fr"))
@@ -166,23 +123,8 @@ func New(set pipeline.Settings, cfg Config) (*Filter, error) {
 	f := &Filter{set: set, cfg: cfg, path: set.Resolve(cfg.Filename)}
 	f.readReturn = f.returnCode
 	f.fail = sandbox.NewFailures(set, cfg.MaxFailures)
-	modDir := ""
-	if cfg.ModuleDirectory != "" {
-		modDir = set.Resolve(cfg.ModuleDirectory)
-	}
-	f.sb = sandbox.New(sandbox.Config{
-		Name: set.Name, InstructionLimit: limitOrUnlimited(cfg.InstructionLimit), Deadline: cfg.Deadline.D(),
-		StringLimit: cfg.StringLimit.N(), MemoryLimit: int64(cfg.MemoryLimit), ModuleDir: modDir,
-		Logger: set.Logger, Now: set.Now,
-	}, f.path, "", f.setup)
+	f.sb = sandbox.New(cfg.Limits.SandboxConfig(set), f.path, "", f.setup)
 	return f, nil
-}
-
-func limitOrUnlimited(n int) int {
-	if n == 0 {
-		return -1
-	}
-	return n
 }
 
 // Factory registers the filter.

@@ -98,12 +98,7 @@ func DefaultConfig() Config {
 
 // Validate checks the config.
 func (c Config) Validate() error {
-	var errs []error
-	if c.Address == "" {
-		errs = append(errs, errors.New("address: required"))
-	} else if _, _, err := net.SplitHostPort(c.Address); err != nil {
-		errs = append(errs, fmt.Errorf("address: %v", err))
-	}
+	errs := []error{netio.CheckAddress("address", c.Address)}
 	if !strings.HasPrefix(c.Path, "/") {
 		errs = append(errs, errors.New("path: must start with /"))
 	}

@@ -38,24 +38,7 @@ type rig struct {
 	url  string
 	em   *pipelinetest.Emitter
 	tel  *pipelinetest.Telemetry
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *pipelinetest.SyncBuffer
 }
 
 func start(t *testing.T, mod func(*ternhttp.Config), em *pipelinetest.Emitter) rig {
@@ -68,7 +51,7 @@ func start(t *testing.T, mod func(*ternhttp.Config), em *pipelinetest.Emitter) r
 	}
 	require.NoError(t, cfg.Validate())
 	set := pipelinetest.Settings(t, "inputs.http")
-	logs := &syncBuffer{}
+	logs := &pipelinetest.SyncBuffer{}
 	set.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	t.Cleanup(func() {
 		if t.Failed() {

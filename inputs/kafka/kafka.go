@@ -5,11 +5,9 @@ package kafka
 
 import (
 	"context"
-	"crypto/tls"
 	_ "embed"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -38,8 +36,8 @@ const (
 
 // Config is the [inputs.<name>] table with type = "kafka".
 type Config struct {
-	// Brokers are host:port addresses to bootstrap from.
-	Brokers []string `toml:"brokers"`
+	// Client is brokers, client_id, version, tls and sasl.
+	kafkax.Client
 	// Topics to consume.
 	Topics []string `toml:"topics"`
 	// Group is the consumer group: every member shares the topics'
@@ -73,40 +71,23 @@ type Config struct {
 	// FetchMaxWait is how long the broker may hold a fetch while it has
 	// too little data.
 	FetchMaxWait config.Duration `toml:"fetch_max_wait"`
-	// ClientID is sent to the brokers.
-	ClientID string `toml:"client_id"`
-	// Version is the Kafka protocol version the client assumes.
-	Version string `toml:"version"`
-	// TLS turns on TLS to the brokers (each verified under its own host
-	// name unless server_name is set).
-	TLS config.TLS `toml:"tls"`
-	// SASL authenticates to the brokers.
-	SASL kafkax.SASL `toml:"sasl"`
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
+		Client:        kafkax.DefaultClient(),
 		InitialOffset: "oldest", BalanceStrategy: "roundrobin",
 		SessionTimeout: config.Duration(10 * time.Second), HeartbeatInterval: config.Duration(3 * time.Second),
 		RebalanceTimeout: config.Duration(60 * time.Second), RevokeTimeout: config.Duration(20 * time.Second),
 		CommitInterval: config.Duration(time.Second), BatchMaxCount: 1024, MaxRecordBytes: 1 << 20,
-		FetchMaxWait: config.Duration(250 * time.Millisecond), ClientID: "tern", Version: "2.8.0",
-		TLS: config.DefaultTLS(),
+		FetchMaxWait: config.Duration(250 * time.Millisecond),
 	}
 }
 
 // Validate checks the config.
 func (c Config) Validate() error {
-	var errs []error
-	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("brokers: required"))
-	}
-	for _, b := range c.Brokers {
-		if _, _, err := net.SplitHostPort(b); err != nil {
-			errs = append(errs, fmt.Errorf("brokers: %q: %v", b, err))
-		}
-	}
+	errs := []error{c.Client.Validate()}
 	if len(c.Topics) == 0 {
 		errs = append(errs, errors.New("topics: required"))
 	}
@@ -138,15 +119,6 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRecordBytes < 1<<10 || c.MaxRecordBytes > 1<<30 {
 		errs = append(errs, errors.New("max_record_bytes: must be between 1KiB and 1GiB"))
-	}
-	if _, err := kafkax.ParseVersion(c.Version); err != nil {
-		errs = append(errs, fmt.Errorf("version: %v", err))
-	}
-	if err := c.TLS.ValidateClient("tls"); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.SASL.Validate(); err != nil {
-		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -189,17 +161,8 @@ func Factory() pipeline.Factory[pipeline.Input] {
 
 // Check reads the TLS files the config names.
 func (in *Input) Check() error {
-	_, err := in.tlsConfig()
+	_, err := in.cfg.TLSConfig(in.set)
 	return err
-}
-
-// tlsConfig is the TLS config for the brokers, nil without TLS. The files
-// are read at every call (every Run); sarama sets each broker's server name.
-func (in *Input) tlsConfig() (*tls.Config, error) {
-	if !in.cfg.TLS.On() {
-		return nil, nil
-	}
-	return in.cfg.TLS.ClientConfig(in.set, "")
 }
 
 func (in *Input) saramaConfig() (*sarama.Config, error) {
@@ -207,7 +170,7 @@ func (in *Input) saramaConfig() (*sarama.Config, error) {
 	sc := sarama.NewConfig()
 	sc.Version, _ = kafkax.ParseVersion(c.Version)
 	sc.ClientID = c.ClientID
-	tlsCfg, err := in.tlsConfig()
+	tlsCfg, err := c.TLSConfig(in.set) // the files are read at every Run
 	if err != nil {
 		return nil, err
 	}

@@ -10,12 +10,10 @@ import (
 	"io"
 	"net"
 	"sync"
-	"time"
 
 	"github.com/ternlog/tern/internal/netio"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
-	"github.com/ternlog/tern/pipeline/framing"
 )
 
 //go:embed sample.toml
@@ -35,17 +33,12 @@ type Config struct {
 	TLSAddress string `toml:"tls_address"`
 	// Framing on TCP and TLS: auto, octet_counting or newline.
 	Framing string `toml:"framing"`
-	// MaxFrameBytes caps one message on TCP and TLS.
-	MaxFrameBytes config.Size `toml:"max_frame_bytes"`
-	// MaxDatagramBytes caps one UDP datagram; larger ones are dropped.
-	MaxDatagramBytes config.Size `toml:"max_datagram_bytes"`
-	// ReceiveBufferBytes sets SO_RCVBUF on the UDP socket; 0 keeps the
-	// system default.
-	ReceiveBufferBytes config.Size `toml:"receive_buffer_bytes"`
-	// MaxConnections caps concurrent connections on each stream listener.
-	MaxConnections int `toml:"max_connections"`
-	// IdleTimeout closes a connection that sent nothing for this long.
-	IdleTimeout config.Duration `toml:"idle_timeout"`
+	// StreamLimits are max_frame_bytes, max_connections (on each
+	// listener) and idle_timeout, on TCP and TLS.
+	netio.StreamLimits
+	// DatagramLimits are max_datagram_bytes and receive_buffer_bytes, on
+	// UDP.
+	netio.DatagramLimits
 	// BatchMaxCount caps the records handed on at once.
 	BatchMaxCount int `toml:"batch_max_count"`
 	// RemoteAddrField names the field that gets the sender's IP address
@@ -59,8 +52,8 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		Framing: netio.FramingAuto, MaxFrameBytes: framing.DefaultMaxLine, MaxDatagramBytes: 64 << 10,
-		MaxConnections: 1024, IdleTimeout: config.Duration(5 * time.Minute), BatchMaxCount: 1024,
+		Framing: netio.FramingAuto, StreamLimits: netio.DefaultStreamLimits(),
+		DatagramLimits: netio.DefaultDatagramLimits(), BatchMaxCount: 1024,
 		RemoteAddrField: "remote_addr", TLS: config.DefaultTLS(),
 	}
 }
@@ -72,11 +65,8 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("udp_address: set at least one of udp_address, tcp_address and tls_address"))
 	}
 	for _, a := range []struct{ key, v string }{{"udp_address", c.UDPAddress}, {"tcp_address", c.TCPAddress}, {"tls_address", c.TLSAddress}} {
-		if a.v == "" {
-			continue
-		}
-		if _, _, err := net.SplitHostPort(a.v); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %v", a.key, err))
+		if a.v != "" {
+			errs = append(errs, netio.CheckAddress(a.key, a.v))
 		}
 	}
 	if c.TLSAddress != "" && !c.TLS.On() {
@@ -88,18 +78,7 @@ func (c Config) Validate() error {
 	if err := netio.CheckFraming(c.Framing); err != nil {
 		errs = append(errs, fmt.Errorf("framing: %v", err))
 	}
-	if c.MaxFrameBytes < 1 || c.MaxFrameBytes > 1<<30 {
-		errs = append(errs, errors.New("max_frame_bytes: must be between 1 and 1GiB"))
-	}
-	if c.MaxDatagramBytes < 1 || c.MaxDatagramBytes > 64<<10 {
-		errs = append(errs, errors.New("max_datagram_bytes: must be between 1 and 64KiB"))
-	}
-	if c.ReceiveBufferBytes < 0 || c.ReceiveBufferBytes > 1<<30 {
-		errs = append(errs, errors.New("receive_buffer_bytes: must be between 0 and 1GiB"))
-	}
-	if c.MaxConnections < 1 {
-		errs = append(errs, errors.New("max_connections: must be positive"))
-	}
+	errs = append(errs, c.StreamLimits.Validate(), c.DatagramLimits.Validate())
 	if c.BatchMaxCount < 1 {
 		errs = append(errs, errors.New("batch_max_count: must be positive"))
 	}
@@ -237,14 +216,5 @@ func (in *Input) serve(ctx context.Context, c net.Conn, out pipeline.Emitter) {
 	// CR LF LF): they are skipped, not decoded into errors.
 	rd := netio.SkipEmpty(netio.NewReader(in.cfg.Framing, r, in.cfg.MaxFrameBytes.N()))
 	err := netio.EmitFrames(ctx, rd, proto, in.cfg.BatchMaxCount, out, in.set)
-	switch {
-	case err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed):
-	case netio.IsTimeout(err):
-		in.set.Logger.Debug("idle connection closed", "remote", c.RemoteAddr().String())
-	case errors.Is(err, framing.ErrSyslogFrame), errors.Is(err, io.ErrUnexpectedEOF):
-		in.set.Error("framing")
-		in.set.Logger.Warn("connection closed: broken framing", "remote", c.RemoteAddr().String(), "err", err)
-	default:
-		in.set.Logger.Debug("connection ended", "remote", c.RemoteAddr().String(), "err", err)
-	}
+	netio.ConnEnded(c, err, in.set)
 }

@@ -8,7 +8,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -18,7 +17,6 @@ import (
 	"github.com/ternlog/tern/internal/ternproto"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
-	"github.com/ternlog/tern/pipeline/framing"
 )
 
 //go:embed sample.toml
@@ -41,15 +39,9 @@ type Config struct {
 	// byte), or native: tern's router protocol (internal/ternproto), whose
 	// batches are acknowledged to the sender once delivered.
 	Framing string `toml:"framing"`
-	// MaxFrameBytes caps one record. An over-long line is dropped and
-	// counted, and reading resumes after its newline; an over-long
-	// octet-counted frame is counted and its connection closed.
-	MaxFrameBytes config.Size `toml:"max_frame_bytes"`
-	// MaxConnections caps concurrent connections; more are accepted and
-	// closed at once, and counted.
-	MaxConnections int `toml:"max_connections"`
-	// IdleTimeout closes a connection that sent nothing for this long.
-	IdleTimeout config.Duration `toml:"idle_timeout"`
+	// StreamLimits are max_frame_bytes (with native framing: the largest
+	// batch frame), max_connections and idle_timeout.
+	netio.StreamLimits
 	// BatchMaxCount caps the records handed on at once.
 	BatchMaxCount int `toml:"batch_max_count"`
 	// TLS turns the listener into a TLS one; with ca_file, clients must
@@ -60,30 +52,20 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		Framing: netio.FramingNewline, MaxFrameBytes: framing.DefaultMaxLine, MaxConnections: 1024,
-		IdleTimeout: config.Duration(5 * time.Minute), BatchMaxCount: 1024, TLS: config.DefaultTLS(),
+		Framing: netio.FramingNewline, StreamLimits: netio.DefaultStreamLimits(),
+		BatchMaxCount: 1024, TLS: config.DefaultTLS(),
 	}
 }
 
 // Validate checks the config.
 func (c Config) Validate() error {
-	var errs []error
-	if c.Address == "" {
-		errs = append(errs, errors.New("address: required"))
-	} else if _, _, err := net.SplitHostPort(c.Address); err != nil {
-		errs = append(errs, fmt.Errorf("address: %v", err))
-	}
+	errs := []error{netio.CheckAddress("address", c.Address)}
 	if c.Framing != FramingNative {
 		if err := netio.CheckFraming(c.Framing); err != nil {
 			errs = append(errs, fmt.Errorf("framing: %v or native", err))
 		}
 	}
-	if c.MaxFrameBytes < 1 || c.MaxFrameBytes > 1<<30 {
-		errs = append(errs, errors.New("max_frame_bytes: must be between 1 and 1GiB"))
-	}
-	if c.MaxConnections < 1 {
-		errs = append(errs, errors.New("max_connections: must be positive"))
-	}
+	errs = append(errs, c.StreamLimits.Validate())
 	if c.BatchMaxCount < 1 {
 		errs = append(errs, errors.New("batch_max_count: must be positive"))
 	}
@@ -187,14 +169,5 @@ func (in *Input) serve(ctx context.Context, c net.Conn, out pipeline.Emitter) {
 	r := &netio.IdleReader{C: c, Idle: in.cfg.IdleTimeout.D()}
 	rd := netio.NewReader(in.cfg.Framing, r, in.cfg.MaxFrameBytes.N())
 	err := netio.EmitFrames(ctx, rd, pipeline.Record{Source: src}, in.cfg.BatchMaxCount, out, in.set)
-	switch {
-	case err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed):
-	case netio.IsTimeout(err):
-		in.set.Logger.Debug("idle connection closed", "remote", c.RemoteAddr().String())
-	case errors.Is(err, framing.ErrSyslogFrame), errors.Is(err, io.ErrUnexpectedEOF):
-		in.set.Error("framing")
-		in.set.Logger.Warn("connection closed: broken framing", "remote", c.RemoteAddr().String(), "err", err)
-	default:
-		in.set.Logger.Debug("connection ended", "remote", c.RemoteAddr().String(), "err", err)
-	}
+	netio.ConnEnded(c, err, in.set)
 }

@@ -5,13 +5,11 @@ import (
 	"context"
 	_ "embed"
 	"errors"
-	"fmt"
 	"net"
 	"sync"
 
 	"github.com/ternlog/tern/internal/netio"
 	"github.com/ternlog/tern/pipeline"
-	"github.com/ternlog/tern/pipeline/config"
 )
 
 //go:embed sample.toml
@@ -24,12 +22,8 @@ const Type = "udp"
 type Config struct {
 	// Address to listen on, host:port.
 	Address string `toml:"address"`
-	// MaxDatagramBytes is the largest datagram kept; larger ones are
-	// dropped whole and counted, never truncated.
-	MaxDatagramBytes config.Size `toml:"max_datagram_bytes"`
-	// ReceiveBufferBytes sets the socket's kernel receive buffer
-	// (SO_RCVBUF); 0 keeps the system default.
-	ReceiveBufferBytes config.Size `toml:"receive_buffer_bytes"`
+	// DatagramLimits are max_datagram_bytes and receive_buffer_bytes.
+	netio.DatagramLimits
 	// BatchMaxCount is how many datagrams one read may return and one
 	// batch may carry.
 	BatchMaxCount int `toml:"batch_max_count"`
@@ -37,23 +31,13 @@ type Config struct {
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{MaxDatagramBytes: 64 << 10, BatchMaxCount: 64}
+	return Config{DatagramLimits: netio.DefaultDatagramLimits(), BatchMaxCount: 64}
 }
 
 // Validate checks the config.
 func (c Config) Validate() error {
-	var errs []error
-	if c.Address == "" {
-		errs = append(errs, errors.New("address: required"))
-	} else if _, _, err := net.SplitHostPort(c.Address); err != nil {
-		errs = append(errs, fmt.Errorf("address: %v", err))
-	}
-	if c.MaxDatagramBytes < 1 || c.MaxDatagramBytes > 64<<10 {
-		errs = append(errs, errors.New("max_datagram_bytes: must be between 1 and 64KiB"))
-	}
-	if c.ReceiveBufferBytes < 0 || c.ReceiveBufferBytes > 1<<30 {
-		errs = append(errs, errors.New("receive_buffer_bytes: must be between 0 and 1GiB"))
-	}
+	errs := []error{netio.CheckAddress("address", c.Address)}
+	errs = append(errs, c.DatagramLimits.Validate())
 	if c.BatchMaxCount < 1 || c.BatchMaxCount > 1024 {
 		errs = append(errs, errors.New("batch_max_count: must be between 1 and 1024"))
 	}

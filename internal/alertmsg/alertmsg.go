@@ -1,6 +1,7 @@
 // Package alertmsg reads tern's alert messages (docs/alerts.md) for the
 // encoders that render them: the endpoints Haka's address and service nodes
-// name, and the stored alert an update applies to. It knows no plugin.
+// name, and the stored alert an update applies to. The field names are
+// internal/alert's. It knows no plugin.
 package alertmsg
 
 import (
@@ -9,30 +10,8 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/ternlog/tern/internal/alert"
 	"github.com/ternlog/tern/pipeline"
-)
-
-// Type is the Type of alert messages.
-const Type = "tern.alert"
-
-// Field names of the alert contract.
-const (
-	ID          = "alert.id"
-	Update      = "alert.update"
-	StartTime   = "alert.start_time"
-	EndTime     = "alert.end_time"
-	Description = "alert.description"
-	Severity    = "alert.severity"
-	Confidence  = "alert.confidence"
-	Completion  = "alert.completion"
-	MethodDesc  = "alert.method.description"
-	MethodRef   = "alert.method.ref"
-	Source      = "alert.source"
-	Target      = "alert.target"
-	Ref         = "alert.ref"
-	KeyName     = "alert.key_name"
-	Title       = "alert.title"
-	Context     = "alert.context."
 )
 
 // Endpoint is one side of an alert: the first address node whose first
@@ -44,7 +23,8 @@ type Endpoint struct {
 	Proto   string // as the service node wrote it ("tcp"), may be empty
 }
 
-// EndpointOf reads the nodes of field name (Source or Target) of m.
+// EndpointOf reads the nodes of field name (alert.FieldSource or
+// alert.FieldTarget) of m.
 func EndpointOf(m *pipeline.Message, name string) Endpoint {
 	var e Endpoint
 	haveIP, haveSvc := false, false
@@ -91,7 +71,7 @@ func ParseService(s string) (proto string, port int64, ok bool) {
 // Proto is the alert's transport: the context's, else a target service's,
 // else a source service's; empty when unknown.
 func Proto(m *pipeline.Message, src, dst Endpoint) string {
-	if p, ok := m.FieldString(Context + "proto"); ok && p != "" {
+	if p, ok := m.FieldString(alert.ContextPrefix + "proto"); ok && p != "" {
 		return p
 	}
 	if dst.Proto != "" {
@@ -131,12 +111,12 @@ func key(m *pipeline.Message, id int64) storeKey { return storeKey{m.Logger, id}
 // field the update carries replaced. The result is valid until the next
 // call.
 func (s *Store) Resolve(m *pipeline.Message) *pipeline.Message {
-	id, ok := m.FieldInt(ID)
+	id, ok := m.FieldInt(alert.FieldID)
 	if !ok || s.max <= 0 {
 		return m
 	}
 	k := key(m, id)
-	upd := m.FirstField(Update)
+	upd := m.FirstField(alert.FieldUpdate)
 	if upd == nil || upd.Len() == 0 || upd.Type != pipeline.TypeBool || !upd.Value(0).Bool() {
 		s.remember(k, m.Fields)
 		return m
@@ -154,7 +134,7 @@ func (s *Store) Resolve(m *pipeline.Message) *pipeline.Message {
 		}
 	}
 	for _, f := range m.Fields {
-		if f.Name != Update {
+		if f.Name != alert.FieldUpdate {
 			fields = append(fields, f)
 		}
 	}
@@ -189,7 +169,7 @@ func (s *Store) remember(k storeKey, fields []pipeline.Field) {
 	cp := make([]pipeline.Field, 0, len(fields))
 	for i := range fields {
 		f := &fields[i]
-		if f.Name == Update {
+		if f.Name == alert.FieldUpdate {
 			continue
 		}
 		g := pipeline.Field{Name: clone(f.Name), Representation: clone(f.Representation), Type: f.Type}

@@ -1,6 +1,30 @@
 // Package cefx holds what the CEF decoder and encoder must agree on: the
-// extension key grammar and the severity bands (formats.md §1).
+// field names of CEF messages, the extension key grammar and the severity
+// bands (formats.md §1).
 package cefx
+
+// Names of the header fields the CEF decoder writes, in record order, and
+// the encoder and tern's client library read or write by default.
+const (
+	FieldVersion   = "cefVersion"
+	FieldVendor    = "deviceVendor"
+	FieldProduct   = "deviceProduct"
+	FieldDevVer    = "deviceVersion"
+	FieldSignature = "deviceEventClassId"
+	FieldName      = "name"
+	FieldSeverity  = "severity"
+	FieldPrefix    = "cefPrefix"
+)
+
+// Field names of the syslog envelope a CEF message carries beside its
+// line, as heka-cef named them: tern's client library writes them, the cef
+// and syslog encoders build the syslog header from them.
+const (
+	MetaPrefix         = "cef_meta."
+	MetaSyslogFacility = "cef_meta.syslog_facility"
+	MetaSyslogIdent    = "cef_meta.syslog_ident"
+	MetaSyslogPriority = "cef_meta.syslog_priority"
+)
 
 // KeyStart reports whether c may begin an extension key: [A-Za-z0-9_].
 func KeyStart(c byte) bool {

@@ -1,6 +1,7 @@
-// Package kafkax holds what the Kafka input and output share: the SASL
-// table, client settings for sarama and kafka-go built from it, and the
-// classification of Kafka errors into permanent and retriable ones.
+// Package kafkax holds what the Kafka input and output share: the keys
+// that reach the brokers (Client, with its SASL table), client settings for
+// sarama and kafka-go built from them, and the classification of Kafka
+// errors into permanent and retriable ones.
 package kafkax
 
 import (

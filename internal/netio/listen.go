@@ -1,8 +1,9 @@
 // Package netio holds what tern's network plugins share: a listener that
 // caps connections (accepting and closing the excess, counted), TLS
 // handshakes under a deadline, idle timeouts, framed readers and the batch
-// loop that hands records to the engine, and batched UDP reads. It imports
-// no plugin.
+// loop that hands records to the engine, batched UDP reads, and the config
+// keys that bound listeners (StreamLimits, DatagramLimits). It imports no
+// plugin.
 package netio
 
 import (
@@ -155,26 +156,18 @@ func isTemporary(err error) bool {
 // no deadline, and a peer that never sends a ClientHello would hold the
 // connection forever.
 func Handshake(ctx context.Context, c net.Conn, cfg *tls.Config, timeout time.Duration) (*tls.Conn, error) {
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	tc := tls.Server(c, cfg)
-	_ = c.SetDeadline(time.Now().Add(timeout))
-	hctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := tc.HandshakeContext(hctx); err != nil {
-		return nil, err
-	}
-	_ = c.SetDeadline(time.Time{})
-	return tc, nil
+	return handshake(ctx, c, tls.Server(c, cfg), timeout)
 }
 
 // ClientHandshake runs the client side of a TLS handshake within timeout.
 func ClientHandshake(ctx context.Context, c net.Conn, cfg *tls.Config, timeout time.Duration) (*tls.Conn, error) {
+	return handshake(ctx, c, tls.Client(c, cfg), timeout)
+}
+
+func handshake(ctx context.Context, c net.Conn, tc *tls.Conn, timeout time.Duration) (*tls.Conn, error) {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	tc := tls.Client(c, cfg)
 	_ = c.SetDeadline(time.Now().Add(timeout))
 	hctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

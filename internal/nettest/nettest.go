@@ -1,5 +1,6 @@
 // Package nettest holds helpers for tests of the network plugins: running
-// an input until the test ends, a real rsyslogd as a peer, free ports.
+// an input until the test ends, a real rsyslogd as a peer, a stand-in for
+// a receiving tern (Router), free ports.
 // Import it from tests only.
 package nettest
 

@@ -90,16 +90,22 @@ func initArg(l *lua.State, idx, n int) int {
 	return init
 }
 
-func (s *Sandbox) reMatch(l *lua.State) int {
-	src := lua.CheckString(l, 1)
+// reSearch is the search of re.match and re.find: the subject, the
+// pattern and init are arguments 1 to 3; loc (of src[init-1:]) is nil when
+// nothing matches.
+func (s *Sandbox) reSearch(l *lua.State) (src string, init int, loc []int) {
+	src = lua.CheckString(l, 1)
 	re := s.regexp(l, 2)
-	init := initArg(l, 3, len(src))
+	init = initArg(l, 3, len(src))
 	if init > len(src)+1 {
-		l.PushNil()
-		return 1
+		return src, init, nil
 	}
 	s.chargeScan(l, len(src))
-	loc := re.FindStringSubmatchIndex(src[init-1:])
+	return src, init, re.FindStringSubmatchIndex(src[init-1:])
+}
+
+func (s *Sandbox) reMatch(l *lua.State) int {
+	src, init, loc := s.reSearch(l)
 	if loc == nil {
 		l.PushNil()
 		return 1
@@ -108,15 +114,7 @@ func (s *Sandbox) reMatch(l *lua.State) int {
 }
 
 func (s *Sandbox) reFind(l *lua.State) int {
-	src := lua.CheckString(l, 1)
-	re := s.regexp(l, 2)
-	init := initArg(l, 3, len(src))
-	if init > len(src)+1 {
-		l.PushNil()
-		return 1
-	}
-	s.chargeScan(l, len(src))
-	loc := re.FindStringSubmatchIndex(src[init-1:])
+	src, init, loc := s.reSearch(l)
 	if loc == nil {
 		l.PushNil()
 		return 1

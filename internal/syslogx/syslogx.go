@@ -1,5 +1,5 @@
 // Package syslogx holds the syslog pieces the syslog and CEF codecs share:
-// facility and severity names, PRI, the BSD ("Mmm dd hh:mm:ss") timestamp
+// facility and severity names and fields, PRI, the BSD ("Mmm dd hh:mm:ss") timestamp
 // with its year inference, and PRINTUSASCII sanitising of header fields.
 package syslogx
 
@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ternlog/tern/pipeline"
 )
 
 // MaxPRI is the largest PRIVAL: facility 23 (local7), severity 7 (debug).
@@ -88,6 +90,32 @@ func ParseSeverity(s string) (int, bool) {
 	}
 	v, ok := severityAliases[s]
 	return v, ok
+}
+
+// FieldFacility reads a facility from the first value of a message field:
+// a name (ParseFacility) or a number (FacilityFromInt, so Python's shifted
+// constants too, as tern's client library may send them).
+func FieldFacility(f *pipeline.Field) (int, bool) {
+	switch f.Type {
+	case pipeline.TypeInteger:
+		return FacilityFromInt(f.Value(0).Int())
+	case pipeline.TypeString, pipeline.TypeBytes:
+		return ParseFacility(f.Value(0).Str())
+	}
+	return 0, false
+}
+
+// FieldSeverity reads a severity from the first value of a message field:
+// a name (ParseSeverity) or a number 0..7.
+func FieldSeverity(f *pipeline.Field) (int, bool) {
+	switch f.Type {
+	case pipeline.TypeInteger:
+		v := f.Value(0).Int()
+		return int(v), v >= 0 && v <= 7
+	case pipeline.TypeString, pipeline.TypeBytes:
+		return ParseSeverity(f.Value(0).Str())
+	}
+	return 0, false
 }
 
 // AppendPRI appends "<PRIVAL>".

@@ -3,6 +3,8 @@ package syslogx
 import (
 	"testing"
 	"time"
+
+	"github.com/ternlog/tern/pipeline"
 )
 
 func TestParseBSD(t *testing.T) {
@@ -131,5 +133,36 @@ func TestNames(t *testing.T) {
 	}
 	if got := string(AppendPrintASCII(nil, "", 4)); got != "-" {
 		t.Errorf("AppendPrintASCII empty = %q", got)
+	}
+}
+
+func TestFieldFacilityAndSeverity(t *testing.T) {
+	m := pipeline.NewMessage()
+	m.AddString("s", "LOCAL4")
+	m.AddInt("shifted", 160)
+	m.AddInt("big", 161)
+	m.AddBool("b", true)
+	m.AddInt("sev", 3)
+	m.AddInt("sev8", 8)
+	m.AddString("sevname", "warning")
+	for _, c := range []struct {
+		name string
+		f    func(*pipeline.Field) (int, bool)
+		want int
+		ok   bool
+	}{
+		{"s", FieldFacility, 20, true},
+		{"shifted", FieldFacility, 20, true},
+		{"big", FieldFacility, 0, false},
+		{"b", FieldFacility, 0, false},
+		{"sev", FieldSeverity, 3, true},
+		{"sev8", FieldSeverity, 8, false},
+		{"sevname", FieldSeverity, 4, true},
+		{"b", FieldSeverity, 0, false},
+	} {
+		got, ok := c.f(m.FirstField(c.name))
+		if ok != c.ok || ok && got != c.want {
+			t.Errorf("%s: got %d, %v; want %d, %v", c.name, got, ok, c.want, c.ok)
+		}
 	}
 }

@@ -104,14 +104,9 @@ func (s *server) requests() []request {
 
 func newOutput(t *testing.T, mod func(*ternhttp.Config)) (*ternhttp.Output, *pipelinetest.Telemetry) {
 	t.Helper()
-	cfg := ternhttp.DefaultConfig()
-	mod(&cfg)
-	require.NoError(t, cfg.Validate())
-	set := pipelinetest.Settings(t, "outputs.http")
-	o, err := ternhttp.New(set, cfg)
-	require.NoError(t, err)
+	o, tel := pipelinetest.Build(t, "outputs.http", ternhttp.DefaultConfig, mod, ternhttp.New)
 	t.Cleanup(func() { assert.NoError(t, o.Close(context.Background())) })
-	return o, set.Telemetry.(*pipelinetest.Telemetry)
+	return o, tel
 }
 
 func batch(recs ...string) []pipeline.Encoded {

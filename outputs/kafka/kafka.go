@@ -4,11 +4,9 @@ package kafka
 
 import (
 	"context"
-	"crypto/tls"
 	_ "embed"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -30,8 +28,9 @@ const recordOverhead = 64
 
 // Config is the [outputs.<name>] table with type = "kafka".
 type Config struct {
-	// Brokers are host:port addresses to bootstrap from.
-	Brokers []string `toml:"brokers"`
+	// Client is brokers, client_id, version (for idempotent = true), tls
+	// and sasl.
+	kafkax.Client
 	// Topic is the topic of every record. It may take parts of the message
 	// (pipeline/template: %{Type}, %{Fields[name]}, %{Fields[name]:-dflt},
 	// …) after a literal prefix; a record whose topic leaves the prefix, is
@@ -63,39 +62,21 @@ type Config struct {
 	// use (when they allow it: auto.create.topics.enable); otherwise
 	// records for a missing topic are retried until it exists.
 	AutoCreateTopics bool `toml:"auto_create_topics"`
-	// ClientID is sent to the brokers.
-	ClientID string `toml:"client_id"`
-	// Version is the Kafka protocol version the sarama client assumes
-	// (idempotent = true only).
-	Version string `toml:"version"`
-	// TLS turns on TLS to the brokers (each verified under its own host
-	// name unless server_name is set).
-	TLS config.TLS `toml:"tls"`
-	// SASL authenticates to the brokers.
-	SASL kafkax.SASL `toml:"sasl"`
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
+		Client:       kafkax.DefaultClient(),
 		RequiredAcks: "all", Compression: "none", MaxMessageBytes: 1 << 20,
 		BatchBytes: 1 << 20, Linger: config.Duration(5 * time.Millisecond),
-		WriteTimeout: config.Duration(10 * time.Second), ClientID: "tern", Version: "2.8.0",
-		TLS: config.DefaultTLS(),
+		WriteTimeout: config.Duration(10 * time.Second),
 	}
 }
 
 // Validate checks the config.
 func (c Config) Validate() error {
-	var errs []error
-	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("brokers: required"))
-	}
-	for _, b := range c.Brokers {
-		if _, _, err := net.SplitHostPort(b); err != nil {
-			errs = append(errs, fmt.Errorf("brokers: %q: %v", b, err))
-		}
-	}
+	errs := []error{c.Client.Validate()}
 	if _, err := parseTopic(c.Topic); err != nil {
 		errs = append(errs, fmt.Errorf("topic: %v", err))
 	}
@@ -118,15 +99,6 @@ func (c Config) Validate() error {
 	}
 	if c.WriteTimeout <= 0 {
 		errs = append(errs, errors.New("write_timeout: must be positive"))
-	}
-	if _, err := kafkax.ParseVersion(c.Version); err != nil {
-		errs = append(errs, fmt.Errorf("version: %v", err))
-	}
-	if err := c.TLS.ValidateClient("tls"); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.SASL.Validate(); err != nil {
-		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -173,17 +145,8 @@ func Factory() pipeline.Factory[pipeline.Output] {
 
 // Check reads the TLS files the config names.
 func (o *Output) Check() error {
-	_, err := o.tlsConfig()
+	_, err := o.cfg.TLSConfig(o.set)
 	return err
-}
-
-// tlsConfig is the TLS config for the brokers, nil without TLS. The files
-// are read at every call; the clients set each broker's server name.
-func (o *Output) tlsConfig() (*tls.Config, error) {
-	if !o.cfg.TLS.On() {
-		return nil, nil
-	}
-	return o.cfg.TLS.ClientConfig(o.set, "")
 }
 
 func (o *Output) producer() (producer, error) {
@@ -192,7 +155,7 @@ func (o *Output) producer() (producer, error) {
 	if o.prod != nil {
 		return o.prod, nil
 	}
-	tlsCfg, err := o.tlsConfig()
+	tlsCfg, err := o.cfg.TLSConfig(o.set)
 	if err != nil {
 		return nil, err
 	}

@@ -33,14 +33,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func newOutput(t *testing.T, mod func(*syslog.Config)) (*syslog.Output, *pipelinetest.Telemetry) {
 	t.Helper()
-	cfg := syslog.DefaultConfig()
-	mod(&cfg)
-	require.NoError(t, cfg.Validate())
-	set := pipelinetest.Settings(t, "outputs.syslog")
-	o, err := syslog.New(set, cfg)
-	require.NoError(t, err)
+	o, tel := pipelinetest.Build(t, "outputs.syslog", syslog.DefaultConfig, mod, syslog.New)
 	t.Cleanup(func() { assert.NoError(t, o.Close(context.Background())) })
-	return o, set.Telemetry.(*pipelinetest.Telemetry)
+	return o, tel
 }
 
 func batch(recs ...string) []pipeline.Encoded {

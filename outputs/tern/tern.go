@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ternlog/tern/internal/netio"
 	"github.com/ternlog/tern/internal/ternproto"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
@@ -50,12 +51,7 @@ func DefaultConfig() Config {
 
 // Validate checks the config.
 func (c Config) Validate() error {
-	var errs []error
-	if c.Address == "" {
-		errs = append(errs, errors.New("address: required"))
-	} else if _, _, err := net.SplitHostPort(c.Address); err != nil {
-		errs = append(errs, fmt.Errorf("address: %v", err))
-	}
+	errs := []error{netio.CheckAddress("address", c.Address)}
 	if c.DialTimeout <= 0 {
 		errs = append(errs, errors.New("dial_timeout: must be positive"))
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ternlog/tern/internal/benchutil"
+	"github.com/ternlog/tern/internal/nettest"
 	"github.com/ternlog/tern/internal/ternproto"
 	"github.com/ternlog/tern/internal/testpki"
 	"github.com/ternlog/tern/pipeline"
@@ -23,67 +23,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// receiver is a stand-in for a receiving tern: ternproto.Serve on a
-// loopback listener, feeding an Emitter.
-type receiver struct {
-	addr string
-	em   pipeline.Emitter
-	stop func()
-	opt  ternproto.ServeOptions
-	tls  *tls.Config
-}
-
-func startReceiver(t testing.TB, em pipeline.Emitter, opt ternproto.ServeOptions, tlsCfg *tls.Config, addr string) *receiver {
-	t.Helper()
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	var ln net.Listener
-	var err error
-	for range 50 {
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	require.NoError(t, err)
-	if tlsCfg != nil {
-		ln = tls.NewListener(ln, tlsCfg)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Go(func() { _ = ternproto.Serve(ctx, c, em, pipelinetest.Settings(t, "inputs.recv"), opt) })
-		}
-	})
-	r := &receiver{addr: ln.Addr().String(), em: em, opt: opt, tls: tlsCfg}
-	var once sync.Once
-	r.stop = func() {
-		once.Do(func() {
-			cancel()
-			ln.Close()
-			mu.Lock()
-			for c := range conns {
-				c.Close()
-			}
-			mu.Unlock()
-			wg.Wait()
-		})
-	}
-	t.Cleanup(r.stop)
-	return r
-}
 
 func newOutput(t testing.TB, cfg Config) *Output {
 	t.Helper()
@@ -137,8 +76,8 @@ func TestWriteWaitsForTheAck(t *testing.T) {
 	em := &pipelinetest.Emitter{Ack: func(_ []pipeline.Record, ack pipeline.AckFunc) {
 		go func() { <-release; ack(nil) }()
 	}}
-	r := startReceiver(t, em, ternproto.ServeOptions{}, nil, "")
-	o := newOutput(t, testConfig(r.addr))
+	r := nettest.StartRouter(t, "", em, ternproto.ServeOptions{}, nil)
+	o := newOutput(t, testConfig(r.Addr))
 	done := make(chan error, 1)
 	go func() { done <- o.Write(context.Background(), batch("a", "b", "c")) }()
 	require.True(t, em.WaitFor(3, 5*time.Second))
@@ -167,8 +106,8 @@ func TestWriteFailsAndRecovers(t *testing.T) {
 		}
 		ack(nil)
 	}}
-	r := startReceiver(t, em, ternproto.ServeOptions{}, nil, "")
-	o := newOutput(t, testConfig(r.addr))
+	r := nettest.StartRouter(t, "", em, ternproto.ServeOptions{}, nil)
+	o := newOutput(t, testConfig(r.Addr))
 	err := o.Write(context.Background(), batch("x"))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "stopped before delivery")
@@ -179,10 +118,10 @@ func TestWriteFailsAndRecovers(t *testing.T) {
 	mu.Unlock()
 	require.NoError(t, o.Write(context.Background(), batch("y")))
 
-	r.stop()
+	r.Stop()
 	require.Error(t, o.Write(context.Background(), batch("z")))
 	require.Error(t, o.Write(context.Background(), batch("z")), "nobody listens")
-	r2 := startReceiver(t, em, ternproto.ServeOptions{}, nil, r.addr)
+	r2 := nettest.StartRouter(t, r.Addr, em, ternproto.ServeOptions{}, nil)
 	require.NoError(t, o.Write(context.Background(), batch("z")))
 	got := payloads(t, em)
 	assert.Equal(t, "z", got[len(got)-1])
@@ -193,8 +132,8 @@ func TestWriteFailsAndRecovers(t *testing.T) {
 // its context ends.
 func TestAckTimeout(t *testing.T) {
 	em := &pipelinetest.Emitter{Ack: func([]pipeline.Record, pipeline.AckFunc) {}} // never acknowledged
-	r := startReceiver(t, em, ternproto.ServeOptions{DrainTimeout: time.Millisecond}, nil, "")
-	cfg := testConfig(r.addr)
+	r := nettest.StartRouter(t, "", em, ternproto.ServeOptions{DrainTimeout: time.Millisecond}, nil)
+	cfg := testConfig(r.Addr)
 	cfg.AckTimeout = config.Duration(200 * time.Millisecond)
 	o := newOutput(t, cfg)
 	t0 := time.Now()
@@ -209,8 +148,8 @@ func TestAckTimeout(t *testing.T) {
 // never fit is refused for good, the rest delivered.
 func TestSplitAndTooLarge(t *testing.T) {
 	em := &pipelinetest.Emitter{}
-	r := startReceiver(t, em, ternproto.ServeOptions{MaxFrame: 4 << 10}, nil, "")
-	o := newOutput(t, testConfig(r.addr))
+	r := nettest.StartRouter(t, "", em, ternproto.ServeOptions{MaxFrame: 4 << 10}, nil)
+	o := newOutput(t, testConfig(r.Addr))
 	var ps []string
 	for i := range 40 {
 		ps = append(ps, fmt.Sprintf("%03d-%s", i, strings.Repeat("x", 300)))
@@ -235,8 +174,8 @@ func TestTLS(t *testing.T) {
 	ca := testpki.NewCA(t, "tern CA")
 	leaf := ca.Issue(t, testpki.Opts{})
 	em := &pipelinetest.Emitter{}
-	r := startReceiver(t, em, ternproto.ServeOptions{}, &tls.Config{Certificates: []tls.Certificate{leaf.TLSCert(t)}}, "")
-	cfg := testConfig(r.addr)
+	r := nettest.StartRouter(t, "", em, ternproto.ServeOptions{}, &tls.Config{Certificates: []tls.Certificate{leaf.TLSCert(t)}})
+	cfg := testConfig(r.Addr)
 	cfg.TLS.CAFile = ca.WriteCA(t, dir, "ca")
 	o := newOutput(t, cfg)
 	require.NoError(t, o.Check())
@@ -259,8 +198,8 @@ func TestValidate(t *testing.T) {
 // BenchmarkWrite forwards batches of 1024 messages of about 300 bytes to a
 // receiver that acknowledges at once.
 func BenchmarkWrite(b *testing.B) {
-	r := startReceiver(b, ackAll{}, ternproto.ServeOptions{}, nil, "")
-	o := newOutput(b, testConfig(r.addr))
+	r := nettest.StartRouter(b, "", ackAll{}, ternproto.ServeOptions{}, nil)
+	o := newOutput(b, testConfig(r.Addr))
 	ps := make([]string, 1024)
 	for i := range ps {
 		ps[i] = strings.Repeat("x", 260)
@@ -292,8 +231,8 @@ func (ackAll) Emit(_ context.Context, _ []pipeline.Record, ack pipeline.AckFunc)
 // Write: the batch goes once more on a new connection.
 func TestIdleCloseRetriedAtOnce(t *testing.T) {
 	em := &pipelinetest.Emitter{}
-	r := startReceiver(t, em, ternproto.ServeOptions{IdleTimeout: 100 * time.Millisecond}, nil, "")
-	o := newOutput(t, testConfig(r.addr))
+	r := nettest.StartRouter(t, "", em, ternproto.ServeOptions{IdleTimeout: 100 * time.Millisecond}, nil)
+	o := newOutput(t, testConfig(r.Addr))
 	require.NoError(t, o.Write(context.Background(), batch("a")))
 	time.Sleep(400 * time.Millisecond)
 	require.NoError(t, o.Write(context.Background(), batch("b")))

@@ -545,11 +545,7 @@ func (l *loader) section(kind, name string, prim toml.Primitive, keys any, looku
 		bad = true
 		known := map[string]bool{}
 		for _, v := range []any{keys, cfg} {
-			t := reflect.TypeOf(v).Elem()
-			for i := 0; i < t.NumField(); i++ {
-				name, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ",")
-				known[name] = true
-			}
+			addKeys(reflect.TypeOf(v).Elem(), known)
 		}
 		l.poisoned[id] = known
 	}

@@ -36,8 +36,12 @@ func expandEnv(v reflect.Value, path []string, lookup func(string) (string, bool
 			if !f.IsExported() {
 				continue
 			}
-			name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+			name, inline := tomlKey(f)
 			if name == "-" {
+				continue
+			}
+			if inline {
+				expandEnv(v.Field(i), path, lookup, report)
 				continue
 			}
 			if name == "" {
@@ -73,6 +77,35 @@ func expandEnv(v reflect.Value, path []string, lookup func(string) (string, bool
 		if v.CanSet() {
 			v.SetString(out)
 		}
+	}
+}
+
+// tomlKey returns the key of a struct field from its toml tag ("" when it
+// has none), and whether the field is an embedded struct without a tag,
+// whose keys BurntSushi/toml decodes as the enclosing table's own.
+func tomlKey(f reflect.StructField) (name string, inline bool) {
+	name, _, _ = strings.Cut(f.Tag.Get("toml"), ",")
+	return name, name == "" && f.Anonymous && deref(f.Type).Kind() == reflect.Struct
+}
+
+func deref(t reflect.Type) reflect.Type {
+	if t.Kind() == reflect.Pointer {
+		return t.Elem()
+	}
+	return t
+}
+
+// addKeys adds the keys of struct type t, those of its inline embedded
+// structs included, to known.
+func addKeys(t reflect.Type, known map[string]bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, inline := tomlKey(f)
+		if inline {
+			addKeys(deref(f.Type), known)
+			continue
+		}
+		known[name] = true
 	}
 }
 

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"iter"
 	"strings"
 )
 
@@ -54,21 +55,35 @@ func setLine(m map[string]int, key []string, line int) {
 	}
 }
 
+// unquoted yields the index and value of each byte of s outside quoted
+// strings ("…" with backslash escapes, '…' without), quotes excluded.
+func unquoted(s string) iter.Seq2[int, byte] {
+	return func(yield func(int, byte) bool) {
+		var q byte
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			switch {
+			case q != 0:
+				if c == q {
+					q = 0
+				} else if c == '\\' && q == '"' {
+					i++
+				}
+			case c == '"' || c == '\'':
+				q = c
+			default:
+				if !yield(i, c) {
+					return
+				}
+			}
+		}
+	}
+}
+
 // closingBracket finds the ']' that ends a table header, outside quotes.
 func closingBracket(s string) int {
-	var q byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case q != 0:
-			if c == q {
-				q = 0
-			} else if c == '\\' && q == '"' {
-				i++
-			}
-		case c == '"' || c == '\'':
-			q = c
-		case c == ']':
+	for i, c := range unquoted(s) {
+		if c == ']' {
 			return i
 		}
 	}
@@ -77,21 +92,11 @@ func closingBracket(s string) int {
 
 // keyEnd returns the index of the '=' that ends the key part of line.
 func keyEnd(s string) int {
-	var q byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case q != 0:
-			if c == q {
-				q = 0
-			} else if c == '\\' && q == '"' {
-				i++
-			}
-		case c == '"' || c == '\'':
-			q = c
-		case c == '=':
+	for i, c := range unquoted(s) {
+		switch c {
+		case '=':
 			return i
-		case c == '#':
+		case '#':
 			return -1
 		}
 	}
@@ -158,23 +163,13 @@ func skipValue(lines []string, i int, rest string) int {
 // comments.
 func bracketDepth(s string) int {
 	d := 0
-	var q byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case q != 0:
-			if c == q {
-				q = 0
-			} else if c == '\\' && q == '"' {
-				i++
-			}
-		case c == '"' || c == '\'':
-			q = c
-		case c == '#':
+	for _, c := range unquoted(s) {
+		switch c {
+		case '#':
 			return d
-		case c == '[' || c == '{':
+		case '[', '{':
 			d++
-		case c == ']' || c == '}':
+		case ']', '}':
 			d--
 		}
 	}

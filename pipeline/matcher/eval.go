@@ -1,6 +1,7 @@
 package matcher
 
 import (
+	"cmp"
 	"regexp"
 	"regexp/syntax"
 	"strings"
@@ -107,7 +108,7 @@ func compileTest(t *test) (p pred, konst, val bool) {
 		return intHeaderTest(t.hdr, t.op, t.i), false, false
 	case t.hdr.numeric():
 		get, op, f := intHeaders[t.hdr], t.op, t.f
-		return func(m *pipeline.Message) bool { return cmpFloat(op, float64(get(m)), f) }, false, false
+		return func(m *pipeline.Message) bool { return compare(op, float64(get(m)), f) }, false, false
 	case t.lit == lString && t.op == opEq:
 		return strHeaderEq(t.hdr, t.s), false, false
 	}
@@ -134,11 +135,11 @@ func strHeaderEq(h header, s string) pred {
 func intHeaderTest(h header, op op, i int64) pred {
 	switch h {
 	case hTimestamp:
-		return func(m *pipeline.Message) bool { return cmpInt(op, m.Timestamp, i) }
+		return func(m *pipeline.Message) bool { return compare(op, m.Timestamp, i) }
 	case hSeverity:
-		return func(m *pipeline.Message) bool { return cmpInt(op, int64(m.Severity), i) }
+		return func(m *pipeline.Message) bool { return compare(op, int64(m.Severity), i) }
 	}
-	return func(m *pipeline.Message) bool { return cmpInt(op, int64(m.Pid), i) }
+	return func(m *pipeline.Message) bool { return compare(op, int64(m.Pid), i) }
 }
 
 var stringHeaders = [...]func(*pipeline.Message) string{
@@ -180,7 +181,7 @@ func strMatcher(t *test) func(string) bool {
 	case opNe:
 		return func(v string) bool { return v != s }
 	}
-	return func(v string) bool { return cmpStr(op, v, s) }
+	return func(v string) bool { return compare(op, v, s) }
 }
 
 // uuidTest compares the dashed lower-case text of the UUID.
@@ -231,11 +232,11 @@ func fieldTest(t *test) pred {
 			}
 			switch {
 			case f.Type == pipeline.TypeInteger && isInt:
-				return cmpInt(op, f.Value(ai).Int(), i)
+				return compare(op, f.Value(ai).Int(), i)
 			case f.Type == pipeline.TypeInteger:
-				return cmpFloat(op, float64(f.Value(ai).Int()), x)
+				return compare(op, float64(f.Value(ai).Int()), x)
 			case f.Type == pipeline.TypeDouble:
-				return cmpFloat(op, f.Value(ai).Double(), x)
+				return compare(op, f.Value(ai).Double(), x)
 			}
 			return false
 		}
@@ -315,43 +316,9 @@ func (m *Matcher) Match(msg *pipeline.Message) bool {
 	return pc == verdictTrue
 }
 
-func cmpStr(o op, a, b string) bool {
-	switch o {
-	case opEq:
-		return a == b
-	case opNe:
-		return a != b
-	case opLt:
-		return a < b
-	case opLe:
-		return a <= b
-	case opGt:
-		return a > b
-	case opGe:
-		return a >= b
-	}
-	return false
-}
-
-func cmpInt(o op, a, b int64) bool {
-	switch o {
-	case opEq:
-		return a == b
-	case opNe:
-		return a != b
-	case opLt:
-		return a < b
-	case opLe:
-		return a <= b
-	case opGt:
-		return a > b
-	case opGe:
-		return a >= b
-	}
-	return false
-}
-
-func cmpFloat(o op, a, b float64) bool {
+// compare applies the relational operator o to a and b (for floats, with
+// Go's semantics: every comparison with NaN is false but !=).
+func compare[T cmp.Ordered](o op, a, b T) bool {
 	switch o {
 	case opEq:
 		return a == b

@@ -115,6 +115,49 @@ func (t *Telemetry) Errored(kind string) int {
 	return t.Errors[kind]
 }
 
+// Build returns the plugin build makes, for a test, from the defaults
+// changed by mod (when not nil), which must validate, and Settings(t,
+// name); it fails the test on an error. The Telemetry is the settings':
+// what the plugin counts.
+func Build[C, P any](t testing.TB, name string, defaults func() C, mod func(*C), build func(pipeline.Settings, C) (P, error)) (P, *Telemetry) {
+	t.Helper()
+	cfg := defaults()
+	if mod != nil {
+		mod(&cfg)
+	}
+	if v, ok := any(cfg).(pipeline.Validator); ok {
+		if err := v.Validate(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	set := Settings(t, name)
+	p, err := build(set, cfg)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return p, set.Telemetry.(*Telemetry)
+}
+
+// SyncBuffer is a bytes.Buffer that goroutines may write to while the test
+// reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // Golden compares got with the file at path, or rewrites the file when the
 // test runs with -update.
 func Golden(t testing.TB, path string, got []byte) {
