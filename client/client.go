@@ -121,7 +121,9 @@ func WithSpool(dir string, sync bool) Option {
 func WithLazyConnect() Option { return func(o *options) { o.lazy = true } }
 
 // WithErrorHandler is called with every connection failure and every
-// refusal by the router, from the client's goroutines.
+// refusal by the router. Calls come one at a time from a goroutine of the
+// client, never after Close returns; a handler that falls more than 64
+// errors behind misses some (they are still counted in Stats.Errors).
 func WithErrorHandler(fn func(error)) Option { return func(o *options) { o.onError = fn } }
 
 // WithLogger logs connects and reconnects (default: none).
@@ -145,20 +147,23 @@ type Client struct {
 	addr string
 	o    options
 
-	mu        sync.Mutex
-	changed   chan struct{} // closed and replaced on every change waiters care about
-	cur       ternproto.BatchWriter
-	curOpen   bool
-	curMsgs   int
-	curAt     time.Time
-	queue     []*batch // sealed, in order
-	held      int      // bytes of messages in queue and cur
-	nextOrder uint64
-	nextSeq   uint64
-	lost      int // messages the router can never take, not yet reported
-	closed    bool
-	lastErr   error
-	peerMax   int // the router's frame limit, once known
+	mu         sync.Mutex
+	changed    chan struct{} // closed and replaced on every change waiters care about
+	cur        ternproto.BatchWriter
+	curOpen    bool
+	curMsgs    int
+	curAt      time.Time
+	queue      []*batch // sealed, in order
+	held       int      // bytes of messages in queue and cur
+	nextOrder  uint64
+	nextSeq    uint64
+	lost       int // messages the router can never take, not yet reported
+	closed     bool
+	lastErr    error
+	errq       chan error    // to the error handler goroutine; nil without one
+	errDone    chan struct{} // closed when that goroutine has returned
+	errqClosed bool          // under mu: errq is closed
+	peerMax    int           // the router's frame limit, once known
 
 	sent, acked, resent, errs atomic.Int64
 	buffered                  atomic.Int64
@@ -205,6 +210,15 @@ func Dial(addr string, opts ...Option) (*Client, error) {
 			return nil, err
 		}
 	}
+	if o.onError != nil {
+		c.errq, c.errDone = make(chan error, 64), make(chan struct{})
+		go func() {
+			defer close(c.errDone)
+			for err := range c.errq {
+				o.onError(err)
+			}
+		}()
+	}
 	var first chan error
 	if !o.lazy {
 		first = make(chan error, 1)
@@ -214,6 +228,7 @@ func Dial(addr string, opts ...Option) (*Client, error) {
 		if err := <-first; err != nil {
 			close(c.stop)
 			<-c.done
+			c.stopErrorHandler()
 			return nil, err
 		}
 	}
@@ -406,7 +421,21 @@ func (c *Client) Close(ctx context.Context) error {
 	c.mu.Unlock()
 	close(c.stop)
 	<-c.done
+	c.stopErrorHandler()
 	return err
+}
+
+// stopErrorHandler waits for the error handler to finish its queue, so no
+// call outlives Close (the app may own what the handler writes to).
+func (c *Client) stopErrorHandler() {
+	if c.errq == nil {
+		return
+	}
+	c.mu.Lock()
+	close(c.errq)
+	c.errqClosed = true
+	c.mu.Unlock()
+	<-c.errDone
 }
 
 // Stats returns the counters.
@@ -428,8 +457,11 @@ func (c *Client) Err() error {
 func (c *Client) fail(err error) {
 	c.lastErr = err
 	c.errs.Add(1)
-	if c.o.onError != nil {
-		go c.o.onError(err)
+	if c.errq != nil && !c.errqClosed {
+		select {
+		case c.errq <- err:
+		default: // the handler lags: counted above, dropped here
+		}
 	}
 	if c.o.logger != nil {
 		c.o.logger.Warn("tern client", "router", c.addr, "err", err)

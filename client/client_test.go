@@ -255,6 +255,25 @@ func TestDialFails(t *testing.T) {
 	assert.Error(t, err, "bad options")
 }
 
+// The error handler is called one error at a time and never after Close
+// returns: the app may read what it wrote without locking (the race
+// detector checks the plain slice below).
+func TestErrorHandlerDoneByClose(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	var seen []error
+	c, err := Dial(addr, WithLazyConnect(), WithBackoff(time.Millisecond, 2*time.Millisecond),
+		WithErrorHandler(func(err error) { seen = append(seen, err) }))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return c.Stats().Errors >= 3 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, c.Close(context.Background()))
+	require.NotEmpty(t, seen)
+	assert.LessOrEqual(t, int64(len(seen)), c.Stats().Errors)
+	assert.Contains(t, seen[0].Error(), "connecting to "+addr)
+}
+
 // With a spool, what a client could not deliver before it stopped is sent
 // by the next client on the same spool; a corrupt file is set aside.
 func TestSpool(t *testing.T) {

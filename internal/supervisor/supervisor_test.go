@@ -3,6 +3,7 @@ package supervisor
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,7 +35,13 @@ func TestRunnerLifecycle(t *testing.T) {
 	assert.Zero(t, r.Pid())
 
 	require.NoError(t, r.Start())
-	assert.Eventually(t, func() bool { return r.LogContains("started run -config cfg.toml") }, 5*time.Second, 10*time.Millisecond)
+	// The log is appended across starts: wait for the second start's line,
+	// or the SIGTERM can land before this shell installed its trap.
+	assert.Eventually(t, func() bool {
+		b, _ := os.ReadFile(r.Log)
+		_, second, ok := strings.Cut(string(b), "---- start 2 ")
+		return ok && strings.Contains(second, "started run -config cfg.toml")
+	}, 5*time.Second, 10*time.Millisecond)
 	code, took := r.Term(5 * time.Second)
 	assert.Equal(t, 0, code)
 	assert.Less(t, took, 5*time.Second)
