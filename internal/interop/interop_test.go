@@ -22,6 +22,7 @@ import (
 	"github.com/ternlog/tern/filters"
 	"github.com/ternlog/tern/inputs"
 	"github.com/ternlog/tern/internal/nettest"
+	"github.com/ternlog/tern/internal/testpki"
 	"github.com/ternlog/tern/outputs"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
@@ -44,16 +45,65 @@ func TestRsyslogThroughTernToRsyslog(t *testing.T) {
 	// payload keeps the bytes as they came; syslog parses each message and
 	// writes it anew, header fields and all.
 	for _, codec := range []string{"payload", "syslog"} {
-		t.Run(codec, func(t *testing.T) { rsyslogThroughTern(t, codec) })
+		t.Run(codec, func(t *testing.T) { rsyslogThroughTern(t, codec, nil) })
 	}
 }
 
-func rsyslogThroughTern(t *testing.T, codec string) {
+// The same path over RFC 5425 with mutual TLS on both hops, against
+// rsyslog's GnuTLS driver: tern's input requires rsyslog A's client
+// certificate, tern's output presents its own to rsyslog B and verifies
+// B's certificate for 127.0.0.1.
+func TestRsyslogThroughTernOverMutualTLS(t *testing.T) {
+	if _, err := os.Stat("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so"); err != nil {
+		if _, err2 := os.Stat("/usr/lib/rsyslog/lmnsd_gtls.so"); err2 != nil {
+			t.Skip("rsyslog's TLS driver is not installed (apt-get install rsyslog-gnutls)")
+		}
+	}
+	pki := t.TempDir()
+	ca := testpki.NewCA(t, "tern interop CA")
+	caFile := ca.WriteCA(t, pki, "ca")
+	certs := func(name string, o testpki.Opts) [2]string {
+		c, k := ca.Issue(t, o).Write(t, pki, name)
+		return [2]string{c, k}
+	}
+	rsA := certs("rsyslog-a", testpki.Opts{CN: "rsyslog-a", Client: true})
+	rsB := certs("rsyslog-b", testpki.Opts{})
+	ternIn := certs("tern-in", testpki.Opts{})
+	ternOut := certs("tern-out", testpki.Opts{CN: "tern-out", Client: true})
+	rsyslogThroughTern(t, "syslog", &interopTLS{caFile: caFile, rsyslogA: rsA, rsyslogB: rsB, ternIn: ternIn, ternOut: ternOut})
+}
+
+// interopTLS holds the PEM files (cert, key) of each TLS peer.
+type interopTLS struct {
+	caFile                              string
+	rsyslogA, rsyslogB, ternIn, ternOut [2]string
+}
+
+func gtlsGlobal(caFile string, certKey [2]string) string {
+	return fmt.Sprintf("global(DefaultNetstreamDriverCAFile=%q DefaultNetstreamDriverCertFile=%q DefaultNetstreamDriverKeyFile=%q)\n",
+		caFile, certKey[0], certKey[1])
+}
+
+func rsyslogThroughTern(t *testing.T, codec string, withTLS *interopTLS) {
 	dirB := t.TempDir()
-	b := nettest.StartRsyslog(t, dirB, nettest.ReceiverConf(dirB, 0), true)
+	confB := nettest.ReceiverConf(dirB, 0)
+	if withTLS != nil {
+		// imtcp on the GnuTLS driver, client certificates required and
+		// checked against the CA.
+		confB = gtlsGlobal(withTLS.caFile, withTLS.rsyslogB) + strings.Replace(confB, `module(load="imtcp")`,
+			`module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="x509/certvalid")`, 1)
+	}
+	b := nettest.StartRsyslog(t, dirB, confB, true)
 
 	work := t.TempDir()
 	ternPort := freeTCPPort(t)
+	listen := fmt.Sprintf("tcp_address = \"127.0.0.1:%d\"", ternPort)
+	var outTLS string
+	if withTLS != nil {
+		listen = fmt.Sprintf("tls_address = \"127.0.0.1:%d\"\n[inputs.edge.tls]\ncert_file = %q\nkey_file = %q\nca_file = %q",
+			ternPort, withTLS.ternIn[0], withTLS.ternIn[1], withTLS.caFile)
+		outTLS = fmt.Sprintf("[outputs.forward.tls]\ncert_file = %q\nkey_file = %q\nca_file = %q", withTLS.ternOut[0], withTLS.ternOut[1], withTLS.caFile)
+	}
 	cfg := fmt.Sprintf(`
 [tern]
 data_dir = %[1]q
@@ -63,7 +113,7 @@ shutdown_timeout = "10s"
 [inputs.edge]
 type = "syslog"
 decoder = %[5]q
-tcp_address = "127.0.0.1:%[2]d"
+%[2]s
 
 [outputs.archive]
 type = "file"
@@ -76,7 +126,8 @@ type = "syslog"
 message_matcher = "TRUE"
 encoder = %[5]q
 address = "127.0.0.1:%[4]d"
-`, filepath.Join(work, "data"), ternPort, filepath.Join(work, "archive.log"), b.TCPPort, codec)
+%[6]s
+`, filepath.Join(work, "data"), listen, filepath.Join(work, "archive.log"), b.TCPPort, codec, outTLS)
 	reg := &pipeline.Registry{Inputs: inputs.Factories(), Decoders: decoders.Factories(), Filters: filters.Factories(), Encoders: encoders.Factories(), Outputs: outputs.Factories()}
 	plan, err := config.Parse(filepath.Join(work, "tern.toml"), []byte(cfg), reg, config.Options{})
 	require.NoError(t, err)
@@ -98,10 +149,16 @@ address = "127.0.0.1:%[4]d"
 	}, 30*time.Second, 20*time.Millisecond, "tern's syslog input never listened")
 
 	dirA := t.TempDir()
-	confA := fmt.Sprintf(`module(load="imtcp")
+	var fwdTLS, globalA string
+	if withTLS != nil {
+		// omfwd verifies tern's certificate chain and name.
+		globalA = gtlsGlobal(withTLS.caFile, withTLS.rsyslogA)
+		fwdTLS = ` StreamDriver="gtls" StreamDriverMode="1" StreamDriverAuthMode="x509/name" StreamDriverPermittedPeers="localhost"`
+	}
+	confA := fmt.Sprintf(`%smodule(load="imtcp")
 input(type="imtcp" address="127.0.0.1" port="0" listenPortFileName="%s")
-*.* action(type="omfwd" target="127.0.0.1" port="%d" protocol="tcp" template="RSYSLOG_SyslogProtocol23Format" TCP_Framing="octet-counted")
-`, filepath.Join(dirA, "tcp.port"), ternPort)
+*.* action(type="omfwd" target="127.0.0.1" port="%d" protocol="tcp" template="RSYSLOG_SyslogProtocol23Format" TCP_Framing="octet-counted"%s)
+`, globalA, filepath.Join(dirA, "tcp.port"), ternPort, fwdTLS)
 	a := nettest.StartRsyslog(t, dirA, confA, true)
 
 	const n = 100
