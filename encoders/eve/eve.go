@@ -38,8 +38,10 @@ type Config struct {
 	// EVE keys; empty: the event_type (Suricata's own layout: an http event
 	// keeps its data under "http").
 	ExtraKey string `toml:"extra_key"`
-	// CommunityID adds community_id (Community ID v1) for TCP, UDP and SCTP
-	// flows whose addresses and ports are known.
+	// CommunityID adds community_id (Community ID v1) to events whose
+	// addresses and protocol are known, with the ports for TCP, UDP and
+	// SCTP, icmp_type and icmp_code for ICMP and ICMPv6; to alerts for TCP,
+	// UDP and SCTP services.
 	CommunityID bool `toml:"community_id"`
 	// CommunityIDSeed is the Community ID seed (0..65535).
 	CommunityIDSeed int `toml:"community_id_seed"`
@@ -433,17 +435,34 @@ func (e *Encoder) communityIDFromFields(dst []byte, m *pipeline.Message) []byte 
 		}
 		return nil
 	}
-	src, dstIP, proto, sp, dp := get(kSrcIP), get(kDestIP), get(kProto), get(kSrcPort), get(kDestPort)
-	if src == nil || dstIP == nil || proto == nil || sp == nil || dp == nil {
+	src, dstIP, proto := get(kSrcIP), get(kDestIP), get(kProto)
+	if src == nil || dstIP == nil || proto == nil {
 		return dst
 	}
-	return appendCommunityID(dst, e.seed, src.Value(0).Str(), dstIP.Value(0).Str(), proto.Value(0).Str(), sp.Value(0).Int(), dp.Value(0).Int())
+	pn, ok := protoNumber(proto.Value(0).Str())
+	if !ok {
+		return dst
+	}
+	var sp, dp *pipeline.Field
+	switch pn {
+	case protoTCP, protoUDP, protoSCTP:
+		sp, dp = get(kSrcPort), get(kDestPort)
+	case protoICMP, protoICMPv6:
+		sp, dp = get(kICMPType), get(kICMPCode)
+	}
+	var a, b int64
+	if sp != nil && dp != nil {
+		a, b = sp.Value(0).Int(), dp.Value(0).Int()
+	} else if hasPorts(pn) {
+		return dst
+	}
+	return appendCommunityID(dst, e.seed, src.Value(0).Str(), dstIP.Value(0).Str(), pn, a, b)
 }
 
-// appendCommunityID writes ,"community_id":"1:…" (Community ID v1) for a
-// TCP, UDP or SCTP flow, or nothing when the tuple does not allow one.
-func appendCommunityID(dst []byte, seed uint16, srcIP, dstIP, proto string, sport, dport int64) []byte {
-	id, ok := CommunityID(seed, srcIP, dstIP, proto, sport, dport)
+// appendCommunityID writes ,"community_id":"1:…" (Community ID v1), or
+// nothing when the tuple does not allow one.
+func appendCommunityID(dst []byte, seed uint16, srcIP, dstIP string, proto uint8, sport, dport int64) []byte {
+	id, ok := communityID(seed, srcIP, dstIP, proto, sport, dport)
 	if !ok {
 		return dst
 	}
@@ -452,32 +471,124 @@ func appendCommunityID(dst []byte, seed uint16, srcIP, dstIP, proto string, spor
 	return append(dst, '"')
 }
 
-// CommunityID computes the Community ID v1 of a TCP, UDP or SCTP flow:
-// "1:" and the base64 SHA-1 of seed, the ordered endpoints, the protocol
-// and the ports. ok is false for other protocols, bad addresses or ports.
-func CommunityID(seed uint16, srcIP, dstIP, proto string, sport, dport int64) (id [30]byte, ok bool) {
-	var pn byte
+// IP protocol numbers with a Community ID rule of their own.
+const (
+	protoICMP   = 1
+	protoTCP    = 6
+	protoUDP    = 17
+	protoICMPv6 = 58
+	protoSCTP   = 132
+)
+
+// protoNumber reads an EVE proto: Suricata's names for the protocols with
+// ports or ICMP types, else the protocol number in decimal (what Suricata
+// writes for the others).
+func protoNumber(proto string) (uint8, bool) {
 	switch {
 	case strings.EqualFold(proto, "tcp"):
-		pn = 6
+		return protoTCP, true
 	case strings.EqualFold(proto, "udp"):
-		pn = 17
+		return protoUDP, true
 	case strings.EqualFold(proto, "sctp"):
-		pn = 132
-	default:
+		return protoSCTP, true
+	case strings.EqualFold(proto, "icmp"):
+		return protoICMP, true
+	case strings.EqualFold(proto, "ipv6-icmp"), strings.EqualFold(proto, "icmpv6"), strings.EqualFold(proto, "icmp6"):
+		return protoICMPv6, true
+	}
+	n, err := strconv.ParseUint(proto, 10, 8)
+	return uint8(n), err == nil
+}
+
+func hasPorts(proto uint8) bool {
+	switch proto {
+	case protoTCP, protoUDP, protoSCTP, protoICMP, protoICMPv6:
+		return true
+	}
+	return false
+}
+
+// icmpCounterpart maps an ICMP (v4) type to the type of its answer, the
+// pseudo-port pairs of Zeek's ICMP4_counterpart that Community ID uses.
+// Types not listed (errors, router advertisements) are one-way.
+func icmpCounterpart(v6 bool, typ uint16) (uint16, bool) {
+	if !v6 {
+		switch typ {
+		case 8, 0: // echo, echo reply
+			return 8 - typ, true
+		case 13, 14: // timestamp
+			return 27 - typ, true
+		case 15, 16: // information
+			return 31 - typ, true
+		case 17, 18: // address mask
+			return 35 - typ, true
+		case 10: // router solicitation; advertisements go unasked
+			return 9, true
+		}
+		return 0, false
+	}
+	switch typ {
+	case 128, 129: // echo
+		return 257 - typ, true
+	case 133, 134: // router solicitation, advertisement
+		return 267 - typ, true
+	case 135, 136: // neighbor solicitation, advertisement
+		return 271 - typ, true
+	case 130, 131: // multicast listener query, report
+		return 261 - typ, true
+	case 139, 140: // node information query, reply
+		return 279 - typ, true
+	case 144, 145: // home agent address discovery
+		return 289 - typ, true
+	}
+	return 0, false
+}
+
+// CommunityID computes the Community ID v1 of a flow (formats.md §3.5):
+// "1:" and the base64 SHA-1 of seed, the ordered endpoints, the protocol
+// and the ports. proto is tcp, udp, sctp, icmp, ipv6-icmp or a protocol
+// number. For TCP, UDP and SCTP sport and dport are the ports; for ICMP
+// and ICMPv6 they are the type and code, mapped to pseudo-ports as Zeek
+// does; other protocols hash no ports. ok is false for an unknown
+// protocol, bad addresses, or ports out of range.
+func CommunityID(seed uint16, srcIP, dstIP, proto string, sport, dport int64) (id [30]byte, ok bool) {
+	pn, ok := protoNumber(proto)
+	if !ok {
 		return id, false
 	}
+	return communityID(seed, srcIP, dstIP, pn, sport, dport)
+}
+
+func communityID(seed uint16, srcIP, dstIP string, proto uint8, sport, dport int64) (id [30]byte, ok bool) {
 	a, err1 := netip.ParseAddr(srcIP)
 	b, err2 := netip.ParseAddr(dstIP)
-	if err1 != nil || err2 != nil || sport < 0 || sport > 65535 || dport < 0 || dport > 65535 {
+	if err1 != nil || err2 != nil {
 		return id, false
 	}
 	a, b = a.Unmap(), b.Unmap()
 	if a.Is4() != b.Is4() {
 		return id, false
 	}
-	pa, pb := uint16(sport), uint16(dport)
-	if c := a.Compare(b); c > 0 || c == 0 && pa > pb {
+	ports := hasPorts(proto)
+	var pa, pb uint16
+	oneWay := false
+	if ports {
+		if sport < 0 || sport > 65535 || dport < 0 || dport > 65535 {
+			return id, false
+		}
+		pa, pb = uint16(sport), uint16(dport)
+		if proto == protoICMP || proto == protoICMPv6 {
+			if proto == protoICMP != a.Is4() || pa > 255 || pb > 255 {
+				return id, false // ICMP over IPv6 or ICMPv6 over IPv4; types are bytes
+			}
+			if c, twoWay := icmpCounterpart(proto == protoICMPv6, pa); twoWay {
+				pb = c
+			} else {
+				oneWay = true // (type, code) as sent, never reordered
+			}
+		}
+	}
+	if c := a.Compare(b); !oneWay && (c > 0 || c == 0 && pa > pb) {
 		a, b, pa, pb = b, a, pb, pa
 	}
 	var buf [2 + 16 + 16 + 2 + 4]byte
@@ -492,11 +603,13 @@ func CommunityID(seed uint16, srcIP, dstIP, proto string, sport, dport int64) (i
 		n += copy(buf[n:], a16[:])
 		n += copy(buf[n:], b16[:])
 	}
-	buf[n], buf[n+1] = pn, 0
+	buf[n], buf[n+1] = proto, 0
 	n += 2
-	binary.BigEndian.PutUint16(buf[n:], pa)
-	binary.BigEndian.PutUint16(buf[n+2:], pb)
-	n += 4
+	if ports {
+		binary.BigEndian.PutUint16(buf[n:], pa)
+		binary.BigEndian.PutUint16(buf[n+2:], pb)
+		n += 4
+	}
 	sum := sha1.Sum(buf[:n])
 	id[0], id[1] = '1', ':'
 	base64.StdEncoding.Encode(id[2:], sum[:])
@@ -564,7 +677,10 @@ func (e *Encoder) encodeAlert(dst []byte, m *pipeline.Message) ([]byte, int) {
 	if _, ok := m.FieldString(alert.ContextPrefix + "community_id"); ok {
 		ctxStr("community_id", "community_id")
 	} else if e.cfg.CommunityID && src.HasPort && tgt.HasPort {
-		dst = appendCommunityID(dst, e.seed, src.IP, tgt.IP, proto, src.Port, tgt.Port)
+		// Alert services carry ports only (formats.md §3.6): TCP, UDP, SCTP.
+		if pn, ok := protoNumber(proto); ok && (pn == protoTCP || pn == protoUDP || pn == protoSCTP) {
+			dst = appendCommunityID(dst, e.seed, src.IP, tgt.IP, pn, src.Port, tgt.Port)
+		}
 	}
 	ctxStr("host", "host")
 	ctxInt("tx_id", "tx_id")

@@ -3,17 +3,20 @@ package eve
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/ternlog/tern/internal/testscale"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternlog/tern/internal/benchutil"
+	"github.com/ternlog/tern/internal/testscale"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
@@ -77,34 +80,98 @@ func TestGoldenRecordsValidate(t *testing.T) {
 	}
 }
 
-// The reference values of formats.md §3.5 (corelight/community-id-spec).
+// The reference values of formats.md §3.5 and corelight/community-id-spec's
+// baselines (testdata/communityid_*.json are its baseline_deflt.json and
+// baseline_seed1.json, computed from its pcaps; for ICMP, sport and dport
+// are the type and its counterpart or code): TCP, UDP, SCTP, ICMP, ICMPv6
+// (two-way and one-way types) and a protocol without ports, IPv4 and IPv6,
+// both directions, seeds 0 and 1.
 func TestCommunityIDVectors(t *testing.T) {
+	for file, seed := range map[string]uint16{"communityid_deflt.json": 0, "communityid_seed1.json": 1} {
+		data, err := os.ReadFile(filepath.Join("testdata", file))
+		require.NoError(t, err)
+		var vectors []struct {
+			Proto        int
+			Saddr, Daddr string
+			Sport, Dport int64  // null for protocols without ports
+			CommunityID  string `json:"communityid"`
+		}
+		require.NoError(t, json.Unmarshal(data, &vectors))
+		require.Len(t, vectors, 23)
+		for _, v := range vectors {
+			id, ok := CommunityID(seed, v.Saddr, v.Daddr, strconv.Itoa(v.Proto), v.Sport, v.Dport)
+			assert.True(t, ok, "%s %+v", file, v)
+			assert.Equal(t, v.CommunityID, string(id[:]), "%s %+v", file, v)
+		}
+	}
 	for _, v := range []struct {
-		seed       uint16
-		src, dst   string
-		proto      string
-		sport, dpt int64
-		want       string
+		src, dst, proto string
+		sport, dport    int64
+		want            string
 	}{
-		{0, "128.232.110.120", "66.35.250.204", "tcp", 34855, 80, "1:LQU9qZlK+B5F3KDmev6m5PMibrg="},
-		{0, "66.35.250.204", "128.232.110.120", "TCP", 80, 34855, "1:LQU9qZlK+B5F3KDmev6m5PMibrg="},
-		{1, "128.232.110.120", "66.35.250.204", "tcp", 34855, 80, "1:3V71V58M3Ksw/yuFALMcW0LAHvc="},
-		{0, "192.168.1.52", "8.8.8.8", "udp", 54585, 53, "1:d/FP5EW3wiY1vCndhwleRRKHowQ="},
-		{0, "8.8.8.8", "192.168.1.52", "udp", 53, 54585, "1:d/FP5EW3wiY1vCndhwleRRKHowQ="},
+		{"66.35.250.204", "128.232.110.120", "TCP", 80, 34855, "1:LQU9qZlK+B5F3KDmev6m5PMibrg="},
+		{"192.168.1.52", "8.8.8.8", "udp", 54585, 53, "1:d/FP5EW3wiY1vCndhwleRRKHowQ="},
+		{"192.168.0.1", "192.168.0.89", "ICMP", 0, 0, "1:X0snYXpgwiv9TZtqg64sgzUn6Dk="}, // echo reply: code 0
+		{"3ffe:501:0:1001::2", "3ffe:507:0:1:200:86ff:fe05:80da", "IPv6-ICMP", 129, 0, "1:+TW+HtLHvV1xnGhV1lv7XoJrqQg="},
+		// A one-way type (time exceeded) keeps the sender first, where the
+		// baselines happen to hold only ordered pairs (hashed here by hand
+		// from §3.5: seed, 10.0.0.2, 10.0.0.1, 1, 0, 11, 0).
+		{"10.0.0.2", "10.0.0.1", "icmp", 11, 0, "1:c5iqfdGYsNWhMJVcYXWPNWbpnKs="},
 	} {
-		id, ok := CommunityID(v.seed, v.src, v.dst, v.proto, v.sport, v.dpt)
-		if !ok || string(id[:]) != v.want {
-			t.Errorf("%+v: got %s (%v)", v, id[:], ok)
-		}
+		id, ok := CommunityID(0, v.src, v.dst, v.proto, v.sport, v.dport)
+		assert.True(t, ok, "%+v", v)
+		assert.Equal(t, v.want, string(id[:]), "by name: %+v", v)
 	}
-	for _, bad := range [][2]string{{"10.0.0.1", "::1"}, {"x", "10.0.0.1"}} {
-		if _, ok := CommunityID(0, bad[0], bad[1], "tcp", 1, 2); ok {
-			t.Errorf("%v: computed", bad)
-		}
+	for _, bad := range []struct {
+		src, dst, proto string
+		sport, dport    int64
+	}{
+		{"10.0.0.1", "::1", "tcp", 1, 2},
+		{"x", "10.0.0.1", "tcp", 1, 2},
+		{"10.0.0.1", "10.0.0.2", "tcp", 1, 65536},
+		{"10.0.0.1", "10.0.0.2", "gre", 0, 0},
+		{"10.0.0.1", "10.0.0.2", "256", 0, 0},
+		{"::1", "::2", "icmp", 8, 0},             // ICMPv4 between IPv6 hosts
+		{"10.0.0.1", "10.0.0.2", "icmp", 256, 0}, // types are bytes
+	} {
+		_, ok := CommunityID(0, bad.src, bad.dst, bad.proto, bad.sport, bad.dport)
+		assert.False(t, ok, "%+v", bad)
 	}
-	if _, ok := CommunityID(0, "10.0.0.1", "10.0.0.2", "icmp", 8, 0); ok {
-		t.Error("ICMP computed")
-	}
+}
+
+// An ICMP event takes its pseudo-ports from icmp_type and icmp_code; an
+// alert only gets one for port protocols (formats.md §3.6).
+func TestCommunityIDFromICMPFields(t *testing.T) {
+	e := newEncoder(t, func(c *Config) { c.CommunityID = true })
+	m := pipeline.NewMessage()
+	m.Type = "icmp"
+	m.AddString("event_type", "flow")
+	m.AddString("src_ip", "192.168.0.89")
+	m.AddString("dest_ip", "192.168.0.1")
+	m.AddString("proto", "ICMP")
+	m.AddInt("icmp_type", 8)
+	m.AddInt("icmp_code", 0)
+	out, err := e.Encode(nil, m)
+	require.NoError(t, err)
+	assert.Contains(t, string(out), `"icmp_type":8,"icmp_code":0,"community_id":"1:X0snYXpgwiv9TZtqg64sgzUn6Dk="`)
+
+	m = pipeline.NewMessage()
+	m.AddString("event_type", "flow")
+	m.AddString("src_ip", "10.1.12.1")
+	m.AddString("dest_ip", "10.1.12.2")
+	m.AddString("proto", "46")
+	out, err = e.Encode(nil, m)
+	require.NoError(t, err)
+	assert.Contains(t, string(out), `"community_id":"1:KHlLkgoJW7ifUTyTSgyVfkFHzKw="`, "a protocol without ports")
+
+	m = pipeline.NewMessage()
+	m.AddString("event_type", "flow")
+	m.AddString("src_ip", "10.1.12.1")
+	m.AddString("dest_ip", "10.1.12.2")
+	m.AddString("proto", "TCP")
+	out, err = e.Encode(nil, m)
+	require.NoError(t, err)
+	assert.NotContains(t, string(out), "community_id", "TCP without ports")
 }
 
 // An update renders the stored alert with only the updated keys replaced,
