@@ -38,11 +38,17 @@ type Config struct {
 	// MaxSDParams caps the structured-data fields of one message (params
 	// and empty elements); a message with more is an error.
 	MaxSDParams int `toml:"max_sd_params"`
+	// DropTrailingLF removes one LF that ends a record. Senders that frame
+	// by octet counting often end each message with LF anyway (rsyslog's
+	// RSYSLOG_SyslogProtocol23Format does); rsyslog drops it on reception
+	// by default, and so does tern, or forwarding would append "#012" to
+	// every message. Set false to keep MSG byte for byte.
+	DropTrailingLF bool `toml:"drop_trailing_lf"`
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Format: "auto", RequirePRI: true, Timezone: "UTC", MaxSDParams: 256}
+	return Config{Format: "auto", RequirePRI: true, Timezone: "UTC", MaxSDParams: 256, DropTrailingLF: true}
 }
 
 // Validate checks the config.
@@ -111,6 +117,9 @@ var (
 
 func (d *Decoder) Decode(rec pipeline.Record, out *pipeline.Batch) error {
 	data := rec.Data
+	if d.cfg.DropTrailingLF && len(data) > 0 && data[len(data)-1] == '\n' {
+		data = data[:len(data)-1]
+	}
 	m := out.Add()
 	m.Type = Type
 	i := 0

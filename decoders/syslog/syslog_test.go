@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+
 	"github.com/ternlog/tern/internal/benchutil"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
@@ -90,6 +92,29 @@ func TestMessageBytes(t *testing.T) {
 	if v, _ := m.FieldString("sd.x@1.v"); v != "\xff" {
 		t.Errorf("param value %q", v)
 	}
+}
+
+// One LF ending the record goes by default (rsyslog's
+// RSYSLOG_SyslogProtocol23Format ends each octet-counted MSG with one), so
+// forwarding does not turn it into "#012"; LFs inside stay, and false keeps
+// the record byte for byte.
+func TestDropTrailingLF(t *testing.T) {
+	d := newDecoder(t, pipelinetest.Now, nil)
+	for rec, want := range map[string]string{
+		"<13>1 - h a - - - two\nlines\n":     "two\nlines",
+		"<13>1 - h a - - - ends\n\n":         "ends\n",
+		"<13>Nov 20 08:00:37 h a: bsd\n":     "bsd",
+		"<13>1 - h a - - - no LF":            "no LF",
+		"<13>1 - h a - - - ends with CR\r\n": "ends with CR\r",
+	} {
+		assert.Equal(t, want, decode(t, d, rec).Payload, "%q", rec)
+	}
+	// The LF after STRUCTURED-DATA with no MSG is not "MSG = LF".
+	m := decode(t, d, "<13>1 - h a - - [x@1 v=\"1\"]\n")
+	assert.Empty(t, m.Payload)
+
+	keep := newDecoder(t, pipelinetest.Now, func(c *Config) { c.DropTrailingLF = false })
+	assert.Equal(t, "two\nlines\n", decode(t, keep, "<13>1 - h a - - - two\nlines\n").Payload)
 }
 
 func TestMaxSDParams(t *testing.T) {
