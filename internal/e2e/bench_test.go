@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -121,4 +125,69 @@ message_matcher = "TRUE"
 	if err := c.Close(ctx); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// BenchmarkW1 is workload W1 in process: 250-byte lines over one TCP
+// connection into a tcp input (payload decoder) and out to a file
+// (payload encoder), as bench/w1.toml. The sender's work is counted too;
+// allocs/op are the whole process's, per line: the figure to watch when
+// cutting W1's CPU. Run: go test -run '^$' -bench W1 -benchtime 1000000x
+// -benchmem ./internal/e2e
+func BenchmarkW1(b *testing.B) {
+	addr := freeAddr(b)
+	out := filepath.Join(b.TempDir(), "w1.out")
+	eng := startEngine(b, fmt.Sprintf(`
+[inputs.tcp]
+type = "tcp"
+address = %q
+decoder = "payload"
+
+[outputs.file]
+type = "file"
+message_matcher = "TRUE"
+encoder = "payload"
+path = %q
+`, addr, out), 10*time.Second)
+	defer eng.stop()
+	var conn net.Conn
+	var err error
+	for range 100 {
+		if conn, err = net.Dial("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	line := append(bytes.Repeat([]byte("x"), 249), '\n')
+	// 64 KiB writes, as loadgen sends.
+	chunk := bytes.Repeat(line, 64<<10/len(line))
+	perChunk := len(chunk) / len(line)
+	b.SetBytes(int64(len(line)))
+	b.ReportAllocs()
+	stop := benchutil.CPU(b)
+	b.ResetTimer()
+	for sent := 0; sent < b.N; sent += perChunk {
+		c := chunk
+		if left := b.N - sent; left < perChunk {
+			c = chunk[:left*len(line)]
+		}
+		if _, err := conn.Write(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+	want := int64(b.N * len(line))
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+		if fi, err := os.Stat(out); err == nil && fi.Size() >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("the file never got every line")
+		}
+	}
+	b.StopTimer()
+	stop()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
