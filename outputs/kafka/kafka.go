@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +41,13 @@ type Config struct {
 	// (records with equal keys share a partition); empty: no key, records
 	// spread over the partitions.
 	KeyField string `toml:"key_field"`
+	// HeaderFields names the message fields written as record headers, one
+	// header per value, in message order; a name ending in "*" takes every
+	// field with that prefix. A field from the kafka input's headers
+	// ("kafka.header.<key>") becomes the header <key> again, so
+	// "kafka.header.*" carries a consumed record's headers on; other
+	// fields keep their names.
+	HeaderFields []string `toml:"header_fields"`
 	// RequiredAcks is "all" (every in-sync replica has the record) or "one"
 	// (the partition leader has it).
 	RequiredAcks string `toml:"required_acks"`
@@ -100,6 +108,11 @@ func (c Config) Validate() error {
 	if c.WriteTimeout <= 0 {
 		errs = append(errs, errors.New("write_timeout: must be positive"))
 	}
+	for _, h := range c.HeaderFields {
+		if h == "" || h == "*" || strings.Contains(strings.TrimSuffix(h, "*"), "*") {
+			errs = append(errs, fmt.Errorf("header_fields: %q must be a field name or a prefix ending in *", h))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -117,6 +130,7 @@ type Output struct {
 	errs       []error
 	scratch    []byte
 	buf        []byte
+	hdrs       []header
 	violations func(float64, ...string)
 }
 
@@ -195,6 +209,7 @@ func (o *Output) Write(ctx context.Context, batch []pipeline.Encoded) error {
 	}
 	o.buf = make([]byte, 0, total)
 	o.recs, o.idx = o.recs[:0], o.idx[:0]
+	o.hdrs = nil // held by the producer like buf, when cut short
 	for i, e := range batch {
 		topic, scratch, err := o.topic.render(o.scratch, e.Msg)
 		o.scratch = scratch
@@ -206,13 +221,21 @@ func (o *Output) Write(ctx context.Context, batch []pipeline.Encoded) error {
 			continue
 		}
 		key := o.key(e.Msg)
-		if len(key)+len(e.Data) > o.cfg.MaxMessageBytes.N() {
-			refuse(i, fmt.Errorf("record of %d bytes is larger than max_message_bytes %d", len(key)+len(e.Data), o.cfg.MaxMessageBytes.N()))
+		hdrStart := len(o.hdrs)
+		o.hdrs = o.headers(o.hdrs, e.Msg)
+		size := len(key) + len(e.Data)
+		for _, h := range o.hdrs[hdrStart:] {
+			size += len(h.key) + len(h.value)
+		}
+		if size > o.cfg.MaxMessageBytes.N() {
+			o.hdrs = o.hdrs[:hdrStart]
+			refuse(i, fmt.Errorf("record of %d bytes is larger than max_message_bytes %d", size, o.cfg.MaxMessageBytes.N()))
 			continue
 		}
 		start := len(o.buf)
 		o.buf = append(o.buf, e.Data...)
-		o.recs = append(o.recs, record{topic: topic, key: key, value: o.buf[start:len(o.buf):len(o.buf)]})
+		o.recs = append(o.recs, record{topic: topic, key: key, value: o.buf[start:len(o.buf):len(o.buf)],
+			headers: o.hdrs[hdrStart:len(o.hdrs):len(o.hdrs)]})
 		o.idx = append(o.idx, i)
 	}
 	o.errs = o.errs[:0]
@@ -246,6 +269,57 @@ func (o *Output) Write(ctx context.Context, batch []pipeline.Encoded) error {
 	return &pipeline.PartialError{Errs: out}
 }
 
+// headerPrefix is what the kafka input puts before a header's key to name
+// its field.
+const headerPrefix = "kafka.header."
+
+// headers appends the record headers of m from HeaderFields: every value
+// of every field whose name is listed or has a listed prefix, as text.
+func (o *Output) headers(dst []header, m *pipeline.Message) []header {
+	if len(o.cfg.HeaderFields) == 0 {
+		return dst
+	}
+	for fi := range m.Fields {
+		f := &m.Fields[fi]
+		if !o.headerField(f.Name) {
+			continue
+		}
+		name := strings.TrimPrefix(f.Name, headerPrefix)
+		for j := range f.Len() {
+			dst = append(dst, header{key: name, value: fieldText(nil, f, j)})
+		}
+	}
+	return dst
+}
+
+func (o *Output) headerField(name string) bool {
+	for _, h := range o.cfg.HeaderFields {
+		if p, ok := strings.CutSuffix(h, "*"); ok {
+			if strings.HasPrefix(name, p) {
+				return true
+			}
+		} else if name == h {
+			return true
+		}
+	}
+	return false
+}
+
+// fieldText appends value j of f as text: strings and bytes as they are,
+// numbers and bools as Go formats them.
+func fieldText(dst []byte, f *pipeline.Field, j int) []byte {
+	v := f.Value(j)
+	switch f.Type {
+	case pipeline.TypeInteger:
+		return strconv.AppendInt(dst, v.Int(), 10)
+	case pipeline.TypeDouble:
+		return strconv.AppendFloat(dst, v.Double(), 'g', -1, 64)
+	case pipeline.TypeBool:
+		return strconv.AppendBool(dst, v.Bool())
+	}
+	return append(dst, v.Str()...)
+}
+
 // key returns the record key from KeyField, nil when unset or absent.
 func (o *Output) key(m *pipeline.Message) []byte {
 	if o.cfg.KeyField == "" {
@@ -255,16 +329,7 @@ func (o *Output) key(m *pipeline.Message) []byte {
 	if f == nil || f.Len() == 0 {
 		return nil
 	}
-	v := f.Value(0)
-	switch f.Type {
-	case pipeline.TypeInteger:
-		return strconv.AppendInt(nil, v.Int(), 10)
-	case pipeline.TypeDouble:
-		return strconv.AppendFloat(nil, v.Double(), 'g', -1, 64)
-	case pipeline.TypeBool:
-		return strconv.AppendBool(nil, v.Bool())
-	}
-	return []byte(v.Str())
+	return fieldText(nil, f, 0)
 }
 
 // groupByTopic orders records by topic, stably, keeping idx in step, so

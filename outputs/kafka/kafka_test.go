@@ -98,6 +98,42 @@ func TestProduceRoundTrip(t *testing.T) {
 	}
 }
 
+// header_fields: listed fields and prefixes become record headers, one per
+// value, with both clients; the kafka input's "kafka.header.<key>" fields
+// get their key back, so a consumed record's headers travel on.
+func TestHeaderFields(t *testing.T) {
+	c := kafkatest.Start(t, []kafkatest.Topic{{Name: "logs", Partitions: 1}})
+	for _, idem := range []bool{false, true} {
+		t.Run(fmt.Sprintf("idempotent=%v", idem), func(t *testing.T) {
+			topic := fmt.Sprintf("h-%v", idem)
+			require.NoError(t, c.Kfake().CreateTopic(topic, 1, nil))
+			cfg := testConfig(c.Addrs, topic)
+			cfg.Idempotent = idem
+			cfg.HeaderFields = []string{"kafka.header.*", "tenant", "count"}
+			o, _ := newOutput(t, cfg)
+			m := pipeline.NewMessage()
+			m.AddString("kafka.header.trace", "abc")
+			m.AddField(pipeline.NewField("tenant", pipeline.TypeString, "", pipeline.StringValue("acme"), pipeline.StringValue("globex")))
+			m.AddString("other", "not a header")
+			m.AddInt("count", 3)
+			m.AddBytes("kafka.header.bin", []byte{0, 0xff})
+			require.NoError(t, write(t, o, []pipeline.Encoded{{Msg: m, Data: []byte("v")}}))
+			recs := c.ReadAll(topic, 20*time.Second)
+			require.Len(t, recs, 1)
+			var got []string
+			for _, h := range recs[0].Headers {
+				got = append(got, fmt.Sprintf("%s=%q", h.Key, h.Value))
+			}
+			assert.Equal(t, []string{`trace="abc"`, `tenant="acme"`, `tenant="globex"`, `count="3"`, `bin="\x00\xff"`}, got)
+		})
+	}
+	bad := testConfig([]string{"k:9092"}, "x")
+	bad.HeaderFields = []string{"", "*", "a*b*"}
+	err := bad.Validate()
+	require.Error(t, err)
+	assert.Equal(t, 3, strings.Count(err.Error(), "header_fields:"), err.Error())
+}
+
 // R25: a topic rendered from the message stays under its literal prefix
 // and within Kafka's topic characters; what does not is refused for good
 // (dead letter) and counted, while the rest of the batch is produced.

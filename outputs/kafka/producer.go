@@ -21,6 +21,13 @@ import (
 type record struct {
 	topic      string
 	key, value []byte
+	headers    []header
+}
+
+// header is one record header.
+type header struct {
+	key   string
+	value []byte
 }
 
 // producer is what the output needs from a Kafka client.
@@ -101,7 +108,14 @@ func (p *kafkaGoProducer) produce(ctx context.Context, recs []record, errs []err
 		}
 		p.msgs = p.msgs[:0]
 		for _, r := range recs[start:end] {
-			p.msgs = append(p.msgs, kafkago.Message{Topic: r.topic, Key: r.key, Value: r.value})
+			m := kafkago.Message{Topic: r.topic, Key: r.key, Value: r.value}
+			if len(r.headers) > 0 {
+				m.Headers = make([]kafkago.Header, len(r.headers))
+				for j, h := range r.headers {
+					m.Headers[j] = kafkago.Header{Key: h.key, Value: h.value}
+				}
+			}
+			p.msgs = append(p.msgs, m)
 		}
 		err := p.w.WriteMessages(ctx, p.msgs...)
 		var werr kafkago.WriteErrors
@@ -242,6 +256,9 @@ loop:
 		m := &sarama.ProducerMessage{Topic: r.topic, Value: sarama.ByteEncoder(r.value), Metadata: slot{w, i}}
 		if r.key != nil {
 			m.Key = sarama.ByteEncoder(r.key)
+		}
+		for _, h := range r.headers {
+			m.Headers = append(m.Headers, sarama.RecordHeader{Key: []byte(h.key), Value: h.value})
 		}
 		select {
 		case p.ap.Input() <- m:
