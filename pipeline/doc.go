@@ -76,4 +76,8 @@
 //     given, then closes everything (Closer). What is still queued when
 //     [tern] shutdown_timeout passes is abandoned: its sources get
 //     ErrStopped, never a false success.
+//  5. Reload (SIGHUP, cmd/tern): a stop as in 4, then a new engine with new
+//     plugin instances from the config read again. An instance never sees
+//     two runs; state that must survive goes through the plugin's own
+//     persistence (checkpoints, offsets, preserve_data).
 package pipeline

@@ -15,9 +15,11 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
+	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/engine"
 )
@@ -132,10 +134,11 @@ func cmdRun(args []string, stderr io.Writer) int {
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
 	var bufferFull atomic.Bool
-	e, err := engine.New(plan, reg, engine.Options{Logger: log, NewBuffer: bufferOpener(func() {
+	opts := engine.Options{Logger: log, NewBuffer: bufferOpener(func() {
 		bufferFull.Store(true)
 		cancelRun()
-	})})
+	})}
+	e, err := engine.New(plan, reg, opts)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -150,15 +153,81 @@ func cmdRun(args []string, stderr io.Writer) int {
 		log.Error("second signal: exiting without draining")
 		os.Exit(1)
 	}()
-	if err := e.Run(runCtx); err != nil {
-		log.Error("tern failed", "err", err)
-		return 1
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		engCtx, stopEngine := context.WithCancel(runCtx)
+		done := make(chan error, 1)
+		go func() { done <- e.Run(engCtx) }()
+		var next *engine.Engine
+		for next == nil {
+			select {
+			case err := <-done:
+				stopEngine()
+				if err != nil {
+					log.Error("tern failed", "err", err)
+					return 1
+				}
+				if bufferFull.Load() {
+					log.Error("stopped because a disk buffer was full (full_action = \"shutdown\")")
+					return 1
+				}
+				return 0
+			case <-hup:
+				next, opts = reload(*path, reg, opts, stderr, log)
+			}
+		}
+		// The running pipeline drains as on SIGTERM (inputs stop, queues
+		// are delivered, positions committed), then the new one starts:
+		// at-least-once holds across a reload as across a restart.
+		log.Info("reload: stopping the running pipeline", "config", *path)
+		stopEngine()
+		if err := <-done; err != nil {
+			log.Error("tern failed", "err", err)
+			return 1
+		}
+		if runCtx.Err() != nil {
+			return 0 // SIGTERM during the drain: stop, do not start the new one
+		}
+		e, log = next, opts.Logger
+		log.Info("reload: running the new config", "config", *path)
 	}
-	if bufferFull.Load() {
-		log.Error("stopped because a disk buffer was full (full_action = \"shutdown\")")
-		return 1
+}
+
+// reported says whether errs holds an error about section id (or one of
+// its keys).
+func reported(errs config.Errors, id string) bool {
+	for _, e := range errs {
+		if e.Key == id || strings.HasPrefix(e.Key, id+".") {
+			return true
+		}
 	}
-	return 0
+	return false
+}
+
+// reload reads and checks the config again, as tern check does, and
+// builds its engine with a logger for its [tern] settings. It returns nil
+// and opts unchanged when the config has errors, which are logged while
+// the running pipeline goes on.
+func reload(path string, reg *pipeline.Registry, opts engine.Options, stderr io.Writer, log *slog.Logger) (*engine.Engine, engine.Options) {
+	log.Info("reload: SIGHUP, reading the config again", "config", path)
+	plan, err := config.Load(path, reg, config.Options{})
+	var e *engine.Engine
+	next := opts
+	if err == nil {
+		next.Logger = newLogger(stderr, plan.Global)
+		// Constructors do no I/O, so the new engine is built beside the
+		// running one; Check loads the scripts it names.
+		if e, err = engine.New(plan, reg, next); err == nil {
+			err = e.Check()
+		}
+	}
+	if err != nil {
+		log.Error("reload: the config has errors; still running the previous one", "config", path, "err", err)
+		return nil, opts
+	}
+	return e, next
 }
 
 func newLogger(w io.Writer, g config.Global) *slog.Logger {
@@ -197,7 +266,13 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			var more config.Errors
 			if errors.As(err, &more) {
-				errs = append(errs, more...)
+				for _, e := range more {
+					// A constructor repeats its config's Validate errors,
+					// which the loader already placed on their lines.
+					if !reported(errs, e.Key) {
+						errs = append(errs, e)
+					}
+				}
 			} else {
 				errs = append(errs, &config.Error{File: *path, Msg: err.Error()})
 			}

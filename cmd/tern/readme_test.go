@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/config"
+	"github.com/ternlog/tern/pipeline/engine"
 )
 
 // The README's plugin table lists every registered plugin, and every link in
@@ -38,6 +40,32 @@ func TestREADMEListsEveryPlugin(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Join("../..", m[1])); err != nil {
 			t.Errorf("README.md links to %s, which does not exist", m[1])
+		}
+	}
+}
+
+// Every TOML example in the README is a valid config, as tern check sees
+// it (paths in it are relative to the repository root).
+func TestREADMEConfigExamplesCheck(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```toml\n(.*?)```").FindAllSubmatch(b, -1)
+	if len(blocks) == 0 {
+		t.Fatal("no TOML example in README.md")
+	}
+	reg := registry()
+	for i, blk := range blocks {
+		plan, err := config.Parse("../../README.md", blk[1], reg, config.Options{})
+		if err == nil {
+			var e *engine.Engine
+			if e, err = engine.New(plan, reg, engine.Options{NewBuffer: checkBuffer}); err == nil {
+				err = e.Check()
+			}
+		}
+		if err != nil {
+			t.Errorf("README.md TOML example %d (line numbers count from the block):\n%v", i+1, err)
 		}
 	}
 }
