@@ -4,7 +4,9 @@
 // deliver to HTTP sinks, and injects faults: kill -9 and SIGTERM at seeded
 // random times (internal/supervisor), network faults between tern and a
 // sink (internal/faultproxy), a flaky, slow, full or missing sink, and a
-// full disk. Each scenario ends with the oracle's report (sent,
+// full disk. R8 feeds it from a Kafka topic instead (internal/kafkatest)
+// and reads the consumer group's committed offsets after every kill -9: a
+// commit never covers an undelivered record. Each scenario ends with the oracle's report (sent,
 // acknowledged, delivered, missing, duplicates, spurious, corrupt, and
 // tern's own drop counters) and asserts that no acknowledged event is
 // missing and nothing spurious or corrupt arrived.

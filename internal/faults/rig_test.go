@@ -56,11 +56,20 @@ type output struct {
 	Timeout   string // the HTTP output's request timeout
 }
 
+// kafkaInput is a Kafka input section; it replaces the HTTP input.
+type kafkaInput struct {
+	Brokers        []string
+	Topic, Group   string
+	CommitInterval string
+	SessionTimeout string
+}
+
 // rigConfig is what a scenario's tern runs.
 type rigConfig struct {
 	Dir, DataDir   string
 	In, Metrics    string
-	TCP            string // a plain TCP input (newline framing) too, when set
+	Kafka          *kafkaInput // instead of the HTTP input on In, when set
+	TCP            string      // a plain TCP input (newline framing) too, when set
 	Shutdown       string
 	AckTimeout     string
 	MaxConnections int
@@ -74,7 +83,21 @@ metrics_address = "{{.Metrics}}"
 shutdown_timeout = "{{.Shutdown}}"
 progress_interval = "0s"
 log_level = "info"
-
+{{with .Kafka}}
+[inputs.kafka]
+type = "kafka"
+decoder = "payload"
+brokers = [{{range $i, $b := .Brokers}}{{if $i}}, {{end}}"{{$b}}"{{end}}]
+topics = ["{{.Topic}}"]
+group = "{{.Group}}"
+initial_offset = "oldest"
+commit_interval = "{{.CommitInterval}}"
+session_timeout = "{{.SessionTimeout}}"
+heartbeat_interval = "100ms"
+rebalance_timeout = "10s"
+revoke_timeout = "5s"
+fetch_max_wait = "50ms"
+{{else}}
 [inputs.in]
 type = "http"
 decoder = "payload"
@@ -83,7 +106,7 @@ insecure_no_auth = true
 ack_timeout = "{{.AckTimeout}}"
 retry_after = "1s"
 max_connections = {{.MaxConnections}}
-{{if .TCP}}
+{{end}}{{if .TCP}}
 [inputs.tcp]
 type = "tcp"
 decoder = "payload"
@@ -161,7 +184,9 @@ func defaultOutput(name, url string) output {
 	return output{Name: name, URL: url, Buffering: true, Sync: "always", MaxBuffer: "512MiB", FileSize: "8MiB", Batch: 500, Timeout: "5s"}
 }
 
-// start writes the config and starts tern, waiting until it serves.
+// start writes the config and starts tern, waiting until it serves: its
+// HTTP input, or with a Kafka input (no port of its own) its metrics
+// address.
 func (r *rig) start() {
 	r.t.Helper()
 	if r.run == nil {
@@ -182,7 +207,11 @@ func (r *rig) start() {
 	}
 	t0 := time.Now()
 	require.NoError(r.t, r.run.Start())
-	require.NoError(r.t, r.run.WaitPort(r.cfg.In, 30*time.Second))
+	ready := r.cfg.In
+	if r.cfg.Kafka != nil {
+		ready = r.cfg.Metrics
+	}
+	require.NoError(r.t, r.run.WaitPort(ready, 30*time.Second))
 	if r.cfg.TCP != "" {
 		require.NoError(r.t, r.run.WaitPort(r.cfg.TCP, 30*time.Second))
 	}

@@ -7,13 +7,16 @@ package kafkatest
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ternlog/tern/internal/testpki"
 )
@@ -126,9 +129,10 @@ func (c *Cluster) Client(opts ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
-// Produce writes values to topic (round robin over its partitions) and
-// waits for the acks.
-func (c *Cluster) Produce(topic string, values ...[]byte) {
+// Produce writes values to topic (round robin over its partitions), waits
+// for the acks, and returns the records with their partitions and offsets,
+// in the order of values.
+func (c *Cluster) Produce(topic string, values ...[]byte) []*kgo.Record {
 	c.t.Helper()
 	cl := c.Client(kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerLinger(time.Millisecond))
 	defer cl.Close()
@@ -141,6 +145,49 @@ func (c *Cluster) Produce(topic string, values ...[]byte) {
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		c.t.Fatalf("produce to %s: %v", topic, err)
 	}
+	return recs
+}
+
+// Committed reads a group's committed offsets of topic over the wire, as an
+// operator's admin tool does (OffsetFetch): partition -> next offset to
+// read. Partitions without a commit are left out.
+func (c *Cluster) Committed(group, topic string) (map[int32]int64, error) {
+	c.t.Helper()
+	cl := c.Client()
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrOffsetFetchRequest()
+	g := kmsg.NewOffsetFetchRequestGroup()
+	g.Group = group
+	rt := kmsg.NewOffsetFetchRequestGroupTopic()
+	rt.Topic = topic
+	for _, p := range c.c.PartitionInfos(topic) {
+		rt.Partitions = append(rt.Partitions, p.Partition)
+	}
+	g.Topics = append(g.Topics, rt)
+	req.Groups = append(req.Groups, g)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int32]int64{}
+	for _, rg := range resp.Groups {
+		if err := kerr.ErrorForCode(rg.ErrorCode); err != nil {
+			return nil, fmt.Errorf("group %s: %w", rg.Group, err)
+		}
+		for _, t := range rg.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+					return nil, fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, err)
+				}
+				if t.Topic == topic && p.Offset >= 0 {
+					out[p.Partition] = p.Offset
+				}
+			}
+		}
+	}
+	return out, nil
 }
 
 // Records reads topic from the start until n records arrived or timeout

@@ -135,13 +135,14 @@ const (
 
 // Sink is an HTTP server that plays tern's downstream: it records each line
 // of a 200-answered POST body in the oracle. It can refuse a share of
-// requests with 503, add latency, cap its rate, go down or hang.
+// requests (503, or SetFailStatus), add latency, cap its rate, go down or hang.
 type Sink struct {
 	O *Oracle
 
 	mode     atomic.Int32
 	mu       sync.Mutex
-	failRate float64       // share of requests answered 503 before reading
+	failRate float64       // share of requests refused before reading
+	failCode int           // their status: 503 unless SetFailStatus
 	latency  time.Duration // added to each request
 	rate     int           // accepted events per second; 0: no cap
 	rng      *rand.Rand
@@ -152,6 +153,7 @@ type Sink struct {
 	Requests atomic.Int64
 	Accepted atomic.Int64 // events
 	Refused  atomic.Int64
+	inFlight atomic.Int64 // requests being served
 	modeCh   chan struct{}
 }
 
@@ -161,7 +163,7 @@ func NewSink(o *Oracle, seed uint64) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{O: o, rng: rand.New(rand.NewPCG(seed, 0x5171c)), ln: ln, modeCh: make(chan struct{})}
+	s := &Sink{O: o, rng: rand.New(rand.NewPCG(seed, 0x5171c)), ln: ln, modeCh: make(chan struct{}), failCode: http.StatusServiceUnavailable}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
@@ -177,6 +179,14 @@ func (s *Sink) Addr() string { return s.ln.Addr().String() }
 func (s *Sink) SetFailRate(f float64) {
 	s.mu.Lock()
 	s.failRate = f
+	s.mu.Unlock()
+}
+
+// SetFailStatus sets the status of refused requests (default 503; any 5xx
+// is retriable for tern's HTTP output).
+func (s *Sink) SetFailStatus(code int) {
+	s.mu.Lock()
+	s.failCode = code
 	s.mu.Unlock()
 }
 
@@ -216,7 +226,23 @@ func (s *Sink) Close() error {
 	return err
 }
 
+// Quiesce waits until the sink has served no request for quiet and none is
+// being served, or limit passes: after its client died, every request the
+// client got out has then been recorded.
+func (s *Sink) Quiesce(quiet, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		n := s.Requests.Load()
+		time.Sleep(quiet)
+		if s.inFlight.Load() == 0 && s.Requests.Load() == n {
+			return
+		}
+	}
+}
+
 func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
 	s.Requests.Add(1)
 	for SinkMode(s.mode.Load()) == SinkHang {
 		s.mu.Lock()
@@ -229,7 +255,13 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Lock()
-	fail := SinkMode(s.mode.Load()) == SinkDown || (s.failRate > 0 && s.rng.Float64() < s.failRate)
+	failCode := 0
+	switch {
+	case SinkMode(s.mode.Load()) == SinkDown:
+		failCode = http.StatusServiceUnavailable
+	case s.failRate > 0 && s.rng.Float64() < s.failRate:
+		failCode = s.failCode
+	}
 	latency := s.latency
 	s.mu.Unlock()
 	if latency > 0 {
@@ -239,10 +271,10 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if fail {
+	if failCode != 0 {
 		s.Refused.Add(1)
 		w.Header().Set("Retry-After", "0")
-		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		http.Error(w, "unavailable", failCode)
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))

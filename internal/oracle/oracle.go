@@ -106,6 +106,7 @@ type Oracle struct {
 	sent      []bool
 	acked     []bool
 	delivered []uint16
+	distinct  int // events delivered at least once
 	spurious  int
 	corrupt   int
 	samples   []string // first spurious or corrupt lines, for the failure message
@@ -165,6 +166,9 @@ func (o *Oracle) Received(line []byte) {
 		o.sample("corrupt", line)
 	default:
 		o.delivered = grow(o.delivered, seq+1)
+		if o.delivered[seq] == 0 {
+			o.distinct++
+		}
 		if o.delivered[seq] < 1<<16-1 {
 			o.delivered[seq]++
 		}
@@ -185,6 +189,21 @@ func (o *Oracle) Delivered(seq int) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return seq < len(o.delivered) && o.delivered[seq] > 0
+}
+
+// DeliveredCount is the number of distinct events delivered so far.
+func (o *Oracle) DeliveredCount() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.distinct
+}
+
+// Copies returns a snapshot of how often each event arrived, indexed by seq
+// (shorter than the highest seq sent when the last ones never arrived).
+func (o *Oracle) Copies() []uint16 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]uint16(nil), o.delivered...)
 }
 
 // Pending is the number of acknowledged events not delivered yet.

@@ -3,6 +3,7 @@ package oracle
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,8 @@ func TestReport(t *testing.T) {
 	assert.Equal(t, 2, r.Spurious)
 	assert.Equal(t, 1, r.Corrupt)
 	assert.Equal(t, 1, o.Pending())
+	assert.Equal(t, 3, o.DeliveredCount())
+	assert.Equal(t, []uint16{2, 1, 0, 1}, o.Copies())
 	assert.Contains(t, r.String(), "missing=1")
 
 	ft := &fakeT{}
@@ -93,10 +96,19 @@ func TestSourceAndSink(t *testing.T) {
 	r.Check(t, 0)
 	assert.Equal(t, 500, r.Delivered)
 
+	sink.Quiesce(10*time.Millisecond, time.Second)
+
+	// Refusals with another status are retried the same way.
+	sink.SetFailStatus(http.StatusInternalServerError)
+	fails := src.Failures.Load()
+	assert.Equal(t, 100, src.Run(context.Background(), 500, 100))
+	assert.Greater(t, src.Failures.Load(), fails)
+	assert.Equal(t, 600, o.DeliveredCount())
+
 	sink.SetMode(SinkDown)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	assert.Zero(t, src.Run(ctx, 500, 10))
+	assert.Zero(t, src.Run(ctx, 600, 10))
 	assert.Equal(t, 10, o.Report("down").Unacked)
 }
 

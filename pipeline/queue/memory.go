@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,7 +19,12 @@ type Memory struct {
 	dropNew bool
 	closed  bool
 	dataCh  chan struct{} // closed and replaced when data arrives
-	spaceCh chan struct{} // closed and replaced when space frees
+	// waiters are the pushers blocked on a full queue, oldest first; room
+	// goes to them in that order and a new pusher queues behind them. (A
+	// broadcast let whichever woke first win, and Go runs the goroutine
+	// woken last first: the oldest waiter could starve for seconds, one
+	// Kafka partition stalled behind the others.)
+	waiters []chan struct{}
 }
 
 type memEntry struct {
@@ -28,9 +34,10 @@ type memEntry struct {
 }
 
 // NewMemory returns a queue holding at most maxBytes (Entry.Bytes summed).
-// dropNewest selects the drop_newest policy instead of blocking.
+// dropNewest selects the drop_newest policy instead of blocking; blocked
+// pushes get in in the order they started waiting.
 func NewMemory(maxBytes int, dropNewest bool) *Memory {
-	return &Memory{max: maxBytes, dropNew: dropNewest, dataCh: make(chan struct{}), spaceCh: make(chan struct{})}
+	return &Memory{max: maxBytes, dropNew: dropNewest, dataCh: make(chan struct{})}
 }
 
 func (q *Memory) Push(ctx context.Context, e *Entry) error {
@@ -45,18 +52,22 @@ func (q *Memory) PushOverflow(e *Entry) error {
 }
 
 func (q *Memory) push(ctx context.Context, e *Entry, force bool) error {
+	q.mu.Lock()
+	var turn chan struct{} // this push's place in line while it waits
 	for {
-		q.mu.Lock()
 		if q.closed {
+			q.leave(turn)
 			q.mu.Unlock()
 			return ErrClosed
 		}
-		if force || q.bytes == 0 || q.bytes+e.Bytes <= q.max {
+		fits := q.bytes == 0 || q.bytes+e.Bytes <= q.max
+		if force || (fits && (len(q.waiters) == 0 || q.waiters[0] == turn)) {
 			q.entries = append(q.entries, &memEntry{Entry: e})
 			q.bytes += e.Bytes
 			q.count += len(e.Msgs)
 			close(q.dataCh)
 			q.dataCh = make(chan struct{})
+			q.leave(turn) // the next in line may fit too
 			q.mu.Unlock()
 			return nil
 		}
@@ -64,12 +75,41 @@ func (q *Memory) push(ctx context.Context, e *Entry, force bool) error {
 			q.mu.Unlock()
 			return ErrFull
 		}
-		ch := q.spaceCh
+		if turn == nil {
+			turn = make(chan struct{}, 1)
+			q.waiters = append(q.waiters, turn)
+		}
 		q.mu.Unlock()
 		select {
-		case <-ch:
+		case <-turn:
 		case <-ctx.Done():
+			q.mu.Lock()
+			q.leave(turn)
+			q.mu.Unlock()
 			return ctx.Err()
+		}
+		q.mu.Lock()
+	}
+}
+
+// leave takes turn (nil: none) out of the line and wakes the head; q.mu is
+// held.
+func (q *Memory) leave(turn chan struct{}) {
+	if turn == nil {
+		return
+	}
+	if i := slices.Index(q.waiters, turn); i >= 0 {
+		q.waiters = slices.Delete(q.waiters, i, i+1)
+	}
+	q.wakeHead()
+}
+
+// wakeHead tells the oldest waiter to look for room again; q.mu is held.
+func (q *Memory) wakeHead() {
+	if len(q.waiters) > 0 {
+		select {
+		case q.waiters[0] <- struct{}{}:
+		default: // already told
 		}
 	}
 }
@@ -189,8 +229,7 @@ func (l *memLease) Commit() {
 		q.entries = append(q.entries[:0], q.entries[k:]...)
 	}
 	if len(finished) > 0 {
-		close(q.spaceCh)
-		q.spaceCh = make(chan struct{})
+		q.wakeHead()
 	}
 	q.mu.Unlock()
 	for _, e := range finished {
@@ -236,8 +275,13 @@ func (q *Memory) Close() error {
 	q.entries = nil
 	q.bytes, q.count = 0, 0
 	close(q.dataCh)
-	close(q.spaceCh)
-	q.dataCh, q.spaceCh = make(chan struct{}), make(chan struct{})
+	q.dataCh = make(chan struct{})
+	for _, w := range q.waiters { // each sees closed and leaves
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
 	q.mu.Unlock()
 	for _, e := range abandoned {
 		if e.Owner != nil {

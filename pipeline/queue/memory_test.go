@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -78,6 +79,87 @@ func TestPushBlocksWhenFullAndResumes(t *testing.T) {
 	require.NoError(t, q.Push(ctx, entry(1, 10, nil)))
 	assert.ErrorIs(t, q.Push(cctx, entry(1, 100, nil)), context.Canceled)
 	require.NoError(t, q.Close())
+}
+
+// waiters waits until n pushers are blocked on q.
+func waiters(t *testing.T, q *Memory, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return len(q.waiters) == n
+	}, 5*time.Second, time.Millisecond)
+}
+
+// Pushers blocked on a full queue get in oldest first. With a broadcast the
+// one the scheduler ran first won (in Go, the one woken last), so the
+// oldest could starve: R8 saw one Kafka partition stall for seconds while
+// the other five went on.
+func TestBlockedPushersGetInOldestFirst(t *testing.T) {
+	q := NewMemory(100, false)
+	ctx := context.Background()
+	require.NoError(t, q.Push(ctx, entry(1, 100, nil)))
+	const n = 4
+	order := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			assert.NoError(t, q.Push(ctx, entry(1, 100, nil)))
+			order <- i
+		})
+		waiters(t, q, i+1)
+	}
+	for want := range n {
+		l, err := q.Next(ctx, 1, 1<<20, 0, 0)
+		require.NoError(t, err)
+		l.Commit() // room for one
+		assert.Equal(t, want, <-order)
+	}
+	wg.Wait()
+	// A push that arrives while others wait queues behind them, even when
+	// its entry would fit.
+	q2 := NewMemory(100, false)
+	require.NoError(t, q2.Push(ctx, entry(1, 60, nil)))
+	big := make(chan error, 1)
+	go func() { big <- q2.Push(ctx, entry(1, 60, nil)) }()
+	waiters(t, q2, 1)
+	small := make(chan error, 1)
+	go func() { small <- q2.Push(ctx, entry(1, 10, nil)) }()
+	waiters(t, q2, 2)
+	l, err := q2.Next(ctx, 1, 1<<20, 0, 0)
+	require.NoError(t, err)
+	l.Commit()
+	require.NoError(t, <-big)
+	require.NoError(t, <-small, "the head got in and woke the next, which fits too")
+	require.NoError(t, q2.Close())
+}
+
+// A waiter that gives up passes its turn on; Close releases every waiter.
+func TestWaiterLeavesLine(t *testing.T) {
+	q := NewMemory(100, false)
+	ctx := context.Background()
+	require.NoError(t, q.Push(ctx, entry(1, 100, nil)))
+	cctx, cancel := context.WithCancel(ctx)
+	first := make(chan error, 1)
+	go func() { first <- q.Push(cctx, entry(1, 100, nil)) }()
+	waiters(t, q, 1)
+	second := make(chan error, 1)
+	go func() { second <- q.Push(ctx, entry(1, 100, nil)) }()
+	waiters(t, q, 2)
+	cancel()
+	assert.ErrorIs(t, <-first, context.Canceled)
+	waiters(t, q, 1)
+	l, err := q.Next(ctx, 1, 1<<20, 0, 0)
+	require.NoError(t, err)
+	l.Commit()
+	require.NoError(t, <-second)
+
+	third := make(chan error, 1)
+	go func() { third <- q.Push(ctx, entry(1, 100, nil)) }()
+	waiters(t, q, 1)
+	require.NoError(t, q.Close())
+	assert.ErrorIs(t, <-third, ErrClosed)
+	waiters(t, q, 0)
 }
 
 func TestEmptyQueueTakesOversizedEntry(t *testing.T) {
