@@ -40,6 +40,11 @@ type harvester struct {
 	rwin window // the bytes read last (plain files: detects rewrites)
 
 	head []byte // gzip: the first fingerprint bytes of the stream
+	// ident (plain files) is the file's first bytes as the scan read them
+	// to identify it, until reading got past them: the reads must return
+	// those very bytes, or the file was rotated since and the entry would
+	// carry one content's fingerprint and another's position.
+	ident []byte
 
 	atEOF     bool
 	idleSince time.Time
@@ -128,6 +133,15 @@ func (h *harvester) read() (int, error) {
 		if prevPos > 0 && !h.sameAt(prevPos, &prev) {
 			return 0, errRewritten
 		}
+		if id := int64(len(h.ident)); id > 0 {
+			k := min(int64(n), id-prevPos)
+			if k > 0 && !bytes.Equal(h.buf[h.end:h.end+int(k)], h.ident[prevPos:prevPos+k]) {
+				return 0, errRewritten
+			}
+			if prevPos+int64(n) >= id {
+				h.ident = nil
+			}
+		}
 		h.rwin.fold(h.buf[h.end : h.end+n])
 		h.end += n
 		h.pos += int64(n)
@@ -140,7 +154,7 @@ func (h *harvester) read() (int, error) {
 	if serr != nil {
 		return 0, serr
 	}
-	if fi.Size() < h.pos {
+	if fi.Size() < max(h.pos, int64(len(h.ident))) {
 		return 0, errRewritten
 	}
 	if h.pos > 0 && !h.sameAt(h.pos, &h.rwin) {

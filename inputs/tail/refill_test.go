@@ -182,3 +182,52 @@ func fileSize(t testing.TB, p string) int64 {
 	}
 	return fi.Size()
 }
+
+// A file rotated between the scan that identifies it by its first bytes and
+// the reader's first read from offset 0: the lines handed on must be those
+// of the file identified. Otherwise the entry carries one content's
+// fingerprint and another's position, and either the copy of the content
+// identified waits for ever for an original that looks open (its lines are
+// lost), or the copy of the content read matches nothing and is read again
+// (duplicates). Found by R18 (TestR18Model); driven by hand so the rotation
+// falls exactly between the two.
+func TestFirstReadIsTheFingerprintedBytes(t *testing.T) {
+	for _, copyFirst := range []bool{true, false} {
+		name := map[bool]string{true: "copy_of_identified", false: "copy_of_read"}[copyFirst]
+		t.Run(name, func(t *testing.T) {
+			dir, data := t.TempDir(), t.TempDir()
+			w := newLogWriter(t, dir, "app.log", 60)
+			defer w.close()
+			w.write(50)
+			in := handDriven(t, data, testConfig(filepath.Join(dir, "app.log*")))
+			s := newSink(0, 0)
+			ctx := context.Background()
+			if n := in.scan(time.Now(), true); n != 1 {
+				t.Fatalf("scan opened %d files", n)
+			}
+			var lost []int
+			if copyFirst {
+				// The content identified survives in the copy only.
+				w.copyTruncate(0)
+				w.write(30)
+			} else {
+				// The content identified is gone; the one read instead
+				// is then rotated by copytruncate.
+				lost = w.all()
+				w.truncate()
+				w.write(30)
+				in.pumpAll(ctx, s)
+				w.copyTruncate(0)
+				w.write(10)
+			}
+			for range 4 {
+				in.scan(time.Now(), false)
+				in.pumpAll(ctx, s)
+			}
+			missing, dups := s.report(w.all()[len(lost):])
+			if len(missing)+len(dups) > 0 {
+				t.Fatalf("missing %v, duplicates %v", head(missing), head(dups))
+			}
+		})
+	}
+}

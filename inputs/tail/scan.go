@@ -304,6 +304,9 @@ func (t *Input) adopt(c *candidate, now time.Time, first bool, present map[devIn
 	e.h = h
 	t.mu.Unlock()
 	if !(first && t.fresh && t.cfg.ReadFrom == "end") {
+		if c.zr == nil {
+			h.ident = c.prefix
+		}
 		return h
 	}
 	// read_from = "end": what is there already counts as handled.
@@ -361,19 +364,26 @@ func (t *Input) resume(c *candidate, e *entry, now time.Time) (*harvester, verdi
 			c.close()
 			return nil, olderCopy, nil
 		}
+		// Start from the bytes just checked, not a second read of them: a
+		// rewrite in between must show at the first read, not be taken in.
+		// A position within the identifying prefix is checked on it.
+		inPrefix := e.next <= int64(len(c.prefix))
 		var w window
-		if err := readWindow(c.f, e.next, &w); err != nil {
+		if inPrefix {
+			w.fold(c.prefix[:e.next])
+		} else if err := readWindow(c.f, e.next, &w); err != nil {
 			return nil, mismatch, err
 		}
 		if w.sum() != e.nextAnchor {
 			return nil, mismatch, nil
 		}
-		// Start from the window just checked, not a second read of it: a
-		// rewrite in between must show at the first read, not be taken in.
 		h := t.startHarvester(c, e)
 		if err := h.seekPlainFrom(e.next, w); err != nil {
 			t.closeHarvester(h)
 			return nil, mismatch, err
+		}
+		if inPrefix {
+			h.ident = c.prefix
 		}
 		t.attach(h, c, e, now)
 		return h, resumed, nil
@@ -471,6 +481,7 @@ func (h *harvester) seekPlainFrom(off int64, w window) error {
 	h.pos, h.off = off, off
 	h.checkedAt = -1
 	h.win, h.rwin = w, w
+	h.ident = nil
 	return nil
 }
 
