@@ -203,6 +203,39 @@ func TestR15TruncateWhileDown(t *testing.T) {
 	}
 }
 
+// R14 across a restart, the original still empty: lines written while
+// tern is down, then copytruncate, then tern starts before the application
+// writes again (and the empty original is rotated away by create). The copy
+// continues the original's position; an empty file at the original's inode
+// shows the original was truncated, so the copy must not wait for it. Found
+// by R18 (TestR18Model): the copy waited for ever.
+func TestCopyTruncateWhileDownEmptyOriginal(t *testing.T) {
+	dir, data := t.TempDir(), t.TempDir()
+	w := newLogWriter(t, dir, "app.log", 40)
+	defer w.close()
+	s := newSink(0, 0)
+	cfg := testConfig(filepath.Join(dir, "app.log*"))
+	h := startInput(t, data, cfg, s)
+	w.write(10)
+	if !s.waitSeqs(0, w.seq, 10*time.Second) {
+		t.Fatal("timeout")
+	}
+	h.stop(true)
+	w.write(10)
+	w.copyTruncate(0)
+	w.rotateCreate()
+	h = startInput(t, data, cfg, s)
+	if !s.waitSeqs(0, w.seq, 10*time.Second) {
+		m, _ := s.report(w.all())
+		t.Errorf("missing %v", head(m))
+	}
+	h.stop(true)
+	missing, dups := s.report(w.all())
+	if len(missing)+len(dups) > 0 {
+		t.Fatalf("missing %v, duplicates %v", head(missing), head(dups))
+	}
+}
+
 // R17: inode reuse. A file is deleted and a new one created that (usually)
 // gets the same inode, first shorter, then longer than the old position;
 // both while tern runs and while it is down. The new file is read from

@@ -105,6 +105,16 @@ func (t *Input) scan(now time.Time, first bool) int {
 				t.mu.Unlock()
 				continue
 			}
+			if f.size == 0 && e.next > 0 {
+				// Emptied (truncated while closed or while tern was
+				// down): the content e read is no longer at this inode.
+				// An empty file is not opened, so say it here, or a copy
+				// of that content (copytruncate) waits for it for ever.
+				t.mu.Lock()
+				e.dev, e.ino, e.truncated = 0, 0, true
+				t.markDirty()
+				t.mu.Unlock()
+			}
 		}
 		rest = append(rest, f)
 	}
