@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -289,6 +290,37 @@ func TestR17InodeReuse(t *testing.T) {
 				t.Fatalf("missing %v, duplicates %v", head(missing), head(dups))
 			}
 		})
+	}
+}
+
+// A live file holding only the first bytes of a line, the same bytes
+// another file starts with (a common prefix: a timestamp, a banner written
+// before the program blocks): the longer file cannot be a copy of the
+// shorter one, and nothing of the short one was handed on, so the longer
+// one is read at once, not held back until the live file's line is
+// finished. Found by R18 (TestR18Model), where the rotated file waited for
+// ever.
+func TestLongerFileIsNoCopyOfAShortLiveFile(t *testing.T) {
+	dir, data := t.TempDir(), t.TempDir()
+	var b strings.Builder
+	for q := range 5 {
+		fmt.Fprintf(&b, "seq=%d old file\n", q)
+	}
+	writeFile(t, filepath.Join(dir, "app.log.1"), b.String())
+	writeFile(t, filepath.Join(dir, "app.log"), "seq")
+	s := newSink(0, 0)
+	h := startInput(t, data, testConfig(filepath.Join(dir, "app.log*")), s)
+	defer h.stop(true)
+	if !s.waitSeqs(0, 5, 5*time.Second) {
+		m, _ := s.report(seqs(5))
+		t.Fatalf("the rotated file waited for the live one: missing %v", m)
+	}
+	appendFile(t, filepath.Join(dir, "app.log"), "=5 new file\n")
+	if !s.waitSeqs(5, 6, 5*time.Second) {
+		t.Fatal("the live file's line was not delivered")
+	}
+	if missing, dups := s.report(seqs(6)); len(missing)+len(dups) > 0 {
+		t.Fatalf("missing %v, duplicates %v", missing, dups)
 	}
 }
 

@@ -77,7 +77,7 @@ func (t *Input) scan(now time.Time, first bool) int {
 	t.mu.Unlock()
 
 	var rest []found
-	present := map[devIno]bool{}
+	present := map[devIno]int64{} // the files found, by node: their sizes
 	for _, p := range t.glob() {
 		fi, err := os.Stat(p)
 		if err != nil || !fi.Mode().IsRegular() {
@@ -85,7 +85,7 @@ func (t *Input) scan(now time.Time, first bool) int {
 		}
 		dev, ino, _ := fileID(fi)
 		id := devIno{dev, ino}
-		present[id] = true
+		present[id] = fi.Size()
 		if h := live[id]; h != nil {
 			if !h.inGlob {
 				h.inGlob = true
@@ -221,7 +221,7 @@ func (t *Input) openCandidate(path string) (*candidate, error) {
 
 // adopt finds the entry c continues, or makes a new one, and starts a
 // harvester on it. It returns nil when c is left alone for now.
-func (t *Input) adopt(c *candidate, now time.Time, first bool, present map[devIno]bool) *harvester {
+func (t *Input) adopt(c *candidate, now time.Time, first bool, present map[devIno]int64) *harvester {
 	L := int64(len(c.prefix))
 	sums := map[int64]hash16{}
 	t.mu.Lock()
@@ -253,11 +253,25 @@ func (t *Input) adopt(c *candidate, now time.Time, first bool, present map[devIn
 	})
 	for _, e := range cands {
 		hint := devIno{e.dev, e.ino}
-		if e.h != nil || (e.ino != 0 && hint != c.id && present[hint]) {
+		size, there := present[hint]
+		if e.h != nil || (e.ino != 0 && hint != c.id && there) {
 			// Same content as a file that is still there under another
 			// inode: a copy (copytruncate in progress, a compressed
 			// archive of a live file). It continues that file once the
 			// original is truncated or gone; until then, wait.
+			if e.h != nil {
+				size = -1
+				if fi, err := e.h.f.Stat(); err == nil {
+					size = fi.Size()
+				}
+			}
+			if e.next == 0 && c.zr == nil && !e.gz && size >= 0 && c.size > size {
+				// But a copy is never longer than its original. While
+				// nothing of e was handed on, a longer file that only
+				// starts like it (e holds the first bytes of a line) is
+				// read on its own: nothing is repeated or lost.
+				continue
+			}
 			c.close()
 			return nil
 		}
