@@ -231,3 +231,44 @@ func TestFirstReadIsTheFingerprintedBytes(t *testing.T) {
 		})
 	}
 }
+
+// A copy made while the file it copies is open but not read since it was
+// truncated: the file's entry has no fingerprint yet (it starts over at
+// offset 0 with nothing read), so the copy matches no entry. It must still
+// wait as a copy of an open file, or the copy and the original both hand
+// on the same lines. Found by R18 (TestR18Model); driven by hand so the
+// scan falls between the copy and the reader's first read.
+func TestCopyOfAFileNotReadSinceItsTruncation(t *testing.T) {
+	dir, data := t.TempDir(), t.TempDir()
+	w := newLogWriter(t, dir, "app.log", 60)
+	defer w.close()
+	w.write(20)
+	in := handDriven(t, data, testConfig(filepath.Join(dir, "app.log*")))
+	s := newSink(0, 0)
+	ctx := context.Background()
+	in.scan(time.Now(), true)
+	in.pumpAll(ctx, s)
+	w.truncate()
+	in.pumpAll(ctx, s) // the reader sees the truncation and starts over
+	if len(in.hs) != 1 || in.hs[0].e.fpLen != 0 {
+		t.Fatal("the reader did not start over")
+	}
+	w.write(50) // longer than a fingerprint
+	b, err := os.ReadFile(w.path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, w.path()+".1", string(b)) // copytruncate's copy...
+	in.scan(time.Now(), false)
+	in.pumpAll(ctx, s)
+	w.truncate() // ...and its truncation
+	w.write(5)
+	for range 4 {
+		in.scan(time.Now(), false)
+		in.pumpAll(ctx, s)
+	}
+	missing, dups := s.report(w.all())
+	if len(missing)+len(dups) > 0 {
+		t.Fatalf("missing %v, duplicates %v", head(missing), head(dups))
+	}
+}

@@ -301,10 +301,13 @@ func (t *Input) adopt(c *candidate, now time.Time, first bool, present map[devIn
 			c = nc
 		}
 	}
-	if L < int64(t.cfg.FingerprintBytes) && t.startsLikeOpenFile(c) {
-		// Shorter than a fingerprint and equal to the start of a file
-		// being read: most likely a copy still being written. Wait until
-		// it is long enough to tell.
+	if t.startsLikeOpenFile(c) {
+		// Equal to the start of a file being read, and no fingerprint
+		// said so: the file is longer than c's fingerprint (c is most
+		// likely a copy still being written: wait until it is long
+		// enough to tell), or it has not been read since it started over
+		// after a truncation and has no fingerprint yet (c is a copy of
+		// it: wait until the reader has read it).
 		c.close()
 		return nil
 	}
