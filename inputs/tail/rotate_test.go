@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ternlog/tern/pipeline/config"
 )
 
 // The rotation scenarios of reliability.md §5.2 (R13–R15, R17) at CI scale:
@@ -321,6 +323,45 @@ func TestLongerFileIsNoCopyOfAShortLiveFile(t *testing.T) {
 	}
 	if missing, dups := s.report(seqs(6)); len(missing)+len(dups) > 0 {
 		t.Fatalf("missing %v, duplicates %v", missing, dups)
+	}
+}
+
+// After a create rotation, the new file is empty when the input rescans,
+// so it is not opened; the first write to it must be noticed at once, not
+// at the next scan_interval, although the rotated file, still open, was
+// opened under the same name. Found by R18 (TestR18Model), where such
+// lines waited for the periodic scan.
+func TestWriteToNewFileAfterRotationNoticed(t *testing.T) {
+	for _, m := range modes() {
+		t.Run(m.name, func(t *testing.T) {
+			dir, data := t.TempDir(), t.TempDir()
+			w := newLogWriter(t, dir, "app.log", 20)
+			defer w.close()
+			s := newSink(0, 0)
+			cfg := testConfig(filepath.Join(dir, "app.log*"))
+			cfg.Poll = m.poll
+			cfg.PollInterval = config.Duration(100 * time.Millisecond)
+			cfg.ScanInterval = config.Duration(time.Minute)
+			h := startInput(t, data, cfg, s)
+			defer h.stop(true)
+			w.write(10)
+			if !s.waitSeqs(0, w.seq, 5*time.Second) {
+				t.Fatal("timeout")
+			}
+			w.rotateCreate()
+			waitFor(t, func() bool {
+				for _, e := range h.in.snapshot() {
+					if e.path == w.path()+".1" {
+						return true
+					}
+				}
+				return false
+			}, "the scan after the rotation")
+			w.write(1)
+			if !s.waitSeqs(0, w.seq, 5*time.Second) {
+				t.Fatal("the line written to the new file was not read within 5s")
+			}
+		})
 	}
 }
 
