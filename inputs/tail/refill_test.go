@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
+
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
 
@@ -270,5 +272,35 @@ func TestCopyOfAFileNotReadSinceItsTruncation(t *testing.T) {
 	missing, dups := s.report(w.all())
 	if len(missing)+len(dups) > 0 {
 		t.Fatalf("missing %v, duplicates %v", head(missing), head(dups))
+	}
+}
+
+// The race behind TestWriteToNewFileAfterRotationNoticed: the scan after a
+// create rotation finds the new file still empty, and the first write to
+// it is taken by the waker before the scan has published that the name no
+// longer names the open file, so it only wakes the loop. The next round
+// must rescan anyway. Found by R18 (TestR18Model); the event is handed to
+// the waker by hand, as if it had come before the scan's publication.
+func TestFirstWriteToNewFileDuringScanRescanned(t *testing.T) {
+	dir, data := t.TempDir(), t.TempDir()
+	w := newLogWriter(t, dir, "app.log", 20)
+	defer w.close()
+	w.write(5)
+	in := handDriven(t, data, testConfig(filepath.Join(dir, "app.log*")))
+	wk := &waker{t: in, wake: make(chan struct{}, 1), dirs: map[string]bool{}}
+	s := newSink(0, 0)
+	in.scan(time.Now(), true)
+	in.pumpAll(context.Background(), s)
+	before := in.held.Load() // app.log is the open file's name
+	w.rotateCreate()
+	in.needScan = false
+	in.scan(time.Now(), false) // app.log is a new, empty file
+	w.write(1)
+	after := in.held.Load()
+	in.held.Store(before)
+	wk.event(fsnotify.Event{Name: w.path(), Op: fsnotify.Write})
+	in.held.Store(after)
+	if !wk.takeRescan() && !in.needScan {
+		t.Fatal("the first write to the new file does not make the loop rescan")
 	}
 }

@@ -14,7 +14,7 @@ import (
 // Loop-owned state (the Run goroutine only).
 type loopState struct {
 	hs       []*harvester
-	needScan bool // a copy may be waiting for a file that just went away
+	needScan bool // rescan at the next round, whatever wakes it
 	recs     []pipeline.Record
 	offs     []int64
 }

@@ -62,6 +62,7 @@ func (t *Input) matches(path string) bool {
 // files already open are recognised by inode (so a rename only updates the
 // path), the others by fingerprint. It returns how many files it opened.
 func (t *Input) scan(now time.Time, first bool) int {
+	held := t.held.Load() // the names the waker takes for open files
 	live := make(map[devIno]*harvester, len(t.hs))
 	for _, h := range t.hs {
 		live[devIno{h.dev, h.ino}] = h
@@ -124,6 +125,13 @@ func (t *Input) scan(now time.Time, first bool) int {
 	opened := 0
 	for _, f := range rest {
 		if f.size == 0 {
+			if held != nil && (*held)[f.path] {
+				// A new, empty file under the name of an open one (a
+				// create rotation). Until the end of this scan the waker
+				// takes a write to it for a write to the open file,
+				// which only wakes the loop: rescan at that wake-up.
+				t.needScan = true
+			}
 			continue
 		}
 		if live[f.id] != nil {
