@@ -90,8 +90,10 @@ func (t *Input) follow(ctx context.Context, out pipeline.Emitter) error {
 		now := time.Now()
 		if w.takeRescan() || first || t.needScan || !now.Before(nextScan) {
 			t.needScan = false
-			t.scan(t.set.Now(), first)
+			// Watch first: a change during the scan, after the scan
+			// looked at that file, must still send an event.
 			w.watch(t.watchDirs())
+			t.scan(t.set.Now(), first)
 			first = false
 			if w.polling() {
 				nextScan = now.Add(delay)
