@@ -304,3 +304,45 @@ func TestFirstWriteToNewFileDuringScanRescanned(t *testing.T) {
 		t.Fatal("the first write to the new file does not make the loop rescan")
 	}
 }
+
+// A copy that waited for its original, in the same scan that then finds
+// the original rewritten in place (a new file at its inode), must be looked
+// at again at the next round, not at the next scan_interval. The order of
+// the two in a scan depends on inode hints, so the copy's inode is made to
+// hint at some other entry, as a reused inode does. Found by R18
+// (TestR18Model).
+func TestCopyReconsideredWhenItsOriginalTurnsOutRewritten(t *testing.T) {
+	dir, data := t.TempDir(), t.TempDir()
+	w := newLogWriter(t, dir, "app.log", 20)
+	defer w.close()
+	cfg := testConfig(filepath.Join(dir, "app.log*"))
+	s := newSink(0, 0)
+	h := startInput(t, data, cfg, s)
+	w.write(10)
+	if !s.waitSeqs(0, w.seq, 10*time.Second) {
+		t.Fatal("timeout")
+	}
+	h.stop(true)
+	// While tern is down: more lines, copytruncate, new lines in the
+	// original, which is then rotated by create to a name after the copy's.
+	w.write(10)
+	w.copyTruncate(0) // app.log.1
+	w.write(5)
+	w.rotateCreate() // app.log.2 is the original, rewritten
+	in := handDriven(t, data, cfg)
+	in.entries = append(in.entries, &entry{fp: sum16([]byte("x")), fpLen: 1, path: "gone", size: -1,
+		ino: inode(t, w.path()+".1"), dev: in.entries[0].dev, nextAnchor: emptyAnchor, ackedAnchor: emptyAnchor})
+	ctx := context.Background()
+	in.needScan = false
+	in.scan(time.Now(), true)
+	in.pumpAll(ctx, s)
+	for round := 0; in.needScan && round < 3; round++ {
+		in.needScan = false
+		in.scan(time.Now(), false)
+		in.pumpAll(ctx, s)
+	}
+	missing, dups := s.report(w.all())
+	if len(missing)+len(dups) > 0 {
+		t.Fatalf("missing %v, duplicates %v", head(missing), head(dups))
+	}
+}

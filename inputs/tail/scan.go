@@ -320,12 +320,14 @@ func (t *Input) adopt(c *candidate, now time.Time, first bool, present map[devIn
 		return nil
 	}
 	// A file never seen before. If its inode was another file's, that
-	// file was rewritten in place: a copy of it may still turn up.
+	// file was rewritten in place: a copy of it may still turn up, or
+	// have waited for it earlier in this scan (look again next round).
 	t.mu.Lock()
 	for _, o := range t.entries {
 		if o.h == nil && o.ino != 0 && (devIno{o.dev, o.ino}) == c.id {
 			o.dev, o.ino, o.truncated = 0, 0, true
 			t.markDirty()
+			t.needScan = true
 		}
 	}
 	t.mu.Unlock()
