@@ -353,6 +353,12 @@ func (h *harvester) growFingerprint() error {
 	if e.fpLen > 0 && sum16(p[:e.fpLen]) != e.fp {
 		return errRewritten
 	}
+	if e.fpLen == 0 {
+		// A file started over after a truncation has its identity only
+		// now: a copy that waited for this read (startsLikeOpenFile) is
+		// either a copy of what was just read or a file of its own.
+		h.t.needScan = true
+	}
 	fp := sum16(p)
 	h.t.mu.Lock()
 	e.fp, e.fpLen = fp, int64(len(p))

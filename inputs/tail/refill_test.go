@@ -346,3 +346,43 @@ func TestCopyReconsideredWhenItsOriginalTurnsOutRewritten(t *testing.T) {
 		t.Fatalf("missing %v, duplicates %v", head(missing), head(dups))
 	}
 }
+
+// The copy of TestCopyOfAFileNotReadSinceItsTruncation waits for the
+// reader to read the file it copies. If that file is truncated and
+// rewritten again before the reader gets to it, the reader reads other
+// content from offset 0 (nothing shows a truncation at position 0) and the
+// copy is a file of its own: its wait must end at that read, not at the
+// next scan_interval. Found by R18 (TestR18Model).
+func TestCopyWaitEndsAtTheFirstRead(t *testing.T) {
+	dir, data := t.TempDir(), t.TempDir()
+	w := newLogWriter(t, dir, "app.log", 20)
+	defer w.close()
+	w.write(5)
+	in := handDriven(t, data, testConfig(filepath.Join(dir, "app.log*")))
+	s := newSink(0, 0)
+	ctx := context.Background()
+	in.scan(time.Now(), true)
+	in.pumpAll(ctx, s)
+	w.truncate()
+	in.pumpAll(ctx, s) // the reader starts over: no fingerprint
+	w.write(1)
+	b, err := os.ReadFile(w.path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, w.path()+".1", string(b))
+	in.needScan = false
+	in.scan(time.Now(), false) // the copy waits for the reader
+	w.truncate()
+	w.write(4)
+	in.pumpAll(ctx, s) // the reader reads the new content from 0
+	for round := 0; in.needScan && round < 3; round++ {
+		in.needScan = false
+		in.scan(time.Now(), false)
+		in.pumpAll(ctx, s)
+	}
+	missing, dups := s.report(w.all())
+	if len(missing)+len(dups) > 0 {
+		t.Fatalf("missing %v, duplicates %v", head(missing), head(dups))
+	}
+}
