@@ -45,6 +45,11 @@ type harvester struct {
 	// those very bytes, or the file was rotated since and the entry would
 	// carry one content's fingerprint and another's position.
 	ident []byte
+	// first (plain files) is the file's first bytes, up to anchorLen, as
+	// identified or read: checked with the anchor, for a file rewritten
+	// between two reads can have the same bytes before the position (lines
+	// of one length that end alike) but not, as a rule, at its start.
+	first []byte
 
 	atEOF     bool
 	idleSince time.Time
@@ -130,7 +135,7 @@ func (h *harvester) read() (int, error) {
 	prevPos, prev := h.pos, h.rwin
 	n, err := h.f.Read(h.buf[h.end:])
 	if n > 0 {
-		if prevPos > 0 && !h.sameAt(prevPos, &prev) {
+		if prevPos > 0 && (!h.sameAt(prevPos, &prev) || !h.sameFirst()) {
 			return 0, errRewritten
 		}
 		if id := int64(len(h.ident)); id > 0 {
@@ -141,6 +146,10 @@ func (h *harvester) read() (int, error) {
 			if prevPos+int64(n) >= id {
 				h.ident = nil
 			}
+		}
+		if l := int64(len(h.first)); l < anchorLen && l >= prevPos && l < prevPos+int64(n) {
+			from := h.end + int(l-prevPos)
+			h.first = append(h.first, h.buf[from:from+int(min(anchorLen-l, prevPos+int64(n)-l))]...)
 		}
 		h.rwin.fold(h.buf[h.end : h.end+n])
 		h.end += n
@@ -157,7 +166,7 @@ func (h *harvester) read() (int, error) {
 	if fi.Size() < max(h.pos, int64(len(h.ident))) {
 		return 0, errRewritten
 	}
-	if h.pos > 0 && !h.sameAt(h.pos, &h.rwin) {
+	if h.pos > 0 && (!h.sameAt(h.pos, &h.rwin) || !h.sameFirst()) {
 		return 0, errRewritten
 	}
 	// Stat came first: a later rewrite leaves a newer modification time.
@@ -174,6 +183,14 @@ func (h *harvester) sameAt(pos int64, w *window) bool {
 	p := b[:w.n]
 	n, _ := h.f.ReadAt(p, pos-int64(w.n))
 	return n == w.n && bytes.Equal(p, w.bytes())
+}
+
+// sameFirst reports whether the file still starts with h.first.
+func (h *harvester) sameFirst() bool {
+	var b [anchorLen]byte
+	p := b[:len(h.first)]
+	n, _ := h.f.ReadAt(p, 0)
+	return n == len(p) && bytes.Equal(p, h.first)
 }
 
 func (h *harvester) collectHead(p []byte) {

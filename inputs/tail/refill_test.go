@@ -386,3 +386,32 @@ func TestCopyWaitEndsAtTheFirstRead(t *testing.T) {
 		t.Fatalf("missing %v, duplicates %v", head(missing), head(dups))
 	}
 }
+
+// A file truncated and rewritten between two reads, the new content longer
+// than the position and with the same 64 bytes just before it (lines of one
+// length ending alike: padding, or JSON lines whose last fields are the
+// same, as an application's first message after a restart): the anchor
+// alone cannot tell, the file's first bytes do. The reader must start
+// over, not resume at the old position past the new first line. Found by
+// R18 (TestR18Model).
+func TestRewriteWithTheSameAnchor(t *testing.T) {
+	dir, data := t.TempDir(), t.TempDir()
+	w := newLogWriter(t, dir, "app.log", 80)
+	defer w.close()
+	w.write(20) // longer than a fingerprint
+	in := handDriven(t, data, testConfig(filepath.Join(dir, "app.log")))
+	s := newSink(0, 0)
+	ctx := context.Background()
+	in.scan(time.Now(), true)
+	in.pumpAll(ctx, s)
+	w.truncate()
+	w.write(30) // lines of the same length and tail
+	for range 3 {
+		in.scan(time.Now(), false)
+		in.pumpAll(ctx, s)
+	}
+	missing, dups := s.report(w.all())
+	if len(missing)+len(dups)+len(s.badLines) > 0 {
+		t.Fatalf("missing %v, duplicates %v, malformed %q", head(missing), head(dups), s.badLines)
+	}
+}

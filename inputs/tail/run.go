@@ -258,7 +258,7 @@ func (t *Input) restart(h *harvester) {
 	h.e = ne
 	t.needScan = true
 	h.discarding, h.atEOF = false, false
-	h.head = h.head[:0]
+	h.head, h.first = h.head[:0], h.first[:0]
 	if err := h.seekPlain(0); err != nil {
 		t.readFailed(h, err)
 	}

@@ -493,6 +493,8 @@ func (t *Input) startHarvester(c *candidate, e *entry) *harvester {
 		if c.gzPartial {
 			h.gzEnd = false
 		}
+	} else {
+		h.first = append(h.first, c.prefix[:min(anchorLen, len(c.prefix))]...)
 	}
 	t.hs = append(t.hs, h)
 	return h
