@@ -40,6 +40,16 @@ type harvester struct {
 	rwin window // the bytes read last (plain files: detects rewrites)
 
 	head []byte // gzip: the first fingerprint bytes of the stream
+	// ident (plain files) is the file's first bytes as the scan read them
+	// to identify it, until reading got past them: the reads must return
+	// those very bytes, or the file was rotated since and the entry would
+	// carry one content's fingerprint and another's position.
+	ident []byte
+	// first (plain files) is the file's first bytes, up to anchorLen, as
+	// identified or read: checked with the anchor, for a file rewritten
+	// between two reads can have the same bytes before the position (lines
+	// of one length that end alike) but not, as a rule, at its start.
+	first []byte
 
 	atEOF     bool
 	idleSince time.Time
@@ -125,8 +135,21 @@ func (h *harvester) read() (int, error) {
 	prevPos, prev := h.pos, h.rwin
 	n, err := h.f.Read(h.buf[h.end:])
 	if n > 0 {
-		if prevPos > 0 && !h.sameAt(prevPos, &prev) {
+		if prevPos > 0 && (!h.sameAt(prevPos, &prev) || !h.sameFirst()) {
 			return 0, errRewritten
+		}
+		if id := int64(len(h.ident)); id > 0 {
+			k := min(int64(n), id-prevPos)
+			if k > 0 && !bytes.Equal(h.buf[h.end:h.end+int(k)], h.ident[prevPos:prevPos+k]) {
+				return 0, errRewritten
+			}
+			if prevPos+int64(n) >= id {
+				h.ident = nil
+			}
+		}
+		if l := int64(len(h.first)); l < anchorLen && l >= prevPos && l < prevPos+int64(n) {
+			from := h.end + int(l-prevPos)
+			h.first = append(h.first, h.buf[from:from+int(min(anchorLen-l, prevPos+int64(n)-l))]...)
 		}
 		h.rwin.fold(h.buf[h.end : h.end+n])
 		h.end += n
@@ -140,10 +163,10 @@ func (h *harvester) read() (int, error) {
 	if serr != nil {
 		return 0, serr
 	}
-	if fi.Size() < h.pos {
+	if fi.Size() < max(h.pos, int64(len(h.ident))) {
 		return 0, errRewritten
 	}
-	if h.pos > 0 && !h.sameAt(h.pos, &h.rwin) {
+	if h.pos > 0 && (!h.sameAt(h.pos, &h.rwin) || !h.sameFirst()) {
 		return 0, errRewritten
 	}
 	// Stat came first: a later rewrite leaves a newer modification time.
@@ -160,6 +183,14 @@ func (h *harvester) sameAt(pos int64, w *window) bool {
 	p := b[:w.n]
 	n, _ := h.f.ReadAt(p, pos-int64(w.n))
 	return n == w.n && bytes.Equal(p, w.bytes())
+}
+
+// sameFirst reports whether the file still starts with h.first.
+func (h *harvester) sameFirst() bool {
+	var b [anchorLen]byte
+	p := b[:len(h.first)]
+	n, _ := h.f.ReadAt(p, 0)
+	return n == len(p) && bytes.Equal(p, h.first)
 }
 
 func (h *harvester) collectHead(p []byte) {
@@ -338,6 +369,12 @@ func (h *harvester) growFingerprint() error {
 	}
 	if e.fpLen > 0 && sum16(p[:e.fpLen]) != e.fp {
 		return errRewritten
+	}
+	if e.fpLen == 0 {
+		// A file started over after a truncation has its identity only
+		// now: a copy that waited for this read (startsLikeOpenFile) is
+		// either a copy of what was just read or a file of its own.
+		h.t.needScan = true
 	}
 	fp := sum16(p)
 	h.t.mu.Lock()

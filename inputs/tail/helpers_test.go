@@ -354,13 +354,20 @@ func testConfig(patterns ...string) Config {
 
 func startInput(t testing.TB, dataDir string, cfg Config, out pipeline.Emitter) *harness {
 	t.Helper()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
 	set := pipelinetest.Settings(t, "inputs.tail")
 	set.Now = time.Now
 	set.DataDir = dataDir
 	set.ConfigDir = "/"
+	return startInputWith(t, set, cfg, out)
+}
+
+// startInputWith is startInput with the caller's settings (its own logger,
+// no temporary directory per call: R18 starts thousands of inputs).
+func startInputWith(t testing.TB, set pipeline.Settings, cfg Config, out pipeline.Emitter) *harness {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	in, err := New(set, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -5,9 +5,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ternlog/tern/pipeline/config"
 )
 
 // The rotation scenarios of reliability.md §5.2 (R13–R15, R17) at CI scale:
@@ -203,6 +206,39 @@ func TestR15TruncateWhileDown(t *testing.T) {
 	}
 }
 
+// R14 across a restart, the original still empty: lines written while
+// tern is down, then copytruncate, then tern starts before the application
+// writes again (and the empty original is rotated away by create). The copy
+// continues the original's position; an empty file at the original's inode
+// shows the original was truncated, so the copy must not wait for it. Found
+// by R18 (TestR18Model): the copy waited for ever.
+func TestCopyTruncateWhileDownEmptyOriginal(t *testing.T) {
+	dir, data := t.TempDir(), t.TempDir()
+	w := newLogWriter(t, dir, "app.log", 40)
+	defer w.close()
+	s := newSink(0, 0)
+	cfg := testConfig(filepath.Join(dir, "app.log*"))
+	h := startInput(t, data, cfg, s)
+	w.write(10)
+	if !s.waitSeqs(0, w.seq, 10*time.Second) {
+		t.Fatal("timeout")
+	}
+	h.stop(true)
+	w.write(10)
+	w.copyTruncate(0)
+	w.rotateCreate()
+	h = startInput(t, data, cfg, s)
+	if !s.waitSeqs(0, w.seq, 10*time.Second) {
+		m, _ := s.report(w.all())
+		t.Errorf("missing %v", head(m))
+	}
+	h.stop(true)
+	missing, dups := s.report(w.all())
+	if len(missing)+len(dups) > 0 {
+		t.Fatalf("missing %v, duplicates %v", head(missing), head(dups))
+	}
+}
+
 // R17: inode reuse. A file is deleted and a new one created that (usually)
 // gets the same inode, first shorter, then longer than the old position;
 // both while tern runs and while it is down. The new file is read from
@@ -254,6 +290,76 @@ func TestR17InodeReuse(t *testing.T) {
 			t.Logf("R17 %s: inode reused %d of 3 times: missing %d, duplicates %d", map[bool]string{false: "live", true: "restart"}[down], reused, len(missing), len(dups))
 			if len(missing)+len(dups) > 0 {
 				t.Fatalf("missing %v, duplicates %v", head(missing), head(dups))
+			}
+		})
+	}
+}
+
+// A live file holding only the first bytes of a line, the same bytes
+// another file starts with (a common prefix: a timestamp, a banner written
+// before the program blocks): the longer file cannot be a copy of the
+// shorter one, and nothing of the short one was handed on, so the longer
+// one is read at once, not held back until the live file's line is
+// finished. Found by R18 (TestR18Model), where the rotated file waited for
+// ever.
+func TestLongerFileIsNoCopyOfAShortLiveFile(t *testing.T) {
+	dir, data := t.TempDir(), t.TempDir()
+	var b strings.Builder
+	for q := range 5 {
+		fmt.Fprintf(&b, "seq=%d old file\n", q)
+	}
+	writeFile(t, filepath.Join(dir, "app.log.1"), b.String())
+	writeFile(t, filepath.Join(dir, "app.log"), "seq")
+	s := newSink(0, 0)
+	h := startInput(t, data, testConfig(filepath.Join(dir, "app.log*")), s)
+	defer h.stop(true)
+	if !s.waitSeqs(0, 5, 5*time.Second) {
+		m, _ := s.report(seqs(5))
+		t.Fatalf("the rotated file waited for the live one: missing %v", m)
+	}
+	appendFile(t, filepath.Join(dir, "app.log"), "=5 new file\n")
+	if !s.waitSeqs(5, 6, 5*time.Second) {
+		t.Fatal("the live file's line was not delivered")
+	}
+	if missing, dups := s.report(seqs(6)); len(missing)+len(dups) > 0 {
+		t.Fatalf("missing %v, duplicates %v", missing, dups)
+	}
+}
+
+// After a create rotation, the new file is empty when the input rescans,
+// so it is not opened; the first write to it must be noticed at once, not
+// at the next scan_interval, although the rotated file, still open, was
+// opened under the same name. Found by R18 (TestR18Model), where such
+// lines waited for the periodic scan.
+func TestWriteToNewFileAfterRotationNoticed(t *testing.T) {
+	for _, m := range modes() {
+		t.Run(m.name, func(t *testing.T) {
+			dir, data := t.TempDir(), t.TempDir()
+			w := newLogWriter(t, dir, "app.log", 20)
+			defer w.close()
+			s := newSink(0, 0)
+			cfg := testConfig(filepath.Join(dir, "app.log*"))
+			cfg.Poll = m.poll
+			cfg.PollInterval = config.Duration(100 * time.Millisecond)
+			cfg.ScanInterval = config.Duration(time.Minute)
+			h := startInput(t, data, cfg, s)
+			defer h.stop(true)
+			w.write(10)
+			if !s.waitSeqs(0, w.seq, 5*time.Second) {
+				t.Fatal("timeout")
+			}
+			w.rotateCreate()
+			waitFor(t, func() bool {
+				for _, e := range h.in.snapshot() {
+					if e.path == w.path()+".1" {
+						return true
+					}
+				}
+				return false
+			}, "the scan after the rotation")
+			w.write(1)
+			if !s.waitSeqs(0, w.seq, 5*time.Second) {
+				t.Fatal("the line written to the new file was not read within 5s")
 			}
 		})
 	}

@@ -14,7 +14,7 @@ import (
 // Loop-owned state (the Run goroutine only).
 type loopState struct {
 	hs       []*harvester
-	needScan bool // a copy may be waiting for a file that just went away
+	needScan bool // rescan at the next round, whatever wakes it
 	recs     []pipeline.Record
 	offs     []int64
 }
@@ -90,8 +90,10 @@ func (t *Input) follow(ctx context.Context, out pipeline.Emitter) error {
 		now := time.Now()
 		if w.takeRescan() || first || t.needScan || !now.Before(nextScan) {
 			t.needScan = false
-			t.scan(t.set.Now(), first)
+			// Watch first: a change during the scan, after the scan
+			// looked at that file, must still send an event.
 			w.watch(t.watchDirs())
+			t.scan(t.set.Now(), first)
 			first = false
 			if w.polling() {
 				nextScan = now.Add(delay)
@@ -256,7 +258,7 @@ func (t *Input) restart(h *harvester) {
 	h.e = ne
 	t.needScan = true
 	h.discarding, h.atEOF = false, false
-	h.head = h.head[:0]
+	h.head, h.first = h.head[:0], h.first[:0]
 	if err := h.seekPlain(0); err != nil {
 		t.readFailed(h, err)
 	}

@@ -62,6 +62,7 @@ func (t *Input) matches(path string) bool {
 // files already open are recognised by inode (so a rename only updates the
 // path), the others by fingerprint. It returns how many files it opened.
 func (t *Input) scan(now time.Time, first bool) int {
+	held := t.held.Load() // the names the waker takes for open files
 	live := make(map[devIno]*harvester, len(t.hs))
 	for _, h := range t.hs {
 		live[devIno{h.dev, h.ino}] = h
@@ -77,7 +78,7 @@ func (t *Input) scan(now time.Time, first bool) int {
 	t.mu.Unlock()
 
 	var rest []found
-	present := map[devIno]bool{}
+	present := map[devIno]int64{} // the files found, by node: their sizes
 	for _, p := range t.glob() {
 		fi, err := os.Stat(p)
 		if err != nil || !fi.Mode().IsRegular() {
@@ -85,7 +86,7 @@ func (t *Input) scan(now time.Time, first bool) int {
 		}
 		dev, ino, _ := fileID(fi)
 		id := devIno{dev, ino}
-		present[id] = true
+		present[id] = fi.Size()
 		if h := live[id]; h != nil {
 			if !h.inGlob {
 				h.inGlob = true
@@ -105,6 +106,16 @@ func (t *Input) scan(now time.Time, first bool) int {
 				t.mu.Unlock()
 				continue
 			}
+			if f.size == 0 && e.next > 0 {
+				// Emptied (truncated while closed or while tern was
+				// down): the content e read is no longer at this inode.
+				// An empty file is not opened, so say it here, or a copy
+				// of that content (copytruncate) waits for it for ever.
+				t.mu.Lock()
+				e.dev, e.ino, e.truncated = 0, 0, true
+				t.markDirty()
+				t.mu.Unlock()
+			}
 		}
 		rest = append(rest, f)
 	}
@@ -114,6 +125,13 @@ func (t *Input) scan(now time.Time, first bool) int {
 	opened := 0
 	for _, f := range rest {
 		if f.size == 0 {
+			if held != nil && (*held)[f.path] {
+				// A new, empty file under the name of an open one (a
+				// create rotation). Until the end of this scan the waker
+				// takes a write to it for a write to the open file,
+				// which only wakes the loop: rescan at that wake-up.
+				t.needScan = true
+			}
 			continue
 		}
 		if live[f.id] != nil {
@@ -211,7 +229,7 @@ func (t *Input) openCandidate(path string) (*candidate, error) {
 
 // adopt finds the entry c continues, or makes a new one, and starts a
 // harvester on it. It returns nil when c is left alone for now.
-func (t *Input) adopt(c *candidate, now time.Time, first bool, present map[devIno]bool) *harvester {
+func (t *Input) adopt(c *candidate, now time.Time, first bool, present map[devIno]int64) *harvester {
 	L := int64(len(c.prefix))
 	sums := map[int64]hash16{}
 	t.mu.Lock()
@@ -243,11 +261,25 @@ func (t *Input) adopt(c *candidate, now time.Time, first bool, present map[devIn
 	})
 	for _, e := range cands {
 		hint := devIno{e.dev, e.ino}
-		if e.h != nil || (e.ino != 0 && hint != c.id && present[hint]) {
+		size, there := present[hint]
+		if e.h != nil || (e.ino != 0 && hint != c.id && there) {
 			// Same content as a file that is still there under another
 			// inode: a copy (copytruncate in progress, a compressed
 			// archive of a live file). It continues that file once the
 			// original is truncated or gone; until then, wait.
+			if e.h != nil {
+				size = -1
+				if fi, err := e.h.f.Stat(); err == nil {
+					size = fi.Size()
+				}
+			}
+			if e.next == 0 && c.zr == nil && !e.gz && size >= 0 && c.size > size {
+				// But a copy is never longer than its original. While
+				// nothing of e was handed on, a longer file that only
+				// starts like it (e holds the first bytes of a line) is
+				// read on its own: nothing is repeated or lost.
+				continue
+			}
 			c.close()
 			return nil
 		}
@@ -277,20 +309,25 @@ func (t *Input) adopt(c *candidate, now time.Time, first bool, present map[devIn
 			c = nc
 		}
 	}
-	if L < int64(t.cfg.FingerprintBytes) && t.startsLikeOpenFile(c) {
-		// Shorter than a fingerprint and equal to the start of a file
-		// being read: most likely a copy still being written. Wait until
-		// it is long enough to tell.
+	if t.startsLikeOpenFile(c) {
+		// Equal to the start of a file being read, and no fingerprint
+		// said so: the file is longer than c's fingerprint (c is most
+		// likely a copy still being written: wait until it is long
+		// enough to tell), or it has not been read since it started over
+		// after a truncation and has no fingerprint yet (c is a copy of
+		// it: wait until the reader has read it).
 		c.close()
 		return nil
 	}
 	// A file never seen before. If its inode was another file's, that
-	// file was rewritten in place: a copy of it may still turn up.
+	// file was rewritten in place: a copy of it may still turn up, or
+	// have waited for it earlier in this scan (look again next round).
 	t.mu.Lock()
 	for _, o := range t.entries {
 		if o.h == nil && o.ino != 0 && (devIno{o.dev, o.ino}) == c.id {
 			o.dev, o.ino, o.truncated = 0, 0, true
 			t.markDirty()
+			t.needScan = true
 		}
 	}
 	t.mu.Unlock()
@@ -304,6 +341,9 @@ func (t *Input) adopt(c *candidate, now time.Time, first bool, present map[devIn
 	e.h = h
 	t.mu.Unlock()
 	if !(first && t.fresh && t.cfg.ReadFrom == "end") {
+		if c.zr == nil {
+			h.ident = c.prefix
+		}
 		return h
 	}
 	// read_from = "end": what is there already counts as handled.
@@ -361,19 +401,26 @@ func (t *Input) resume(c *candidate, e *entry, now time.Time) (*harvester, verdi
 			c.close()
 			return nil, olderCopy, nil
 		}
+		// Start from the bytes just checked, not a second read of them: a
+		// rewrite in between must show at the first read, not be taken in.
+		// A position within the identifying prefix is checked on it.
+		inPrefix := e.next <= int64(len(c.prefix))
 		var w window
-		if err := readWindow(c.f, e.next, &w); err != nil {
+		if inPrefix {
+			w.fold(c.prefix[:e.next])
+		} else if err := readWindow(c.f, e.next, &w); err != nil {
 			return nil, mismatch, err
 		}
 		if w.sum() != e.nextAnchor {
 			return nil, mismatch, nil
 		}
-		// Start from the window just checked, not a second read of it: a
-		// rewrite in between must show at the first read, not be taken in.
 		h := t.startHarvester(c, e)
 		if err := h.seekPlainFrom(e.next, w); err != nil {
 			t.closeHarvester(h)
 			return nil, mismatch, err
+		}
+		if inPrefix {
+			h.ident = c.prefix
 		}
 		t.attach(h, c, e, now)
 		return h, resumed, nil
@@ -446,6 +493,8 @@ func (t *Input) startHarvester(c *candidate, e *entry) *harvester {
 		if c.gzPartial {
 			h.gzEnd = false
 		}
+	} else {
+		h.first = append(h.first, c.prefix[:min(anchorLen, len(c.prefix))]...)
 	}
 	t.hs = append(t.hs, h)
 	return h
@@ -471,6 +520,7 @@ func (h *harvester) seekPlainFrom(off int64, w window) error {
 	h.pos, h.off = off, off
 	h.checkedAt = -1
 	h.win, h.rwin = w, w
+	h.ident = nil
 	return nil
 }
 

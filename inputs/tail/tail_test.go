@@ -433,3 +433,29 @@ func TestGolden(t *testing.T) {
 		})
 	}
 }
+
+// A file written while the first scan is under way, after the scan found
+// it empty: its write must be noticed (file notifications are set up
+// before the scan), not left to the next scan_interval. Many other files
+// make the scan long enough for the write to fall inside it. Found by R18
+// (TestR18Model), where the lines a test wrote just after a start waited
+// for the periodic scan.
+func TestWriteDuringFirstScanNoticed(t *testing.T) {
+	dir, data := t.TempDir(), t.TempDir()
+	for i := range 300 {
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("b%03d.log", i)), fmt.Sprintf("seq=%d other\n", 1+i))
+	}
+	p := filepath.Join(dir, "a.log") // first in the glob's order
+	writeFile(t, p, "")
+	cfg := testConfig(filepath.Join(dir, "*.log"))
+	cfg.ScanInterval = config.Duration(time.Minute)
+	s := newSink(0, 0)
+	h := startInput(t, data, cfg, s)
+	defer h.stop(true)
+	time.Sleep(time.Millisecond) // the scan has begun
+	appendFile(t, p, "seq=0 a\n")
+	if !s.waitSeqs(0, 301, 10*time.Second) {
+		m, _ := s.report(seqs(301))
+		t.Fatalf("missing %v", head(m))
+	}
+}

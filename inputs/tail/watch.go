@@ -216,12 +216,15 @@ func (t *Input) onTheWay(path string) bool {
 
 func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
 
-// publishPaths tells the waker which names are open.
+// publishPaths tells the waker which names are open: the names the last
+// scan found the open files under. Not the name a file was opened under
+// (h.src), nor the last name of one no glob matches any more: after a
+// rotation those name a new file, whose first write must make the loop
+// rescan and open it, not merely pump the old one.
 func (t *Input) publishPaths() {
 	m := make(map[string]bool, len(t.hs))
 	for _, h := range t.hs {
-		m[h.src] = true
-		if h.e != nil {
+		if h.e != nil && h.inGlob {
 			t.mu.Lock()
 			m[h.e.path] = true
 			t.mu.Unlock()
