@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -125,11 +126,16 @@ type Buffer struct {
 	recovering                 bool   // the reader has not finished them
 	rollReq                    bool   // seal the writer's segment so consumed space can go
 	dataCh                     chan struct{}
-	spaceCh                    chan struct{}
 	kick                       chan struct{}
 	flushDone                  chan struct{}
 	stopOnce                   sync.Once
 	lock                       io.Closer
+	// waiters are the pushes blocked on a full buffer (or on pmax), oldest
+	// first. Room goes to them in that order and a new push queues behind
+	// them: with a broadcast whichever goroutine ran first won, and Go runs
+	// the one woken last first, so the oldest could starve for seconds (one
+	// Kafka partition stalled behind the others).
+	waiters []*waiter
 
 	// Reader state, guarded by mu; rmu serialises Next.
 	rmu      sync.Mutex
@@ -189,7 +195,7 @@ func New(dir string, opt Options, set pipeline.Settings) (*Buffer, error) {
 		dir: dir, opt: opt, fs: opt.FS, log: set.Logger, set: set, met: newMetrics(set.Telemetry),
 		pmax:   min(max(opt.MaxBufferSize/4, 1<<20), 16<<20),
 		limit:  &logLimiter{every: 10 * time.Second, last: map[string]time.Time{}},
-		dataCh: make(chan struct{}), spaceCh: make(chan struct{}), kick: make(chan struct{}, 1),
+		dataCh: make(chan struct{}), kick: make(chan struct{}, 1),
 		flushDone: make(chan struct{}),
 		retryMin:  50 * time.Millisecond, retryMax: time.Second,
 	}
@@ -211,6 +217,75 @@ func join(dir, name string) string { return filepath.Join(dir, name) }
 func notify(ch *chan struct{}) {
 	close(*ch)
 	*ch = make(chan struct{})
+}
+
+// waiter is a push blocked in line.
+type waiter struct {
+	recs  []byte
+	msgs  int
+	owner queue.Owner
+	wake  chan struct{} // buffered: admitted, or look again
+	in    bool          // admitted by admitWaiting; mu guards
+}
+
+func (w *waiter) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default: // already told
+	}
+}
+
+// blocked reports whether a push of n bytes must wait or be refused: the
+// buffer is full, or the flusher is pmax behind. mu is held.
+func (b *Buffer) blocked(n int64) (full, slow bool) {
+	full = b.diskBytes+n+SegmentHeaderSize > b.opt.MaxBufferSize && b.unconsumed > 0
+	slow = int64(len(b.pend)) >= b.pmax
+	return full, slow
+}
+
+// admitWaiting lets blocked pushes in, oldest first, as long as they fit,
+// doing their push for them; the head that does not fit is woken to look
+// again (it asks for a roll, or gives up per full_action). Called wherever
+// room may have freed; mu is held. Admitting them here, in one go, keeps
+// group commit: woken one after another to let themselves in, they
+// trickled into separate rounds (two to three times the fsyncs, measured).
+func (b *Buffer) admitWaiting() {
+	k := 0
+	for k < len(b.waiters) {
+		w := b.waiters[k]
+		if full, slow := b.blocked(int64(len(w.recs))); b.closed || full || slow {
+			break
+		}
+		b.admit(w.recs, w.msgs, w.owner)
+		w.in = true
+		k++
+	}
+	if k > 0 {
+		// Kicked before the pushers are woken: Go runs the goroutine
+		// readied last first, so they push again before the flusher takes
+		// pend and share its round (the other order measured 1.7 times
+		// the fsyncs with 6 pushers on a full buffer).
+		b.wakeFlusher()
+	}
+	for _, w := range b.waiters[:k] {
+		w.signal()
+	}
+	if k < len(b.waiters) {
+		b.waiters[k].signal()
+	}
+	clear(b.waiters[:k])
+	b.waiters = b.waiters[k:]
+}
+
+// leave takes w out of the line; the next may fit now. mu is held.
+func (b *Buffer) leave(w *waiter) {
+	if w == nil {
+		return
+	}
+	if i := slices.Index(b.waiters, w); i >= 0 {
+		b.waiters = slices.Delete(b.waiters, i, i+1)
+	}
+	b.admitWaiting()
 }
 
 func (b *Buffer) wakeFlusher() {
@@ -235,7 +310,9 @@ func encode(dst []byte, msgs []*pipeline.Message) []byte {
 
 // Push writes e's messages to the buffer. It returns once they are handed
 // to the writer; e.Owner.Done follows once they are durable (SyncAlways) or
-// written (SyncInterval), Abandon if that never happens.
+// written (SyncInterval), Abandon if that never happens. Pushes that wait
+// for room (FullBlock, or the writer behind by pmax) get in in the order
+// they started waiting.
 func (b *Buffer) Push(ctx context.Context, e *queue.Entry) error {
 	return b.push(ctx, e, true)
 }
@@ -264,14 +341,23 @@ func (b *Buffer) push(ctx context.Context, e *queue.Entry, wait bool) error {
 	}()
 	n := int64(len(recs))
 	b.mu.Lock()
+	var w *waiter // this push's place in line while it waits
 	for {
+		if w != nil && w.in { // let in by whoever freed room
+			b.mu.Unlock()
+			return nil
+		}
 		if b.closed || !b.opened {
+			b.leave(w)
 			b.mu.Unlock()
 			return queue.ErrClosed
 		}
-		full := b.diskBytes+n+SegmentHeaderSize > b.opt.MaxBufferSize && b.unconsumed > 0
-		slow := int64(len(b.pend)) >= b.pmax
-		if !full && !slow {
+		full, slow := b.blocked(n)
+		// Room goes to the oldest waiter: a push that would fit still
+		// queues behind those already waiting. PushOverflow cannot wait,
+		// so it takes room whenever there is some.
+		first := !wait || len(b.waiters) == 0 || b.waiters[0] == w
+		if !full && !slow && first {
 			break
 		}
 		if full {
@@ -279,9 +365,11 @@ func (b *Buffer) push(ctx context.Context, e *queue.Entry, wait bool) error {
 			b.wakeFlusher()
 			switch b.opt.FullAction {
 			case FullDropNewest:
+				b.leave(w)
 				b.mu.Unlock()
 				return queue.ErrFull
 			case FullShutdown:
+				b.leave(w)
 				b.mu.Unlock()
 				b.stopOnce.Do(func() {
 					b.log.Error("disk buffer full: shutting down (full_action = \"shutdown\")", "dir", b.dir, "max_buffer_size", b.opt.MaxBufferSize)
@@ -294,6 +382,7 @@ func (b *Buffer) push(ctx context.Context, e *queue.Entry, wait bool) error {
 		} else if b.ioFailing && b.opt.FullAction == FullDropNewest {
 			// The disk refuses writes: shed instead of stalling inputs,
 			// as the user asked.
+			b.leave(w)
 			b.mu.Unlock()
 			return queue.ErrFull
 		}
@@ -301,29 +390,48 @@ func (b *Buffer) push(ctx context.Context, e *queue.Entry, wait bool) error {
 			b.mu.Unlock()
 			return queue.ErrFull
 		}
-		ch := b.spaceCh
+		if w == nil {
+			w = &waiter{recs: recs, msgs: len(e.Msgs), owner: e.Owner, wake: make(chan struct{}, 1)}
+			b.waiters = append(b.waiters, w)
+		}
 		b.mu.Unlock()
 		select {
-		case <-ch:
+		case <-w.wake:
 		case <-ctx.Done():
+			b.mu.Lock()
+			if w.in { // too late to give up: the entry is in
+				b.mu.Unlock()
+				return nil
+			}
+			b.leave(w)
+			b.mu.Unlock()
 			return ctx.Err()
 		}
 		b.mu.Lock()
 	}
-	for p := 0; p < len(recs); p += recLen(recs[p:]) {
-		sealRecord(recs[p:], b.nextSeq)
-		b.nextSeq++
-	}
-	b.pushRecs += int64(len(e.Msgs))
-	b.pend = append(b.pend, recs...)
-	b.diskBytes += n
-	b.unconsumed += n
-	if e.Owner != nil {
-		b.owners = append(b.owners, ownerMark{e.Owner, b.nextSeq})
+	b.admit(recs, len(e.Msgs), e.Owner)
+	if w != nil {
+		b.leave(w) // the next in line may fit too
 	}
 	b.mu.Unlock()
 	b.wakeFlusher()
 	return nil
+}
+
+// admit appends records (seqs not yet set) of msgs messages to what the
+// flusher will write; mu is held.
+func (b *Buffer) admit(recs []byte, msgs int, o queue.Owner) {
+	for p := 0; p < len(recs); p += recLen(recs[p:]) {
+		sealRecord(recs[p:], b.nextSeq)
+		b.nextSeq++
+	}
+	b.pushRecs += int64(msgs)
+	b.pend = append(b.pend, recs...)
+	b.diskBytes += int64(len(recs))
+	b.unconsumed += int64(len(recs))
+	if o != nil {
+		b.owners = append(b.owners, ownerMark{o, b.nextSeq})
+	}
 }
 
 // Bytes is the size of the records not yet committed by the reader.
@@ -373,7 +481,9 @@ func (b *Buffer) Close() error {
 	b.closed = true
 	opened := b.opened
 	notify(&b.dataCh)
-	notify(&b.spaceCh)
+	for _, w := range b.waiters { // each sees closed and leaves
+		w.signal()
+	}
 	b.mu.Unlock()
 	if !opened {
 		return nil

@@ -39,7 +39,8 @@
 // writer acknowledges nothing, cuts the segment back to what is known
 // durable, and retries into a new segment with backoff (at most a second
 // apart); pushes wait once 16 MiB are pending, so inputs stop being
-// acknowledged instead of data being dropped.
+// acknowledged instead of data being dropped. Waiting pushes get in oldest
+// first, so no input starves behind the others.
 //
 // # Corruption
 //

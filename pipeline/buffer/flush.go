@@ -52,7 +52,7 @@ func (b *Buffer) flusher() {
 				// Swap buffers: pushes fill the spare while this one is
 				// written.
 				b.pend, w.spare = w.spare[:0], nil
-				notify(&b.spaceCh) // room for pushes held back by pmax
+				b.admitWaiting() // room for pushes held back by pmax
 			}
 			b.mu.Unlock()
 			if roll {

@@ -372,7 +372,7 @@ func (b *Buffer) commit(l *lease) {
 		b.mu.Unlock()
 		return
 	}
-	notify(&b.spaceCh)
+	b.admitWaiting()
 	b.collectLocked()
 	cur := b.cur
 	b.mu.Unlock()
@@ -457,7 +457,7 @@ func (b *Buffer) deleteDoomed() {
 			s.rf.Close()
 			s.rf = nil
 		}
-		notify(&b.spaceCh)
+		b.admitWaiting()
 		b.mu.Unlock()
 	}
 	clear(b.doomed[k:])
