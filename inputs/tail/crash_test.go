@@ -362,10 +362,11 @@ func TestR16KillNine(t *testing.T) {
 			}
 		}
 	})
-	start := func() *exec.Cmd {
+	start := func(env ...string) *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestTailChildProcess$")
 		cmd.Env = append(os.Environ(), "TERN_TAIL_CHILD=1", "TERN_TAIL_GLOB="+filepath.Join(dir, "app.log*"),
 			"TERN_TAIL_DATA="+data, "TERN_TAIL_OUT="+out)
+		cmd.Env = append(cmd.Env, env...)
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -388,7 +389,8 @@ func TestR16KillNine(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	cmd := start()
+	ready := filepath.Join(t.TempDir(), "ready")
+	cmd := start("TERN_TAIL_READY=" + ready)
 	all := w.all()
 	deadline := time.Now().Add(60 * time.Second)
 	var count map[int]int
@@ -405,6 +407,11 @@ func TestR16KillNine(t *testing.T) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// The lines may all be there before the child handles SIGTERM (the
+	// earlier children delivered them): wait until it does.
+	for _, err := os.Stat(ready); err != nil && time.Now().Before(deadline.Add(30*time.Second)); _, err = os.Stat(ready) {
+		time.Sleep(10 * time.Millisecond)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
@@ -469,6 +476,11 @@ func TestTailChildProcess(t *testing.T) {
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer cancel()
+	if p := os.Getenv("TERN_TAIL_READY"); p != "" {
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := in.Run(ctx, &fileSink{f: f}); err != nil {
 		t.Fatal(err)
 	}
