@@ -411,3 +411,12 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// requireExactlyOnce fails the test unless s got each of want once.
+func requireExactlyOnce(t *testing.T, s *sink, want []int) {
+	t.Helper()
+	missing, dups := s.report(want)
+	if len(missing)+len(dups) > 0 {
+		t.Fatalf("missing %v, duplicates %v", head(missing), head(dups))
+	}
+}

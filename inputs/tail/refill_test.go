@@ -105,10 +105,7 @@ func TestSameSizeRewriteBeforeClose(t *testing.T) {
 		in.scan(time.Now(), false)
 		in.pumpAll(ctx, s)
 	}
-	missing, dups := s.report(w.all())
-	if len(missing)+len(dups) > 0 {
-		t.Fatalf("missing %v, duplicates %v", head(missing), head(dups))
-	}
+	requireExactlyOnce(t, s, w.all())
 }
 
 // A copytruncate between the reader's read of a file's first bytes and its
@@ -150,10 +147,7 @@ func TestFingerprintOfTheBytesRead(t *testing.T) {
 		in.scan(time.Now(), false)
 		in.pumpAll(ctx, s)
 	}
-	missing, dups := s.report(w.all())
-	if len(missing)+len(dups) > 0 {
-		t.Fatalf("missing %v, duplicates %v", head(missing), head(dups))
-	}
+	requireExactlyOnce(t, s, w.all())
 }
 
 // handDriven returns an input whose loop the test runs by hand.
@@ -269,10 +263,7 @@ func TestCopyOfAFileNotReadSinceItsTruncation(t *testing.T) {
 		in.scan(time.Now(), false)
 		in.pumpAll(ctx, s)
 	}
-	missing, dups := s.report(w.all())
-	if len(missing)+len(dups) > 0 {
-		t.Fatalf("missing %v, duplicates %v", head(missing), head(dups))
-	}
+	requireExactlyOnce(t, s, w.all())
 }
 
 // The race behind TestWriteToNewFileAfterRotationNoticed: the scan after a
@@ -341,10 +332,7 @@ func TestCopyReconsideredWhenItsOriginalTurnsOutRewritten(t *testing.T) {
 		in.scan(time.Now(), false)
 		in.pumpAll(ctx, s)
 	}
-	missing, dups := s.report(w.all())
-	if len(missing)+len(dups) > 0 {
-		t.Fatalf("missing %v, duplicates %v", head(missing), head(dups))
-	}
+	requireExactlyOnce(t, s, w.all())
 }
 
 // The copy of TestCopyOfAFileNotReadSinceItsTruncation waits for the
@@ -381,10 +369,7 @@ func TestCopyWaitEndsAtTheFirstRead(t *testing.T) {
 		in.scan(time.Now(), false)
 		in.pumpAll(ctx, s)
 	}
-	missing, dups := s.report(w.all())
-	if len(missing)+len(dups) > 0 {
-		t.Fatalf("missing %v, duplicates %v", head(missing), head(dups))
-	}
+	requireExactlyOnce(t, s, w.all())
 }
 
 // A file truncated and rewritten between two reads, the new content longer

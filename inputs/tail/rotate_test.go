@@ -200,10 +200,7 @@ func TestR15TruncateWhileDown(t *testing.T) {
 		h.stop(true)
 	}
 	s.stop()
-	missing, dups := s.report(w.all())
-	if len(missing)+len(dups) > 0 {
-		t.Fatalf("missing %v, duplicates %v", head(missing), head(dups))
-	}
+	requireExactlyOnce(t, s, w.all())
 }
 
 // R14 across a restart, the original still empty: lines written while
@@ -233,10 +230,7 @@ func TestCopyTruncateWhileDownEmptyOriginal(t *testing.T) {
 		t.Errorf("missing %v", head(m))
 	}
 	h.stop(true)
-	missing, dups := s.report(w.all())
-	if len(missing)+len(dups) > 0 {
-		t.Fatalf("missing %v, duplicates %v", head(missing), head(dups))
-	}
+	requireExactlyOnce(t, s, w.all())
 }
 
 // R17: inode reuse. A file is deleted and a new one created that (usually)
