@@ -253,3 +253,28 @@ func TestLedgerDurability(t *testing.T) {
 	require.Empty(t, missing, "acknowledged records lost")
 	t.Logf("%d crash cycles, %d records: duplicates %d after kill -9, %d after power loss", cycles, next, dupsAfterKill, dupsAfterPowerLoss)
 }
+
+// One batch spans two segments and only the second one's fsync fails: the
+// first segment's part of the batch was synced, but the whole batch is
+// written again, so that part must not stay readable too (it did: records
+// 0..7 came out twice without any crash).
+func TestFailedSyncOfASecondSegmentNoDuplicates(t *testing.T) {
+	fs := faultfs.New()
+	opt := testOptions(fs)
+	opt.MaxFileSize = 1 << 10
+	b := open(t, "/buf", opt)
+	defer b.Close()
+	b.retryMin, b.retryMax = time.Millisecond, 4*time.Millisecond
+	var failed atomic.Bool
+	fs.Fault(func(op faultfs.Op, path string) error {
+		if op == faultfs.OpSync && strings.HasSuffix(path, "0000000000000002.seg") && failed.CompareAndSwap(false, true) {
+			return faultfs.ENOSPC
+		}
+		return nil
+	})
+	o := newOwner()
+	require.NoError(t, b.Push(context.Background(), entry(o, seq(0, 20)...)))
+	require.True(t, o.wait(t, 5*time.Second))
+	require.True(t, failed.Load(), "the fault never hit: the batch did not span two segments")
+	assert.Equal(t, seq(0, 20), drain(t, b, 200*time.Millisecond))
+}

@@ -358,9 +358,9 @@ func (w *writer) closeSealed() {
 
 // fail handles a failed write or sync round. Nothing written since the last
 // good sync can be trusted (Linux may drop the pages after an fsync error),
-// so each touched segment is cut back to what is known durable and sealed,
-// and the round starts over in a new segment. With SyncInterval the cut is
-// at the last good write, which was acknowledged already.
+// so each touched segment is cut back to what the last good round published
+// and sealed, and the round starts over in a new segment. With SyncInterval
+// the cut is at the last good write, which was acknowledged already.
 func (w *writer) fail() {
 	b := w.b
 	w.active = nil
@@ -369,7 +369,10 @@ func (w *writer) fail() {
 	for _, s := range w.touched {
 		cut := s.size
 		if b.opt.Sync == SyncAlways {
-			cut = s.synced
+			// Back to what was published before this round, not to what
+			// this round managed to sync: the round is written again whole,
+			// so a synced head of it kept here would be read twice.
+			cut = s.visible
 		}
 		s.sealed = true
 		if cut < SegmentHeaderSize {
