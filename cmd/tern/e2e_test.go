@@ -2,12 +2,15 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -69,10 +72,19 @@ path = %q
 
 	run := func(stopAfter time.Duration) (exited bool) {
 		cmd := exec.Command(bin, "run", "-config", cfg)
-		cmd.Stderr = os.Stderr
+		// The clock starts when tern says it runs: on a loaded machine the
+		// process can take longer than stopAfter just to start.
+		started := make(chan struct{})
+		cmd.Stderr = &lineWatcher{w: os.Stderr, line: "tern started", seen: started}
 		require.NoError(t, cmd.Start())
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+			return true
+		case <-started:
+		}
 		select {
 		case err := <-done:
 			require.NoError(t, err)
@@ -245,4 +257,25 @@ path = %q
 	assert.Equal(t, lines, total, "duplicates: the drain checkpoints what it delivered")
 	assert.Positive(t, strings.Count(string(before), "\n"), "the bad config did not stop the pipeline")
 	assert.Positive(t, strings.Count(string(after), "\n"), "the new config took over")
+}
+
+// lineWatcher passes a process's output through and closes seen the first
+// time the output contains line.
+type lineWatcher struct {
+	w    io.Writer
+	line string
+	seen chan struct{}
+	buf  []byte
+	once sync.Once
+}
+
+func (l *lineWatcher) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	if bytes.Contains(l.buf, []byte(l.line)) {
+		l.once.Do(func() { close(l.seen) })
+		l.buf = l.buf[:0]
+	} else if len(l.buf) > 4096 {
+		l.buf = append(l.buf[:0], l.buf[len(l.buf)-len(l.line):]...)
+	}
+	return l.w.Write(p)
 }

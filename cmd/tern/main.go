@@ -108,6 +108,10 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	// Signals are caught before anything else, so a SIGTERM that arrives
+	// while the config loads stops tern cleanly instead of killing it.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	reg := registry()
 	plan, err := config.Load(*path, reg, config.Options{})
 	if err != nil {
@@ -128,8 +132,6 @@ func cmdRun(args []string, stderr io.Writer) int {
 		defer pprof.StopCPUProfile()
 	}
 	log := newLogger(stderr, plan.Global)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	// A disk buffer with full_action = "shutdown" ends the run like SIGTERM.
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
