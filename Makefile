@@ -54,7 +54,7 @@ e2e: ## end-to-end tests of the tern binary
 faults: ## the fault suite at full scale (R3-R6, R8, R10, R11, R16, R30, R31; about 30 minutes)
 	TERN_TEST_SCALE=full $(GO) test -count=1 -timeout 3h -v \
 	  -run 'Test(R[0-9]+|CrashConsistencyModel|CorruptState|GarbageTail|DiskFull|FsyncEIO|LedgerDurability)' \
-	  ./pipeline/buffer/ ./internal/faults/
+	  ./pipeline/buffer/ ./internal/test/faults/
 
 clean: ## remove build and demo output
 	rm -rf bin out data

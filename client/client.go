@@ -32,6 +32,7 @@ import (
 
 	"github.com/ternlog/tern/internal/ternproto"
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/framing"
 )
 
 // Errors of the client.
@@ -188,7 +189,7 @@ func Dial(addr string, opts ...Option) (*Client, error) {
 	o := options{
 		dialTimeout: 10 * time.Second, ackTimeout: 60 * time.Second,
 		batchBytes: 256 << 10, batchCount: 4096, linger: 10 * time.Millisecond,
-		bufferBytes: 16 << 20, maxMessage: 1<<20 - ternproto.BatchOverhead - pipeline.FrameHeaderLen,
+		bufferBytes: 16 << 20, maxMessage: 1<<20 - ternproto.BatchOverhead - framing.FrameHeaderLen,
 		inFlight: 8, backoffMin: 100 * time.Millisecond, backoffMax: 10 * time.Second,
 		name: "client/" + progName(), cef: DefaultCEFConfig(),
 	}

@@ -17,11 +17,12 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/ternlog/tern/internal/benchutil"
-	"github.com/ternlog/tern/internal/nettest"
 	"github.com/ternlog/tern/internal/ternproto"
-	"github.com/ternlog/tern/internal/testpki"
+	"github.com/ternlog/tern/internal/testutil/benchutil"
+	"github.com/ternlog/tern/internal/testutil/nettest"
+	"github.com/ternlog/tern/internal/testutil/testpki"
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -50,7 +51,7 @@ func (r *router) Emit(_ context.Context, recs []pipeline.Record, ack pipeline.Ac
 	r.mu.Lock()
 	for _, rec := range recs {
 		m := pipeline.NewMessage()
-		if err := pipeline.DecodeMsgpackBytes(rec.Data, m, nil); err != nil {
+		if err := codec.DecodeMsgpackBytes(rec.Data, m, nil); err != nil {
 			r.t.Errorf("undecodable record: %v", err)
 			continue
 		}

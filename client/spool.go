@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/ternlog/tern/internal/ternproto"
-	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/framing"
 )
 
 // The spool keeps each sealed batch as a file <order>.batch (the B frame,
@@ -114,12 +114,12 @@ func (c *Client) loadSpool() error {
 
 // checkBatch verifies a spooled frame and counts its messages.
 func checkBatch(frame []byte) (int, error) {
-	if len(frame) < ternproto.BatchOverhead || frame[0] != pipeline.FrameMagic || frame[1] != ternproto.KindBatch ||
-		uint64(binary.BigEndian.Uint32(frame[2:])) != uint64(len(frame)-pipeline.FrameHeaderLen) {
+	if len(frame) < ternproto.BatchOverhead || frame[0] != framing.FrameMagic || frame[1] != ternproto.KindBatch ||
+		uint64(binary.BigEndian.Uint32(frame[2:])) != uint64(len(frame)-framing.FrameHeaderLen) {
 		return 0, errors.New("not a whole batch frame")
 	}
 	n, bad := 0, false
-	_, err := ternproto.ParseBatch(frame[pipeline.FrameHeaderLen:], func(_ []byte, b bool) {
+	_, err := ternproto.ParseBatch(frame[framing.FrameHeaderLen:], func(_ []byte, b bool) {
 		n++
 		bad = bad || b
 	})
@@ -136,7 +136,7 @@ func (c *Client) resplit() {
 	limit := c.peerMax
 	var out []*batch
 	for _, b := range c.queue {
-		if len(b.frame)-pipeline.FrameHeaderLen <= limit {
+		if len(b.frame)-framing.FrameHeaderLen <= limit {
 			out = append(out, b)
 			continue
 		}
@@ -150,8 +150,8 @@ func (c *Client) resplit() {
 			open = false
 		}
 		dropped := 0
-		_, _ = ternproto.ParseBatch(b.frame[pipeline.FrameHeaderLen:], func(msg []byte, _ bool) {
-			size := pipeline.FrameHeaderLen + len(msg)
+		_, _ = ternproto.ParseBatch(b.frame[framing.FrameHeaderLen:], func(msg []byte, _ bool) {
+			size := framing.FrameHeaderLen + len(msg)
 			if size > limit-ternproto.BatchOverhead {
 				dropped++
 				return
@@ -164,7 +164,7 @@ func (c *Client) resplit() {
 				w.Begin(nil, 0)
 				open = true
 			}
-			w.AddFrame(pipeline.AppendFrame(nil, pipeline.FrameMessage, msg))
+			w.AddFrame(framing.AppendFrame(nil, framing.FrameMessage, msg))
 		})
 		finish()
 		if dropped > 0 {

@@ -27,6 +27,9 @@ func (t ValueType) String() string {
 	return fmt.Sprintf("ValueType(%d)", t)
 }
 
+// Known reports whether t is one of the five value types.
+func (t ValueType) Known() bool { return int(t) < len(typeNames) }
+
 // ParseValueType maps the canonical JSON names back to a ValueType.
 func ParseValueType(s string) (ValueType, bool) {
 	for i, n := range typeNames {
@@ -130,6 +133,14 @@ func (f *Field) Append(v Value) {
 		f.more = append(f.more, v)
 	}
 	f.n++
+}
+
+// Grow makes room for n more values, so a decoder that knows the count
+// appends without reallocating.
+func (f *Field) Grow(n int) {
+	if need := int(f.n) + n - 1; need > cap(f.more) {
+		f.more = append(make([]Value, 0, need), f.more...)
+	}
 }
 
 // SetValue replaces value i.

@@ -20,6 +20,13 @@ const (
 // DefaultSeverity is the severity of a message nobody set one on (Heka's default).
 const DefaultSeverity = SeverityDebug
 
+// Limits on one message that decoders enforce (the canonical JSON and native
+// msgpack codecs among them): larger messages are refused, not truncated.
+const (
+	MaxFields = 1 << 16 // fields per message
+	MaxValues = 1 << 20 // values per message, all fields together
+)
+
 // Message is tern's unit of data, Heka's schema: a fixed header plus ordered,
 // typed fields. Fields may repeat a name; they are addressed by name and index.
 //

@@ -16,6 +16,8 @@ import (
 
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/buffer"
+	"github.com/ternlog/tern/pipeline/codec"
+	"github.com/ternlog/tern/pipeline/framing"
 	"github.com/ternlog/tern/pipeline/matcher"
 	"github.com/ternlog/tern/pipeline/vfs"
 )
@@ -45,7 +47,7 @@ func cat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	count := fs.Bool("count", false, "print the number of messages instead of the messages")
 	tail := fs.Bool("tail", false, "keep reading what is appended (one PATH)")
 	unread := fs.Bool("unread", false, "buffer directories: start at the reader's cursor, not at the oldest record on disk")
-	maxFrame := fs.Int("max-frame", pipeline.DefaultMaxFrame, "largest native frame payload")
+	maxFrame := fs.Int("max-frame", framing.DefaultMaxFrame, "largest native frame payload")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -114,7 +116,7 @@ func (c *catter) emit(payload []byte) {
 		c.batch = pipeline.NewBatch()
 	}
 	c.msg = c.batch.Add()
-	if err := pipeline.DecodeMsgpackBytes(payload, c.msg, c.batch); err != nil {
+	if err := codec.DecodeMsgpackBytes(payload, c.msg, c.batch); err != nil {
 		c.bad++
 		return
 	}
@@ -123,7 +125,7 @@ func (c *catter) emit(payload []byte) {
 	}
 	c.n++
 	if !c.count {
-		c.buf = append(pipeline.AppendJSON(c.buf[:0], c.msg), '\n')
+		c.buf = append(codec.AppendJSON(c.buf[:0], c.msg), '\n')
 		c.out.Write(c.buf)
 		if c.tail {
 			c.out.Flush()
@@ -158,7 +160,7 @@ func (c *catter) path(p string, stdin io.Reader) error {
 func (c *catter) frames(r io.Reader, f *os.File) error {
 	var off int64
 	for {
-		fr := pipeline.NewFrameReader(r, c.maxFrame)
+		fr := framing.NewFrameReader(r, c.maxFrame)
 		for {
 			kind, payload, err := fr.Next()
 			if err != nil {
@@ -170,8 +172,8 @@ func (c *catter) frames(r io.Reader, f *os.File) error {
 				}
 				return fmt.Errorf("offset %d: %w", off, err)
 			}
-			off += pipeline.FrameHeaderLen + int64(len(payload))
-			if kind == pipeline.FrameMessage {
+			off += framing.FrameHeaderLen + int64(len(payload))
+			if kind == framing.FrameMessage {
 				c.emit(payload)
 			}
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/buffer"
+	"github.com/ternlog/tern/pipeline/framing"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 	"github.com/ternlog/tern/pipeline/queue"
 	"github.com/ternlog/tern/pipeline/vfs"
@@ -99,9 +100,9 @@ func TestCatBuffer(t *testing.T) {
 func TestCatFrames(t *testing.T) {
 	var b []byte
 	for i := range 3 {
-		b = pipeline.AppendMessageFrame(b, catMsg(i))
+		b = framing.AppendMessageFrame(b, catMsg(i))
 	}
-	b = pipeline.AppendFrame(b, 'A', []byte("an ack frame is skipped"))
+	b = framing.AppendFrame(b, 'A', []byte("an ack frame is skipped"))
 	p := filepath.Join(t.TempDir(), "msgs.tern")
 	require.NoError(t, os.WriteFile(p, b, 0o644))
 	out, errOut, code := runCat(t, p)
@@ -180,11 +181,11 @@ func TestCatTailFrames(t *testing.T) {
 	var out pipelinetest.SyncBuffer
 	done := make(chan int, 1)
 	go func() { done <- cat(ctx, []string{"-tail", p}, nil, &out, &bytes.Buffer{}) }()
-	frame := pipeline.AppendMessageFrame(nil, catMsg(1))
+	frame := framing.AppendMessageFrame(nil, catMsg(1))
 	_, _ = f.Write(frame[:10])
 	time.Sleep(30 * time.Millisecond)
 	_, _ = f.Write(frame[10:])
-	_, _ = f.Write(pipeline.AppendMessageFrame(nil, catMsg(2)))
+	_, _ = f.Write(framing.AppendMessageFrame(nil, catMsg(2)))
 	assert.Eventually(t, func() bool { return strings.Count(out.String(), "\n") == 2 }, 10*time.Second, 10*time.Millisecond)
 	cancel()
 	assert.Equal(t, 0, <-done)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/framing"
 	"github.com/ternlog/tern/pipeline/matcher"
@@ -123,7 +124,7 @@ func cmdDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			if m.Logger == "" {
 				m.Logger = "stdin"
 			}
-			buf = append(pipeline.AppendJSON(buf[:0], m), '\n')
+			buf = append(codec.AppendJSON(buf[:0], m), '\n')
 			out.Write(buf)
 		}
 	}
@@ -156,7 +157,7 @@ func safeDecode(d pipeline.Decoder, rec pipeline.Record, b *pipeline.Batch) (err
 // blank lines are skipped. It reports bad lines on stderr and returns
 // whether all were good.
 func readMessages(r io.Reader, stderr io.Writer, fn func(n int, line []byte, m *pipeline.Message)) bool {
-	lines := framing.NewLineReader(r, pipeline.DefaultMaxFrame)
+	lines := framing.NewLineReader(r, framing.DefaultMaxFrame)
 	ok := true
 	for n := 1; ; n++ {
 		line, err := lines.Next()
@@ -171,7 +172,7 @@ func readMessages(r io.Reader, stderr io.Writer, fn func(n int, line []byte, m *
 			continue
 		}
 		m := pipeline.NewMessage()
-		if err := pipeline.DecodeJSON(line, m, nil); err != nil {
+		if err := codec.DecodeJSON(line, m, nil); err != nil {
 			fmt.Fprintf(stderr, "message %d: %v\n", n, err)
 			ok = false
 			continue

@@ -18,6 +18,7 @@ import (
 	"github.com/ternlog/tern/client"
 	"github.com/ternlog/tern/internal/ternproto"
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/framing"
 )
 
 // floodStats are counted while flooding.
@@ -259,7 +260,7 @@ func (b *badSender) corrupt(r *rand.Rand) {
 	b.seq++
 	var w ternproto.BatchWriter
 	w.Begin(nil, b.seq)
-	w.AddFrame(pipeline.AppendFrame(nil, pipeline.FrameMessage, junk))
+	w.AddFrame(framing.AppendFrame(nil, framing.FrameMessage, junk))
 	b.st.corrupt.Add(1)
 	_ = b.conn.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := b.conn.Write(w.Finish()); err != nil {
@@ -286,7 +287,7 @@ func (b *badSender) oversize() {
 	if !b.dial() {
 		return
 	}
-	hdr := []byte{pipeline.FrameMagic, ternproto.KindBatch, 0, 0, 0, 0}
+	hdr := []byte{framing.FrameMagic, ternproto.KindBatch, 0, 0, 0, 0}
 	binary.BigEndian.PutUint32(hdr[2:], uint32(min(b.conn.MaxBatch()+1, math.MaxUint32)))
 	b.st.oversize.Add(1)
 	_ = b.conn.SetDeadline(time.Now().Add(10 * time.Second))

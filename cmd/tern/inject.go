@@ -14,6 +14,8 @@ import (
 
 	"github.com/ternlog/tern/client"
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
+	"github.com/ternlog/tern/pipeline/framing"
 )
 
 // tlsFlags are the TLS options of the verbs that talk to a running tern.
@@ -109,12 +111,12 @@ comes from the flags, or from canonical JSON (-json, "-" for stdin).
 		src := []byte(*jsonMsg)
 		if *jsonMsg == "-" {
 			var err error
-			if src, err = io.ReadAll(io.LimitReader(stdin, pipeline.DefaultMaxFrame+1)); err != nil {
+			if src, err = io.ReadAll(io.LimitReader(stdin, framing.DefaultMaxFrame+1)); err != nil {
 				fmt.Fprintf(stderr, "tern inject: %v\n", err)
 				return 1
 			}
 		}
-		if err := pipeline.DecodeJSON([]byte(strings.TrimSpace(string(src))), m, nil); err != nil {
+		if err := codec.DecodeJSON([]byte(strings.TrimSpace(string(src))), m, nil); err != nil {
 			fmt.Fprintf(stderr, "tern inject: -json: %v\n", err)
 			return 2
 		}

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/engine"
 )
@@ -110,13 +111,13 @@ func TestInject(t *testing.T) {
 	got := lines(t, filepath.Join(dir, "out.jsonl"))
 	require.Len(t, got, 2, "acknowledged means written")
 	m := pipeline.NewMessage()
-	require.NoError(t, pipeline.DecodeJSON([]byte(got[0]), m, nil))
+	require.NoError(t, codec.DecodeJSON([]byte(got[0]), m, nil))
 	assert.Equal(t, uuid, m.UUIDString())
 	assert.Equal(t, "login", m.Type)
 	assert.Equal(t, int32(4), m.Severity)
 	user, _ := m.FieldString("user")
 	assert.Equal(t, "alice", user)
-	require.NoError(t, pipeline.DecodeJSON([]byte(got[1]), m, nil))
+	require.NoError(t, codec.DecodeJSON([]byte(got[1]), m, nil))
 	n, _ := m.FieldInt("n")
 	assert.Equal(t, int64(7), n)
 

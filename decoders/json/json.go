@@ -14,6 +14,7 @@ import (
 	"github.com/ternlog/tern/internal/jsonx"
 	"github.com/ternlog/tern/internal/rfc3339"
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 )
 
 //go:embed sample.toml
@@ -177,7 +178,7 @@ func (d *Decoder) Decode(rec pipeline.Record, out *pipeline.Batch) error {
 	m := out.Add()
 	var err error
 	if d.canonical {
-		err = pipeline.DecodeJSON(rec.Data, m, out)
+		err = codec.DecodeJSON(rec.Data, m, out)
 	} else {
 		err = d.decodeObject(rec.Data, m, out)
 	}

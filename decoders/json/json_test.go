@@ -11,6 +11,7 @@ import (
 
 	"github.com/ternlog/tern/decoders/json"
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
 
@@ -32,7 +33,7 @@ func records(data []byte) [][]byte {
 // golden renders a message as in expected.jsonl: the canonical form, with
 // the zero UUID left out (the engine assigns UUIDs).
 func golden(m *pipeline.Message) string {
-	s := string(pipeline.AppendJSON(nil, m))
+	s := string(codec.AppendJSON(nil, m))
 	return strings.Replace(s, `"uuid":"00000000-0000-0000-0000-000000000000",`, "", 1)
 }
 
@@ -196,9 +197,9 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("%d messages", b.Len())
 		}
 		// Whatever was decoded has a canonical form that reads back.
-		out := pipeline.AppendJSON(nil, b.Msgs[0])
+		out := codec.AppendJSON(nil, b.Msgs[0])
 		var m pipeline.Message
-		if err := pipeline.DecodeJSON(out, &m, nil); err != nil {
+		if err := codec.DecodeJSON(out, &m, nil); err != nil {
 			t.Fatalf("canonical form of the result does not decode: %v\n%s", err, out)
 		}
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ternlog/tern/internal/sandbox"
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
@@ -60,7 +61,7 @@ func TestChainMarksRFC1918(t *testing.T) {
 		if err != nil || !keep {
 			t.Fatalf("%s: keep=%v err=%v", tc.line, keep, err)
 		}
-		if got := string(pipeline.AppendJSON(nil, b.Msgs[0])); !strings.Contains(got, tc.want) {
+		if got := string(codec.AppendJSON(nil, b.Msgs[0])); !strings.Contains(got, tc.want) {
 			t.Errorf("%s:\nwant %s\nin   %s", tc.line, tc.want, got)
 		}
 	}
@@ -93,7 +94,7 @@ end`
 	if err != nil || !keep {
 		t.Fatal(keep, err)
 	}
-	got := string(pipeline.AppendJSON(nil, m))
+	got := string(codec.AppendJSON(nil, m))
 	want := `{"uuid":"00000000-0000-0000-0000-000000000000","timestamp":"2026-11-20T08:00:29.339123456Z","type":"shaped","logger":"","severity":3,"payload":"x","env_version":"","pid":0,"hostname":"","fields":[{"name":"arr","type":"string","value":["a","c"]},{"name":"keep","type":"string","value":["k"]},{"name":"n","type":"double","value":[1.5,2.5],"representation":"s"},{"name":"i","type":"integer","value":[9007199254740993]}]}`
 	if got != want {
 		t.Fatalf("\nwant %s\ngot  %s", want, got)

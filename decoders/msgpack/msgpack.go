@@ -1,5 +1,5 @@
 // Package msgpack is the decoder for tern's native binary form: one
-// message in msgpack (pipeline.AppendMsgpack), bare or in its 'M' frame.
+// message in msgpack (codec.AppendMsgpack), bare or in its 'M' frame.
 package msgpack
 
 import (
@@ -9,7 +9,9 @@ import (
 	"fmt"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 	"github.com/ternlog/tern/pipeline/config"
+	"github.com/ternlog/tern/pipeline/framing"
 )
 
 //go:embed sample.toml
@@ -26,7 +28,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{MaxBytes: pipeline.DefaultMaxFrame + pipeline.FrameHeaderLen}
+	return Config{MaxBytes: framing.DefaultMaxFrame + framing.FrameHeaderLen}
 }
 
 // Validate checks the config.
@@ -63,20 +65,20 @@ func (d *Decoder) Decode(rec pipeline.Record, out *pipeline.Batch) error {
 	if len(data) > d.max {
 		return fmt.Errorf("record of %d bytes, more than max_bytes %d", len(data), d.max)
 	}
-	if len(data) > 0 && data[0] == pipeline.FrameMagic {
-		if len(data) < pipeline.FrameHeaderLen {
+	if len(data) > 0 && data[0] == framing.FrameMagic {
+		if len(data) < framing.FrameHeaderLen {
 			return errors.New("frame: truncated header")
 		}
-		if data[1] != pipeline.FrameMessage {
+		if data[1] != framing.FrameMessage {
 			return fmt.Errorf("frame: kind %q, want 'M'", data[1])
 		}
-		if n := binary.BigEndian.Uint32(data[2:]); uint64(n) != uint64(len(data)-pipeline.FrameHeaderLen) {
-			return fmt.Errorf("frame: header says %d bytes, record holds %d", n, len(data)-pipeline.FrameHeaderLen)
+		if n := binary.BigEndian.Uint32(data[2:]); uint64(n) != uint64(len(data)-framing.FrameHeaderLen) {
+			return fmt.Errorf("frame: header says %d bytes, record holds %d", n, len(data)-framing.FrameHeaderLen)
 		}
-		data = data[pipeline.FrameHeaderLen:]
+		data = data[framing.FrameHeaderLen:]
 	}
 	n := out.Len()
-	if err := pipeline.DecodeMsgpackBytes(data, out.Add(), out); err != nil {
+	if err := codec.DecodeMsgpackBytes(data, out.Add(), out); err != nil {
 		out.Truncate(n)
 		return err
 	}

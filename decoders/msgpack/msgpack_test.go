@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
+	"github.com/ternlog/tern/pipeline/framing"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
 
@@ -44,9 +46,9 @@ func TestRoundTrip(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range 500 {
 		m := randomMessage(r)
-		rec := pipeline.AppendMessageFrame(nil, m)
+		rec := framing.AppendMessageFrame(nil, m)
 		if i%2 == 1 {
-			rec = pipeline.AppendMsgpack(nil, m)
+			rec = codec.AppendMsgpack(nil, m)
 		}
 		b := pipeline.NewBatch()
 		if err := d.Decode(pipeline.Record{Data: rec}, b); err != nil {
@@ -64,7 +66,7 @@ func TestLimits(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MaxBytes = 1024
 	d, _ := New(pipelinetest.Settings(t, "decoders.msgpack"), cfg)
-	big := pipeline.AppendMessageFrame(nil, &pipeline.Message{Payload: strings.Repeat("x", 2000)})
+	big := framing.AppendMessageFrame(nil, &pipeline.Message{Payload: strings.Repeat("x", 2000)})
 	if err := d.Decode(pipeline.Record{Data: big}, pipeline.NewBatch()); err == nil || !strings.Contains(err.Error(), "max_bytes") {
 		t.Errorf("oversize record: %v", err)
 	}
@@ -94,7 +96,7 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	}
-	f.Add(pipeline.AppendMessageFrame(nil, randomMessage(rand.New(rand.NewPCG(3, 4)))))
+	f.Add(framing.AppendMessageFrame(nil, randomMessage(rand.New(rand.NewPCG(3, 4)))))
 	d, _ := New(pipeline.Settings{}, DefaultConfig())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b := pipeline.NewBatch()
@@ -114,7 +116,7 @@ func FuzzDecode(f *testing.F) {
 		// What decodes re-encodes to a message that decodes the same.
 		m := b.Msgs[0]
 		b2 := pipeline.NewBatch()
-		if err := d.Decode(pipeline.Record{Data: pipeline.AppendMessageFrame(nil, m)}, b2); err != nil || !b2.Msgs[0].Equal(m) {
+		if err := d.Decode(pipeline.Record{Data: framing.AppendMessageFrame(nil, m)}, b2); err != nil || !b2.Msgs[0].Equal(m) {
 			t.Fatalf("re-encoded message differs: %v", err)
 		}
 	})

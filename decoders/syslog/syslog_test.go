@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
-	"github.com/ternlog/tern/internal/benchutil"
+	"github.com/ternlog/tern/internal/testutil/benchutil"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ternlog/tern/internal/benchutil"
+	"github.com/ternlog/tern/internal/testutil/benchutil"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )

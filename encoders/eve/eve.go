@@ -20,6 +20,7 @@ import (
 	"github.com/ternlog/tern/internal/jsonx"
 	"github.com/ternlog/tern/internal/rfc3339"
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 )
 
 //go:embed sample.toml
@@ -365,7 +366,7 @@ func appendExtra(dst []byte, m *pipeline.Message, idx []int, strip string) ([]by
 					dst = append(dst, ',')
 				}
 				k++
-				dst, n = pipeline.AppendJSONValue(dst, g.Type, g.Value(v))
+				dst, n = codec.AppendJSONValue(dst, g.Type, g.Value(v))
 				replaced += n
 			}
 		}

@@ -15,9 +15,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ternlog/tern/internal/benchutil"
-	"github.com/ternlog/tern/internal/testscale"
+	"github.com/ternlog/tern/internal/testutil/benchutil"
+	"github.com/ternlog/tern/internal/testutil/testscale"
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
 
@@ -387,7 +388,7 @@ func BenchmarkEncodeAlert(b *testing.B) {
 		b.Fatal(err)
 	}
 	m := pipeline.NewMessage()
-	if err := pipeline.DecodeJSON(bytes.Split(data, []byte("\n"))[0], m, nil); err != nil {
+	if err := codec.DecodeJSON(bytes.Split(data, []byte("\n"))[0], m, nil); err != nil {
 		b.Fatal(err)
 	}
 	buf := make([]byte, 0, 4096)

@@ -12,6 +12,7 @@ import (
 	"github.com/ternlog/tern/internal/jsonx"
 	"github.com/ternlog/tern/internal/rfc3339"
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 )
 
 //go:embed sample.toml
@@ -230,7 +231,7 @@ func (e *Encoder) countReplaced(n int) {
 func (e *Encoder) Encode(dst []byte, m *pipeline.Message) ([]byte, error) {
 	var n int
 	if e.canonical {
-		dst, n = pipeline.AppendJSONCount(dst, m)
+		dst, n = codec.AppendJSONCount(dst, m)
 	} else {
 		dst, n = e.appendFlat(dst, m)
 	}
@@ -516,5 +517,5 @@ func appendValue(dst []byte, f *pipeline.Field, v pipeline.Value) ([]byte, int) 
 			return out, n
 		}
 	}
-	return pipeline.AppendJSONValue(dst, f.Type, v)
+	return codec.AppendJSONValue(dst, f.Type, v)
 }

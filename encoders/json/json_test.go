@@ -14,6 +14,7 @@ import (
 
 	"github.com/ternlog/tern/encoders/json"
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
 
@@ -33,7 +34,7 @@ func readMessages(t testing.TB, path string) []*pipeline.Message {
 	var out []*pipeline.Message
 	for line := range bytes.SplitSeq(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) {
 		m := pipeline.NewMessage()
-		if err := pipeline.DecodeJSON(line, m, nil); err != nil {
+		if err := codec.DecodeJSON(line, m, nil); err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
 		out = append(out, m)
@@ -132,7 +133,7 @@ func TestCanonicalIsAppendJSON(t *testing.T) {
 	m.Payload = "x\xff"
 	m.AddDouble("nan", math.NaN())
 	got, _ := e.Encode([]byte("prefix"), m)
-	if want := append([]byte("prefix"), pipeline.AppendJSON(nil, m)...); !bytes.Equal(got, want) {
+	if want := append([]byte("prefix"), codec.AppendJSON(nil, m)...); !bytes.Equal(got, want) {
 		t.Fatalf("got %s", got)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
+	"github.com/ternlog/tern/pipeline/framing"
 )
 
 //go:embed sample.toml
@@ -52,14 +54,14 @@ func (e *Encoder) Delimiter() string { return "" }
 func (e *Encoder) Encode(dst []byte, m *pipeline.Message) ([]byte, error) {
 	start := len(dst)
 	if e.cfg.Framed {
-		dst = pipeline.AppendMessageFrame(dst, m)
+		dst = framing.AppendMessageFrame(dst, m)
 	} else {
-		dst = pipeline.AppendMsgpack(dst, m)
+		dst = codec.AppendMsgpack(dst, m)
 	}
-	if n := len(dst) - start; n > pipeline.DefaultMaxFrame+pipeline.FrameHeaderLen {
+	if n := len(dst) - start; n > framing.DefaultMaxFrame+framing.FrameHeaderLen {
 		// Readers refuse it; better a dead letter here than a stream
 		// that breaks at the receiver.
-		return dst[:start], fmt.Errorf("message encodes to %d bytes, more than the %d a frame may hold", n, pipeline.DefaultMaxFrame)
+		return dst[:start], fmt.Errorf("message encodes to %d bytes, more than the %d a frame may hold", n, framing.DefaultMaxFrame)
 	}
 	return dst, nil
 }

@@ -4,8 +4,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ternlog/tern/internal/benchutil"
+	"github.com/ternlog/tern/internal/testutil/benchutil"
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
+	"github.com/ternlog/tern/pipeline/framing"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
 
@@ -19,18 +21,18 @@ func TestFrames(t *testing.T) {
 	m := pipeline.NewMessage()
 	m.Type = "x"
 	out, err := e.Encode([]byte("keep"), m)
-	if err != nil || string(out[:4]) != "keep" || out[4] != pipeline.FrameMagic || out[5] != pipeline.FrameMessage {
+	if err != nil || string(out[:4]) != "keep" || out[4] != framing.FrameMagic || out[5] != framing.FrameMessage {
 		t.Fatalf("Encode = % x, %v", out, err)
 	}
 	got := pipeline.NewMessage()
-	if err := pipeline.DecodeMsgpackBytes(out[4+pipeline.FrameHeaderLen:], got, nil); err != nil || !got.Equal(m) {
+	if err := codec.DecodeMsgpackBytes(out[4+framing.FrameHeaderLen:], got, nil); err != nil || !got.Equal(m) {
 		t.Errorf("payload does not decode back: %v", err)
 	}
 	bare, _ := New(pipelinetest.Settings(t, "encoders.msgpack"), Config{Framed: false})
-	if out, _ := bare.Encode(nil, m); out[0] == pipeline.FrameMagic {
+	if out, _ := bare.Encode(nil, m); out[0] == framing.FrameMagic {
 		t.Error("framed = false wrote a frame")
 	}
-	m.Payload = strings.Repeat("x", pipeline.DefaultMaxFrame)
+	m.Payload = strings.Repeat("x", framing.DefaultMaxFrame)
 	if out, err := e.Encode([]byte("keep"), m); err == nil || string(out) != "keep" {
 		t.Errorf("oversize message: %v, %d bytes", err, len(out))
 	}

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ternlog/tern/internal/benchutil"
+	"github.com/ternlog/tern/internal/testutil/benchutil"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
 
@@ -38,7 +39,7 @@ func TestRates(t *testing.T) {
 	}
 	var got []string
 	for _, m := range rec.msgs {
-		got = append(got, string(pipeline.AppendJSON(nil, m)))
+		got = append(got, string(codec.AppendJSON(nil, m)))
 	}
 	want := []string{
 		`{"uuid":"00000000-0000-0000-0000-000000000000","timestamp":"2026-11-20T10:00:02Z","type":"tern.counter","logger":"","severity":6,"payload":"Got 2 messages. 1.00 msg/sec","env_version":"","pid":0,"hostname":"","fields":[{"name":"counter.type","type":"string","value":["_other_"]},{"name":"counter.logger","type":"string","value":["_other_"]},{"name":"counter.count","type":"integer","value":[2]},{"name":"counter.rate","type":"double","value":[1.0]},{"name":"counter.interval","type":"double","value":[2.0],"representation":"s"}]}`,

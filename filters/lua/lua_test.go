@@ -14,6 +14,7 @@ import (
 
 	"github.com/ternlog/tern/internal/sandbox"
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
 
@@ -36,7 +37,7 @@ func (r *recorder) Inject(m *pipeline.Message) error {
 func (r *recorder) jsonl() []byte {
 	var out []byte
 	for _, m := range r.msgs {
-		out = append(pipeline.AppendJSON(out, m), '\n')
+		out = append(codec.AppendJSON(out, m), '\n')
 	}
 	return out
 }
@@ -102,7 +103,7 @@ func TestGolden(t *testing.T) {
 			rec := &recorder{}
 			for i, line := range bytes.Split(bytes.TrimSpace(in), []byte("\n")) {
 				m := pipeline.NewMessage()
-				if err := pipeline.DecodeJSON(line, m, nil); err != nil {
+				if err := codec.DecodeJSON(line, m, nil); err != nil {
 					t.Fatalf("input line %d: %v", i+1, err)
 				}
 				if err := f.Process(context.Background(), m, rec); err != nil {

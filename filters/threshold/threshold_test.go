@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
 
@@ -33,7 +34,7 @@ func TestGolden(t *testing.T) {
 			rec := &recorder{}
 			for i, line := range bytes.Split(bytes.TrimSpace(in), []byte("\n")) {
 				m := pipeline.NewMessage()
-				if err := pipeline.DecodeJSON(line, m, nil); err != nil {
+				if err := codec.DecodeJSON(line, m, nil); err != nil {
 					t.Fatalf("line %d: %v", i+1, err)
 				}
 				if err := f.Process(context.Background(), m, rec); err != nil {
@@ -45,7 +46,7 @@ func TestGolden(t *testing.T) {
 			}
 			var got []byte
 			for _, m := range rec.msgs {
-				got = append(pipeline.AppendJSON(got, m), '\n')
+				got = append(codec.AppendJSON(got, m), '\n')
 			}
 			pipelinetest.Golden(t, filepath.Join(c.Dir, "expected.jsonl"), got)
 		})

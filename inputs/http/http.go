@@ -531,20 +531,20 @@ func (b *batcher) lines(body io.Reader) error {
 }
 
 func (b *batcher) frames(body io.Reader) error {
-	fr := pipeline.NewFrameReader(bufio.NewReaderSize(body, 64<<10), b.in.cfg.MaxRecordBytes.N())
+	fr := framing.NewFrameReader(bufio.NewReaderSize(body, 64<<10), b.in.cfg.MaxRecordBytes.N())
 	for {
 		kind, payload, err := fr.Next()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
-			if errors.Is(err, pipeline.ErrFrameTooLarge) {
+			if errors.Is(err, framing.ErrFrameTooLarge) {
 				b.in.set.Drop("oversize", 1)
 				return errRecordLarge
 			}
 			return readError(err)
 		}
-		if kind != pipeline.FrameMessage {
+		if kind != framing.FrameMessage {
 			return httpError{http.StatusBadRequest, fmt.Sprintf("frame kind %q is not a message", kind)}
 		}
 		if err := b.add(payload); err != nil {

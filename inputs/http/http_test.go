@@ -23,10 +23,12 @@ import (
 	"go.uber.org/goleak"
 
 	ternhttp "github.com/ternlog/tern/inputs/http"
-	"github.com/ternlog/tern/internal/nettest"
-	"github.com/ternlog/tern/internal/testpki"
+	"github.com/ternlog/tern/internal/testutil/nettest"
+	"github.com/ternlog/tern/internal/testutil/testpki"
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 	"github.com/ternlog/tern/pipeline/config"
+	"github.com/ternlog/tern/pipeline/framing"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
 
@@ -296,14 +298,14 @@ func TestNativeFrames(t *testing.T) {
 		m.Type = "t"
 		m.Payload = fmt.Sprintf("message %d \xff", i)
 		m.AddString("k", "v")
-		body = pipeline.AppendMessageFrame(body, m)
+		body = framing.AppendMessageFrame(body, m)
 	}
 	code, resp, _ := post(t, nil, r.url, "Bearer "+token, bytes.NewReader(body), map[string]string{"Content-Type": "application/x-tern-frames"})
 	require.Equal(t, http.StatusOK, code, resp)
 	require.Len(t, r.em.Records, 3)
 	for i, rec := range r.em.Records {
 		m := pipeline.NewMessage()
-		require.NoError(t, pipeline.DecodeMsgpackBytes(rec.Data, m, pipeline.NewBatch()))
+		require.NoError(t, codec.DecodeMsgpackBytes(rec.Data, m, pipeline.NewBatch()))
 		assert.Equal(t, fmt.Sprintf("message %d \xff", i), m.Payload)
 	}
 	code, _, _ = post(t, nil, r.url, "Bearer "+token, strings.NewReader("{not a frame}"), nil)
@@ -402,7 +404,7 @@ func TestValidate(t *testing.T) {
 // handler: no panic, and only the documented answers.
 func FuzzHandler(f *testing.F) {
 	f.Add([]byte("a\nb\n"), false, false)
-	f.Add(pipeline.AppendFrame(nil, 'M', []byte{0x90}), true, false)
+	f.Add(framing.AppendFrame(nil, 'M', []byte{0x90}), true, false)
 	f.Add([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}, false, true)
 	f.Add([]byte{0x1e, 'M', 0xff, 0xff, 0xff, 0xff}, true, false)
 	f.Fuzz(func(t *testing.T, body []byte, frames, gz bool) {

@@ -16,8 +16,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ternlog/tern/inputs/syslog"
-	"github.com/ternlog/tern/internal/nettest"
-	"github.com/ternlog/tern/internal/testpki"
+	"github.com/ternlog/tern/internal/testutil/nettest"
+	"github.com/ternlog/tern/internal/testutil/testpki"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/pipelinetest"

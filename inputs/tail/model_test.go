@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ternlog/tern/internal/testscale"
+	"github.com/ternlog/tern/internal/testutil/testscale"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/pipelinetest"

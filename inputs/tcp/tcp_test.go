@@ -20,10 +20,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ternlog/tern/inputs/tcp"
-	"github.com/ternlog/tern/internal/nettest"
 	"github.com/ternlog/tern/internal/ternproto"
-	"github.com/ternlog/tern/internal/testpki"
+	"github.com/ternlog/tern/internal/testutil/nettest"
+	"github.com/ternlog/tern/internal/testutil/testpki"
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
@@ -344,7 +345,7 @@ func TestNativeFraming(t *testing.T) {
 	}
 	assert.Equal(t, map[uint64]int{0: ternproto.StatusOK, 1: ternproto.StatusRetry}, acks)
 	m := pipeline.NewMessage()
-	require.NoError(t, pipeline.DecodeMsgpackBytes([]byte(r.em.Lines()[0]), m, nil))
+	require.NoError(t, codec.DecodeMsgpackBytes([]byte(r.em.Lines()[0]), m, nil))
 	assert.Equal(t, "one", m.Payload)
 	assert.True(t, strings.HasPrefix(r.em.Records[0].Source, "tern://127.0.0.1:"))
 }

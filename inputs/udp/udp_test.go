@@ -13,7 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ternlog/tern/inputs/udp"
-	"github.com/ternlog/tern/internal/nettest"
+	"github.com/ternlog/tern/internal/testutil/nettest"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
 

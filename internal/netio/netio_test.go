@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/ternlog/tern/internal/testpki"
+	"github.com/ternlog/tern/internal/testutil/testpki"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/framing"
 	"github.com/ternlog/tern/pipeline/pipelinetest"

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 )
 
 // Failure policies: what happens to the message whose script call failed.
@@ -125,7 +126,7 @@ func DeadLetter(m *pipeline.Message, plugin, hostname string, err error) *pipeli
 	d.Severity = pipeline.SeverityError
 	d.Hostname = hostname
 	d.Logger = plugin
-	d.Payload = string(pipeline.AppendJSON(nil, m))
+	d.Payload = string(codec.AppendJSON(nil, m))
 	d.AddString("deadletter.reason", "lua_error")
 	msg := err.Error()
 	if len(msg) > 1000 {

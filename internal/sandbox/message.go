@@ -10,6 +10,7 @@ import (
 	lua "github.com/Shopify/go-lua"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 )
 
 // Heka's message API, shared by the Lua filter and decoder.
@@ -70,7 +71,7 @@ func ReadMessage(l *lua.State, m *pipeline.Message, mode int) int {
 	case "Uuid":
 		l.PushString(m.UUIDString())
 	case "raw":
-		l.PushString(string(pipeline.AppendJSON(nil, m)))
+		l.PushString(string(codec.AppendJSON(nil, m)))
 	default:
 		field, ok := fieldName(name)
 		if !ok {

@@ -9,7 +9,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/framing"
 )
 
 // DialOptions configure the sending side.
@@ -28,7 +28,7 @@ type DialOptions struct {
 // reads acknowledgements. Writes and reads may run on two goroutines.
 type Conn struct {
 	c    net.Conn
-	fr   *pipeline.FrameReader
+	fr   *framing.FrameReader
 	bw   *bufio.Writer
 	peer Hello
 }
@@ -63,7 +63,7 @@ func Dial(ctx context.Context, addr string, opt DialOptions) (*Conn, error) {
 		}
 		c = tc
 	}
-	conn := &Conn{c: c, fr: pipeline.NewFrameReader(bufio.NewReaderSize(c, 4<<10), maxAckFrame), bw: bufio.NewWriterSize(c, 64<<10)}
+	conn := &Conn{c: c, fr: framing.NewFrameReader(bufio.NewReaderSize(c, 4<<10), maxAckFrame), bw: bufio.NewWriterSize(c, 64<<10)}
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
 	err = conn.hello(opt.Name)
 	if !stop() || err != nil {

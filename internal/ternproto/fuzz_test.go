@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/framing"
 )
 
 // countEmitter acknowledges every batch at once and counts records.
@@ -74,7 +75,7 @@ func FuzzServe(f *testing.F) {
 // are slices of the payload that add up to at most its length, and only
 // the last may be marked bad.
 func FuzzParseBatch(f *testing.F) {
-	f.Add(batch(1, "a", "bb")[pipeline.FrameHeaderLen:])
+	f.Add(batch(1, "a", "bb")[framing.FrameHeaderLen:])
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 1, 0x1E, 'M', 0, 0, 0, 9})
 	f.Add([]byte{1, 2, 3})
 	f.Fuzz(func(t *testing.T, p []byte) {

@@ -12,12 +12,13 @@ import (
 	"fmt"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/framing"
 )
 
 // Version is the protocol version this package speaks.
 const Version = 1
 
-// Frame kinds of the protocol (pipeline.FrameMessage, 'M', carries one
+// Frame kinds of the protocol (framing.FrameMessage, 'M', carries one
 // message inside a batch).
 const (
 	KindHello = 'H' // first frame in each direction: version, frame limit, name
@@ -65,7 +66,7 @@ func AppendHello(dst []byte, h Hello) []byte {
 	p = append(p, byte(h.Version))
 	p = binary.BigEndian.AppendUint32(p, uint32(h.MaxFrame))
 	p = append(p, name...)
-	return pipeline.AppendFrame(dst, KindHello, p)
+	return framing.AppendFrame(dst, KindHello, p)
 }
 
 // ParseHello reads the payload of a hello frame.
@@ -92,13 +93,13 @@ type BatchWriter struct {
 func (w *BatchWriter) Begin(dst []byte, seq uint64) {
 	w.start = len(dst)
 	w.n = 0
-	dst = append(dst, pipeline.FrameMagic, KindBatch, 0, 0, 0, 0)
+	dst = append(dst, framing.FrameMagic, KindBatch, 0, 0, 0, 0)
 	w.buf = binary.BigEndian.AppendUint64(dst, seq)
 }
 
 // Add appends m in its native form.
 func (w *BatchWriter) Add(m *pipeline.Message) {
-	w.buf = pipeline.AppendMessageFrame(w.buf, m)
+	w.buf = framing.AppendMessageFrame(w.buf, m)
 	w.n++
 }
 
@@ -111,27 +112,27 @@ func (w *BatchWriter) AddFrame(frame []byte) {
 // Undo removes the message added last; size is Size() from before it was
 // added.
 func (w *BatchWriter) Undo(size int) {
-	w.buf = w.buf[:w.start+pipeline.FrameHeaderLen+size]
+	w.buf = w.buf[:w.start+framing.FrameHeaderLen+size]
 	w.n--
 }
 
 // SetBatchSeq rewrites the sequence number of a finished batch frame.
 func SetBatchSeq(frame []byte, seq uint64) {
-	binary.BigEndian.PutUint64(frame[pipeline.FrameHeaderLen:], seq)
+	binary.BigEndian.PutUint64(frame[framing.FrameHeaderLen:], seq)
 }
 
 // Len is the number of messages added; Size the payload bytes so far.
 func (w *BatchWriter) Len() int  { return w.n }
-func (w *BatchWriter) Size() int { return len(w.buf) - w.start - pipeline.FrameHeaderLen }
+func (w *BatchWriter) Size() int { return len(w.buf) - w.start - framing.FrameHeaderLen }
 
 // Finish sets the frame length and returns the buffer holding the frame.
 func (w *BatchWriter) Finish() []byte {
-	binary.BigEndian.PutUint32(w.buf[w.start+2:], uint32(len(w.buf)-w.start-pipeline.FrameHeaderLen))
+	binary.BigEndian.PutUint32(w.buf[w.start+2:], uint32(len(w.buf)-w.start-framing.FrameHeaderLen))
 	return w.buf
 }
 
 // BatchOverhead is what a batch frame adds to its messages' 'M' frames.
-const BatchOverhead = pipeline.FrameHeaderLen + batchHdrLen
+const BatchOverhead = framing.FrameHeaderLen + batchHdrLen
 
 // ParseBatch reads the payload of a batch frame: its sequence number and
 // its messages, calling fn with the msgpack bytes of each (a slice of p).
@@ -145,17 +146,17 @@ func ParseBatch(p []byte, fn func(msg []byte, bad bool)) (seq uint64, err error)
 	seq = binary.BigEndian.Uint64(p)
 	p = p[batchHdrLen:]
 	for len(p) > 0 {
-		if len(p) < pipeline.FrameHeaderLen || p[0] != pipeline.FrameMagic || p[1] != pipeline.FrameMessage {
+		if len(p) < framing.FrameHeaderLen || p[0] != framing.FrameMagic || p[1] != framing.FrameMessage {
 			fn(p, true)
 			return seq, nil
 		}
 		n := binary.BigEndian.Uint32(p[2:])
-		if uint64(n) > uint64(len(p)-pipeline.FrameHeaderLen) {
+		if uint64(n) > uint64(len(p)-framing.FrameHeaderLen) {
 			fn(p, true)
 			return seq, nil
 		}
-		end := pipeline.FrameHeaderLen + int(n)
-		fn(p[pipeline.FrameHeaderLen:end:end], false)
+		end := framing.FrameHeaderLen + int(n)
+		fn(p[framing.FrameHeaderLen:end:end], false)
 		p = p[end:]
 	}
 	return seq, nil
@@ -175,11 +176,11 @@ func AppendAck(dst []byte, a Ack) []byte {
 		reason = reason[:maxReason]
 	}
 	start := len(dst)
-	dst = append(dst, pipeline.FrameMagic, KindAck, 0, 0, 0, 0)
+	dst = append(dst, framing.FrameMagic, KindAck, 0, 0, 0, 0)
 	dst = binary.BigEndian.AppendUint64(dst, a.Seq)
 	dst = append(dst, byte(a.Status))
 	dst = append(dst, reason...)
-	binary.BigEndian.PutUint32(dst[start+2:], uint32(len(dst)-start-pipeline.FrameHeaderLen))
+	binary.BigEndian.PutUint32(dst[start+2:], uint32(len(dst)-start-framing.FrameHeaderLen))
 	return dst
 }
 
@@ -207,7 +208,7 @@ func AppendError(dst []byte, msg string) []byte {
 	if len(msg) > maxReason {
 		msg = msg[:maxReason]
 	}
-	return pipeline.AppendFrame(dst, KindError, []byte(msg))
+	return framing.AppendFrame(dst, KindError, []byte(msg))
 }
 
 // PeerError is an error frame received from the peer.

@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/framing"
 )
 
 // ServeOptions configure the receiving side of one connection.
 type ServeOptions struct {
 	// MaxFrame caps a frame's payload (a whole batch); a larger frame ends
-	// the connection. Default pipeline.DefaultMaxFrame.
+	// the connection. Default framing.DefaultMaxFrame.
 	MaxFrame int
 	// MaxInFlight caps the batches of a connection that are emitted but not
 	// yet acknowledged; reading pauses at the cap. Default 64.
@@ -38,7 +39,7 @@ type ServeOptions struct {
 
 func (o *ServeOptions) defaults() {
 	if o.MaxFrame <= 0 {
-		o.MaxFrame = pipeline.DefaultMaxFrame
+		o.MaxFrame = framing.DefaultMaxFrame
 	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = 64
@@ -200,7 +201,7 @@ func (r deadlineReader) Read(p []byte) (int, error) {
 }
 
 func (s *server) readLoop(ctx context.Context, out pipeline.Emitter) error {
-	fr := pipeline.NewFrameReader(bufio.NewReaderSize(deadlineReader{s.c, s.rd}, 64<<10), s.opt.MaxFrame)
+	fr := framing.NewFrameReader(bufio.NewReaderSize(deadlineReader{s.c, s.rd}, 64<<10), s.opt.MaxFrame)
 	var recs []pipeline.Record
 	proto := pipeline.Record{Source: s.opt.Source}
 	for {
@@ -213,7 +214,7 @@ func (s *server) readLoop(ctx context.Context, out pipeline.Emitter) error {
 			if errors.As(err, &ne) && ne.Timeout() {
 				return nil // idle: a plain close, nothing to report
 			}
-			if errors.Is(err, pipeline.ErrFrameTooLarge) {
+			if errors.Is(err, framing.ErrFrameTooLarge) {
 				s.set.Drop("oversize", 1)
 				s.set.Error("frame_too_large")
 			}

@@ -14,6 +14,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
+	"github.com/ternlog/tern/pipeline/framing"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
 
@@ -40,10 +42,10 @@ func TestBatchRoundTrip(t *testing.T) {
 	frame := batch(42, "a", "bb", "")
 	require.Equal(t, byte(KindBatch), frame[1])
 	var got []string
-	seq, err := ParseBatch(frame[pipeline.FrameHeaderLen:], func(p []byte, bad bool) {
+	seq, err := ParseBatch(frame[framing.FrameHeaderLen:], func(p []byte, bad bool) {
 		require.False(t, bad)
 		m := pipeline.NewMessage()
-		require.NoError(t, pipeline.DecodeMsgpackBytes(p, m, nil))
+		require.NoError(t, codec.DecodeMsgpackBytes(p, m, nil))
 		got = append(got, m.Payload)
 	})
 	require.NoError(t, err)
@@ -56,7 +58,7 @@ func TestBatchBadTail(t *testing.T) {
 	frame = append(frame, 0x1E, 'X', 0, 0, 0, 1, 'z') // an inner frame of the wrong kind
 	var recs [][]byte
 	var bads int
-	_, err := ParseBatch(frame[pipeline.FrameHeaderLen:], func(p []byte, bad bool) {
+	_, err := ParseBatch(frame[framing.FrameHeaderLen:], func(p []byte, bad bool) {
 		recs = append(recs, p)
 		if bad {
 			bads++
@@ -74,7 +76,7 @@ func TestBatchBadTail(t *testing.T) {
 func TestAckHelloRoundTrip(t *testing.T) {
 	for _, a := range []Ack{{Seq: 1}, {Seq: 1 << 60, Status: StatusRetry, Reason: "stopped"}} {
 		f := AppendAck(nil, a)
-		got, err := ParseAck(f[pipeline.FrameHeaderLen:])
+		got, err := ParseAck(f[framing.FrameHeaderLen:])
 		require.NoError(t, err)
 		assert.Equal(t, a, got)
 	}
@@ -82,7 +84,7 @@ func TestAckHelloRoundTrip(t *testing.T) {
 	assert.Error(t, err, "unknown status")
 	h := Hello{Version: 1, MaxFrame: 1 << 20, Name: "edge"}
 	f := AppendHello(nil, h)
-	got, err := ParseHello(f[pipeline.FrameHeaderLen:])
+	got, err := ParseHello(f[framing.FrameHeaderLen:])
 	require.NoError(t, err)
 	assert.Equal(t, h, got)
 }
@@ -158,7 +160,7 @@ func TestServeAcks(t *testing.T) {
 	assert.Contains(t, a.Reason, "stopped")
 
 	m := pipeline.NewMessage()
-	require.NoError(t, pipeline.DecodeMsgpackBytes([]byte(em.Lines()[2]), m, nil))
+	require.NoError(t, codec.DecodeMsgpackBytes([]byte(em.Lines()[2]), m, nil))
 	assert.Equal(t, "c", m.Payload)
 	assert.Equal(t, "tern://x", em.Records[0].Source)
 }
@@ -179,7 +181,7 @@ func TestServeRefusesOversizeAndVersion(t *testing.T) {
 	defer raw.Close()
 	_, err = raw.Write(AppendHello(nil, Hello{Version: 9}))
 	require.NoError(t, err)
-	fr := pipeline.NewFrameReader(raw, 0)
+	fr := framing.NewFrameReader(raw, 0)
 	kind, p, err := fr.Next()
 	require.NoError(t, err)
 	assert.Equal(t, byte(KindError), kind)

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
@@ -602,7 +603,7 @@ func TestGolden(t *testing.T) {
 			var batch []pipeline.Encoded
 			for _, line := range strings.Split(strings.TrimSpace(string(in)), "\n") {
 				m := pipeline.NewMessage()
-				if err := pipeline.DecodeJSON([]byte(line), m, nil); err != nil {
+				if err := codec.DecodeJSON([]byte(line), m, nil); err != nil {
 					t.Fatal(err)
 				}
 				batch = append(batch, pipeline.Encoded{Msg: m, Data: []byte(m.Payload)})

@@ -19,7 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/ternlog/tern/internal/testpki"
+	"github.com/ternlog/tern/internal/testutil/testpki"
 	ternhttp "github.com/ternlog/tern/outputs/http"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"

@@ -19,6 +19,7 @@ import (
 	"github.com/ternlog/tern/internal/ternproto"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
+	"github.com/ternlog/tern/pipeline/framing"
 )
 
 //go:embed sample.toml
@@ -159,7 +160,7 @@ func (o *Output) Write(ctx context.Context, batch []pipeline.Encoded) error {
 		size := len(e.Data)
 		framed := isMessageFrame(e.Data)
 		if !framed {
-			size += pipeline.FrameHeaderLen
+			size += framing.FrameHeaderLen
 		}
 		if size > limit {
 			if refused == nil {
@@ -179,7 +180,7 @@ func (o *Output) Write(ctx context.Context, batch []pipeline.Encoded) error {
 		if framed {
 			w.AddFrame(e.Data)
 		} else {
-			w.AddFrame(pipeline.AppendFrame(nil, pipeline.FrameMessage, e.Data))
+			w.AddFrame(framing.AppendFrame(nil, framing.FrameMessage, e.Data))
 		}
 	}
 	finish()
@@ -252,8 +253,8 @@ func (o *Output) send(ctx context.Context, c *ternproto.Conn) error {
 // isMessageFrame reports whether b is exactly one 'M' frame (what the
 // msgpack encoder writes with framed = true).
 func isMessageFrame(b []byte) bool {
-	return len(b) >= pipeline.FrameHeaderLen && b[0] == pipeline.FrameMagic && b[1] == pipeline.FrameMessage &&
-		uint64(binary.BigEndian.Uint32(b[2:])) == uint64(len(b)-pipeline.FrameHeaderLen)
+	return len(b) >= framing.FrameHeaderLen && b[0] == framing.FrameMagic && b[1] == framing.FrameMessage &&
+		uint64(binary.BigEndian.Uint32(b[2:])) == uint64(len(b)-framing.FrameHeaderLen)
 }
 
 func (o *Output) Close(context.Context) error {

@@ -13,12 +13,14 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/ternlog/tern/internal/benchutil"
-	"github.com/ternlog/tern/internal/nettest"
 	"github.com/ternlog/tern/internal/ternproto"
-	"github.com/ternlog/tern/internal/testpki"
+	"github.com/ternlog/tern/internal/testutil/benchutil"
+	"github.com/ternlog/tern/internal/testutil/nettest"
+	"github.com/ternlog/tern/internal/testutil/testpki"
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 	"github.com/ternlog/tern/pipeline/config"
+	"github.com/ternlog/tern/pipeline/framing"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
 
@@ -50,9 +52,9 @@ func batch(payloads ...string) []pipeline.Encoded {
 		m.Payload = p
 		var data []byte
 		if i%2 == 0 {
-			data = pipeline.AppendMessageFrame(nil, m)
+			data = framing.AppendMessageFrame(nil, m)
 		} else {
-			data = pipeline.AppendMsgpack(nil, m)
+			data = codec.AppendMsgpack(nil, m)
 		}
 		out[i] = pipeline.Encoded{Msg: m, Data: data}
 	}
@@ -64,7 +66,7 @@ func payloads(t testing.TB, em *pipelinetest.Emitter) []string {
 	var out []string
 	for _, l := range em.Lines() {
 		m := pipeline.NewMessage()
-		require.NoError(t, pipeline.DecodeMsgpackBytes([]byte(l), m, nil))
+		require.NoError(t, codec.DecodeMsgpackBytes([]byte(l), m, nil))
 		out = append(out, m.Payload)
 	}
 	return out
@@ -206,7 +208,7 @@ func BenchmarkWrite(b *testing.B) {
 	}
 	bt := batch(ps...)
 	for i := range bt {
-		bt[i].Data = pipeline.AppendMessageFrame(nil, bt[i].Msg)
+		bt[i].Data = framing.AppendMessageFrame(nil, bt[i].Msg)
 	}
 	b.ReportAllocs()
 	stop := benchutil.CPU(b)

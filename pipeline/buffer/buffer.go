@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/queue"
 	"github.com/ternlog/tern/pipeline/vfs"
@@ -302,7 +303,7 @@ func encode(dst []byte, msgs []*pipeline.Message) []byte {
 	for _, m := range msgs {
 		start := len(dst)
 		dst = append(dst, make([]byte, RecordHeaderSize)...)
-		dst = pipeline.AppendMsgpack(dst, m)
+		dst = codec.AppendMsgpack(dst, m)
 		binary.LittleEndian.PutUint32(dst[start:], uint32(len(dst)-start-RecordHeaderSize))
 	}
 	return dst

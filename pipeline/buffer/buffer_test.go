@@ -13,11 +13,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ternlog/tern/internal/testutil/faultfs"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 	"github.com/ternlog/tern/pipeline/queue"
 	"github.com/ternlog/tern/pipeline/vfs"
-	"github.com/ternlog/tern/pipeline/vfs/faultfs"
 )
 
 func TestPushReadCommit(t *testing.T) {

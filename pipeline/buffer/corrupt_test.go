@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 	"github.com/ternlog/tern/pipeline/vfs"
 )
 
@@ -48,7 +49,7 @@ func readLayout(t *testing.T, dir string) layout {
 				break
 			}
 			m := pipeline.NewMessage()
-			require.NoError(t, pipeline.DecodeMsgpackBytes(rec.Payload, m, nil))
+			require.NoError(t, codec.DecodeMsgpackBytes(rec.Payload, m, nil))
 			recs = append(recs, placedRec{idOf(t, m), rec.Seq, rec.Offset, RecordHeaderSize + int64(len(rec.Payload))})
 		}
 		f.Close()

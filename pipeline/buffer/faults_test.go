@@ -12,9 +12,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ternlog/tern/internal/testscale"
+	"github.com/ternlog/tern/internal/testutil/faultfs"
+	"github.com/ternlog/tern/internal/testutil/testscale"
 	"github.com/ternlog/tern/pipeline/queue"
-	"github.com/ternlog/tern/pipeline/vfs/faultfs"
 )
 
 // R6: a full disk. While writes fail with ENOSPC nothing is acknowledged

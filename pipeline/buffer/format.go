@@ -18,7 +18,7 @@ import (
 //
 // The header's CRC covers its other 28 bytes; a record's covers its length,
 // its seq and its payload. The payload is one message in tern's native
-// msgpack form (pipeline.AppendMsgpack). Sequence numbers start at 1, grow
+// msgpack form (codec.AppendMsgpack). Sequence numbers start at 1, grow
 // by one per record across segments and are never reused, so a reader can
 // tell a lost record (a gap) from a replayed one (a seq it has passed), and
 // zeroed space never parses as a record. Within a segment every record's

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ternlog/tern/internal/testutil/faultfs"
 	"github.com/ternlog/tern/pipeline"
-	"github.com/ternlog/tern/pipeline/vfs/faultfs"
 )
 
 // segmentSeeds are real segments: records, a torn one, a flipped one.

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ternlog/tern/internal/testscale"
+	"github.com/ternlog/tern/internal/testutil/faultfs"
+	"github.com/ternlog/tern/internal/testutil/testscale"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 	"github.com/ternlog/tern/pipeline/queue"
-	"github.com/ternlog/tern/pipeline/vfs/faultfs"
 )
 
 // R4: crash-consistency model test. Random sequences of Write, WaitAck,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 	"github.com/ternlog/tern/pipeline/queue"
 )
 
@@ -223,7 +224,7 @@ func (b *Buffer) read(maxCount, maxBytes int) (*lease, error) {
 			seq = rec.Seq + 1
 			recs++
 			m := batch.Add()
-			if err := pipeline.DecodeMsgpackBytes(rec.Payload, m, batch); err != nil {
+			if err := codec.DecodeMsgpackBytes(rec.Payload, m, batch); err != nil {
 				batch.Truncate(batch.Len() - 1)
 				b.lost(1, fmt.Sprintf("%s offset %d: %v", SegmentName(s.id), rec.Offset, err))
 				continue

@@ -1,4 +1,4 @@
-package pipeline_test
+package codec_test
 
 import (
 	"math"
@@ -6,49 +6,15 @@ import (
 	"strings"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
 
 // goldenJSON is the canonical form of goldenMessage, byte for byte.
 const goldenJSON = `{"uuid":"0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9","timestamp":"2026-11-22T00:00:00.123456789Z","type":"TEST","logger":"GoSpec","severity":6,"payload":"Test Payload","env_version":"0.8","pid":1234,"hostname":"h1","fields":[{"name":"foo","type":"string","value":["bar"]},{"name":"int","type":"integer","value":[999,1024]},{"name":"bytes","type":"bytes","value":["ZGF0YQ=="]},{"name":"d","type":"double","value":[99.9],"representation":"ms"},{"name":"ok","type":"bool","value":[true]}]}`
 
-func goldenMessage() *pipeline.Message {
-	m := pipeline.NewMessage()
-	m.UUID, _ = pipeline.ParseUUID("0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9")
-	m.Timestamp = 1795305600123456789 // 2026-11-22T00:00:00.123456789Z
-	m.Type = "TEST"
-	m.Logger = "GoSpec"
-	m.Severity = 6
-	m.Payload = "Test Payload"
-	m.EnvVersion = "0.8"
-	m.Pid = 1234
-	m.Hostname = "h1"
-	m.AddString("foo", "bar")
-	m.AddField(pipeline.NewField("int", pipeline.TypeInteger, "", pipeline.IntValue(999), pipeline.IntValue(1024)))
-	m.AddBytes("bytes", []byte("data"))
-	m.AddField(pipeline.NewField("d", pipeline.TypeDouble, "ms", pipeline.DoubleValue(99.9)))
-	m.AddBool("ok", true)
-	return m
-}
+func goldenMessage() *pipeline.Message { return pipelinetest.GoldenMessage() }
 
-// w2Message is a typical event: the W2 record after the json decoder.
-func w2Message() *pipeline.Message {
-	m := pipeline.NewMessage()
-	m.UUID = pipeline.NewUUID()
-	m.Timestamp = 1795341600123000000
-	m.Logger = "tcp_json"
-	m.Hostname = "router-1"
-	m.AddString("host", "web-007.dc1.example.net")
-	m.AddString("service", "checkout")
-	m.AddString("level", "info")
-	m.AddInt("pid", 12345)
-	m.AddInt("seq", 42)
-	m.AddDouble("latency_ms", 12.345)
-	m.AddInt("status", 200)
-	m.AddString("user.id", "u-000123")
-	m.AddString("user.role", "admin")
-	m.AddString("message", "GET /api/v1/items/123 completed lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor")
-	return m
-}
+func w2Message() *pipeline.Message { return pipelinetest.W2Message() }
 
 var hostilePieces = []string{
 	"a", "Zz", " ", "\"", "\\", "/", "\n", "\r", "\t", "\x00", "\x1f", "\x7f", "é", "€", "𝄞",

@@ -1,4 +1,4 @@
-package pipeline
+package codec
 
 import (
 	"encoding/base64"
@@ -10,13 +10,7 @@ import (
 
 	"github.com/ternlog/tern/internal/jsonx"
 	"github.com/ternlog/tern/internal/rfc3339"
-)
-
-// Limits on what a decoder of the canonical JSON or native msgpack form
-// accepts in one message; larger messages are refused, not truncated.
-const (
-	MaxFields = 1 << 16 // fields per message
-	MaxValues = 1 << 20 // values per message, all fields together
+	"github.com/ternlog/tern/pipeline"
 )
 
 // AppendJSON appends the canonical JSON form of m: one object without
@@ -35,17 +29,17 @@ const (
 // escaped as AppendJSONString does. A field whose Type is not one of the five
 // value types is written as a string field. AppendJSON does not allocate
 // when dst has room.
-func AppendJSON(dst []byte, m *Message) []byte {
+func AppendJSON(dst []byte, m *pipeline.Message) []byte {
 	dst, _ = AppendJSONCount(dst, m)
 	return dst
 }
 
 // AppendJSONCount is AppendJSON that also returns the number of invalid
 // UTF-8 bytes it replaced with U+FFFD (for a utf8_replaced_total counter).
-func AppendJSONCount(dst []byte, m *Message) (out []byte, replaced int) {
+func AppendJSONCount(dst []byte, m *pipeline.Message) (out []byte, replaced int) {
 	var n int
 	dst = append(dst, `{"uuid":"`...)
-	dst = AppendUUID(dst, m.UUID)
+	dst = pipeline.AppendUUID(dst, m.UUID)
 	dst = append(dst, `","timestamp":"`...)
 	dst = rfc3339.Append(dst, m.Timestamp, rfc3339.Trimmed)
 	dst = append(dst, `","type":`...)
@@ -77,21 +71,17 @@ func AppendJSONCount(dst []byte, m *Message) (out []byte, replaced int) {
 		dst, n = jsonx.AppendString(dst, f.Name)
 		replaced += n
 		t := f.Type
-		if int(t) >= len(typeNames) {
-			t = TypeString
+		if !t.Known() {
+			t = pipeline.TypeString
 		}
 		dst = append(dst, `,"type":"`...)
-		dst = append(dst, typeNames[t]...)
+		dst = append(dst, t.String()...)
 		dst = append(dst, `","value":[`...)
-		for j := 0; j < int(f.n); j++ {
+		for j := range f.Len() {
 			if j > 0 {
 				dst = append(dst, ',')
 			}
-			v := f.v0
-			if j > 0 {
-				v = f.more[j-1]
-			}
-			dst, n = AppendJSONValue(dst, t, v)
+			dst, n = AppendJSONValue(dst, t, f.Value(j))
 			replaced += n
 		}
 		dst = append(dst, ']')
@@ -110,23 +100,23 @@ func AppendJSONCount(dst []byte, m *Message) (out []byte, replaced int) {
 // number (doubles as AppendFloat in internal/jsonx writes them), or
 // true/false. replaced counts the bytes of invalid UTF-8 replaced in a
 // string.
-func AppendJSONValue(dst []byte, t ValueType, v Value) (out []byte, replaced int) {
+func AppendJSONValue(dst []byte, t pipeline.ValueType, v pipeline.Value) (out []byte, replaced int) {
 	switch t {
-	case TypeBytes:
+	case pipeline.TypeBytes:
 		dst = append(dst, '"')
 		dst = base64.StdEncoding.AppendEncode(dst, v.Bytes())
 		return append(dst, '"'), 0
-	case TypeInteger:
-		return strconv.AppendInt(dst, int64(v.n), 10), 0
-	case TypeDouble:
-		return jsonx.AppendFloat(dst, math.Float64frombits(v.n)), 0
-	case TypeBool:
-		if v.n != 0 {
+	case pipeline.TypeInteger:
+		return strconv.AppendInt(dst, v.Int(), 10), 0
+	case pipeline.TypeDouble:
+		return jsonx.AppendFloat(dst, v.Double()), 0
+	case pipeline.TypeBool:
+		if v.Bool() {
 			return append(dst, "true"...), 0
 		}
 		return append(dst, "false"...), 0
 	}
-	return jsonx.AppendString(dst, v.s)
+	return jsonx.AppendString(dst, v.Str())
 }
 
 // AppendJSONString appends s as a JSON string literal. It escapes '"', '\\',
@@ -151,7 +141,7 @@ func AppendJSONString(dst []byte, s string) (out []byte, replaced int) {
 // string field); every value must then have that type. Unknown keys and
 // values of the wrong type are errors naming the key, e.g.
 // `fields[2].value[1]: integer expected`. Invalid UTF-8 is kept as it is.
-func DecodeJSON(data []byte, m *Message, b *Batch) error {
+func DecodeJSON(data []byte, m *pipeline.Message, b *pipeline.Batch) error {
 	m.Reset()
 	d := jsonDecoder{b: b, data: data}
 	if b != nil {
@@ -163,7 +153,7 @@ func DecodeJSON(data []byte, m *Message, b *Batch) error {
 
 type jsonDecoder struct {
 	s       jsonx.Scanner
-	b       *Batch
+	b       *pipeline.Batch
 	data    []byte
 	base    string // data copied once into b's arena; strings without escapes are slices of it
 	scratch []byte
@@ -292,7 +282,7 @@ func (d *jsonDecoder) typeError(name, want string) error {
 	return fmt.Errorf("%s: %s expected", name, want)
 }
 
-func (d *jsonDecoder) message(m *Message) error {
+func (d *jsonDecoder) message(m *pipeline.Message) error {
 	s := &d.s
 	if s.Peek() != '{' {
 		if s.Pos() >= len(s.Data()) {
@@ -325,7 +315,7 @@ func (d *jsonDecoder) message(m *Message) error {
 					d.scratch = jsonx.Unescape(d.scratch[:0], raw)
 					raw = d.scratch
 				}
-				u, ok := ParseUUID(bytesString(raw))
+				u, ok := pipeline.ParseUUID(bytesString(raw))
 				if !ok {
 					return fmt.Errorf("uuid: not a UUID: %s", quote(raw))
 				}
@@ -384,7 +374,7 @@ func (d *jsonDecoder) message(m *Message) error {
 	return nil
 }
 
-func (d *jsonDecoder) timestamp(m *Message) error {
+func (d *jsonDecoder) timestamp(m *pipeline.Message) error {
 	s := &d.s
 	switch c := s.Peek(); {
 	case c == '"':
@@ -417,7 +407,7 @@ func (d *jsonDecoder) timestamp(m *Message) error {
 	return nil
 }
 
-func (d *jsonDecoder) fields(m *Message) error {
+func (d *jsonDecoder) fields(m *pipeline.Message) error {
 	s := &d.s
 	if s.Peek() != '[' {
 		return d.typeError("fields", "array")
@@ -428,8 +418,8 @@ func (d *jsonDecoder) fields(m *Message) error {
 		return nil
 	}
 	for i := 0; ; i++ {
-		if i >= MaxFields {
-			return fmt.Errorf("fields: more than %d", MaxFields)
+		if i >= pipeline.MaxFields {
+			return fmt.Errorf("fields: more than %d", pipeline.MaxFields)
 		}
 		if err := d.field(m, i); err != nil {
 			return err
@@ -444,13 +434,13 @@ func (d *jsonDecoder) fields(m *Message) error {
 	}
 }
 
-func (d *jsonDecoder) field(m *Message, i int) error {
+func (d *jsonDecoder) field(m *pipeline.Message, i int) error {
 	s := &d.s
 	if s.Peek() != '{' {
 		return d.typeError(fmt.Sprintf("fields[%d]", i), "object")
 	}
 	s.Advance()
-	m.Fields = append(m.Fields, Field{})
+	m.Fields = append(m.Fields, pipeline.Field{})
 	f := &m.Fields[len(m.Fields)-1]
 	const (
 		kName = 1 << iota
@@ -459,7 +449,7 @@ func (d *jsonDecoder) field(m *Message, i int) error {
 		kRepr
 	)
 	var seen uint
-	var typ ValueType
+	var typ pipeline.ValueType
 	valuePos := -1
 	if s.Peek() == '}' {
 		s.Advance()
@@ -483,7 +473,7 @@ func (d *jsonDecoder) field(m *Message, i int) error {
 				if err != nil {
 					return fmt.Errorf("fields[%d].type: %w", i, err)
 				}
-				t, ok := ParseValueType(bytesString(raw))
+				t, ok := pipeline.ParseValueType(bytesString(raw))
 				if !ok {
 					return fmt.Errorf("fields[%d].type: unknown type %s", i, quote(raw))
 				}
@@ -545,7 +535,7 @@ func (d *jsonDecoder) field(m *Message, i int) error {
 
 // inferType guesses a field's type from its (first) value at the current
 // offset, without consuming it.
-func (d *jsonDecoder) inferType() ValueType {
+func (d *jsonDecoder) inferType() pipeline.ValueType {
 	s := &d.s
 	pos := s.Pos()
 	defer s.SetPos(pos)
@@ -556,17 +546,17 @@ func (d *jsonDecoder) inferType() ValueType {
 	}
 	switch {
 	case c == 't' || c == 'f':
-		return TypeBool
+		return pipeline.TypeBool
 	case c == '-' || '0' <= c && c <= '9':
 		if _, isInt, err := s.Number(); err == nil && !isInt {
-			return TypeDouble
+			return pipeline.TypeDouble
 		}
-		return TypeInteger
+		return pipeline.TypeInteger
 	}
-	return TypeString
+	return pipeline.TypeString
 }
 
-func (d *jsonDecoder) values(f *Field, t ValueType, i int) error {
+func (d *jsonDecoder) values(f *pipeline.Field, t pipeline.ValueType, i int) error {
 	s := &d.s
 	if s.Peek() != '[' {
 		return d.value(f, t, i, -1)
@@ -597,15 +587,15 @@ func valuePath(i, j int) string {
 	return fmt.Sprintf("fields[%d].value[%d]", i, j)
 }
 
-func (d *jsonDecoder) value(f *Field, t ValueType, i, j int) error {
+func (d *jsonDecoder) value(f *pipeline.Field, t pipeline.ValueType, i, j int) error {
 	s := &d.s
-	if d.nvalues++; d.nvalues > MaxValues {
-		return fmt.Errorf("%s: more than %d values in the message", valuePath(i, j), MaxValues)
+	if d.nvalues++; d.nvalues > pipeline.MaxValues {
+		return fmt.Errorf("%s: more than %d values in the message", valuePath(i, j), pipeline.MaxValues)
 	}
 	c := s.Peek()
-	var v Value
+	var v pipeline.Value
 	switch t {
-	case TypeString:
+	case pipeline.TypeString:
 		if c != '"' {
 			return d.typeError(valuePath(i, j), "string")
 		}
@@ -613,8 +603,8 @@ func (d *jsonDecoder) value(f *Field, t ValueType, i, j int) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", valuePath(i, j), err)
 		}
-		v.s = d.str(raw, esc)
-	case TypeBytes:
+		v = pipeline.StringValue(d.str(raw, esc))
+	case pipeline.TypeBytes:
 		if c != '"' {
 			return d.typeError(valuePath(i, j), "base64 string")
 		}
@@ -645,11 +635,11 @@ func (d *jsonDecoder) value(f *Field, t ValueType, i, j int) error {
 			return fmt.Errorf("%s: invalid base64", valuePath(i, j))
 		}
 		if d.b != nil {
-			v.s = d.b.Str(out[:n])
+			v = pipeline.StringValue(d.b.Str(out[:n]))
 		} else if n > 0 {
-			v.s = unsafe.String(&out[0], n)
+			v = pipeline.StringValue(unsafe.String(&out[0], n))
 		}
-	case TypeInteger:
+	case pipeline.TypeInteger:
 		if c != '-' && (c < '0' || c > '9') {
 			return d.typeError(valuePath(i, j), "integer")
 		}
@@ -664,8 +654,8 @@ func (d *jsonDecoder) value(f *Field, t ValueType, i, j int) error {
 		if !ok {
 			return fmt.Errorf("%s: integer out of range: %s", valuePath(i, j), raw)
 		}
-		v.n = uint64(n)
-	case TypeDouble:
+		v = pipeline.IntValue(n)
+	case pipeline.TypeDouble:
 		var x float64
 		switch {
 		case c == '"':
@@ -695,11 +685,11 @@ func (d *jsonDecoder) value(f *Field, t ValueType, i, j int) error {
 		default:
 			return d.typeError(valuePath(i, j), "double")
 		}
-		v.n = math.Float64bits(x)
-	case TypeBool:
+		v = pipeline.DoubleValue(x)
+	case pipeline.TypeBool:
 		switch {
 		case s.Literal("true"):
-			v.n = 1
+			v = pipeline.BoolValue(true)
 		case s.Literal("false"):
 		default:
 			return d.typeError(valuePath(i, j), "bool")

@@ -1,4 +1,4 @@
-package pipeline_test
+package codec_test
 
 import (
 	"encoding/json"
@@ -9,25 +9,26 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ternlog/tern/internal/benchutil"
+	"github.com/ternlog/tern/internal/testutil/benchutil"
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 )
 
 func TestJSONGolden(t *testing.T) {
 	m := goldenMessage()
-	if got := string(pipeline.AppendJSON(nil, m)); got != goldenJSON {
+	if got := string(codec.AppendJSON(nil, m)); got != goldenJSON {
 		t.Fatalf("AppendJSON:\n got %s\nwant %s", got, goldenJSON)
 	}
 	var back pipeline.Message
 	for _, b := range []*pipeline.Batch{nil, pipeline.NewBatch()} {
-		if err := pipeline.DecodeJSON([]byte(goldenJSON), &back, b); err != nil {
+		if err := codec.DecodeJSON([]byte(goldenJSON), &back, b); err != nil {
 			t.Fatal(err)
 		}
 		if !back.Equal(m) {
 			t.Fatalf("DecodeJSON(golden) = %+v, want %+v", back, *m)
 		}
 	}
-	if got := string(pipeline.AppendJSON(nil, &back)); got != goldenJSON {
+	if got := string(codec.AppendJSON(nil, &back)); got != goldenJSON {
 		t.Fatalf("round trip:\n got %s\nwant %s", got, goldenJSON)
 	}
 	if !json.Valid([]byte(goldenJSON)) {
@@ -37,7 +38,7 @@ func TestJSONGolden(t *testing.T) {
 
 func TestJSONEmptyMessage(t *testing.T) {
 	const want = `{"uuid":"00000000-0000-0000-0000-000000000000","timestamp":"1970-01-01T00:00:00Z","type":"","logger":"","severity":7,"payload":"","env_version":"","pid":0,"hostname":"","fields":[]}`
-	if got := string(pipeline.AppendJSON(nil, pipeline.NewMessage())); got != want {
+	if got := string(codec.AppendJSON(nil, pipeline.NewMessage())); got != want {
 		t.Fatalf("got %s", got)
 	}
 }
@@ -45,11 +46,11 @@ func TestJSONEmptyMessage(t *testing.T) {
 func TestJSONEscapes(t *testing.T) {
 	m := pipeline.NewMessage()
 	m.Payload = "a\"b\\c\n\r\t\x01\u2028\u2029<>&é\xff"
-	got, n := pipeline.AppendJSONCount(nil, m)
+	got, n := codec.AppendJSONCount(nil, m)
 	if want := `"payload":"a\"b\\c\n\r\t\u0001\u2028\u2029<>&é` + "\ufffd" + `"`; !strings.Contains(string(got), want) || n != 1 {
 		t.Fatalf("got %s (%d replaced)", got, n)
 	}
-	s, n := pipeline.AppendJSONString([]byte("x"), "\xc3(")
+	s, n := codec.AppendJSONString([]byte("x"), "\xc3(")
 	if string(s) != "x\"\ufffd(\"" || n != 1 {
 		t.Fatalf("AppendJSONString = %q, %d", s, n)
 	}
@@ -65,11 +66,11 @@ func TestDecodeJSONShorthands(t *testing.T) {
 	}
 	for _, c := range cases {
 		var m pipeline.Message
-		if err := pipeline.DecodeJSON([]byte(c.in), &m, pipeline.NewBatch()); err != nil {
+		if err := codec.DecodeJSON([]byte(c.in), &m, pipeline.NewBatch()); err != nil {
 			t.Errorf("DecodeJSON(%s): %v", c.in, err)
 			continue
 		}
-		if got := string(pipeline.AppendJSON(nil, &m)); got != c.want {
+		if got := string(codec.AppendJSON(nil, &m)); got != c.want {
 			t.Errorf("DecodeJSON(%s):\n got %s\nwant %s", c.in, got, c.want)
 		}
 	}
@@ -116,7 +117,7 @@ func TestDecodeJSONErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		var m pipeline.Message
-		err := pipeline.DecodeJSON([]byte(c.in), &m, nil)
+		err := codec.DecodeJSON([]byte(c.in), &m, nil)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("DecodeJSON(%.60s) = %v, want %q", c.in, err, c.want)
 		}
@@ -128,7 +129,7 @@ func TestJSONRoundTripRandom(t *testing.T) {
 	b := pipeline.NewBatch()
 	for i := range 3000 {
 		m := randMessage(r)
-		out := pipeline.AppendJSON(nil, m)
+		out := codec.AppendJSON(nil, m)
 		if !json.Valid(out) {
 			t.Fatalf("#%d: invalid JSON %s", i, out)
 		}
@@ -136,13 +137,13 @@ func TestJSONRoundTripRandom(t *testing.T) {
 			t.Fatalf("#%d: raw line break in %s", i, out)
 		}
 		var back pipeline.Message
-		if err := pipeline.DecodeJSON(out, &back, b); err != nil {
+		if err := codec.DecodeJSON(out, &back, b); err != nil {
 			t.Fatalf("#%d: DecodeJSON(%s): %v", i, out, err)
 		}
 		if want := sanitized(m); !back.Equal(want) {
 			t.Fatalf("#%d: round trip of %s\n got %+v\nwant %+v", i, out, back, *want)
 		}
-		if again := pipeline.AppendJSON(nil, &back); string(again) != string(out) {
+		if again := codec.AppendJSON(nil, &back); string(again) != string(out) {
 			t.Fatalf("#%d: not a fixed point:\n%s\n%s", i, out, again)
 		}
 	}
@@ -151,7 +152,7 @@ func TestJSONRoundTripRandom(t *testing.T) {
 func TestJSONNaNDoubleIsString(t *testing.T) {
 	m := pipeline.NewMessage()
 	m.AddDouble("x", math.NaN())
-	if !strings.Contains(string(pipeline.AppendJSON(nil, m)), `"value":["NaN"]`) {
+	if !strings.Contains(string(codec.AppendJSON(nil, m)), `"value":["NaN"]`) {
 		t.Fatal("NaN not written as a string")
 	}
 }
@@ -159,7 +160,7 @@ func TestJSONNaNDoubleIsString(t *testing.T) {
 func FuzzDecodeJSON(f *testing.F) {
 	f.Add([]byte(goldenJSON))
 	f.Add([]byte(`{"fields":[{"value":[1,2],"name":"i"},{"name":"d","type":"double","value":"NaN"}],"timestamp":1}`))
-	f.Add(pipeline.AppendJSON(nil, w2Message()))
+	f.Add(codec.AppendJSON(nil, w2Message()))
 	if seeds, _ := filepath.Glob("../decoders/json/testdata/*/input.txt"); len(seeds) > 0 {
 		for _, p := range seeds {
 			if data, err := os.ReadFile(p); err == nil {
@@ -173,18 +174,18 @@ func FuzzDecodeJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var m pipeline.Message
 		b.Truncate(0)
-		if err := pipeline.DecodeJSON(data, &m, b); err != nil {
+		if err := codec.DecodeJSON(data, &m, b); err != nil {
 			return
 		}
-		out := pipeline.AppendJSON(nil, &m)
+		out := codec.AppendJSON(nil, &m)
 		if !json.Valid(out) {
 			t.Fatalf("invalid JSON %q", out)
 		}
 		var m2 pipeline.Message
-		if err := pipeline.DecodeJSON(out, &m2, nil); err != nil {
+		if err := codec.DecodeJSON(out, &m2, nil); err != nil {
 			t.Fatalf("re-decoding %s: %v", out, err)
 		}
-		if out2 := pipeline.AppendJSON(nil, &m2); string(out2) != string(out) {
+		if out2 := codec.AppendJSON(nil, &m2); string(out2) != string(out) {
 			t.Fatalf("not a fixed point:\n%s\n%s", out, out2)
 		}
 	})
@@ -196,13 +197,13 @@ func BenchmarkAppendJSON(b *testing.B) {
 	b.ReportAllocs()
 	defer benchutil.CPU(b)()
 	for b.Loop() {
-		buf = pipeline.AppendJSON(buf[:0], m)
+		buf = codec.AppendJSON(buf[:0], m)
 	}
 	b.SetBytes(int64(len(buf)))
 }
 
 func BenchmarkDecodeJSON(b *testing.B) {
-	data := pipeline.AppendJSON(nil, w2Message())
+	data := codec.AppendJSON(nil, w2Message())
 	batch := pipeline.NewBatch()
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
@@ -211,7 +212,7 @@ func BenchmarkDecodeJSON(b *testing.B) {
 		if batch.Len() == 256 {
 			batch = pipeline.NewBatch()
 		}
-		if err := pipeline.DecodeJSON(data, batch.Add(), batch); err != nil {
+		if err := codec.DecodeJSON(data, batch.Add(), batch); err != nil {
 			b.Fatal(err)
 		}
 	}

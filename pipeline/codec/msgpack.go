@@ -1,15 +1,13 @@
-package pipeline
+package codec
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"sync"
-	"unsafe"
 
-	"github.com/vmihailenco/msgpack/v5"
+	"github.com/ternlog/tern/pipeline"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
@@ -37,23 +35,9 @@ const msgpackElems = 11 // elements of a version-1 message array
 
 var mpBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// EncodeMsgpack writes the native form of m (see MsgpackVersion); it makes
-// Message a msgpack.CustomEncoder. The bytes are those of AppendMsgpack,
-// whatever options enc has.
-func (m *Message) EncodeMsgpack(enc *msgpack.Encoder) error {
-	bp := mpBufPool.Get().(*[]byte)
-	buf := AppendMsgpack((*bp)[:0], m)
-	_, err := enc.Writer().Write(buf)
-	if cap(buf) <= 64<<10 {
-		*bp = buf
-		mpBufPool.Put(bp)
-	}
-	return err
-}
-
 // AppendMsgpack appends the native form of m (see MsgpackVersion). It does
 // not allocate when dst has room.
-func AppendMsgpack(dst []byte, m *Message) []byte {
+func AppendMsgpack(dst []byte, m *pipeline.Message) []byte {
 	dst = append(dst, msgpcode.FixedArrayLow|msgpackElems, MsgpackVersion, msgpcode.Bin8, 16)
 	dst = append(dst, m.UUID[:]...)
 	dst = appendMpInt(dst, m.Timestamp)
@@ -68,30 +52,27 @@ func AppendMsgpack(dst []byte, m *Message) []byte {
 	for i := range m.Fields {
 		f := &m.Fields[i]
 		t := f.Type
-		if int(t) >= len(typeNames) {
-			t = TypeString
+		if !t.Known() {
+			t = pipeline.TypeString
 		}
-		dst = appendMpArrayLen(dst, 3+int(f.n))
+		dst = appendMpArrayLen(dst, 3+f.Len())
 		dst = appendMpStr(dst, f.Name)
 		dst = append(dst, byte(t))
 		dst = appendMpStr(dst, f.Representation)
-		for j := 0; j < int(f.n); j++ {
-			v := f.v0
-			if j > 0 {
-				v = f.more[j-1]
-			}
+		for j := range f.Len() {
+			v := f.Value(j)
 			switch t {
-			case TypeString:
-				dst = appendMpStr(dst, v.s)
-			case TypeBytes:
-				dst = appendMpBin(dst, v.s)
-			case TypeInteger:
-				dst = appendMpInt(dst, int64(v.n))
-			case TypeDouble:
+			case pipeline.TypeString:
+				dst = appendMpStr(dst, v.Str())
+			case pipeline.TypeBytes:
+				dst = appendMpBin(dst, v.Str())
+			case pipeline.TypeInteger:
+				dst = appendMpInt(dst, v.Int())
+			case pipeline.TypeDouble:
 				dst = append(dst, msgpcode.Double)
-				dst = binary.BigEndian.AppendUint64(dst, v.n)
-			case TypeBool:
-				if v.n != 0 {
+				dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(v.Double()))
+			case pipeline.TypeBool:
+				if v.Bool() {
 					dst = append(dst, msgpcode.True)
 				} else {
 					dst = append(dst, msgpcode.False)
@@ -398,7 +379,7 @@ func (r *mpReader) skip(depth int) error {
 // which it resets first. Strings are copied into b's arena when b is not nil
 // and allocated otherwise. It refuses truncated input, trailing bytes, and
 // lengths that the input cannot hold, before allocating.
-func DecodeMsgpackBytes(data []byte, m *Message, b *Batch) error {
+func DecodeMsgpackBytes(data []byte, m *pipeline.Message, b *pipeline.Batch) error {
 	m.Reset()
 	r := mpReader{data: data}
 	if b != nil {
@@ -423,7 +404,7 @@ func (r *mpReader) str(p []byte) string {
 
 var mpHeaderNames = [...]string{"version", "uuid", "timestamp", "type", "logger", "severity", "payload", "env_version", "pid", "hostname", "fields"}
 
-func (r *mpReader) message(m *Message, b *Batch) error {
+func (r *mpReader) message(m *pipeline.Message, b *pipeline.Batch) error {
 	n, err := r.arrayLen(1)
 	if err != nil {
 		return fmt.Errorf("msgpack: message: %w", err)
@@ -497,16 +478,16 @@ func (r *mpReader) message(m *Message, b *Batch) error {
 	return nil
 }
 
-func (r *mpReader) fields(m *Message, b *Batch) error {
+func (r *mpReader) fields(m *pipeline.Message, b *pipeline.Batch) error {
 	nf, err := r.arrayLen(4) // the smallest field is [name, type, repr]: 4 bytes
 	if err != nil {
 		return fmt.Errorf("msgpack: fields: %w", err)
 	}
-	if nf > MaxFields {
-		return fmt.Errorf("msgpack: fields: more than %d", MaxFields)
+	if nf > pipeline.MaxFields {
+		return fmt.Errorf("msgpack: fields: more than %d", pipeline.MaxFields)
 	}
 	if cap(m.Fields) < nf {
-		m.Fields = make([]Field, 0, nf)
+		m.Fields = make([]pipeline.Field, 0, nf)
 	}
 	values := 0
 	for i := range nf {
@@ -518,10 +499,10 @@ func (r *mpReader) fields(m *Message, b *Batch) error {
 			return fmt.Errorf("msgpack: fields[%d]: array of %d elements, want at least 3", i, nv)
 		}
 		nv -= 3
-		if values += nv; values > MaxValues {
-			return fmt.Errorf("msgpack: more than %d values", MaxValues)
+		if values += nv; values > pipeline.MaxValues {
+			return fmt.Errorf("msgpack: more than %d values", pipeline.MaxValues)
 		}
-		m.Fields = append(m.Fields, Field{})
+		m.Fields = append(m.Fields, pipeline.Field{})
 		f := &m.Fields[len(m.Fields)-1]
 		p, err := r.raw()
 		if err != nil {
@@ -529,19 +510,19 @@ func (r *mpReader) fields(m *Message, b *Batch) error {
 		}
 		f.Name = r.str(p)
 		t, err := r.int64()
-		if err == nil && (t < 0 || int(t) >= len(typeNames)) {
+		if err == nil && (t < 0 || !pipeline.ValueType(min(t, 255)).Known()) {
 			err = fmt.Errorf("unknown value type %d", t)
 		}
 		if err != nil {
 			return fmt.Errorf("msgpack: fields[%d].type: %w", i, err)
 		}
-		f.Type = ValueType(t)
+		f.Type = pipeline.ValueType(t)
 		if p, err = r.raw(); err != nil {
 			return fmt.Errorf("msgpack: fields[%d].representation: %w", i, err)
 		}
 		f.Representation = r.str(p)
 		if nv > 1 {
-			f.more = make([]Value, 0, nv-1)
+			f.Grow(nv)
 		}
 		for j := range nv {
 			v, err := r.value(f.Type, b)
@@ -554,260 +535,41 @@ func (r *mpReader) fields(m *Message, b *Batch) error {
 	return nil
 }
 
-func (r *mpReader) value(t ValueType, b *Batch) (Value, error) {
+func (r *mpReader) value(t pipeline.ValueType, b *pipeline.Batch) (pipeline.Value, error) {
 	switch t {
-	case TypeString, TypeBytes:
+	case pipeline.TypeString, pipeline.TypeBytes:
 		p, err := r.raw()
-		return Value{s: r.str(p)}, err
-	case TypeInteger:
+		return pipeline.StringValue(r.str(p)), err
+	case pipeline.TypeInteger:
 		n, err := r.int64()
-		return Value{n: uint64(n)}, err
-	case TypeDouble:
+		return pipeline.IntValue(n), err
+	case pipeline.TypeDouble:
 		c, err := r.code()
 		if err != nil {
-			return Value{}, err
+			return pipeline.Value{}, err
 		}
 		switch c {
 		case msgpcode.Double:
 			u, err := r.uintN(8)
-			return Value{n: u}, err
+			return pipeline.DoubleValue(math.Float64frombits(u)), err
 		case msgpcode.Float:
 			u, err := r.uintN(4)
-			return DoubleValue(float64(math.Float32frombits(uint32(u)))), err
+			return pipeline.DoubleValue(float64(math.Float32frombits(uint32(u)))), err
 		}
 		r.pos--
-		return Value{}, mpCodeError(c, "double")
-	default: // TypeBool
+		return pipeline.Value{}, mpCodeError(c, "double")
+	default: // pipeline.TypeBool
 		c, err := r.code()
 		if err != nil {
-			return Value{}, err
+			return pipeline.Value{}, err
 		}
 		switch c {
 		case msgpcode.True:
-			return Value{n: 1}, nil
+			return pipeline.BoolValue(true), nil
 		case msgpcode.False:
-			return Value{}, nil
+			return pipeline.Value{}, nil
 		}
 		r.pos--
-		return Value{}, mpCodeError(c, "bool")
+		return pipeline.Value{}, mpCodeError(c, "bool")
 	}
-}
-
-// DecodeMsgpack reads the native form of m from dec; it makes Message a
-// msgpack.CustomDecoder. Like DecodeMsgpackBytes, it checks the structure
-// as it goes and never trusts a declared length to allocate.
-func (m *Message) DecodeMsgpack(dec *msgpack.Decoder) error {
-	m.Reset()
-	n, err := dec.DecodeArrayLen()
-	if err != nil {
-		return fmt.Errorf("msgpack: message: %w", err)
-	}
-	if n < msgpackElems {
-		return fmt.Errorf("msgpack: message array has %d elements, want %d", n, msgpackElems)
-	}
-	if v, err := dec.DecodeInt64(); err != nil || v != MsgpackVersion {
-		if err == nil {
-			err = fmt.Errorf("layout version %d, want %d", v, MsgpackVersion)
-		}
-		return fmt.Errorf("msgpack: version: %w", err)
-	}
-	u, err := decBytes(dec)
-	if err != nil || (len(u) != 16 && len(u) != 0) {
-		if err == nil {
-			err = fmt.Errorf("%d bytes, want 16", len(u))
-		}
-		return fmt.Errorf("msgpack: uuid: %w", err)
-	}
-	copy(m.UUID[:], u)
-	if m.Timestamp, err = dec.DecodeInt64(); err != nil {
-		return fmt.Errorf("msgpack: timestamp: %w", err)
-	}
-	if m.Type, err = decString(dec); err != nil {
-		return fmt.Errorf("msgpack: type: %w", err)
-	}
-	if m.Logger, err = decString(dec); err != nil {
-		return fmt.Errorf("msgpack: logger: %w", err)
-	}
-	if m.Severity, err = decInt32(dec); err != nil {
-		return fmt.Errorf("msgpack: severity: %w", err)
-	}
-	if m.Payload, err = decString(dec); err != nil {
-		return fmt.Errorf("msgpack: payload: %w", err)
-	}
-	if m.EnvVersion, err = decString(dec); err != nil {
-		return fmt.Errorf("msgpack: env_version: %w", err)
-	}
-	if m.Pid, err = decInt32(dec); err != nil {
-		return fmt.Errorf("msgpack: pid: %w", err)
-	}
-	if m.Hostname, err = decString(dec); err != nil {
-		return fmt.Errorf("msgpack: hostname: %w", err)
-	}
-	nf, err := dec.DecodeArrayLen()
-	if err != nil || nf > MaxFields {
-		if err == nil {
-			err = fmt.Errorf("more than %d", MaxFields)
-		}
-		return fmt.Errorf("msgpack: fields: %w", err)
-	}
-	values := 0
-	for i := 0; i < nf; i++ {
-		if err := decField(dec, m, i, &values); err != nil {
-			return fmt.Errorf("msgpack: fields[%d]: %w", i, err)
-		}
-	}
-	for k := msgpackElems; k < n; k++ {
-		if err := decSkip(dec, 16); err != nil {
-			return fmt.Errorf("msgpack: element %d: %w", k, err)
-		}
-	}
-	return nil
-}
-
-// decBytes reads a str, bin or nil. It refuses lengths over DefaultMaxFrame
-// and grows its buffer with the data that arrives, so a header declaring
-// gigabytes costs nothing.
-func decBytes(dec *msgpack.Decoder) ([]byte, error) {
-	n, err := dec.DecodeBytesLen()
-	if err != nil || n <= 0 {
-		return nil, err
-	}
-	if n > DefaultMaxFrame {
-		return nil, fmt.Errorf("string of %d bytes, more than %d", n, DefaultMaxFrame)
-	}
-	buf := make([]byte, 0, min(n, 64<<10))
-	for len(buf) < n {
-		k := min(n-len(buf), max(64<<10, len(buf)))
-		buf = slices.Grow(buf, k)
-		if err := dec.ReadFull(buf[len(buf) : len(buf)+k]); err != nil {
-			return nil, err
-		}
-		buf = buf[:len(buf)+k]
-	}
-	return buf, nil
-}
-
-func decString(dec *msgpack.Decoder) (string, error) {
-	p, err := decBytes(dec)
-	if len(p) == 0 {
-		return "", err
-	}
-	return unsafe.String(&p[0], len(p)), err
-}
-
-func decInt32(dec *msgpack.Decoder) (int32, error) {
-	v, err := dec.DecodeInt64()
-	if err == nil && (v < math.MinInt32 || v > math.MaxInt32) {
-		err = fmt.Errorf("integer out of range: %d", v)
-	}
-	return int32(v), err
-}
-
-func decField(dec *msgpack.Decoder, m *Message, i int, values *int) error {
-	nv, err := dec.DecodeArrayLen()
-	if err != nil {
-		return err
-	}
-	if nv < 3 {
-		return fmt.Errorf("array of %d elements, want at least 3", nv)
-	}
-	nv -= 3
-	if *values += nv; *values > MaxValues {
-		return fmt.Errorf("more than %d values in the message", MaxValues)
-	}
-	var f Field
-	if f.Name, err = decString(dec); err != nil {
-		return fmt.Errorf("name: %w", err)
-	}
-	t, err := dec.DecodeInt64()
-	if err == nil && (t < 0 || int(t) >= len(typeNames)) {
-		err = fmt.Errorf("unknown value type %d", t)
-	}
-	if err != nil {
-		return fmt.Errorf("type: %w", err)
-	}
-	f.Type = ValueType(t)
-	if f.Representation, err = decString(dec); err != nil {
-		return fmt.Errorf("representation: %w", err)
-	}
-	for j := 0; j < nv; j++ {
-		var v Value
-		switch f.Type {
-		case TypeString, TypeBytes:
-			v.s, err = decString(dec)
-		case TypeInteger:
-			var n int64
-			n, err = dec.DecodeInt64()
-			v.n = uint64(n)
-		case TypeDouble:
-			var x float64
-			x, err = dec.DecodeFloat64()
-			v.n = math.Float64bits(x)
-		case TypeBool:
-			var b bool
-			b, err = dec.DecodeBool()
-			v = BoolValue(b)
-		}
-		if err != nil {
-			return fmt.Errorf("value[%d]: %w", j, err)
-		}
-		f.Append(v)
-	}
-	m.Fields = append(m.Fields, f)
-	return nil
-}
-
-// decSkip skips one value; unlike Decoder.Skip it bounds the nesting, and it
-// reads strings and extensions through a small buffer instead of allocating
-// what their headers declare.
-func decSkip(dec *msgpack.Decoder, depth int) error {
-	c, err := dec.PeekCode()
-	if err != nil {
-		return err
-	}
-	var n, per int
-	switch {
-	case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
-		n, err = dec.DecodeArrayLen()
-		per = 1
-	case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:
-		n, err = dec.DecodeMapLen()
-		per = 2
-	case msgpcode.IsString(c) || msgpcode.IsBin(c):
-		if n, err = dec.DecodeBytesLen(); err != nil {
-			return err
-		}
-		return decDiscard(dec, n)
-	case msgpcode.IsExt(c):
-		if _, n, err = dec.DecodeExtHeader(); err != nil {
-			return err
-		}
-		return decDiscard(dec, n)
-	default:
-		return dec.Skip() // scalars
-	}
-	if err != nil {
-		return err
-	}
-	if depth <= 0 {
-		return errors.New("nesting too deep")
-	}
-	for k := 0; k < n*per; k++ {
-		if err := decSkip(dec, depth-1); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func decDiscard(dec *msgpack.Decoder, n int) error {
-	var buf [512]byte
-	for n > 0 {
-		k := min(n, len(buf))
-		if err := dec.ReadFull(buf[:k]); err != nil {
-			return err
-		}
-		n -= k
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package pipeline_test
+package codec_test
 
 import (
 	"bytes"
@@ -11,8 +11,9 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/ternlog/tern/internal/benchutil"
+	"github.com/ternlog/tern/internal/testutil/benchutil"
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 )
 
 // The layout is a contract with other routers and with files on disk: this
@@ -22,13 +23,13 @@ const goldenMsgpackHex = "9b01c4100f1e2d3c4b5a49788695a4b3c2d1e0f9cf18ea34ee6ea0
 
 func TestMsgpackGolden(t *testing.T) {
 	m := goldenMessage()
-	got := pipeline.AppendMsgpack(nil, m)
+	got := codec.AppendMsgpack(nil, m)
 	if hex.EncodeToString(got) != goldenMsgpackHex {
 		t.Fatalf("AppendMsgpack = %x\nwant            %s", got, goldenMsgpackHex)
 	}
 	want, _ := hex.DecodeString(goldenMsgpackHex)
 	var back pipeline.Message
-	if err := pipeline.DecodeMsgpackBytes(want, &back, pipeline.NewBatch()); err != nil {
+	if err := codec.DecodeMsgpackBytes(want, &back, pipeline.NewBatch()); err != nil {
 		t.Fatal(err)
 	}
 	if !back.Equal(m) {
@@ -40,20 +41,20 @@ func TestMsgpackLibraryInterop(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
 	for range 500 {
 		m := randMessage(r)
-		// The library calls EncodeMsgpack / DecodeMsgpack.
-		data, err := msgpack.Marshal(m)
+		// The library calls the adapters' EncodeMsgpack / DecodeMsgpack.
+		data, err := msgpack.Marshal(&libMessage{*m})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(data, pipeline.AppendMsgpack(nil, m)) {
+		if !bytes.Equal(data, codec.AppendMsgpack(nil, m)) {
 			t.Fatal("msgpack.Marshal and AppendMsgpack differ")
 		}
-		var back pipeline.Message
+		var back libMessage
 		if err := msgpack.Unmarshal(data, &back); err != nil {
 			t.Fatal(err)
 		}
 		if !back.Equal(m) {
-			t.Fatalf("Unmarshal: got %+v\nwant %+v", back, *m)
+			t.Fatalf("Unmarshal: got %+v\nwant %+v", back.Message, *m)
 		}
 		// The generic reader sees the documented layout.
 		var generic []any
@@ -74,9 +75,9 @@ func TestMsgpackRoundTripRandom(t *testing.T) {
 		if i%7 == 0 {
 			m.Payload = "\xff\xfe raw \x00 bytes \xc3" // invalid UTF-8 survives byte-exact
 		}
-		data := pipeline.AppendMsgpack(nil, m)
+		data := codec.AppendMsgpack(nil, m)
 		var back pipeline.Message
-		if err := pipeline.DecodeMsgpackBytes(data, &back, b); err != nil {
+		if err := codec.DecodeMsgpackBytes(data, &back, b); err != nil {
 			t.Fatalf("#%d: %v", i, err)
 		}
 		if !back.Equal(m) {
@@ -88,7 +89,7 @@ func TestMsgpackRoundTripRandom(t *testing.T) {
 		// Truncated input is always an error, never a panic.
 		if len(data) > 0 {
 			cut := r.IntN(len(data))
-			if err := pipeline.DecodeMsgpackBytes(data[:cut], &back, nil); err == nil {
+			if err := codec.DecodeMsgpackBytes(data[:cut], &back, nil); err == nil {
 				t.Fatalf("#%d: truncated at %d of %d accepted", i, cut, len(data))
 			}
 		}
@@ -96,18 +97,19 @@ func TestMsgpackRoundTripRandom(t *testing.T) {
 }
 
 func TestMsgpackExtraElementsIgnored(t *testing.T) {
-	data := pipeline.AppendMsgpack(nil, goldenMessage())
+	data := codec.AppendMsgpack(nil, goldenMessage())
 	data[0] = 0x9d
 	data = append(data, 0x91, 0x81, 0xa1, 'k', 0x01) // element 11: [{"k":1}]
 	data = append(data, 0xa1, 'x')                   // element 12: "x"
 	var m pipeline.Message
-	if err := pipeline.DecodeMsgpackBytes(data, &m, nil); err != nil {
+	if err := codec.DecodeMsgpackBytes(data, &m, nil); err != nil {
 		t.Fatal(err)
 	}
 	if !m.Equal(goldenMessage()) {
 		t.Fatal("extra elements changed the message")
 	}
-	if err := msgpack.Unmarshal(data, &m); err != nil || !m.Equal(goldenMessage()) {
+	var lm libMessage
+	if err := msgpack.Unmarshal(data, &lm); err != nil || !lm.Equal(goldenMessage()) {
 		t.Fatalf("stream decoder: %v", err)
 	}
 }
@@ -131,12 +133,12 @@ func TestMsgpackHostile(t *testing.T) {
 	}
 	for name, data := range cases {
 		var m pipeline.Message
-		err := pipeline.DecodeMsgpackBytes(data, &m, nil)
+		err := codec.DecodeMsgpackBytes(data, &m, nil)
 		if err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 		t.Logf("%s: %v", name, err)
-		if err := msgpack.Unmarshal(data, &m); err == nil && name != "trailing byte" {
+		if err := msgpack.Unmarshal(data, &libMessage{}); err == nil && name != "trailing byte" {
 			t.Errorf("%s: stream decoder accepted", name)
 		}
 	}
@@ -145,8 +147,8 @@ func TestMsgpackHostile(t *testing.T) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		var m pipeline.Message
-		_ = pipeline.DecodeMsgpackBytes(cases[name], &m, nil)
-		_ = msgpack.Unmarshal(cases[name], &m)
+		_ = codec.DecodeMsgpackBytes(cases[name], &m, nil)
+		_ = msgpack.Unmarshal(cases[name], &libMessage{})
 		runtime.ReadMemStats(&after)
 		if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
 			t.Errorf("%s: %d bytes allocated", name, n)
@@ -157,7 +159,7 @@ func TestMsgpackHostile(t *testing.T) {
 func TestMsgpackErrorsNameElement(t *testing.T) {
 	data := []byte{0x9b, 0x01, 0xc0, 0x00, 0xa0, 0xa0, 0x00, 0xa0, 0xa0, 0x00, 0xa0, 0x92, 0x93, 0xa0, 0x00, 0xa0, 0x94, 0xa0, 0x02, 0xa0, 0xa1, 'x'}
 	var m pipeline.Message
-	err := pipeline.DecodeMsgpackBytes(data, &m, nil)
+	err := codec.DecodeMsgpackBytes(data, &m, nil)
 	if err == nil || !strings.Contains(err.Error(), "fields[1].value[0]: integer expected") {
 		t.Fatalf("err = %v", err)
 	}
@@ -168,7 +170,7 @@ func TestMsgpackDoubleBits(t *testing.T) {
 	odd := math.Float64frombits(0x7ff8000000000abc) // a NaN payload survives msgpack
 	m.AddDouble("x", odd)
 	var back pipeline.Message
-	if err := pipeline.DecodeMsgpackBytes(pipeline.AppendMsgpack(nil, m), &back, nil); err != nil || !back.Equal(m) {
+	if err := codec.DecodeMsgpackBytes(codec.AppendMsgpack(nil, m), &back, nil); err != nil || !back.Equal(m) {
 		t.Fatalf("%v %+v", err, back)
 	}
 }
@@ -176,11 +178,11 @@ func TestMsgpackDoubleBits(t *testing.T) {
 func FuzzMsgpack(f *testing.F) {
 	golden, _ := hex.DecodeString(goldenMsgpackHex)
 	f.Add(golden)
-	f.Add(pipeline.AppendMsgpack(nil, w2Message()))
-	f.Add(pipeline.AppendMsgpack(nil, pipeline.NewMessage()))
+	f.Add(codec.AppendMsgpack(nil, w2Message()))
+	f.Add(codec.AppendMsgpack(nil, pipeline.NewMessage()))
 	r := rand.New(rand.NewPCG(1, 1))
 	for range 8 {
-		f.Add(pipeline.AppendMsgpack(nil, randMessage(r)))
+		f.Add(codec.AppendMsgpack(nil, randMessage(r)))
 	}
 	b := pipeline.NewBatch() // reused: a fresh batch costs 40 KiB per run
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -189,8 +191,8 @@ func FuzzMsgpack(f *testing.F) {
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
 			var m pipeline.Message
-			_ = pipeline.DecodeMsgpackBytes(data, &m, nil)
-			_ = msgpack.Unmarshal(data, &m)
+			_ = codec.DecodeMsgpackBytes(data, &m, nil)
+			_ = msgpack.Unmarshal(data, &libMessage{})
 			runtime.ReadMemStats(&after)
 			if n := after.TotalAlloc - before.TotalAlloc; n > 64*uint64(len(data))+256<<10 {
 				t.Fatalf("%d bytes allocated for %d bytes of input", n, len(data))
@@ -198,8 +200,8 @@ func FuzzMsgpack(f *testing.F) {
 		}
 		var m pipeline.Message
 		b.Truncate(0)
-		err := pipeline.DecodeMsgpackBytes(data, &m, b)
-		var m2 pipeline.Message
+		err := codec.DecodeMsgpackBytes(data, &m, b)
+		var m2 libMessage
 		err2 := msgpack.Unmarshal(data, &m2)
 		if err != nil {
 			return
@@ -207,15 +209,15 @@ func FuzzMsgpack(f *testing.F) {
 		if err2 == nil && !m2.Equal(&m) {
 			t.Fatalf("stream and byte decoders differ")
 		}
-		out := pipeline.AppendMsgpack(nil, &m)
+		out := codec.AppendMsgpack(nil, &m)
 		var back pipeline.Message
-		if err := pipeline.DecodeMsgpackBytes(out, &back, nil); err != nil {
+		if err := codec.DecodeMsgpackBytes(out, &back, nil); err != nil {
 			t.Fatalf("re-decoding: %v", err)
 		}
 		if !back.Equal(&m) {
 			t.Fatal("round trip changed the message")
 		}
-		if out2 := pipeline.AppendMsgpack(nil, &back); !bytes.Equal(out, out2) {
+		if out2 := codec.AppendMsgpack(nil, &back); !bytes.Equal(out, out2) {
 			t.Fatal("not a fixed point")
 		}
 	})
@@ -227,13 +229,13 @@ func BenchmarkAppendMsgpack(b *testing.B) {
 	b.ReportAllocs()
 	defer benchutil.CPU(b)()
 	for b.Loop() {
-		buf = pipeline.AppendMsgpack(buf[:0], m)
+		buf = codec.AppendMsgpack(buf[:0], m)
 	}
 	b.SetBytes(int64(len(buf)))
 }
 
 func BenchmarkDecodeMsgpackBytes(b *testing.B) {
-	data := pipeline.AppendMsgpack(nil, w2Message())
+	data := codec.AppendMsgpack(nil, w2Message())
 	batch := pipeline.NewBatch()
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
@@ -242,7 +244,7 @@ func BenchmarkDecodeMsgpackBytes(b *testing.B) {
 		if batch.Len() == 256 {
 			batch = pipeline.NewBatch()
 		}
-		if err := pipeline.DecodeMsgpackBytes(data, batch.Add(), batch); err != nil {
+		if err := codec.DecodeMsgpackBytes(data, batch.Add(), batch); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -256,7 +258,7 @@ func BenchmarkEncodeMsgpackLibrary(b *testing.B) {
 	defer benchutil.CPU(b)()
 	for b.Loop() {
 		buf.Reset()
-		if err := enc.Encode(m); err != nil {
+		if err := enc.Encode(&libMessage{*m}); err != nil {
 			b.Fatal(err)
 		}
 	}

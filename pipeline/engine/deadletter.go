@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 )
 
 // DeadLetterType is the Type of the messages the engine raises for records
@@ -76,7 +77,7 @@ func (d *fallbackFile) write(m *pipeline.Message) {
 			return
 		}
 	}
-	d.buf = append(pipeline.AppendJSON(d.buf[:0], m), '\n')
+	d.buf = append(codec.AppendJSON(d.buf[:0], m), '\n')
 	if d.written+int64(len(d.buf)) > d.max {
 		d.dropped(1)
 		d.log.Error("dead letter lost: fallback file full", "path", d.path, "max_bytes", d.max)

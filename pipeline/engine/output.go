@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/queue"
 )
@@ -158,7 +159,7 @@ func (r *outputRunner) deadLetterMsg(m *pipeline.Message, reason, plugin string,
 	}
 	b := pipeline.NewBatch()
 	if data == nil {
-		data = pipeline.AppendJSON(nil, m)
+		data = codec.AppendJSON(nil, m)
 	}
 	dl := r.e.deadLetter(b, reason, plugin, m.Logger, err, data)
 	dl.AddString("deadletter.uuid", m.UUIDString())

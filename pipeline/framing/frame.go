@@ -1,4 +1,4 @@
-package pipeline
+package framing
 
 import (
 	"bufio"
@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 )
 
 // Native frames carry tern's binary data over streams (router to router,
@@ -38,10 +41,10 @@ func AppendFrame(dst []byte, kind byte, payload []byte) []byte {
 
 // AppendMessageFrame appends a FrameMessage frame holding m, encoding m in
 // place after the header.
-func AppendMessageFrame(dst []byte, m *Message) []byte {
+func AppendMessageFrame(dst []byte, m *pipeline.Message) []byte {
 	start := len(dst)
 	dst = append(dst, FrameMagic, FrameMessage, 0, 0, 0, 0)
-	dst = AppendMsgpack(dst, m)
+	dst = codec.AppendMsgpack(dst, m)
 	binary.BigEndian.PutUint32(dst[start+2:], uint32(len(dst)-start-FrameHeaderLen))
 	return dst
 }

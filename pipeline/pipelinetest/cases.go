@@ -11,6 +11,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 )
 
 // Case is one testdata/<case>/ folder.
@@ -108,7 +109,7 @@ func RunDecoderCases(t *testing.T, f pipeline.Factory[pipeline.Decoder]) {
 			msgs, errs := Decode(d, splitRecords(in))
 			var got []byte
 			for _, m := range msgs {
-				got = append(pipeline.AppendJSON(got, m), '\n')
+				got = append(codec.AppendJSON(got, m), '\n')
 			}
 			Golden(t, filepath.Join(c.Dir, "expected.jsonl"), got)
 			var gotErr []byte
@@ -160,7 +161,7 @@ func RunEncoderCases(t *testing.T, f pipeline.Factory[pipeline.Encoder]) {
 			var got, gotErr []byte
 			for i, line := range nonEmptyLines(in) {
 				m := pipeline.NewMessage()
-				if err := pipeline.DecodeJSON([]byte(line), m, nil); err != nil {
+				if err := codec.DecodeJSON([]byte(line), m, nil); err != nil {
 					t.Fatalf("input.jsonl line %d: %v", i+1, err)
 				}
 				out, err := e.Encode(nil, m)

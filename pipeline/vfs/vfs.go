@@ -1,6 +1,6 @@
 // Package vfs is the small filesystem interface that tern's durable state
 // (disk buffers, ledgers, checkpoints) goes through. OS is the real thing;
-// pipeline/vfs/faultfs implements the same interface in memory with a crash
+// internal/testutil/faultfs implements the same interface in memory with a crash
 // model and fault injection, so tests can prove what survives a power loss,
 // a full disk or an I/O error.
 //

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/ternlog/tern/client"
-	"github.com/ternlog/tern/internal/benchutil"
-	"github.com/ternlog/tern/internal/kafkatest"
+	"github.com/ternlog/tern/internal/testutil/benchutil"
+	"github.com/ternlog/tern/internal/testutil/kafkatest"
 	"github.com/ternlog/tern/pipeline"
 )
 
@@ -22,7 +22,7 @@ import (
 // The events are produced before the engine starts; events/s is measured
 // from the first event out to the last, so the group join is left out.
 // Run with a fixed count: go test -run '^$' -bench KafkaToKafka
-// -benchtime 400000x ./internal/e2e
+// -benchtime 400000x ./internal/test/e2e
 func BenchmarkKafkaToKafka(b *testing.B) {
 	c := kafkatest.Start(b, []kafkatest.Topic{{Name: "in", Partitions: 4}, {Name: "out", Partitions: 4}})
 	produceEvents(c, "in", 0, b.N)
@@ -132,7 +132,7 @@ message_matcher = "TRUE"
 // (payload encoder), as bench/w1.toml. The sender's work is counted too;
 // allocs/op are the whole process's, per line: the figure to watch when
 // cutting W1's CPU. Run: go test -run '^$' -bench W1 -benchtime 1000000x
-// -benchmem ./internal/e2e
+// -benchmem ./internal/test/e2e
 func BenchmarkW1(b *testing.B) {
 	addr := freeAddr(b)
 	out := filepath.Join(b.TempDir(), "w1.out")

@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ternlog/tern/internal/kafkatest"
-	"github.com/ternlog/tern/internal/testscale"
+	"github.com/ternlog/tern/internal/testutil/kafkatest"
+	"github.com/ternlog/tern/internal/testutil/testscale"
 )
 
 // kafkaInput is the [inputs.kin] section of a Kafka → tern test, with

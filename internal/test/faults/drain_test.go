@@ -8,8 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
-	"github.com/ternlog/tern/internal/oracle"
-	"github.com/ternlog/tern/internal/testscale"
+	"github.com/ternlog/tern/internal/testutil/oracle"
+	"github.com/ternlog/tern/internal/testutil/testscale"
 )
 
 // R10: SIGTERM under load, healthy sink, memory queue and disk buffer.

@@ -10,10 +10,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ternlog/tern/internal/faultproxy"
-	"github.com/ternlog/tern/internal/oracle"
-	"github.com/ternlog/tern/internal/supervisor"
-	"github.com/ternlog/tern/internal/testscale"
+	"github.com/ternlog/tern/internal/testutil/faultproxy"
+	"github.com/ternlog/tern/internal/testutil/oracle"
+	"github.com/ternlog/tern/internal/testutil/supervisor"
+	"github.com/ternlog/tern/internal/testutil/testscale"
 )
 
 // R30: a slow sink. Events of 1 KiB come over plain TCP five to ten times

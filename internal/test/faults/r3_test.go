@@ -9,9 +9,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ternlog/tern/internal/faultproxy"
-	"github.com/ternlog/tern/internal/oracle"
-	"github.com/ternlog/tern/internal/testscale"
+	"github.com/ternlog/tern/internal/testutil/faultproxy"
+	"github.com/ternlog/tern/internal/testutil/oracle"
+	"github.com/ternlog/tern/internal/testutil/testscale"
 )
 
 // R3: kill -9 with the disk buffer in sync mode. An HTTP source (200 only

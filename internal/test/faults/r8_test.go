@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ternlog/tern/internal/kafkatest"
-	"github.com/ternlog/tern/internal/testscale"
+	"github.com/ternlog/tern/internal/testutil/kafkatest"
+	"github.com/ternlog/tern/internal/testutil/testscale"
 )
 
 // R8: the Kafka input commits after delivery, across kill -9. A topic of 6

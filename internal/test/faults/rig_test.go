@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/ternlog/tern/internal/oracle"
-	"github.com/ternlog/tern/internal/supervisor"
+	"github.com/ternlog/tern/internal/testutil/oracle"
+	"github.com/ternlog/tern/internal/testutil/supervisor"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(cleanupAfter{m}) }

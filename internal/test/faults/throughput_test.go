@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ternlog/tern/internal/oracle"
-	"github.com/ternlog/tern/internal/supervisor"
+	"github.com/ternlog/tern/internal/testutil/oracle"
+	"github.com/ternlog/tern/internal/testutil/supervisor"
 )
 
 // BenchmarkPipeline measures the real binary end to end: HTTP input (8
@@ -23,7 +23,7 @@ import (
 // disk buffer with sync = "interval" or "always". The quality bar: with
 // interval, at least 80 % of the memory pipeline.
 //
-//	go test -run '^$' -bench Pipeline -benchtime 3x ./internal/faults/
+//	go test -run '^$' -bench Pipeline -benchtime 3x ./internal/test/faults/
 func BenchmarkPipeline(b *testing.B) {
 	for _, c := range []struct{ name, queue string }{
 		{"memory", ""},

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
 
@@ -116,6 +117,6 @@ func diffFields(got, want []pipeline.Field) string {
 func show(f *pipeline.Field) string {
 	var b []byte
 	m := pipeline.Message{Fields: []pipeline.Field{*f}}
-	b = pipeline.AppendJSON(b, &m)
+	b = codec.AppendJSON(b, &m)
 	return string(b[strings.Index(string(b), `"fields"`):])
 }

@@ -1,4 +1,4 @@
-package json_test
+package roundtrip
 
 import (
 	stdjson "encoding/json"
@@ -9,7 +9,7 @@ import (
 	"unicode/utf8"
 
 	decjson "github.com/ternlog/tern/decoders/json"
-	"github.com/ternlog/tern/encoders/json"
+	encjson "github.com/ternlog/tern/encoders/json"
 	"github.com/ternlog/tern/pipeline"
 )
 
@@ -18,7 +18,7 @@ import (
 // and a message without repeated or colliding names must read back with
 // the same keys.
 func FuzzFlat(f *testing.F) {
-	inputs, _ := filepath.Glob("../../decoders/json/testdata/*/input.txt")
+	inputs, _ := filepath.Glob("../../../decoders/json/testdata/*/input.txt")
 	for _, p := range inputs {
 		data, _ := os.ReadFile(p)
 		for line := range strings.SplitSeq(string(data), "\n") {
@@ -32,9 +32,9 @@ func FuzzFlat(f *testing.F) {
 	rcfg := dcfg
 	rcfg.Objects = "json"
 	raw, _ := decjson.New(pipeline.Settings{}, rcfg)
-	ecfg := json.DefaultConfig()
+	ecfg := encjson.DefaultConfig()
 	ecfg.Mode, ecfg.Nest = "flat", true
-	e, _ := json.New(pipeline.Settings{}, ecfg)
+	e, _ := encjson.New(pipeline.Settings{}, ecfg)
 	b := pipeline.NewBatch() // reused: a fresh batch costs 40 KiB per run
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, dec := range []*decjson.Decoder{d, raw} {

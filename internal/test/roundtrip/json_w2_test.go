@@ -1,4 +1,4 @@
-package json_test
+package roundtrip
 
 import (
 	"bytes"
@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	decjson "github.com/ternlog/tern/decoders/json"
-	"github.com/ternlog/tern/encoders/json"
-	"github.com/ternlog/tern/internal/benchutil"
+	encjson "github.com/ternlog/tern/encoders/json"
+	"github.com/ternlog/tern/internal/testutil/benchutil"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
@@ -16,21 +16,21 @@ import (
 // json decoder and this encoder, configured as in the w2 testdata cases,
 // must give back every record byte for byte.
 const (
-	w2Input          = "../../decoders/json/testdata/w2/input.txt"
-	w2DecoderCase    = "../../decoders/json/testdata/w2"
-	w2EncoderCase    = "testdata/w2"
+	w2Input          = "../../../decoders/json/testdata/w2/input.txt"
+	w2DecoderCase    = "../../../decoders/json/testdata/w2"
+	w2EncoderCase    = "../../../encoders/json/testdata/w2"
 	w2BatchSize      = 256 // records per Batch, as the engine batches them
 	w2RecordTemplate = 300
 )
 
-func w2Pair(t testing.TB) (*decjson.Decoder, *json.Encoder) {
+func w2Pair(t testing.TB) (*decjson.Decoder, *encjson.Encoder) {
 	t.Helper()
 	dcfg := pipelinetest.ConfigFor(t, decjson.Factory(), pipelinetest.Case{Dir: w2DecoderCase}).(*decjson.Config)
 	d, err := decjson.New(pipeline.Settings{}, *dcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := json.New(pipeline.Settings{Telemetry: pipeline.NopTelemetry{}}, loadConfig(t, w2EncoderCase))
+	e, err := encjson.New(pipeline.Settings{Telemetry: pipeline.NopTelemetry{}}, loadConfig(t, w2EncoderCase))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,4 +127,9 @@ func BenchmarkW2Encode(b *testing.B) {
 	for b.Loop() {
 		out, _ = e.Encode(out[:0], m)
 	}
+}
+
+func loadConfig(t testing.TB, dir string) encjson.Config {
+	t.Helper()
+	return *pipelinetest.ConfigFor(t, encjson.Factory(), pipelinetest.Case{Dir: dir}).(*encjson.Config)
 }
