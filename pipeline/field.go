@@ -9,16 +9,19 @@ import (
 // ValueType is the type of every value of a field (Heka's value_type).
 type ValueType uint8
 
-// The value types, numbered as in Heka's message.proto.
+// The value types, numbered as in Heka's message.proto, which has the first
+// five. TypeUnsigned holds unsigned 64-bit integers (Zeek's count) that an
+// int64 cannot carry whole.
 const (
 	TypeString ValueType = iota
 	TypeBytes
 	TypeInteger
 	TypeDouble
 	TypeBool
+	TypeUnsigned
 )
 
-var typeNames = [...]string{"string", "bytes", "integer", "double", "bool"}
+var typeNames = [...]string{"string", "bytes", "integer", "double", "bool", "unsigned"}
 
 func (t ValueType) String() string {
 	if int(t) < len(typeNames) {
@@ -27,7 +30,7 @@ func (t ValueType) String() string {
 	return fmt.Sprintf("ValueType(%d)", t)
 }
 
-// Known reports whether t is one of the five value types.
+// Known reports whether t is one of the value types.
 func (t ValueType) Known() bool { return int(t) < len(typeNames) }
 
 // ParseValueType maps the canonical JSON names back to a ValueType.
@@ -40,12 +43,37 @@ func ParseValueType(s string) (ValueType, bool) {
 	return 0, false
 }
 
+// Numeric reports whether values of type t are numbers (integer, unsigned or
+// double).
+func (t ValueType) Numeric() bool {
+	return t == TypeInteger || t == TypeUnsigned || t == TypeDouble
+}
+
 // Value is one value of a field. Its interpretation comes from the field's
-// Type: strings and bytes live in s, integers, doubles and bools in n.
+// Type: strings and bytes live in s, integers, unsigned integers, doubles
+// and bools in n.
 type Value struct {
 	s string
 	n uint64
 }
+
+// unset is the value of a slot that holds nothing (Zeek's unset element
+// inside a vector). No other value looks like it: strings keep n at zero
+// and numbers keep s empty, and the accessors rely on that to read it as the
+// zero value of every type, so code that ignores unset values sees what it
+// saw before they existed.
+var unset = Value{s: "\x00", n: 0x7ff8_0000_7e57_0000}
+
+// UnsetValue is the value of a slot that holds nothing. Append it with
+// Field.AppendUnset; it reads back as null in canonical JSON and nil in
+// msgpack, and matches NIL in a matcher.
+func UnsetValue() Value { return unset }
+
+// IsUnset reports whether v is the unset value.
+func (v Value) IsUnset() bool { return v == unset }
+
+// UintValue makes an unsigned integer value.
+func UintValue(u uint64) Value { return Value{n: u} }
 
 // StringValue makes a string value (also used for bytes held as a string).
 func StringValue(s string) Value { return Value{s: s} }
@@ -67,20 +95,39 @@ func BoolValue(b bool) Value {
 	return Value{}
 }
 
-// Str returns a string or bytes value.
-func (v Value) Str() string { return v.s }
+// Str returns a string or bytes value ("" for the unset value).
+func (v Value) Str() string {
+	if v.n != 0 { // only the unset value has both
+		return ""
+	}
+	return v.s
+}
 
 // Bytes returns a bytes value without copying; the result must not be modified.
-func (v Value) Bytes() []byte { return unsafe.Slice(unsafe.StringData(v.s), len(v.s)) }
+func (v Value) Bytes() []byte {
+	s := v.Str()
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
 
-// Int returns an integer value.
-func (v Value) Int() int64 { return int64(v.n) }
+// Int returns an integer value (0 for the unset value).
+func (v Value) Int() int64 { return int64(v.num()) }
 
-// Double returns a double value.
-func (v Value) Double() float64 { return math.Float64frombits(v.n) }
+// Uint returns an unsigned integer value (0 for the unset value).
+func (v Value) Uint() uint64 { return v.num() }
 
-// Bool returns a bool value.
-func (v Value) Bool() bool { return v.n != 0 }
+// Double returns a double value (0 for the unset value).
+func (v Value) Double() float64 { return math.Float64frombits(v.num()) }
+
+// Bool returns a bool value (false for the unset value).
+func (v Value) Bool() bool { return v.num() != 0 }
+
+// num is n, or 0 for the unset value (the only number with s set).
+func (v Value) num() uint64 {
+	if v.s != "" {
+		return 0
+	}
+	return v.n
+}
 
 // Field is a named, typed array of values with a representation hint
 // (a unit or format such as "ms", "ipv4", "date-time"). A field usually holds
@@ -90,10 +137,13 @@ type Field struct {
 	Name           string
 	Representation string
 	Type           ValueType
+	flags          uint8 // hasUnset; sits in padding, so costs no space
 	n              int32 // number of values
 	v0             Value
 	more           []Value // values 1..n-1
 }
+
+const hasUnset = 1 // some value is the unset value
 
 // NewField makes a field of type t holding vals.
 func NewField(name string, t ValueType, repr string, vals ...Value) Field {
@@ -127,6 +177,9 @@ func (f *Field) outOfRange(i int) {
 
 // Append adds a value; its meaning follows f.Type.
 func (f *Field) Append(v Value) {
+	if v.n == unset.n && v == unset {
+		f.flags |= hasUnset
+	}
 	if f.n == 0 {
 		f.v0 = v
 	} else {
@@ -143,8 +196,21 @@ func (f *Field) Grow(n int) {
 	}
 }
 
+// AppendUnset adds a slot that holds nothing (an unset vector element).
+func (f *Field) AppendUnset() { f.Append(unset) }
+
+// HasUnset reports whether any value of f is the unset value, so readers
+// that care check each value only when it is true.
+func (f *Field) HasUnset() bool { return f.flags&hasUnset != 0 }
+
+// Unset reports whether value i is the unset value.
+func (f *Field) Unset(i int) bool { return f.flags&hasUnset != 0 && f.Value(i) == unset }
+
 // SetValue replaces value i.
 func (f *Field) SetValue(i int, v Value) {
+	if v == unset {
+		f.flags |= hasUnset
+	}
 	if i == 0 && f.n > 0 {
 		f.v0 = v
 		return

@@ -150,13 +150,17 @@ func (m *Message) FieldString(name string) (string, bool) {
 }
 
 // FieldInt returns the first value of the first field named name when that
-// field is an integer field.
+// field is an integer field, or an unsigned one whose value fits an int64.
 func (m *Message) FieldInt(name string) (int64, bool) {
 	f := m.Field(name, 0)
-	if f == nil || f.n == 0 || f.Type != TypeInteger {
+	if f == nil || f.n == 0 || f.v0 == unset {
 		return 0, false
 	}
-	return int64(f.v0.n), true
+	switch {
+	case f.Type == TypeInteger, f.Type == TypeUnsigned && f.v0.n <= math.MaxInt64:
+		return int64(f.v0.n), true
+	}
+	return 0, false
 }
 
 // AddField appends f. Names may repeat.
@@ -175,6 +179,11 @@ func (m *Message) AddBytes(name string, v []byte) {
 // AddInt appends a single-valued integer field.
 func (m *Message) AddInt(name string, v int64) {
 	m.Fields = append(m.Fields, Field{Name: name, Type: TypeInteger, n: 1, v0: Value{n: uint64(v)}})
+}
+
+// AddUint appends a single-valued unsigned integer field.
+func (m *Message) AddUint(name string, v uint64) {
+	m.Fields = append(m.Fields, Field{Name: name, Type: TypeUnsigned, n: 1, v0: Value{n: v}})
 }
 
 // AddDouble appends a single-valued double field.

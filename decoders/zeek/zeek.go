@@ -312,23 +312,24 @@ func (d *Decoder) decodeRow(rec pipeline.Record, out *pipeline.Batch) error {
 		}
 		rest = after
 		t := h.types[i]
+		kind := valueKind(t)
 		name := h.names[i]
 		switch string(col) {
 		case h.sep.Unset:
 			continue
 		case h.sep.Empty:
-			m.AddField(pipeline.NewField(name, valueType(t.Kind), repr(t.Kind, nil)))
+			m.AddField(pipeline.NewField(name, valueType(kind), repr(kind, nil)))
 			continue
 		}
-		f := pipeline.Field{Name: name, Type: valueType(t.Kind)}
+		f := pipeline.Field{Name: name, Type: valueType(kind)}
 		if !t.Container {
-			v, err := parseValue(t.Kind, col, out, scratch[:0])
+			v, err := parseValue(kind, col, out, scratch[:0])
 			if err != nil {
 				return fmt.Errorf("column %s: %v", name, err)
 			}
 			f.Append(v)
-			f.Representation = repr(t.Kind, col)
-			if t.Kind == zeekfmt.KindTime && name == "ts" {
+			f.Representation = repr(kind, col)
+			if kind == zeekfmt.KindTime && name == "ts" {
 				ns, ok := zeekfmt.ParseSecondsNs(col)
 				if !ok {
 					ns = int64(v.Double() * 1e9)
@@ -342,21 +343,22 @@ func (d *Decoder) decodeRow(rec pipeline.Record, out *pipeline.Batch) error {
 				if f.Len() >= pipeline.MaxValues {
 					return fmt.Errorf("column %s: more than %d values", name, pipeline.MaxValues)
 				}
-				var v pipeline.Value
+				v := pipeline.UnsetValue() // a hole in a vector holds nothing
 				switch string(e) {
-				case h.sep.Unset: // a hole in a vector: the zero value
+				case h.sep.Unset:
 				case h.sep.Empty:
-					if t.Kind != zeekfmt.KindString && t.Kind != zeekfmt.KindAddr {
+					if kind != zeekfmt.KindString && kind != zeekfmt.KindAddr {
 						return fmt.Errorf("column %s: %q inside a set", name, e)
 					}
+					v = pipeline.StringValue("")
 				default:
 					var err error
-					if v, err = parseValue(t.Kind, e, out, scratch[:0]); err != nil {
+					if v, err = parseValue(kind, e, out, scratch[:0]); err != nil {
 						return fmt.Errorf("column %s: %v", name, err)
 					}
 				}
 				if first {
-					f.Representation = repr(t.Kind, e)
+					f.Representation = repr(kind, e)
 					first = false
 				}
 				f.Append(v)
@@ -378,12 +380,23 @@ func ternary(c bool, a, b string) string {
 	return b
 }
 
+// valueKind is the kind a column's values are read as: ports are counts in
+// Zeek but small, so they read as integers like other tools' ports.
+func valueKind(t zeekfmt.Type) zeekfmt.Kind {
+	if t.Port {
+		return zeekfmt.KindInt
+	}
+	return t.Kind
+}
+
 func valueType(k zeekfmt.Kind) pipeline.ValueType {
 	switch k {
 	case zeekfmt.KindBool:
 		return pipeline.TypeBool
-	case zeekfmt.KindInt, zeekfmt.KindCount:
+	case zeekfmt.KindInt:
 		return pipeline.TypeInteger
+	case zeekfmt.KindCount:
+		return pipeline.TypeUnsigned // up to 2^64-1
 	case zeekfmt.KindDouble, zeekfmt.KindTime, zeekfmt.KindInterval:
 		return pipeline.TypeDouble
 	}
@@ -429,10 +442,10 @@ func parseValue(k zeekfmt.Kind, b []byte, out *pipeline.Batch, scratch []byte) (
 		return pipeline.IntValue(v), nil
 	case zeekfmt.KindCount:
 		v, err := strconv.ParseUint(bytesString(b), 10, 64)
-		if err != nil || v > math.MaxInt64 {
-			return pipeline.Value{}, fmt.Errorf("not a count up to 2^63-1: %s", quote(b))
+		if err != nil {
+			return pipeline.Value{}, fmt.Errorf("not a count: %s", quote(b))
 		}
-		return pipeline.IntValue(int64(v)), nil
+		return pipeline.UintValue(v), nil
 	case zeekfmt.KindDouble, zeekfmt.KindTime, zeekfmt.KindInterval:
 		v, ok := zeekfmt.ParseDouble(b)
 		if !ok {
@@ -574,7 +587,7 @@ func (j *jsonDecoder) member(key []byte, depth int) error {
 	if s.Peek() == '[' {
 		s.Advance()
 		f := pipeline.Field{Name: name}
-		kind := t.Kind
+		kind := valueKind(t)
 		if !known {
 			kind = j.inferKind()
 		}
@@ -589,9 +602,8 @@ func (j *jsonDecoder) member(key []byte, depth int) error {
 			if j.values++; j.values > pipeline.MaxValues {
 				return fmt.Errorf("more than %d values", pipeline.MaxValues)
 			}
-			var v pipeline.Value
 			if s.Peek() == 'n' && s.Literal("null") {
-				f.Append(v) // a hole in a vector
+				f.AppendUnset() // a hole in a vector
 			} else {
 				v, text, err := j.scalar(name, kind)
 				if err != nil {
@@ -614,7 +626,7 @@ func (j *jsonDecoder) member(key []byte, depth int) error {
 			}
 		}
 	}
-	kind := t.Kind
+	kind := valueKind(t)
 	if !known {
 		kind = j.inferKind()
 	}
@@ -641,10 +653,17 @@ func (j *jsonDecoder) inferKind() zeekfmt.Kind {
 	case c == 't' || c == 'f':
 		return zeekfmt.KindBool
 	case c == '-' || '0' <= c && c <= '9':
-		if _, isInt, err := s.Number(); err == nil && isInt {
-			return zeekfmt.KindInt
+		raw, isInt, err := s.Number()
+		if err != nil || !isInt {
+			return zeekfmt.KindDouble
 		}
-		return zeekfmt.KindDouble
+		if _, ok := jsonx.ParseInt(raw); !ok {
+			if _, ok := jsonx.ParseUint(raw); ok {
+				return zeekfmt.KindCount // above int64: only a count holds it
+			}
+			return zeekfmt.KindDouble
+		}
+		return zeekfmt.KindInt
 	}
 	return zeekfmt.KindString
 }
@@ -671,7 +690,7 @@ func (j *jsonDecoder) scalar(name string, k zeekfmt.Kind) (v pipeline.Value, tex
 			return pipeline.BoolValue(false), nil, nil
 		}
 		return v, nil, fmt.Errorf("%s: bool expected", name)
-	case zeekfmt.KindInt, zeekfmt.KindCount:
+	case zeekfmt.KindInt:
 		raw, isInt, err := j.number(name)
 		if err != nil {
 			return v, nil, err
@@ -681,6 +700,16 @@ func (j *jsonDecoder) scalar(name string, k zeekfmt.Kind) (v pipeline.Value, tex
 			return v, nil, fmt.Errorf("%s: integer expected, got %s", name, quote(raw))
 		}
 		return pipeline.IntValue(n), nil, nil
+	case zeekfmt.KindCount:
+		raw, isInt, err := j.number(name)
+		if err != nil {
+			return v, nil, err
+		}
+		n, ok := jsonx.ParseUint(raw)
+		if !isInt || !ok {
+			return v, nil, fmt.Errorf("%s: count expected, got %s", name, quote(raw))
+		}
+		return pipeline.UintValue(n), nil, nil
 	case zeekfmt.KindDouble, zeekfmt.KindInterval:
 		raw, _, err := j.number(name)
 		if err != nil {

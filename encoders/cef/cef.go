@@ -455,6 +455,8 @@ func appendScalar(dst []byte, f *pipeline.Field, v pipeline.Value) []byte {
 			n = floorDiv(n, 1e6)
 		}
 		return strconv.AppendInt(dst, n, 10)
+	case pipeline.TypeUnsigned:
+		return strconv.AppendUint(dst, v.Uint(), 10)
 	case pipeline.TypeDouble:
 		return jsonx.AppendFloat(dst, v.Double())
 	case pipeline.TypeBool:

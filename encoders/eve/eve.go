@@ -127,6 +127,15 @@ var keyTypes = [nKeys]pipeline.ValueType{
 	pipeline.TypeString,
 }
 
+// fits reports whether field f can fill a key of type t: an unsigned field
+// (a Zeek count) fills an integer key, as Suricata's counters are unsigned.
+func fits(f *pipeline.Field, t pipeline.ValueType) bool {
+	if f.HasUnset() {
+		return false
+	}
+	return f.Type == t || t == pipeline.TypeInteger && f.Type == pipeline.TypeUnsigned
+}
+
 func keyIndex(name string) int {
 	switch name {
 	case "flow_id":
@@ -257,7 +266,7 @@ func (e *Encoder) encodeEvent(dst []byte, m *pipeline.Message) ([]byte, int) {
 			continue
 		}
 		k := keyIndex(f.Name)
-		if k >= 0 && e.slots[k] < 0 && f.Type == keyTypes[k] && (f.Len() == 1 || k == kVlan) {
+		if k >= 0 && e.slots[k] < 0 && fits(f, keyTypes[k]) && (f.Len() == 1 || k == kVlan) {
 			e.slots[k] = i
 			continue
 		}
@@ -292,11 +301,13 @@ func (e *Encoder) encodeEvent(dst []byte, m *pipeline.Message) ([]byte, int) {
 				if j > 0 {
 					dst = append(dst, ',')
 				}
-				dst = strconv.AppendInt(dst, f.Value(j).Int(), 10)
+				dst = appendText(dst, f, j)
 			}
 			dst = append(dst, ']')
 		case f.Type == pipeline.TypeInteger:
 			dst = strconv.AppendInt(dst, f.Value(0).Int(), 10)
+		case f.Type == pipeline.TypeUnsigned:
+			dst = strconv.AppendUint(dst, f.Value(0).Uint(), 10)
 		case f.Type == pipeline.TypeBool:
 			dst = strconv.AppendBool(dst, f.Value(0).Bool())
 		default:
@@ -870,6 +881,8 @@ func appendText(dst []byte, f *pipeline.Field, j int) []byte {
 	switch f.Type {
 	case pipeline.TypeInteger:
 		return strconv.AppendInt(dst, v.Int(), 10)
+	case pipeline.TypeUnsigned:
+		return strconv.AppendUint(dst, v.Uint(), 10)
 	case pipeline.TypeDouble:
 		return strconv.AppendFloat(dst, v.Double(), 'g', 6, 64)
 	case pipeline.TypeBool:

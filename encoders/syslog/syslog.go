@@ -354,6 +354,8 @@ func (e *Encoder) paramValue(dst []byte, f *pipeline.Field, v pipeline.Value) ([
 		s = v.Str()
 	case pipeline.TypeInteger:
 		return strconv.AppendInt(dst, v.Int(), 10), 0
+	case pipeline.TypeUnsigned:
+		return strconv.AppendUint(dst, v.Uint(), 10), 0
 	case pipeline.TypeDouble:
 		return jsonx.AppendFloat(dst, v.Double()), 0
 	case pipeline.TypeBool:

@@ -68,6 +68,9 @@ type Config struct {
 	EnableUTF8 bool `toml:"enable_utf_8"`
 	// IncludeMeta writes the "#" header block and the "#close" trailer.
 	IncludeMeta bool `toml:"include_meta"`
+	// TSV starts a file with one plain line of column names instead of the
+	// "#" block, and writes no trailer (Zeek's per-filter tsv = T).
+	TSV bool `toml:"tsv"`
 	// UseJSON writes one JSON object per row instead (no header).
 	UseJSON bool `toml:"use_json"`
 	// JSONTimestamps is how JSON rows write times: "epoch" (seconds),
@@ -172,6 +175,9 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	if c.TSV && c.UseJSON {
+		errs = append(errs, errors.New("tsv: not with use_json"))
+	}
 	switch c.JSONTimestamps {
 	case "epoch", "millis", "iso8601":
 	default:
@@ -275,9 +281,18 @@ func Factory() pipeline.Factory[pipeline.Encoder] {
 }
 
 // Header writes the header block Zeek starts a file with: separators,
-// #path, #open (local time), #fields and #types. Nothing with use_json or
-// include_meta = false.
+// #path, #open (local time), #fields and #types; with tsv, one line of
+// column names. Nothing with use_json or include_meta = false.
 func (e *Encoder) Header(dst []byte, first *pipeline.Message, open time.Time) []byte {
+	if e.cfg.TSV {
+		for i, c := range e.cols {
+			if i > 0 {
+				dst = append(dst, e.cfg.Separator...)
+			}
+			dst = append(dst, c.name...)
+		}
+		return append(dst, '\n')
+	}
 	if e.cfg.UseJSON || !e.cfg.IncludeMeta {
 		return dst
 	}
@@ -316,9 +331,9 @@ func (e *Encoder) Header(dst []byte, first *pipeline.Message, open time.Time) []
 // zeekTime is Zeek's "%Y-%m-%d-%H-%M-%S".
 const zeekTime = "2006-01-02-15-04-05"
 
-// Trailer writes the "#close" line (local time).
+// Trailer writes the "#close" line (local time); nothing with tsv.
 func (e *Encoder) Trailer(dst []byte, close time.Time) []byte {
-	if e.cfg.UseJSON || !e.cfg.IncludeMeta {
+	if e.cfg.UseJSON || !e.cfg.IncludeMeta || e.cfg.TSV {
 		return dst
 	}
 	if close.IsZero() && e.set.Now != nil {
@@ -437,6 +452,10 @@ func (e *Encoder) appendColumn(dst []byte, m *pipeline.Message, i int) ([]byte, 
 		if j > 0 {
 			dst = append(dst, esc.Sep.SetSep...)
 		}
+		if f.Unset(j) {
+			dst = append(dst, esc.Sep.Unset...) // a vector slot that holds nothing
+			continue
+		}
 		var err error
 		dst, err = e.appendValue(dst, c, f, j)
 		if err != nil {
@@ -467,12 +486,18 @@ func (e *Encoder) appendValue(dst []byte, c *column, f *pipeline.Field, j int) (
 			return append(dst, 'T'), nil
 		}
 		return append(dst, 'F'), nil
-	case zeekfmt.KindInt, zeekfmt.KindCount:
+	case zeekfmt.KindInt:
 		n, ok := asInt(f.Type, v)
-		if !ok || c.t.Kind == zeekfmt.KindCount && n < 0 {
+		if !ok {
 			return dst, fmt.Errorf("not a %s", c.t.Name)
 		}
 		return strconv.AppendInt(dst, n, 10), nil
+	case zeekfmt.KindCount:
+		n, ok := asUint(f.Type, v)
+		if !ok {
+			return dst, fmt.Errorf("not a %s", c.t.Name)
+		}
+		return strconv.AppendUint(dst, n, 10), nil
 	case zeekfmt.KindDouble:
 		x, ok := asDouble(f.Type, v)
 		if !ok {
@@ -498,9 +523,14 @@ func (e *Encoder) appendValue(dst []byte, c *column, f *pipeline.Field, j int) (
 		if s == "" {
 			return append(dst, e.esc.Sep.Empty...), nil
 		}
+		if out, ok := appendNetwork(dst, c, s); ok {
+			return out, nil
+		}
 		return e.esc.AppendString(dst, s, c.t.Container), nil
 	case pipeline.TypeInteger:
 		return strconv.AppendInt(dst, v.Int(), 10), nil
+	case pipeline.TypeUnsigned:
+		return strconv.AppendUint(dst, v.Uint(), 10), nil
 	case pipeline.TypeDouble:
 		return zeekfmt.AppendDouble(dst, v.Double()), nil
 	case pipeline.TypeBool:
@@ -510,6 +540,24 @@ func (e *Encoder) appendValue(dst []byte, c *column, f *pipeline.Field, j int) (
 		return append(dst, 'F'), nil
 	}
 	return dst, fmt.Errorf("unknown field type %v", f.Type)
+}
+
+// appendNetwork writes an addr or subnet column's value in Zeek's canonical
+// form (RFC 5952 IPv6, IPv4-mapped as IPv4, subnets with host bits cleared).
+// ok is false when the column is neither or the text is not an address:
+// such text is written escaped, as it came.
+func appendNetwork(dst []byte, c *column, s string) ([]byte, bool) {
+	switch {
+	case c.t.Kind == zeekfmt.KindAddr:
+		if a, ok := zeekfmt.CanonicalAddr(s); ok {
+			return a.AppendTo(dst), true
+		}
+	case c.t.Subnet:
+		if p, ok := zeekfmt.CanonicalSubnet(s); ok {
+			return p.AppendTo(dst), true
+		}
+	}
+	return dst, false
 }
 
 // intNs reads an integer time: nanoseconds with representation "ns", and
@@ -537,8 +585,8 @@ func asBool(t pipeline.ValueType, v pipeline.Value) (bool, bool) {
 	switch t {
 	case pipeline.TypeBool:
 		return v.Bool(), true
-	case pipeline.TypeInteger:
-		return v.Int() != 0, v.Int() == 0 || v.Int() == 1
+	case pipeline.TypeInteger, pipeline.TypeUnsigned:
+		return v.Uint() != 0, v.Uint() == 0 || v.Uint() == 1
 	case pipeline.TypeString, pipeline.TypeBytes:
 		switch v.Str() {
 		case "T", "true", "TRUE", "True", "1":
@@ -554,6 +602,8 @@ func asInt(t pipeline.ValueType, v pipeline.Value) (int64, bool) {
 	switch t {
 	case pipeline.TypeInteger:
 		return v.Int(), true
+	case pipeline.TypeUnsigned:
+		return v.Int(), v.Uint() <= math.MaxInt64
 	case pipeline.TypeDouble:
 		x := v.Double()
 		if x == math.Trunc(x) && math.Abs(x) < 1<<63 {
@@ -571,12 +621,34 @@ func asInt(t pipeline.ValueType, v pipeline.Value) (int64, bool) {
 	return 0, false
 }
 
+// asUint reads a count: unsigned as it is, other numbers when they are
+// whole and not negative.
+func asUint(t pipeline.ValueType, v pipeline.Value) (uint64, bool) {
+	switch t {
+	case pipeline.TypeUnsigned:
+		return v.Uint(), true
+	case pipeline.TypeDouble:
+		x := v.Double()
+		if x == math.Trunc(x) && x >= 0 && x < 1<<64 {
+			return uint64(x), true
+		}
+		return 0, false
+	case pipeline.TypeString, pipeline.TypeBytes:
+		n, err := strconv.ParseUint(v.Str(), 10, 64)
+		return n, err == nil
+	}
+	n, ok := asInt(t, v)
+	return uint64(n), ok && n >= 0
+}
+
 func asDouble(t pipeline.ValueType, v pipeline.Value) (float64, bool) {
 	switch t {
 	case pipeline.TypeDouble:
 		return v.Double(), true
 	case pipeline.TypeInteger:
 		return float64(v.Int()), true
+	case pipeline.TypeUnsigned:
+		return float64(v.Uint()), true
 	case pipeline.TypeString, pipeline.TypeBytes:
 		return zeekfmt.ParseDouble([]byte(v.Str()))
 	}
@@ -633,6 +705,10 @@ func (e *Encoder) encodeJSON(dst []byte, m *pipeline.Message) ([]byte, error) {
 		for j := 0; j < cnt; j++ {
 			if j > 0 {
 				dst = append(dst, ',')
+			}
+			if f.Unset(j) {
+				dst = append(dst, "null"...) // Zeek's JSON writes a vector hole as null
+				continue
 			}
 			var err error
 			if dst, err = e.jsonValue(dst, c, f, j); err != nil {
@@ -698,12 +774,18 @@ func (e *Encoder) jsonValue(dst []byte, c *column, f *pipeline.Field, j int) ([]
 			return dst, errors.New("not a bool")
 		}
 		return strconv.AppendBool(dst, b), nil
-	case zeekfmt.KindInt, zeekfmt.KindCount:
+	case zeekfmt.KindInt:
 		n, ok := asInt(f.Type, v)
-		if !ok || c.t.Kind == zeekfmt.KindCount && n < 0 {
+		if !ok {
 			return dst, fmt.Errorf("not a %s", c.t.Name)
 		}
 		return strconv.AppendInt(dst, n, 10), nil
+	case zeekfmt.KindCount:
+		n, ok := asUint(f.Type, v)
+		if !ok {
+			return dst, fmt.Errorf("not a %s", c.t.Name)
+		}
+		return strconv.AppendUint(dst, n, 10), nil
 	case zeekfmt.KindDouble, zeekfmt.KindInterval:
 		x, ok := asDouble(f.Type, v)
 		if c.t.Kind == zeekfmt.KindInterval && f.Type == pipeline.TypeInteger {
@@ -734,6 +816,17 @@ func (e *Encoder) jsonValue(dst []byte, c *column, f *pipeline.Field, j int) ([]
 	case pipeline.TypeInteger:
 		dst = append(dst, '"')
 		return append(strconv.AppendInt(dst, v.Int(), 10), '"'), nil
+	case pipeline.TypeUnsigned:
+		dst = append(dst, '"')
+		return append(strconv.AppendUint(dst, v.Uint(), 10), '"'), nil
+	case pipeline.TypeString, pipeline.TypeBytes:
+		if c.t.Kind == zeekfmt.KindAddr || c.t.Subnet {
+			dst = append(dst, '"')
+			if out, ok := appendNetwork(dst, c, v.Str()); ok {
+				return append(out, '"'), nil
+			}
+			dst = dst[:len(dst)-1]
+		}
 	case pipeline.TypeDouble:
 		dst = append(dst, '"')
 		return append(zeekfmt.AppendDouble(dst, v.Double()), '"'), nil

@@ -185,3 +185,54 @@ func BenchmarkEncodeConnJSON(b *testing.B) {
 	}
 	stop()
 }
+
+// tsv = true starts a file with one line of column names and no "#" lines,
+// and writes no trailer (Zeek's per-filter tsv = T).
+func TestTSVMode(t *testing.T) {
+	e := newEncoder(t, func(c *Config) {
+		c.Columns = []Column{{Name: "ts", Type: "time"}, {Name: "id.orig_h", Type: "addr"}, {Name: "n", Type: "count"}}
+		c.TSV = true
+	})
+	open := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+	if got := string(e.Header(nil, nil, open)); got != "ts\tid.orig_h\tn\n" {
+		t.Errorf("tsv header %q", got)
+	}
+	if got := e.Trailer(nil, open); len(got) != 0 {
+		t.Errorf("tsv trailer %q", got)
+	}
+	m := pipeline.NewMessage()
+	m.Timestamp = 1_700_000_000_000_001_000
+	m.AddString("id.orig_h", "::FFFF:10.0.0.1")
+	m.AddUint("n", 1<<64-1)
+	row, err := e.Encode(nil, m)
+	if err != nil || string(row) != "1700000000.000001\t10.0.0.1\t18446744073709551615" {
+		t.Errorf("row %q, %v", row, err)
+	}
+	c := DefaultConfig()
+	c.Columns, c.TSV, c.UseJSON = []Column{{Name: "a", Type: "string"}}, true, true
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "tsv") {
+		t.Errorf("tsv with use_json: %v", err)
+	}
+}
+
+// JSON rows carry full-range counts as numbers, vector holes as null and
+// addresses in canonical form.
+func TestJSONTypes(t *testing.T) {
+	e := newEncoder(t, func(c *Config) {
+		c.Columns = []Column{{Name: "c", Type: "count"}, {Name: "vc", Type: "vector[count]"}, {Name: "a", Type: "addr"}, {Name: "n", Type: "subnet"}}
+		c.UseJSON = true
+	})
+	m := pipeline.NewMessage()
+	m.AddUint("c", 1<<64-1)
+	vc := pipeline.NewField("vc", pipeline.TypeUnsigned, "", pipeline.UintValue(1))
+	vc.AppendUnset()
+	vc.Append(pipeline.UintValue(3))
+	m.AddField(vc)
+	m.AddString("a", "2001:DB8::0:1")
+	m.AddString("n", "192.168.7.9/16")
+	row, err := e.Encode(nil, m)
+	want := `{"c":18446744073709551615,"vc":[1,null,3],"a":"2001:db8::1","n":"192.168.0.0/16"}`
+	if err != nil || string(row) != want {
+		t.Errorf("row %s, %v\nwant %s", row, err, want)
+	}
+}

@@ -147,6 +147,19 @@ func TestParseInt(t *testing.T) {
 	}
 }
 
+func TestParseUint(t *testing.T) {
+	for in, want := range map[string]uint64{"0": 0, "18446744073709551615": math.MaxUint64, "9223372036854775808": 1 << 63, "42": 42} {
+		if got, ok := ParseUint([]byte(in)); !ok || got != want {
+			t.Errorf("ParseUint(%s) = %d, %v", in, got, ok)
+		}
+	}
+	for _, in := range []string{"-1", "-0", "18446744073709551616", "99999999999999999999", "100000000000000000000", ""} {
+		if _, ok := ParseUint([]byte(in)); ok {
+			t.Errorf("ParseUint(%s) accepted", in)
+		}
+	}
+}
+
 func TestAppendRaw(t *testing.T) {
 	got, n, ok := AppendRaw(nil, " { \"a\" : [1, \"x y\xff\u2028\" ] } ", MaxDepth)
 	if !ok || n != 1 || string(got) != "{\"a\":[1,\"x y\ufffd\\u2028\"]}" {

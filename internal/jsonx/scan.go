@@ -3,6 +3,7 @@ package jsonx
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"math/bits"
 	"strconv"
 	"unicode/utf16"
@@ -302,6 +303,22 @@ func ParseInt(raw []byte) (v int64, ok bool) {
 		return 0, false
 	}
 	return int64(u), true
+}
+
+// ParseUint converts the text of a non-negative integer returned by Number;
+// ok is false when it is negative or does not fit a uint64.
+func ParseUint(raw []byte) (v uint64, ok bool) {
+	if len(raw) == 0 || raw[0] == '-' || len(raw) > 20 {
+		return 0, false
+	}
+	for _, c := range raw {
+		d := uint64(c - '0')
+		if v > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		v = v*10 + d
+	}
+	return v, true
 }
 
 // ParseFloat converts the text of a number returned by Number. ok is false

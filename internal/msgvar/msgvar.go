@@ -64,6 +64,8 @@ func ValueString(t pipeline.ValueType, v pipeline.Value) string {
 	switch t {
 	case pipeline.TypeInteger:
 		return strconv.FormatInt(v.Int(), 10)
+	case pipeline.TypeUnsigned:
+		return strconv.FormatUint(v.Uint(), 10)
 	case pipeline.TypeDouble:
 		return strconv.FormatFloat(v.Double(), 'g', -1, 64)
 	case pipeline.TypeBool:

@@ -78,7 +78,7 @@ func ReadMessage(l *lua.State, m *pipeline.Message, mode int) int {
 			lua.ArgumentError(l, 1, "unknown variable "+strconv.Quote(name))
 		}
 		f := m.Field(field, fi)
-		if f == nil || ai < 0 || ai >= f.Len() {
+		if f == nil || ai < 0 || ai >= f.Len() || f.Unset(ai) {
 			l.PushNil()
 			return 1
 		}
@@ -104,6 +104,12 @@ func PushValue(l *lua.State, t pipeline.ValueType, v pipeline.Value, exact bool)
 			l.PushString(strconv.FormatInt(v.Int(), 10))
 		} else {
 			l.PushNumber(float64(v.Int()))
+		}
+	case pipeline.TypeUnsigned:
+		if exact {
+			l.PushString(strconv.FormatUint(v.Uint(), 10))
+		} else {
+			l.PushNumber(float64(v.Uint()))
 		}
 	case pipeline.TypeDouble:
 		l.PushNumber(v.Double())
@@ -323,9 +329,9 @@ func fieldFromSpec(l *lua.State, idx int, name string) (pipeline.Field, error) {
 	l.Field(idx, "value_type")
 	if !l.IsNil(-1) {
 		f, ok := l.ToNumber(-1)
-		if !ok || f < 0 || f > 4 || f != math.Trunc(f) {
+		if !ok || f < 0 || f > float64(pipeline.TypeUnsigned) || f != math.Trunc(f) {
 			l.Pop(1)
-			return pipeline.Field{}, fmt.Errorf("Fields[%s]: value_type must be 0..4", name)
+			return pipeline.Field{}, fmt.Errorf("Fields[%s]: value_type must be 0..%d", name, pipeline.TypeUnsigned)
 		}
 		vt = int(f)
 	}
@@ -414,6 +420,23 @@ func convertValue(l *lua.State, idx int, t pipeline.ValueType) (pipeline.Value, 
 			return pipeline.IntValue(v), nil
 		}
 		return pipeline.Value{}, fmt.Errorf("integer expected, got %s", lua.TypeNameOf(l, idx))
+	case pipeline.TypeUnsigned:
+		switch lt {
+		case lua.TypeNumber:
+			f, _ := l.ToNumber(idx)
+			if f != math.Trunc(f) || f < 0 || f >= 1.8446744073709552e19 {
+				return pipeline.Value{}, fmt.Errorf("unsigned integer expected, got %v", f)
+			}
+			return pipeline.UintValue(uint64(f)), nil
+		case lua.TypeString:
+			str, _ := l.ToString(idx)
+			v, err := strconv.ParseUint(strings.TrimSpace(str), 10, 64)
+			if err != nil {
+				return pipeline.Value{}, fmt.Errorf("unsigned integer expected, got %q", str)
+			}
+			return pipeline.UintValue(v), nil
+		}
+		return pipeline.Value{}, fmt.Errorf("unsigned integer expected, got %s", lua.TypeNameOf(l, idx))
 	case pipeline.TypeDouble:
 		f, ok := l.ToNumber(idx)
 		if !ok || lt == lua.TypeBoolean {

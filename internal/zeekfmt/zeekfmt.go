@@ -6,6 +6,7 @@ package zeekfmt
 import (
 	"errors"
 	"math"
+	"net/netip"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -32,6 +33,7 @@ type Type struct {
 	Kind      Kind
 	Container bool // set[T], vector[T] or table[T]
 	Port      bool // port (a count whose column is a port)
+	Subnet    bool // subnet (a string kind, written in canonical form)
 }
 
 // ParseType reads a Zeek type name. Unknown names are strings: Zeek adds
@@ -69,6 +71,8 @@ func ParseType(s string) (Type, error) {
 		t.Kind = KindInterval
 	case "addr":
 		t.Kind = KindAddr
+	case "subnet":
+		t.Subnet = true
 	default:
 		t.Kind = KindString
 	}
@@ -206,6 +210,37 @@ func ParseDouble(b []byte) (float64, bool) {
 	}
 	f, err := strconv.ParseFloat(string(b), 64)
 	return f, err == nil
+}
+
+// CanonicalAddr returns an address as Zeek writes one: IPv4 dotted, IPv6 in
+// RFC 5952 form (lower case, longest zero run compressed), an IPv4-mapped
+// IPv6 address as its IPv4 address (Zeek keeps IPv4 as mapped IPv6 and
+// prints it back as IPv4). ok is false for text that is no address.
+func CanonicalAddr(s string) (addr netip.Addr, ok bool) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
+
+// CanonicalSubnet returns a subnet as Zeek writes one: the network address
+// with host bits cleared and the prefix length ("10.0.0.1/24" is
+// "10.0.0.0/24"), IPv4-mapped prefixes as IPv4 ("::ffff:10.0.0.0/104" is
+// "10.0.0.0/8"). ok is false for text that is no subnet.
+func CanonicalSubnet(s string) (p netip.Prefix, ok bool) {
+	pfx, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	a, bits := pfx.Addr(), pfx.Bits()
+	if a.Is4In6() {
+		if bits < 96 {
+			return pfx.Masked(), true // not inside the mapped range: stays IPv6
+		}
+		a, bits = a.Unmap(), bits-96
+	}
+	return netip.PrefixFrom(a, bits).Masked(), true
 }
 
 // Separators are a log's separators and markers (#separator and friends).

@@ -68,6 +68,10 @@ type Config struct {
 	// LocalTime uses local time, not UTC, for rotated names, rotation
 	// times and %{%…} time substitutions (Zeek uses local time).
 	LocalTime bool `toml:"local_time"`
+	// WriteEmpty makes an interval with no records still produce a file,
+	// holding only the encoder's header and trailer, as Zeek does; it
+	// needs rotate_interval and an encoder that frames files (zeek).
+	WriteEmpty bool `toml:"write_empty"`
 }
 
 // DefaultConfig returns the defaults.
@@ -106,6 +110,9 @@ func (c Config) Validate() error {
 	}
 	if c.RotateInterval != 0 && c.RotateInterval < config.Duration(time.Second) {
 		errs = append(errs, errors.New("rotate_interval: must be 0 (never) or at least 1s"))
+	}
+	if c.WriteEmpty && c.RotateInterval == 0 {
+		errs = append(errs, errors.New("write_empty: needs rotate_interval"))
 	}
 	return errors.Join(errs...)
 }
@@ -201,6 +208,9 @@ func New(set pipeline.Settings, cfg Config) (*Output, error) {
 		o.delim = []byte(*cfg.Delimiter)
 	}
 	o.framer, _ = set.Encoder.(pipeline.Framer)
+	if cfg.WriteEmpty && o.framer == nil {
+		return nil, errors.New("write_empty: the encoder writes no file header and trailer (zeek does)")
+	}
 	if set.Telemetry != nil {
 		o.violations = set.Telemetry.Counter("template_confinement_violations_total",
 			"Messages refused because their path template would leave the output's directory.")
@@ -589,8 +599,25 @@ func (o *Output) rotate(lf *lfile, now time.Time) error {
 		}
 	}
 	if lf.size == 0 {
-		o.schedule(lf, now)
-		return nil
+		if !o.cfg.WriteEmpty || lf.opened.IsZero() {
+			o.schedule(lf, now)
+			return nil
+		}
+		// An interval without records still gets its file: header, then
+		// the trailer below, as Zeek rotates a log nobody wrote to.
+		f, err := o.fd(lf, time.Time{})
+		if err != nil {
+			return err
+		}
+		hdr := o.framer.Header(o.scratch[:0], nil, lf.opened)
+		o.scratch = hdr[:0]
+		n, err := f.Write(hdr)
+		lf.size += int64(n)
+		if err != nil {
+			o.undo(lf, 0)
+			return err
+		}
+		lf.owesTrailer, lf.dirty = true, true
 	}
 	if o.framer != nil && lf.owesTrailer {
 		f, err := o.fd(lf, time.Time{})

@@ -411,6 +411,56 @@ func TestRotateIntervalWithFramer(t *testing.T) {
 	}
 }
 
+// rotateNow runs the due rotations at the test clock's time, as the
+// background timer does.
+func (o *testOut) rotateNow() {
+	now := o.set.Now()
+	o.Output.mu.Lock()
+	defer o.Output.mu.Unlock()
+	o.rotateDue(now)
+}
+
+// With write_empty, an interval without records still leaves a file with
+// the header and the trailer, as Zeek rotates a log nobody wrote to; without
+// it, no file.
+func TestWriteEmpty(t *testing.T) {
+	for _, empty := range []bool{false, true} {
+		cfg := DefaultConfig()
+		cfg.Path = "logs/conn.log"
+		cfg.RotateInterval = config.Duration(time.Hour)
+		cfg.WriteEmpty = empty
+		o := newOut(t, cfg, zeekish{})
+		o.advance(46*time.Minute + 40*time.Second) // 23:00:00
+		if err := o.Write(context.Background(), []pipeline.Encoded{rec("h", "", "a")}); err != nil {
+			t.Fatal(err)
+		}
+		o.advance(time.Hour) // 00:00:00: the first file rotates
+		o.rotateNow()
+		o.advance(time.Hour) // 01:00:00: an hour without records
+		o.rotateNow()
+		want := []string{"conn.2023-11-14-23-00-00.log"}
+		if empty {
+			want = append(want, "conn.2023-11-15-00-00-00.log")
+		}
+		if got := files(t, filepath.Join(o.dir, "logs")); !slices.Equal(got, want) {
+			t.Fatalf("write_empty = %v: files %v, want %v", empty, got, want)
+		}
+		if empty {
+			if got := o.read("logs/conn.2023-11-15-00-00-00.log"); got != "#open\t2023-11-15-00-00-00\n#fields\tmsg\n#close\t2023-11-15-01-00-00\n" {
+				t.Errorf("empty interval's file %q", got)
+			}
+		}
+		if err := o.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.Path, cfg.WriteEmpty = "x.log", true
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "write_empty") {
+		t.Errorf("write_empty without rotate_interval: %v", err)
+	}
+}
+
 // A file a crashed run left behind (no trailer) is set aside before a
 // framing encoder starts a new one, so no file has two headers.
 func TestFramerSetsLeftoverAside(t *testing.T) {

@@ -312,6 +312,8 @@ func fieldText(dst []byte, f *pipeline.Field, j int) []byte {
 	switch f.Type {
 	case pipeline.TypeInteger:
 		return strconv.AppendInt(dst, v.Int(), 10)
+	case pipeline.TypeUnsigned:
+		return strconv.AppendUint(dst, v.Uint(), 10)
 	case pipeline.TypeDouble:
 		return strconv.AppendFloat(dst, v.Double(), 'g', -1, 64)
 	case pipeline.TypeBool:

@@ -59,6 +59,11 @@ func randValue(r *rand.Rand, t pipeline.ValueType) pipeline.Value {
 			return pipeline.IntValue(specialInts[r.IntN(len(specialInts))])
 		}
 		return pipeline.IntValue(int64(r.Uint64()))
+	case pipeline.TypeUnsigned:
+		if r.IntN(2) == 0 {
+			return pipeline.UintValue(uint64(specialInts[r.IntN(len(specialInts))]))
+		}
+		return pipeline.UintValue(r.Uint64())
 	case pipeline.TypeDouble:
 		if r.IntN(2) == 0 {
 			return pipeline.DoubleValue(specialFloats[r.IntN(len(specialFloats))])
@@ -91,7 +96,7 @@ func randMessage(r *rand.Rand) *pipeline.Message {
 	m.Pid = int32(r.Uint32())
 	names := []string{"a", "b", "user.id", "", randString(r)}
 	for range r.IntN(8) {
-		t := pipeline.ValueType(r.IntN(5))
+		t := pipeline.ValueType(r.IntN(6))
 		f := pipeline.NewField(names[r.IntN(len(names))], t, "")
 		if r.IntN(3) == 0 {
 			f.Representation = randString(r)
@@ -104,6 +109,10 @@ func randMessage(r *rand.Rand) *pipeline.Message {
 			n = 2 + r.IntN(5)
 		}
 		for range n {
+			if r.IntN(10) == 0 {
+				f.AppendUnset()
+				continue
+			}
 			f.Append(randValue(r, t))
 		}
 		m.AddField(f)
@@ -122,6 +131,9 @@ func sanitized(m *pipeline.Message) *pipeline.Message {
 		f.Name, f.Representation = fix(f.Name), fix(f.Representation)
 		if f.Type == pipeline.TypeString {
 			for j := 0; j < f.Len(); j++ {
+				if f.Unset(j) {
+					continue
+				}
 				f.SetValue(j, pipeline.StringValue(fix(f.Value(j).Str())))
 			}
 		}

@@ -81,6 +81,10 @@ func AppendJSONCount(dst []byte, m *pipeline.Message) (out []byte, replaced int)
 			if j > 0 {
 				dst = append(dst, ',')
 			}
+			if f.Unset(j) {
+				dst = append(dst, "null"...)
+				continue
+			}
 			dst, n = AppendJSONValue(dst, t, f.Value(j))
 			replaced += n
 		}
@@ -99,7 +103,7 @@ func AppendJSONCount(dst []byte, m *pipeline.Message) (out []byte, replaced int)
 // values: a string (AppendJSONString), bytes in base64 within a string, a
 // number (doubles as AppendFloat in internal/jsonx writes them), or
 // true/false. replaced counts the bytes of invalid UTF-8 replaced in a
-// string.
+// string. AppendJSON writes the unset value as null without calling it.
 func AppendJSONValue(dst []byte, t pipeline.ValueType, v pipeline.Value) (out []byte, replaced int) {
 	switch t {
 	case pipeline.TypeBytes:
@@ -108,6 +112,8 @@ func AppendJSONValue(dst []byte, t pipeline.ValueType, v pipeline.Value) (out []
 		return append(dst, '"'), 0
 	case pipeline.TypeInteger:
 		return strconv.AppendInt(dst, v.Int(), 10), 0
+	case pipeline.TypeUnsigned:
+		return strconv.AppendUint(dst, v.Uint(), 10), 0
 	case pipeline.TypeDouble:
 		return jsonx.AppendFloat(dst, v.Double()), 0
 	case pipeline.TypeBool:
@@ -548,8 +554,14 @@ func (d *jsonDecoder) inferType() pipeline.ValueType {
 	case c == 't' || c == 'f':
 		return pipeline.TypeBool
 	case c == '-' || '0' <= c && c <= '9':
-		if _, isInt, err := s.Number(); err == nil && !isInt {
+		raw, isInt, err := s.Number()
+		if err == nil && !isInt {
 			return pipeline.TypeDouble
+		}
+		if _, ok := jsonx.ParseInt(raw); err == nil && !ok {
+			if _, ok := jsonx.ParseUint(raw); ok {
+				return pipeline.TypeUnsigned // above int64, whole in a uint64
+			}
 		}
 		return pipeline.TypeInteger
 	}
@@ -593,6 +605,10 @@ func (d *jsonDecoder) value(f *pipeline.Field, t pipeline.ValueType, i, j int) e
 		return fmt.Errorf("%s: more than %d values in the message", valuePath(i, j), pipeline.MaxValues)
 	}
 	c := s.Peek()
+	if c == 'n' && s.Literal("null") {
+		f.AppendUnset() // a slot that holds nothing, of any type
+		return nil
+	}
 	var v pipeline.Value
 	switch t {
 	case pipeline.TypeString:
@@ -655,6 +671,19 @@ func (d *jsonDecoder) value(f *pipeline.Field, t pipeline.ValueType, i, j int) e
 			return fmt.Errorf("%s: integer out of range: %s", valuePath(i, j), raw)
 		}
 		v = pipeline.IntValue(n)
+	case pipeline.TypeUnsigned:
+		if c < '0' || c > '9' {
+			return d.typeError(valuePath(i, j), "unsigned integer")
+		}
+		raw, isInt, err := s.Number()
+		if err != nil {
+			return fmt.Errorf("%s: %w", valuePath(i, j), err)
+		}
+		n, ok := jsonx.ParseUint(raw)
+		if !isInt || !ok {
+			return fmt.Errorf("%s: unsigned integer out of range: %s", valuePath(i, j), raw)
+		}
+		v = pipeline.UintValue(n)
 	case pipeline.TypeDouble:
 		var x float64
 		switch {

@@ -20,13 +20,15 @@ import (
 //	timestamp  int, nanoseconds since the Unix epoch
 //	severity   int (int32 range), pid int (int32 range)
 //	type, logger, payload, env_version, hostname   str, any bytes (not checked for UTF-8)
-//	fields     array of field arrays [name str, type uint 0..4, representation str, value...]
+//	fields     array of field arrays [name str, type uint 0..5, representation str, value...]
 //
 // Values follow the field type: string → str, bytes → bin, integer → int,
-// double → float64, bool → bool. Integers use the smallest msgpack encoding,
-// lengths the smallest str/bin/array header, as msgpack.Encoder writes them.
-// Decoders accept str and bin alike for strings and bytes, nil for an empty
-// string, float32 for a double, and ignore elements after the eleventh of the
+// double → float64, bool → bool, unsigned → uint (uint 64 above int64); an
+// unset value (a hole in a Zeek vector) is nil, whatever the type. Integers
+// use the smallest msgpack encoding, lengths the smallest str/bin/array
+// header, as msgpack.Encoder writes them. Decoders accept str and bin alike
+// for strings and bytes (nil reads as an unset value, which reads as an
+// empty string), float32 for a double, and ignore elements after the eleventh of the
 // message array (so a later layout may append elements without a new
 // version); anything else unexpected is an error.
 const MsgpackVersion = 1
@@ -61,6 +63,10 @@ func AppendMsgpack(dst []byte, m *pipeline.Message) []byte {
 		dst = appendMpStr(dst, f.Representation)
 		for j := range f.Len() {
 			v := f.Value(j)
+			if f.Unset(j) {
+				dst = append(dst, msgpcode.Nil)
+				continue
+			}
 			switch t {
 			case pipeline.TypeString:
 				dst = appendMpStr(dst, v.Str())
@@ -68,6 +74,8 @@ func AppendMsgpack(dst []byte, m *pipeline.Message) []byte {
 				dst = appendMpBin(dst, v.Str())
 			case pipeline.TypeInteger:
 				dst = appendMpInt(dst, v.Int())
+			case pipeline.TypeUnsigned:
+				dst = appendMpUint(dst, v.Uint())
 			case pipeline.TypeDouble:
 				dst = append(dst, msgpcode.Double)
 				dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(v.Double()))
@@ -145,6 +153,14 @@ func appendMpInt(dst []byte, v int64) []byte {
 		return binary.BigEndian.AppendUint32(append(dst, msgpcode.Int32), uint32(v))
 	}
 	return binary.BigEndian.AppendUint64(append(dst, msgpcode.Int64), uint64(v))
+}
+
+// appendMpUint writes u in the smallest unsigned form.
+func appendMpUint(dst []byte, u uint64) []byte {
+	if u <= math.MaxInt64 {
+		return appendMpInt(dst, int64(u))
+	}
+	return binary.BigEndian.AppendUint64(append(dst, msgpcode.Uint64), u)
 }
 
 // errTruncated is returned for input that ends inside a message.
@@ -536,6 +552,10 @@ func (r *mpReader) fields(m *pipeline.Message, b *pipeline.Batch) error {
 }
 
 func (r *mpReader) value(t pipeline.ValueType, b *pipeline.Batch) (pipeline.Value, error) {
+	if r.pos < len(r.data) && r.data[r.pos] == msgpcode.Nil {
+		r.pos++
+		return pipeline.UnsetValue(), nil // a slot that holds nothing
+	}
 	switch t {
 	case pipeline.TypeString, pipeline.TypeBytes:
 		p, err := r.raw()
@@ -543,6 +563,17 @@ func (r *mpReader) value(t pipeline.ValueType, b *pipeline.Batch) (pipeline.Valu
 	case pipeline.TypeInteger:
 		n, err := r.int64()
 		return pipeline.IntValue(n), err
+	case pipeline.TypeUnsigned:
+		if r.pos < len(r.data) && r.data[r.pos] == msgpcode.Uint64 {
+			r.pos++
+			u, err := r.uintN(8)
+			return pipeline.UintValue(u), err
+		}
+		n, err := r.int64()
+		if err == nil && n < 0 {
+			err = fmt.Errorf("unsigned integer expected, got %d", n)
+		}
+		return pipeline.UintValue(uint64(n)), err
 	case pipeline.TypeDouble:
 		c, err := r.code()
 		if err != nil {

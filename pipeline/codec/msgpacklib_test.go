@@ -183,6 +183,11 @@ func decField(dec *msgpack.Decoder, m *pipeline.Message, i int, values *int) err
 	}
 	for j := 0; j < nv; j++ {
 		var v pipeline.Value
+		if c, perr := dec.PeekCode(); perr == nil && c == msgpcode.Nil {
+			_ = dec.Skip()
+			f.AppendUnset()
+			continue
+		}
 		switch f.Type {
 		case pipeline.TypeString, pipeline.TypeBytes:
 			var str string
@@ -192,6 +197,10 @@ func decField(dec *msgpack.Decoder, m *pipeline.Message, i int, values *int) err
 			var n int64
 			n, err = dec.DecodeInt64()
 			v = pipeline.IntValue(n)
+		case pipeline.TypeUnsigned:
+			var u uint64
+			u, err = dec.DecodeUint64()
+			v = pipeline.UintValue(u)
 		case pipeline.TypeDouble:
 			var x float64
 			x, err = dec.DecodeFloat64()

@@ -36,11 +36,14 @@
 // integer) is simply false. BYTES fields compare like strings; Uuid compares
 // as its lower-case dashed text.
 //
-// A missing field, or an index past the last field or value, satisfies only
-// == NIL. Every other test on it is false, != 'x' and !~ /x/ included.
+// A missing field, an index past the last field or value, or an unset value
+// (a hole in a Zeek vector) satisfies only == NIL. Every other test on it is
+// false, != 'x' and !~ /x/ included.
 //
 // An integer literal compares exactly with Timestamp (nanoseconds), Severity,
-// Pid and INTEGER fields, as int64; a float literal compares as float64.
+// Pid and INTEGER fields, as int64, and with UNSIGNED fields (Zeek counts) up
+// to 2^64-1 exactly, a negative literal being below every unsigned value; a
+// float literal compares as float64.
 // Regexes that are only a literal, optionally anchored with ^ and $, run as
 // substring, prefix, suffix or equality tests.
 //

@@ -207,34 +207,42 @@ func uuidTest(t *test) (p pred, konst, val bool) {
 }
 
 // fieldTest compiles a Fields[name][fi][ai] test. A missing field or value
-// satisfies only == NIL, and a value of the wrong type satisfies nothing.
+// (an unset vector slot included) satisfies only == NIL, and a value of the
+// wrong type satisfies nothing.
 func fieldTest(t *test) pred {
 	name, fi, ai, op := t.name, t.fi, t.ai, t.op
 	switch t.lit {
 	case lNil:
 		missing := op == opEq
 		return func(m *pipeline.Message) bool {
-			f := m.Field(name, fi)
-			return (f == nil || ai >= f.Len()) == missing
+			return !present(m.Field(name, fi), ai) == missing
 		}
 	case lBool:
 		b, eq := t.b, op == opEq
 		return func(m *pipeline.Message) bool {
 			f := m.Field(name, fi)
-			return f != nil && ai < f.Len() && f.Type == pipeline.TypeBool && (f.Value(ai).Bool() == b) == eq
+			return present(f, ai) && f.Type == pipeline.TypeBool && (f.Value(ai).Bool() == b) == eq
 		}
 	case lNumber:
-		i, x, isInt := t.i, t.f, t.isInt
+		i, x, isInt, u, isU := t.i, t.f, t.isInt, t.u, t.isU
 		return func(m *pipeline.Message) bool {
 			f := m.Field(name, fi)
-			if f == nil || ai >= f.Len() {
+			if !present(f, ai) {
 				return false
 			}
 			switch {
 			case f.Type == pipeline.TypeInteger && isInt:
 				return compare(op, f.Value(ai).Int(), i)
+			case f.Type == pipeline.TypeInteger && isU:
+				return op == opNe || op == opLt || op == opLe // every int64 is below u
 			case f.Type == pipeline.TypeInteger:
 				return compare(op, float64(f.Value(ai).Int()), x)
+			case f.Type == pipeline.TypeUnsigned && isInt:
+				return compareUint(op, f.Value(ai).Uint(), i)
+			case f.Type == pipeline.TypeUnsigned && isU:
+				return compare(op, f.Value(ai).Uint(), u)
+			case f.Type == pipeline.TypeUnsigned:
+				return compare(op, float64(f.Value(ai).Uint()), x)
 			case f.Type == pipeline.TypeDouble:
 				return compare(op, f.Value(ai).Double(), x)
 			}
@@ -244,14 +252,28 @@ func fieldTest(t *test) pred {
 	if s := t.s; t.lit == lString && op == opEq {
 		return func(m *pipeline.Message) bool {
 			f := m.Field(name, fi)
-			return f != nil && ai < f.Len() && isText(f.Type) && f.Value(ai).Str() == s
+			return present(f, ai) && isText(f.Type) && f.Value(ai).Str() == s
 		}
 	}
 	sm := strMatcher(t)
 	return func(m *pipeline.Message) bool {
 		f := m.Field(name, fi)
-		return f != nil && ai < f.Len() && isText(f.Type) && sm(f.Value(ai).Str())
+		return present(f, ai) && isText(f.Type) && sm(f.Value(ai).Str())
 	}
+}
+
+// present reports whether f has a value at ai that is not the unset value.
+func present(f *pipeline.Field, ai int) bool {
+	return f != nil && ai < f.Len() && !f.Unset(ai)
+}
+
+// compareUint compares an unsigned value with an integer literal exactly:
+// a negative literal is below every unsigned value.
+func compareUint(o op, u uint64, i int64) bool {
+	if i < 0 {
+		return o == opNe || o == opGt || o == opGe
+	}
+	return compare(o, u, uint64(i))
 }
 
 func isText(t pipeline.ValueType) bool { return t == pipeline.TypeString || t == pipeline.TypeBytes }

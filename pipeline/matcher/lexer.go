@@ -68,6 +68,8 @@ type token struct {
 	ai    int
 	isInt bool // a number token that fits int64 exactly
 	i     int64
+	isU   bool   // a number token above int64 that fits uint64 exactly
+	u     uint64 // its value
 	f     float64
 }
 
@@ -220,6 +222,10 @@ func (l *lexer) number() (token, error) {
 	t := token{kind: tNumber, pos: start, str: text}
 	if n, err := strconv.ParseInt(text, 10, 64); err == nil {
 		t.isInt, t.i, t.f = true, n, float64(n)
+		return t, nil
+	}
+	if u, err := strconv.ParseUint(text, 10, 64); err == nil {
+		t.isU, t.u, t.f = true, u, float64(u)
 		return t, nil
 	}
 	f, err := strconv.ParseFloat(text, 64)

@@ -317,7 +317,26 @@ func TestFieldTypesAndValues(t *testing.T) {
 	msg.AddField(pipeline.NewField("d", pipeline.TypeDouble, "", pipeline.DoubleValue(1.5), pipeline.DoubleValue(-2)))
 	msg.AddField(pipeline.NewField("b", pipeline.TypeBool, "", pipeline.BoolValue(false), pipeline.BoolValue(true)))
 	msg.AddField(pipeline.NewField("odd", pipeline.ValueType(9), "", pipeline.IntValue(1)))
+	msg.AddField(pipeline.NewField("u", pipeline.TypeUnsigned, "", pipeline.UintValue(math.MaxUint64), pipeline.UintValue(3)))
+	holes := pipeline.NewField("v", pipeline.TypeString, "", pipeline.StringValue("x"))
+	holes.AppendUnset()
+	msg.AddField(holes)
 	for expr, want := range map[string]bool{
+		"Fields[u] == 18446744073709551615":              true, // exact beyond int64
+		"Fields[u] == 18446744073709551614":              false,
+		"Fields[u][0][1] < 18446744073709551615":         true,
+		"Fields[d] < 18446744073709551615":               true,
+		"Fields[u] > 9223372036854775807":                true,
+		"Fields[u] > -1":                                 true,
+		"Fields[u] != -1":                                true,
+		"Fields[u] <= -1":                                false,
+		"Fields[u][0][1] == 3":                           true,
+		"Fields[u][0][1] < 3.5":                          true,
+		"Fields[v][0][0] == 'x'":                         true,
+		"Fields[v][0][1] == NIL":                         true, // an unset slot is no value
+		"Fields[v][0][1] != NIL":                         false,
+		"Fields[v][0][1] == ''":                          false,
+		"Fields[v][0][1] =~ /.*/":                        false,
 		"Fields[s][0][1] == 'b'":                         true,
 		"Fields[s][0][1] =~ /^b/":                        true,
 		"Fields[d][0][1] == -2":                          true,

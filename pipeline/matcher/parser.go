@@ -64,6 +64,8 @@ type test struct {
 	s     string // string value or regex source
 	isInt bool
 	i     int64
+	isU   bool // above int64, exact in u
+	u     uint64
 	f     float64
 	b     bool
 	re    *regexp.Regexp
@@ -234,7 +236,7 @@ func (p *parser) test() (*test, error) {
 		if v.hdr != hField && !v.hdr.numeric() {
 			return nil, p.errf("%s is a string; compare it with a string or regex", v)
 		}
-		t.lit, t.isInt, t.i, t.f = lNumber, l.isInt, l.i, l.f
+		t.lit, t.isInt, t.i, t.isU, t.u, t.f = lNumber, l.isInt, l.i, l.isU, l.u, l.f
 	case tRegex:
 		if v.hdr.numeric() {
 			return nil, p.errf("%s is a number; a regex cannot match it", v)
@@ -325,6 +327,10 @@ func (t *test) write(b *strings.Builder) {
 	case lNumber:
 		if t.isInt {
 			b.WriteString(strconv.FormatInt(t.i, 10))
+			break
+		}
+		if t.isU {
+			b.WriteString(strconv.FormatUint(t.u, 10))
 			break
 		}
 		s := strconv.FormatFloat(t.f, 'g', -1, 64)

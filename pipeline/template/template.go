@@ -291,6 +291,8 @@ func appendField(dst []byte, m *pipeline.Message, name string) ([]byte, bool) {
 		return append(dst, v.Str()...), true
 	case pipeline.TypeInteger:
 		return strconv.AppendInt(dst, v.Int(), 10), true
+	case pipeline.TypeUnsigned:
+		return strconv.AppendUint(dst, v.Uint(), 10), true
 	case pipeline.TypeDouble:
 		return strconv.AppendFloat(dst, v.Double(), 'g', -1, 64), true
 	case pipeline.TypeBool:

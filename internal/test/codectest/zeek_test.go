@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -64,10 +65,29 @@ func propMessage(r *rand.Rand) *pipeline.Message {
 		strs("tags", r.IntN(4))
 	}
 	if maybe() {
-		strs("v", r.IntN(4))
+		// A vector may hold unset elements, which Zeek writes as "-".
+		f := pipeline.Field{Name: "v", Type: pipeline.TypeString}
+		for range r.IntN(4) {
+			if r.IntN(4) == 0 {
+				f.AppendUnset()
+			} else {
+				f.Append(pipeline.StringValue(hostileString(r)))
+			}
+		}
+		// A lone empty string reads back as an empty vector, a lone unset
+		// element as an unset column: Zeek writes them alike.
+		if f.Len() == 1 && (f.Unset(0) || f.Value(0).Str() == "") {
+			f = pipeline.Field{Name: "v", Type: pipeline.TypeString}
+		}
+		m.AddField(f)
 	}
 	if maybe() {
-		m.AddInt("n", r.Int64())
+		// Counts are unsigned 64-bit, the top of the range included.
+		n := r.Uint64()
+		if r.IntN(4) == 0 {
+			n = math.MaxUint64 - uint64(r.IntN(3))
+		}
+		m.AddUint("n", n)
 	}
 	if maybe() {
 		m.AddInt("i", r.Int64()-r.Int64())
@@ -242,7 +262,8 @@ type strictRow struct {
 
 type strictCol struct {
 	unset bool
-	vals  []string // set and vector elements, unescaped; one for scalars
+	vals  []string     // set and vector elements, unescaped; one for scalars
+	holes map[int]bool // vector elements written as unset
 }
 
 // strictTSV parses a Zeek log written with the default separators, on its
@@ -302,9 +323,15 @@ func strictTSV(t *testing.T, log []byte) []strictRow {
 				col.unset = true
 			case c == "(empty)":
 			case strings.HasPrefix(types[i], "set[") || strings.HasPrefix(types[i], "vector["):
-				for _, e := range strings.Split(c, ",") {
-					if e == "(empty)" {
+				for k, e := range strings.Split(c, ",") {
+					switch e {
+					case "(empty)":
 						e = ""
+					case "-":
+						if col.holes == nil {
+							col.holes = map[int]bool{}
+						}
+						col.holes[k] = true
 					}
 					col.vals = append(col.vals, strictUnescape(t, e))
 				}
@@ -358,6 +385,12 @@ func sameRow(m *pipeline.Message, row strictRow) error {
 			return fmt.Errorf("%s: %d values expected, got %q (unset %v)", c.Name, f.Len(), col.vals, col.unset)
 		}
 		for j, got := range col.vals {
+			if f.Unset(j) != col.holes[j] {
+				return fmt.Errorf("%s[%d]: unset %v expected, got %q", c.Name, j, f.Unset(j), got)
+			}
+			if f.Unset(j) {
+				continue
+			}
 			v := f.Value(j)
 			var want string
 			switch f.Type {
@@ -365,6 +398,8 @@ func sameRow(m *pipeline.Message, row strictRow) error {
 				want = v.Str()
 			case pipeline.TypeInteger:
 				want = strconv.FormatInt(v.Int(), 10)
+			case pipeline.TypeUnsigned:
+				want = strconv.FormatUint(v.Uint(), 10)
 			case pipeline.TypeBool:
 				want = map[bool]string{true: "T", false: "F"}[v.Bool()]
 			case pipeline.TypeDouble:
@@ -431,10 +466,16 @@ func TestZeekJSONOneObjectPerMessage(t *testing.T) {
 			case "tags", "v":
 				arr := []any{}
 				for j := 0; j < f.Len(); j++ {
+					if f.Unset(j) {
+						arr = append(arr, nil)
+						continue
+					}
 					arr = append(arr, zeekJSONText(f.Value(j).Str()))
 				}
 				want = arr
-			case "n", "i":
+			case "n":
+				want = json.Number(strconv.FormatUint(f.Value(0).Uint(), 10))
+			case "i":
 				want = json.Number(strconv.FormatInt(f.Value(0).Int(), 10))
 			case "ok":
 				want = f.Value(0).Bool()
