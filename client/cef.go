@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ternlog/tern/internal/cefx"
 	"github.com/ternlog/tern/pipeline"
@@ -111,6 +112,10 @@ type CEFConfig struct {
 	Priority Priority
 	// Hostname is the message Hostname (default: the client's).
 	Hostname string
+	// SyslogPrefix writes the Payload as the mozilla cef library logs a
+	// record, "<Mmm dd hh:mm:ss> <host> CEF:0|…", instead of the bare CEF
+	// line (tern's cef decoder reads both).
+	SyslogPrefix bool
 }
 
 // DefaultCEFConfig returns the defaults: vendor and product "tern-client",
@@ -122,6 +127,12 @@ func DefaultCEFConfig() CEFConfig {
 // WithCEF sets the CEF header's vendor, product and version.
 func WithCEF(vendor, product, version string) Option {
 	return func(o *options) { o.cef.Vendor, o.cef.Product, o.cef.Version = vendor, product, version }
+}
+
+// WithSyslogPrefix makes CEF events carry their line with the date and host
+// prefix the mozilla cef library writes, for consumers that expect it.
+func WithSyslogPrefix() Option {
+	return func(o *options) { o.cef.SyslogPrefix = true }
 }
 
 // WithSyslog sets the syslog envelope of CEF events.
@@ -288,9 +299,14 @@ func (cfg CEFConfig) Message(e *Event) (*pipeline.Message, error) {
 	}
 	m := pipeline.NewMessage()
 	m.Type = "cef"
+	m.Timestamp = time.Now().UnixNano()
 	m.Payload = line
+	if cfg.SyslogPrefix {
+		m.Payload = cfg.prefixed(line, m.Timestamp)
+	}
 	m.Severity = int32(lvl)
 	m.Hostname = cfg.Hostname
+	m.Pid = pid
 	m.Fields = make([]pipeline.Field, 0, 6+len(e.Extensions))
 	m.AddString(FieldSyslogFacility, string(cfg.Facility))
 	m.AddString(FieldSyslogIdent, cfg.Ident)
@@ -302,6 +318,16 @@ func (cfg CEFConfig) Message(e *Event) (*pipeline.Message, error) {
 		m.AddString(x.Key, x.Value)
 	}
 	return m, nil
+}
+
+// prefixed is line behind the mozilla cef library's prefix: the local time
+// as syslog's "Mmm dd hh:mm:ss" and the host name.
+func (cfg CEFConfig) prefixed(line string, ns int64) string {
+	host := cfg.Hostname
+	if host == "" {
+		host = "-"
+	}
+	return time.Unix(0, ns).Format(time.Stamp) + " " + host + " " + line
 }
 
 // SendCEF sends e with the client's CEF settings (WithCEF, WithSyslog).

@@ -1,10 +1,13 @@
 package client
 
 import (
+	"context"
 	"math/rand/v2"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -128,4 +131,51 @@ func TestLineDecodesBack(t *testing.T) {
 			require.Equal(t, want, got, "%s in %q", k, line)
 		}
 	}
+}
+
+// Every CEF message carries the process id, and the mozilla cef library's
+// "<date> <host> CEF:…" form stays available; tern's cef decoder reads it
+// back with the same fields.
+func TestMessagePidAndSyslogPrefix(t *testing.T) {
+	cfg := CEFConfig{Vendor: "Acme", Product: "shop", Version: "2", Facility: AUTH, Ident: "shop", Priority: WARNING, Hostname: "web-1"}
+	ev := NewEvent(AuthFailure, "Login failed", 5).Set("suser", "bob")
+	m, err := cfg.Message(ev)
+	require.NoError(t, err)
+	assert.Equal(t, int32(os.Getpid()), m.Pid)
+	assert.NotZero(t, m.Timestamp)
+
+	cfg.SyslogPrefix = true
+	m, err = cfg.Message(ev)
+	require.NoError(t, err)
+	want := time.Unix(0, m.Timestamp).Format(time.Stamp) + " web-1 CEF:0|Acme|shop|2|AuthFail|Login failed|5|suser=bob"
+	assert.Equal(t, want, m.Payload)
+	assert.Regexp(t, `^[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d web-1 CEF:0\|`, m.Payload)
+
+	dec, err := cefdec.New(pipelinetest.Settings(t, "decoders.cef"), cefdec.DefaultConfig())
+	require.NoError(t, err)
+	b := pipeline.NewBatch()
+	require.NoError(t, dec.Decode(pipeline.Record{Data: []byte(m.Payload)}, b))
+	d := b.Msgs[0]
+	for k, v := range map[string]string{"deviceEventClassId": "AuthFail", "name": "Login failed", "suser": "bob"} {
+		got, _ := d.FieldString(k)
+		assert.Equal(t, v, got, k)
+	}
+	prefix, _ := d.FieldString("cefPrefix")
+	assert.Equal(t, time.Unix(0, m.Timestamp).Format(time.Stamp)+" web-1", prefix)
+}
+
+// Send fills a zero Pid with the client's process id, and keeps one set.
+func TestSendFillsPid(t *testing.T) {
+	r := startRouter(t, nil, "")
+	c := dial(t, r.Addr, WithBatch(4<<10, 10, time.Millisecond))
+	ctx := context.Background()
+	require.NoError(t, c.Send(ctx, message("zero")))
+	set := message("set")
+	set.Pid = 77
+	require.NoError(t, c.Send(ctx, set))
+	require.NoError(t, flush(t, c))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	assert.Equal(t, int32(os.Getpid()), r.pids["zero"])
+	assert.Equal(t, int32(77), r.pids["set"])
 }

@@ -236,6 +236,10 @@ func Dial(addr string, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
+// pid is this process's id, which every message carries (the mozilla cef
+// library's messages always did).
+var pid = int32(os.Getpid())
+
 func progName() string {
 	if len(os.Args) > 0 {
 		name := os.Args[0]
@@ -258,8 +262,8 @@ func (c *Client) notify() {
 // Send hands m to the client. It returns once m is in the buffer (encoded:
 // m may be reused at once), blocking while the buffer is full; delivery is
 // confirmed by Flush or Close. The client fills a zero UUID, a zero
-// Timestamp and an empty Hostname (m itself is not changed), so duplicates
-// after a resend carry the same UUID.
+// Timestamp, an empty Hostname and a zero Pid (with its own process id; m
+// itself is not changed), so duplicates after a resend carry the same UUID.
 func (c *Client) Send(ctx context.Context, m *pipeline.Message) error {
 	cp := *m
 	if cp.UUID == ([16]byte{}) {
@@ -270,6 +274,9 @@ func (c *Client) Send(ctx context.Context, m *pipeline.Message) error {
 	}
 	if cp.Hostname == "" {
 		cp.Hostname = c.o.hostname
+	}
+	if cp.Pid == 0 {
+		cp.Pid = pid
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

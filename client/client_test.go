@@ -40,6 +40,7 @@ type router struct {
 	mu    sync.Mutex
 	seen  map[string]int
 	order []string
+	pids  map[string]int32 // by payload
 }
 
 func (r *router) Emit(_ context.Context, recs []pipeline.Record, ack pipeline.AckFunc) error {
@@ -58,6 +59,10 @@ func (r *router) Emit(_ context.Context, recs []pipeline.Record, ack pipeline.Ac
 		if r.seen == nil {
 			r.seen = map[string]int{}
 		}
+		if r.pids == nil {
+			r.pids = map[string]int32{}
+		}
+		r.pids[m.Payload] = m.Pid
 		if r.seen[m.Payload] == 0 {
 			r.order = append(r.order, m.Payload)
 		}
