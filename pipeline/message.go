@@ -163,6 +163,22 @@ func (m *Message) FieldInt(name string) (int64, bool) {
 	return 0, false
 }
 
+// FillDefaults gives m what the engine gives every message its decoder or
+// filter left without: an id from uuid, the time now (ns since the epoch)
+// and the logger (the plugin's name). Tools that encode messages outside
+// the engine (tern encode) call it too, so they write what a router would.
+func (m *Message) FillDefaults(uuid func() [16]byte, now int64, logger string) {
+	if m.UUID == ([16]byte{}) {
+		m.UUID = uuid()
+	}
+	if m.Timestamp == 0 {
+		m.Timestamp = now
+	}
+	if m.Logger == "" {
+		m.Logger = logger
+	}
+}
+
 // AddField appends f. Names may repeat.
 func (m *Message) AddField(f Field) { m.Fields = append(m.Fields, f) }
 

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -138,4 +139,29 @@ func TestCLIGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tern encode gives a message what a router would before encoding it: a
+// message without a timestamp is stamped now, not written as 1970, and an
+// empty payload where the record's text comes from it is warned about.
+func TestEncodeEngineDefaults(t *testing.T) {
+	var out, errOut bytes.Buffer
+	before := time.Now().UTC()
+	code := run([]string{"encode", "-e", "syslog"}, strings.NewReader(`{"type":"t","hostname":"h1","payload":""}`+"\n"), &out, &errOut)
+	require.Equal(t, 0, code, errOut.String())
+	assert.Contains(t, errOut.String(), "message 1: warning: empty payload")
+	assert.NotContains(t, out.String(), "1970-")
+	// <PRI>1 TIMESTAMP HOST …: the timestamp is the encoding time.
+	fields := strings.Fields(out.String())
+	require.GreaterOrEqual(t, len(fields), 3, out.String())
+	ts, err := time.Parse(time.RFC3339Nano, fields[1])
+	require.NoError(t, err, out.String())
+	assert.WithinDuration(t, before, ts, time.Minute)
+
+	out.Reset()
+	errOut.Reset()
+	code = run([]string{"encode", "-e", "syslog"}, strings.NewReader(`{"timestamp":"2026-11-22T00:00:00Z","hostname":"h1","payload":"hi"}`+"\n"), &out, &errOut)
+	require.Equal(t, 0, code)
+	assert.Empty(t, errOut.String())
+	assert.Contains(t, out.String(), "2026-11-22T00:00:00Z h1")
 }

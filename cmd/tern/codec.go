@@ -181,6 +181,9 @@ func readMessages(r io.Reader, stderr io.Writer, fn func(n int, line []byte, m *
 	}
 }
 
+// payloadBody lists the encoders whose record body is the message Payload.
+var payloadBody = map[string]bool{"syslog": true, "payload": true}
+
 func cmdEncode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("encode", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -215,6 +218,11 @@ func cmdEncode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var buf []byte
 	encFailed := false
 	good := readMessages(stdin, stderr, func(n int, _ []byte, m *pipeline.Message) {
+		// What a router would give the message before an output saw it.
+		m.FillDefaults(pipeline.NewUUID, time.Now().UnixNano(), "tern-encode")
+		if m.Payload == "" && payloadBody[*typ] {
+			fmt.Fprintf(stderr, "message %d: warning: empty payload, so the %s record has no message text\n", n, *typ)
+		}
 		var err error
 		buf, err = enc.Encode(buf[:0], m)
 		if err != nil {

@@ -40,15 +40,7 @@ func (in injector) Inject(m *pipeline.Message) error {
 		e.metrics.dropped(r.id, "loop", 1)
 		return fmt.Errorf("message loop limit %d reached", e.maxLoops)
 	}
-	if m.UUID == ([16]byte{}) {
-		m.UUID = e.uuid()
-	}
-	if m.Timestamp == 0 {
-		m.Timestamp = e.now().UnixNano()
-	}
-	if m.Logger == "" {
-		m.Logger = r.name
-	}
+	m.FillDefaults(e.uuid, e.now().UnixNano(), r.name)
 	if m.Hostname == "" {
 		m.Hostname = e.hostname
 	}

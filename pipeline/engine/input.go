@@ -38,15 +38,7 @@ func (r *inputRunner) Emit(ctx context.Context, recs []pipeline.Record, ack pipe
 		r.decode(&recs[i], b)
 	}
 	for _, m := range b.Msgs {
-		if m.UUID == ([16]byte{}) {
-			m.UUID = e.uuid()
-		}
-		if m.Timestamp == 0 {
-			m.Timestamp = now
-		}
-		if m.Logger == "" {
-			m.Logger = r.name
-		}
+		m.FillDefaults(e.uuid, now, r.name)
 	}
 	r.m.messages.Add(float64(len(b.Msgs)))
 	err := e.route(ctx, b.Msgs, tr, 0, nil, modeBlock, r.id)
