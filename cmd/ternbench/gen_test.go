@@ -26,7 +26,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv("TERNBENCH_AS_MAIN") == "1" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if ternBuild.dir != "" {
+		os.RemoveAll(ternBuild.dir)
+	}
+	os.Exit(code)
 }
 
 // genFile writes a workload into dir and returns its path and summary.

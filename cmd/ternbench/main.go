@@ -5,6 +5,8 @@
 // the same machine. bench/README.md has the method and the commands.
 //
 //	ternbench gen   -mode syslog|json|cef -n N -o FILE [flags]
+//	ternbench bench -label L -data FILE -addr HOST:PORT -out FILE -- CMD ARGS…
+//	ternbench sink  -mode raw|json|syslog2json -addr HOST:PORT -out FILE
 //
 // Point -addr only at loopback addresses.
 package main
@@ -19,6 +21,11 @@ const usage = `ternbench — tern's throughput harness
 
 Usage:
   ternbench gen   -mode syslog|json|cef -n N -o FILE [flags]   write a deterministic workload file
+  ternbench bench -label L -data FILE -addr HOST:PORT -out FILE [flags] -- CMD ARGS…
+                  start CMD, stream FILE to it over one TCP connection, wait for
+                  OUT to hold every line, print one JSON line of measurements
+  ternbench sink  -mode raw|json|syslog2json -addr HOST:PORT -out FILE
+                  the plain-Go reference for W1, W2 and W3
 
 Run "ternbench VERB -h" for a verb's flags.
 `
@@ -36,6 +43,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch verb, args := args[0], args[1:]; verb {
 	case "gen":
 		return cmdGen(args, stdout, stderr)
+	case "bench":
+		return cmdBench(args, stdout, stderr)
+	case "sink":
+		return cmdSink(args, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
