@@ -3,8 +3,9 @@ GO        ?= go
 PKGS      ?= ./...
 FUZZTIME  ?= 30s
 BENCHPKGS ?= ./pipeline/... ./decoders/... ./encoders/...
+THROUGHPUT ?= -n 1000000 -runs 5
 
-.PHONY: help build run test test-short check fmt fmt-check vet bench benchcmp fuzz e2e faults clean
+.PHONY: help build run test test-short check fmt fmt-check vet bench benchcmp throughput fuzz e2e faults clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -40,6 +41,11 @@ bench: ## Go benchmarks of the hot paths into bench/new.txt
 
 benchcmp: ## compare bench/old.txt with bench/new.txt
 	$(GO) run golang.org/x/perf/cmd/benchstat@latest bench/old.txt bench/new.txt
+
+throughput: ## W1-W3 over TCP, tern against the plain-Go reference, medians and ratios (bench/README.md; flags in THROUGHPUT)
+	$(GO) build -o bin/tern ./cmd/tern
+	$(GO) build -o bin/ternbench ./cmd/ternbench
+	./bin/ternbench suite -tern bin/tern $(THROUGHPUT)
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@for pkg in $$($(GO) list $(PKGS)); do \

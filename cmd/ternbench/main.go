@@ -7,6 +7,7 @@
 //	ternbench gen   -mode syslog|json|cef -n N -o FILE [flags]
 //	ternbench bench -label L -data FILE -addr HOST:PORT -out FILE -- CMD ARGS…
 //	ternbench sink  -mode raw|json|syslog2json -addr HOST:PORT -out FILE
+//	ternbench suite -tern bin/tern [-n N] [-runs R] [-dir DIR]
 //
 // Point -addr only at loopback addresses.
 package main
@@ -26,6 +27,8 @@ Usage:
                   OUT to hold every line, print one JSON line of measurements
   ternbench sink  -mode raw|json|syslog2json -addr HOST:PORT -out FILE
                   the plain-Go reference for W1, W2 and W3
+  ternbench suite -tern bin/tern [flags]                        W1–W3, tern against the reference,
+                  alternating runs; medians and per-pair ratios
 
 Run "ternbench VERB -h" for a verb's flags.
 `
@@ -47,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdBench(args, stdout, stderr)
 	case "sink":
 		return cmdSink(args, stderr)
+	case "suite":
+		return cmdSuite(args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -162,7 +162,7 @@ path = %q
 	}
 	defer conn.Close()
 	line := append(bytes.Repeat([]byte("x"), 249), '\n')
-	// 64 KiB writes, as loadgen sends.
+	// 64 KiB writes, as ternbench bench sends.
 	chunk := bytes.Repeat(line, 64<<10/len(line))
 	perChunk := len(chunk) / len(line)
 	b.SetBytes(int64(len(line)))
