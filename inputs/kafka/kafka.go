@@ -313,14 +313,13 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 				break more
 			}
 		}
-		first, last := msgs[0].Offset, msgs[len(msgs)-1].Offset
-		tr.add(first, last)
+		mark := tr.add(msgs[0].Offset, msgs[len(msgs)-1].Offset)
 		recs := h.toRecords(msgs)
 		if len(recs) == 0 { // all oversize: dropped, counted, settled
-			tr.ack(first, last, nil)
+			tr.ack(mark, nil)
 			continue
 		}
-		err := h.out.Emit(ctx, recs, func(err error) { tr.ack(first, last, err) })
+		err := h.out.Emit(ctx, recs, func(err error) { tr.ack(mark, err) })
 		h.in.lag(float64(claim.HighWaterMarkOffset()-tr.next()), tp.topic, partLabel)
 		if err != nil {
 			return nil // the session is ending; the ack tells the batch's fate
@@ -385,7 +384,7 @@ func (g *generation) tracker(tp topicPartition, initial int64) *tracker {
 	defer g.mu.Unlock()
 	t := g.parts[tp]
 	if t == nil {
-		t = &tracker{sess: g.sess, tp: tp, committed: initial}
+		t = newTracker(g.sess, tp, initial)
 		g.parts[tp] = t
 	}
 	return t

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ternlog/tern/internal/testutil/kafkatest"
+	"github.com/ternlog/tern/internal/watermark"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
@@ -30,25 +31,26 @@ func TestMain(m *testing.M) {
 
 func TestTracker(t *testing.T) {
 	var marks []int64
-	tr := &tracker{committed: 100, mark: func(n int64) { marks = append(marks, n) }}
-	tr.add(100, 109)
-	tr.add(110, 119)
-	tr.add(120, 129)
-	tr.add(130, 139)
-	tr.ack(110, 119, nil) // out of order: nothing contiguous yet
+	tr := newTracker(nil, topicPartition{}, 100)
+	tr.mark = func(n int64) { marks = append(marks, n) }
+	a := tr.add(100, 109)
+	b := tr.add(110, 119)
+	c := tr.add(120, 129)
+	d := tr.add(130, 139)
+	tr.ack(b, nil) // out of order: nothing contiguous yet
 	assert.Empty(t, marks)
 	assert.Equal(t, 3, tr.inFlight())
-	tr.ack(100, 109, nil)
+	tr.ack(a, nil)
 	assert.Equal(t, []int64{120}, marks, "both batches, at once")
-	tr.ack(130, 139, errors.New("stopped")) // a failure
-	tr.ack(120, 129, nil)
+	tr.ack(d, errors.New("stopped")) // a failure
+	tr.ack(c, nil)
 	assert.Equal(t, []int64{120, 130}, marks, "up to the failed batch, not past it")
-	tr.add(140, 149)
-	tr.ack(140, 149, nil)
+	e := tr.add(140, 149)
+	tr.ack(e, nil)
 	assert.Equal(t, []int64{120, 130}, marks, "nothing after a failure")
 	assert.Equal(t, int64(130), tr.next())
 	assert.Equal(t, 0, tr.inFlight())
-	tr.ack(999, 999, nil) // unknown: ignored
+	tr.ack(a, nil) // settled twice: ignored
 	tr.close()
 	tr.add(150, 150)
 	assert.Equal(t, 1, tr.inFlight())
@@ -59,20 +61,22 @@ func TestTracker(t *testing.T) {
 func TestTrackerRandomOrder(t *testing.T) {
 	for seed := range 200 {
 		var got int64 = -1
-		tr := &tracker{mark: func(n int64) {
+		tr := newTracker(nil, topicPartition{}, 0)
+		tr.mark = func(n int64) {
 			if n <= got {
 				t.Fatalf("seed %d: commit went from %d to %d", seed, got, n)
 			}
 			got = n
-		}}
+		}
 		const n = 20
+		var marks []*watermark.Mark[int64]
 		for i := range n {
-			tr.add(int64(i*10), int64(i*10+9))
+			marks = append(marks, tr.add(int64(i*10), int64(i*10+9)))
 		}
 		order := permutation(seed, n)
 		acked := map[int]bool{}
 		for _, i := range order {
-			tr.ack(int64(i*10), int64(i*10+9), nil)
+			tr.ack(marks[i], nil)
 			acked[i] = true
 			prefix := 0
 			for acked[prefix] {

@@ -289,11 +289,11 @@ func (h *harvester) settleSkipped() {
 		h.fold()
 	}
 	if to > h.e.next {
-		s := &span{end: to, anchor: win.sum(), state: spanOK}
+		end := position{to, win.sum()}
 		h.t.mu.Lock()
-		h.e.next, h.e.nextAnchor = to, s.anchor
+		h.e.next, h.e.nextAnchor = end.off, end.anchor
 		h.t.mu.Unlock()
-		h.t.addSpan(h.e, s)
+		h.t.skip(h.e, end)
 	}
 }
 
@@ -302,16 +302,16 @@ func (h *harvester) emit(ctx context.Context, out pipeline.Emitter, recs []pipel
 	t := h.t
 	h.fold()
 	e := h.e
-	s := &span{end: h.off, anchor: h.win.sum(), lines: len(recs)}
+	end := position{h.off, h.win.sum()}
 	t.mu.Lock()
-	e.next, e.nextAnchor = s.end, s.anchor
+	e.next, e.nextAnchor = end.off, end.anchor
 	t.mu.Unlock()
-	t.addSpan(e, s)
+	m := t.handOn(e, end, len(recs))
 	t.addFields(h, recs, offs)
-	err := out.Emit(ctx, recs, func(err error) { t.settle(e, s, err) })
+	err := out.Emit(ctx, recs, func(err error) { t.settle(e, m, err) })
 	if err != nil {
 		// Emit gave up (stopping): nothing of it counts as delivered.
-		t.settle(e, s, err)
+		t.settle(e, m, err)
 	}
 	return err
 }

@@ -273,7 +273,7 @@ func (m *tailModel) report() string {
 		fmt.Fprintf(&b, "the input's entries:\n")
 		for _, e := range m.lastIn.snapshot() {
 			fmt.Fprintf(&b, "  %s: fp %x/%d next %d acked %d size %d inode %d open %v truncated %v\n",
-				filepath.Base(e.path), e.fp[:4], e.fpLen, e.next, e.acked, e.size, e.ino, e.h != nil, e.truncated)
+				filepath.Base(e.path), e.fp[:4], e.fpLen, e.next, e.ackedOff(), e.size, e.ino, e.h != nil, e.truncated)
 		}
 	}
 	logs := m.logs.String()

@@ -321,8 +321,10 @@ func TestCopyReconsideredWhenItsOriginalTurnsOutRewritten(t *testing.T) {
 	w.write(5)
 	w.rotateCreate() // app.log.2 is the original, rewritten
 	in := handDriven(t, data, cfg)
-	in.entries = append(in.entries, &entry{fp: sum16([]byte("x")), fpLen: 1, path: "gone", size: -1,
-		ino: inode(t, w.path()+".1"), dev: in.entries[0].dev, nextAnchor: emptyAnchor, ackedAnchor: emptyAnchor})
+	gone := &entry{fp: sum16([]byte("x")), fpLen: 1, path: "gone", size: -1,
+		ino: inode(t, w.path()+".1"), dev: in.entries[0].dev, nextAnchor: emptyAnchor}
+	gone.ackedAt(0, emptyAnchor)
+	in.entries = append(in.entries, gone)
 	ctx := context.Background()
 	in.needScan = false
 	in.scan(time.Now(), true)

@@ -248,7 +248,8 @@ func (t *Input) restart(h *harvester) {
 	}
 	t.log.Info("file truncated or rewritten; reading it from the start", "path", h.src)
 	old := h.e
-	ne := &entry{dev: h.dev, ino: h.ino, path: old.path, seen: old.seen, size: -1, nextAnchor: emptyAnchor, ackedAnchor: emptyAnchor}
+	ne := &entry{dev: h.dev, ino: h.ino, path: old.path, seen: old.seen, size: -1, nextAnchor: emptyAnchor}
+	ne.ackedAt(0, emptyAnchor)
 	t.mu.Lock()
 	old.h = nil
 	old.dev, old.ino, old.size, old.truncated = 0, 0, -1, true
@@ -331,7 +332,7 @@ func (t *Input) forget(now time.Time) {
 	defer t.mu.Unlock()
 	keep := t.entries[:0]
 	for _, e := range t.entries {
-		if e.h == nil && len(e.spans) == 0 && now.Sub(e.seen) > t.cfg.ForgetAfter.D() {
+		if e.h == nil && e.acked.Idle() && now.Sub(e.seen) > t.cfg.ForgetAfter.D() {
 			t.markDirty()
 			continue
 		}

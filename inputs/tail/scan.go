@@ -331,7 +331,8 @@ func (t *Input) adopt(c *candidate, now time.Time, first bool, present map[devIn
 		}
 	}
 	t.mu.Unlock()
-	e := &entry{dev: c.id.dev, ino: c.id.ino, path: c.path, gz: c.zr != nil, seen: now, size: -1, nextAnchor: emptyAnchor, ackedAnchor: emptyAnchor}
+	e := &entry{dev: c.id.dev, ino: c.id.ino, path: c.path, gz: c.zr != nil, seen: now, size: -1, nextAnchor: emptyAnchor}
+	e.ackedAt(0, emptyAnchor)
 	t.mu.Lock()
 	e.fp, e.fpLen = sum16(c.prefix), L
 	t.entries = append(t.entries, e)
@@ -368,7 +369,7 @@ func (t *Input) adopt(c *candidate, now time.Time, first bool, present map[devIn
 	if h.discarding {
 		e.next, e.nextAnchor = h.lineStart, h.lineWin.sum()
 	}
-	e.acked, e.ackedAnchor = e.next, e.nextAnchor
+	e.ackedAt(e.next, e.nextAnchor)
 	t.markDirty()
 	t.mu.Unlock()
 	return h
@@ -457,11 +458,13 @@ func (t *Input) resume(c *candidate, e *entry, now time.Time) (*harvester, verdi
 func (t *Input) recordRead(c *candidate, n int64, anchor hash16, done bool, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.entries = append(t.entries, &entry{
+	e := &entry{
 		fp: sum16(c.prefix), fpLen: int64(len(c.prefix)), dev: c.id.dev, ino: c.id.ino, path: c.path,
 		size: c.size, mtime: c.mtime, gz: c.zr != nil, done: done,
-		next: n, nextAnchor: anchor, acked: n, ackedAnchor: anchor, seen: now,
-	})
+		next: n, nextAnchor: anchor, seen: now,
+	}
+	e.ackedAt(n, anchor)
+	t.entries = append(t.entries, e)
 	t.markDirty()
 }
 

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/ternlog/tern/internal/watermark"
 )
 
 // anchorLen is how many bytes before a position its anchor hashes. The
@@ -34,7 +36,7 @@ func sum16(p []byte) hash16 {
 
 // entry is what the input knows of one file, identified by its content.
 // Fields are guarded by Input.mu; the Run loop is the only writer of all but
-// acked, ackedAnchor and spans, which acknowledgements move.
+// acked, which acknowledgements move.
 type entry struct {
 	fp       hash16 // hash of the first fpLen bytes
 	fpLen    int64
@@ -52,53 +54,41 @@ type entry struct {
 	// next is where reading resumes: just after the last line handed on.
 	next       int64
 	nextAnchor hash16
-	// acked is the position every byte before which has been delivered.
-	acked       int64
-	ackedAnchor hash16
-	spans       []*span // handed on, not yet settled, in file order
+	// acked is the position every byte before which has been delivered,
+	// with the batches handed on and not yet passed (internal/watermark).
+	acked watermark.Line[position]
 
 	seen time.Time // last scan that found it
 	h    *harvester
 }
 
-// span is one emitted batch of an entry: the bytes up to end.
-type span struct {
-	end    int64
+// position is a place in a file: the offset, and the anchor (a hash of
+// the bytes just before it) that proves on reopening that the file is
+// still the one read.
+type position struct {
+	off    int64
 	anchor hash16
-	lines  int
-	state  uint8
 }
 
-const (
-	spanPending uint8 = iota
-	spanOK
-	spanFailed
-)
+// ackedAt starts an entry's acknowledged position at off.
+func (e *entry) ackedAt(off int64, anchor hash16) { e.acked.Set(position{off, anchor}) }
 
-// settle records the fate of a span and advances acked over the contiguous
-// prefix of delivered spans. A failed span (the engine stopped first) stops
-// the advance for the rest of this process: a restart replays from there.
-func (t *Input) settle(e *entry, s *span, err error) {
+// ackedOff is the offset before which every byte is delivered.
+func (e *entry) ackedOff() int64 { return e.acked.Pos().off }
+
+// settle records the fate of a batch and advances the acknowledged
+// position over the contiguous prefix of delivered batches. A failed batch
+// (the engine stopped first) stops the advance for the rest of this
+// process: a restart replays from there.
+func (t *Input) settle(e *entry, m *watermark.Mark[position], err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if s.state != spanPending {
+	if m.Settled() {
 		return
 	}
-	if err != nil {
-		s.state = spanFailed
-	} else {
-		s.state = spanOK
-	}
 	t.inflight--
-	lines := 0
-	for len(e.spans) > 0 && e.spans[0].state == spanOK {
-		head := e.spans[0]
-		e.acked, e.ackedAnchor = head.end, head.anchor
-		lines += head.lines
-		e.spans[0] = nil
-		e.spans = e.spans[1:]
-	}
-	if lines > 0 || len(e.spans) == 0 {
+	lines, _ := e.acked.Settle(m, err)
+	if lines > 0 || e.acked.Idle() {
 		t.markDirty()
 	}
 	t.unsaved += lines
@@ -129,22 +119,22 @@ func (t *Input) kickSaver() {
 	}
 }
 
-// addSpan queues a span for e; settled ones (bytes skipped without a line)
-// advance at once when nothing is pending before them.
-func (t *Input) addSpan(e *entry, s *span) {
+// handOn registers a batch of lines of e ending at end, handed on.
+func (t *Input) handOn(e *entry, end position, lines int) *watermark.Mark[position] {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if s.state == spanPending {
-		t.inflight++
-		e.spans = append(e.spans, s)
-		return
-	}
-	if len(e.spans) == 0 {
-		e.acked, e.ackedAnchor = s.end, s.anchor
+	t.inflight++
+	return e.acked.Add(end, lines)
+}
+
+// skip lets the acknowledged position pass bytes consumed without a line,
+// at once when nothing is in flight before them.
+func (t *Input) skip(e *entry, end position) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e.acked.Skip(end) {
 		t.markDirty()
-		return
 	}
-	e.spans = append(e.spans, s)
 }
 
 // ---- the checkpoint file
@@ -374,13 +364,14 @@ func (t *Input) save() error {
 	gen := t.gen
 	files := make([]fileRecord, 0, len(t.entries))
 	for _, e := range t.entries {
-		if e.acked <= 0 || e.fpLen <= 0 {
+		acked := e.acked.Pos()
+		if acked.off <= 0 || e.fpLen <= 0 {
 			continue // offset 0 is what an unknown file gets anyway
 		}
 		files = append(files, fileRecord{
-			FP: hex.EncodeToString(e.fp[:]), FPLen: e.fpLen, Offset: e.acked,
-			Anchor: hex.EncodeToString(e.ackedAnchor[:]), Path: e.path, Dev: e.dev, Ino: e.ino,
-			Size: e.size, MTime: e.mtime, Gzip: e.gz, Done: e.done && e.acked == e.next, Trunc: e.truncated,
+			FP: hex.EncodeToString(e.fp[:]), FPLen: e.fpLen, Offset: acked.off,
+			Anchor: hex.EncodeToString(acked.anchor[:]), Path: e.path, Dev: e.dev, Ino: e.ino,
+			Size: e.size, MTime: e.mtime, Gzip: e.gz, Done: e.done && acked.off == e.next, Trunc: e.truncated,
 			Seen: e.seen.Unix(),
 		})
 	}
@@ -427,11 +418,12 @@ func (t *Input) loadState() error {
 		if r.Done {
 			size = r.Size
 		}
-		entries = append(entries, &entry{
+		e := &entry{
 			fp: fp, fpLen: r.FPLen, dev: r.Dev, ino: r.Ino, path: r.Path, size: size, mtime: r.MTime,
-			gz: r.Gzip, done: r.Done, truncated: r.Trunc, next: r.Offset, nextAnchor: an, acked: r.Offset, ackedAnchor: an,
-			seen: seen,
-		})
+			gz: r.Gzip, done: r.Done, truncated: r.Trunc, next: r.Offset, nextAnchor: an, seen: seen,
+		}
+		e.ackedAt(r.Offset, an)
+		entries = append(entries, e)
 	}
 	switch {
 	case gen == 0 && found && len(problems) > 0:

@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ternlog/tern/internal/watermark"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/framing"
@@ -172,7 +173,7 @@ type Input struct {
 	gen      uint64
 	dirty    bool // acknowledged positions not yet saved
 	unsaved  int  // lines acknowledged since the last save
-	inflight int  // spans emitted and not yet settled
+	inflight int  // batches handed on and not yet settled
 	closed   bool
 	kick     chan struct{} // wakes the checkpoint writer early
 	settled  chan struct{} // signalled when inflight drops to zero
@@ -256,7 +257,7 @@ func (t *Input) snapshot() []entry {
 	out := make([]entry, len(t.entries))
 	for i, e := range t.entries {
 		out[i] = *e
-		out[i].spans = nil
+		out[i].acked = *watermark.New(e.acked.Pos())
 	}
 	return out
 }
