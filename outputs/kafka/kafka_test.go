@@ -256,12 +256,40 @@ func TestBrokerDownIsRetried(t *testing.T) {
 
 // A Write cut short by its context returns an error and leaves the batch's
 // bytes alone: the producer got copies.
+// A write cut short by its context fails with the context's error for
+// every record, and not permanently: the engine retries the batch (the
+// producer may still deliver some: duplicates, never losses), it does not
+// dead-letter it.
 func TestWriteCancelled(t *testing.T) {
-	c := kafkatest.Start(t, []kafkatest.Topic{{Name: "logs", Partitions: 1}})
-	o, _ := newOutput(t, testConfig(c.Addrs, "logs"))
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	assert.Error(t, o.Write(ctx, encoded(5, "a")))
+	for _, idem := range []bool{false, true} { // kafka-go, sarama's idempotent producer
+		t.Run(fmt.Sprintf("idempotent=%v", idem), func(t *testing.T) {
+			c := kafkatest.Start(t, []kafkatest.Topic{{Name: "logs", Partitions: 1}})
+			cfg := testConfig(c.Addrs, "logs")
+			cfg.Idempotent = idem
+			o, _ := newOutput(t, cfg)
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			err := o.Write(ctx, encoded(5, "a"))
+			require.Error(t, err)
+			t.Log(err)
+			assert.False(t, pipeline.IsPermanent(err), "a cancelled write is not permanent: %v", err)
+			var pe *pipeline.PartialError
+			if errors.As(err, &pe) {
+				require.Len(t, pe.Errs, 5)
+				for i, e := range pe.Errs {
+					if e != nil {
+						assert.ErrorIs(t, e, context.Canceled, "record %d", i)
+						assert.False(t, pipeline.IsPermanent(e), "record %d", i)
+					}
+				}
+			} else {
+				assert.ErrorIs(t, err, context.Canceled)
+			}
+			// The same batch with a live context goes through.
+			require.NoError(t, o.Write(context.Background(), encoded(5, "b")))
+			assert.GreaterOrEqual(t, len(c.ReadAll("logs", 10*time.Second)), 5)
+		})
+	}
 }
 
 func TestValidate(t *testing.T) {
