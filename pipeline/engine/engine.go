@@ -4,6 +4,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,6 +33,8 @@ type Options struct {
 	UUID func() [16]byte
 	// Metrics is the registry to register into (default: a new one).
 	Metrics *prometheus.Registry
+	// MaxTaps bounds the taps open at once (default DefaultMaxTaps).
+	MaxTaps int
 	// NewBuffer builds the disk queue of an output with use_buffering; dir
 	// is the output's buffer directory. Nil disables disk buffering.
 	NewBuffer func(o *config.Output, dir string, set pipeline.Settings) (queue.Queue, error)
@@ -64,6 +67,14 @@ type Engine struct {
 
 	finalMu  sync.Mutex
 	finalCtx func() context.Context
+
+	// taps is what the router reads (nil: nobody listens); tapMu guards
+	// the rest (tap.go).
+	taps        atomic.Pointer[tapSet]
+	tapMu       sync.Mutex
+	tapList     []tapEntry
+	tapsStopped bool
+	maxTaps     int
 }
 
 // checkable is a built plugin that can validate the files it will read.
@@ -106,6 +117,7 @@ func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error
 		limiter: newLimiter(10 * time.Second), states: map[string]*pluginState{},
 	}
 	e.finalCtx = context.Background
+	e.maxTaps = cmp.Or(opt.MaxTaps, DefaultMaxTaps)
 	e.allEnded = make(chan struct{})
 	e.dead = &fallbackFile{
 		path: filepath.Join(dataDir, "deadletter", "unrouted.jsonl"), max: 256 << 20, log: e.log,
@@ -410,6 +422,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	if kept > 0 {
 		e.log.Info("messages kept in disk buffers for the next start", "messages", kept)
 	}
+	e.stopTaps()
 	e.closeAll(stopCtx)
 	if admin != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
