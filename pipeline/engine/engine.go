@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -75,6 +74,8 @@ type Engine struct {
 	tapList     []tapEntry
 	tapsStopped bool
 	maxTaps     int
+	adminAddr   atomic.Value // net.Addr, once the metrics address listens
+	started     time.Time
 }
 
 // checkable is a built plugin that can validate the files it will read.
@@ -304,6 +305,9 @@ func (e *Engine) addCheck(sec *config.Section, p any) {
 // files but opens no socket and writes nothing; `tern check` calls it.
 func (e *Engine) Check() error {
 	var errs config.Errors
+	for _, err := range e.checkAdmin() {
+		errs = append(errs, &config.Error{File: e.plan.File, Key: "tern", Msg: err.Error()})
+	}
 	for _, c := range e.checks {
 		if err := c.c.Check(); err != nil {
 			for _, one := range unjoin(err) {
@@ -343,20 +347,18 @@ func (e *Engine) Hostname() string { return e.hostname }
 // the shutdown timeout passes is abandoned, so its sources are not
 // acknowledged. Run returns nil after a clean stop.
 func (e *Engine) Run(ctx context.Context) error {
+	e.started = time.Now()
 	for _, id := range e.dataDirs() {
 		if err := os.MkdirAll(id, 0o750); err != nil {
 			return fmt.Errorf("data_dir: %w", err)
 		}
 	}
 	var admin *http.Server
-	if addr := e.plan.Global.MetricsAddress; addr != "" {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("metrics_address: %w", err)
+	if e.plan.Global.MetricsAddress != "" {
+		var err error
+		if admin, err = e.startAdmin(); err != nil {
+			return err
 		}
-		admin = e.adminServer()
-		go func() { _ = admin.Serve(ln) }()
-		e.log.Info("serving metrics", "address", ln.Addr().String())
 	}
 
 	outCtx, stopOutputs := context.WithCancel(context.Background())

@@ -15,33 +15,6 @@ import (
 	"github.com/ternlog/tern/pipeline/matcher"
 )
 
-// Taps: the one way to observe what flows through a running engine.
-//
-// A Tap receives copies of the messages the router routes (TapOptions.Plugin
-// empty) or of those one filter or output receives (Plugin set: the messages
-// its queue accepted). `tern tap`, the dashboard's alert feed and `tern test`
-// all read through taps. The rules, which the routing path depends on:
-//
-//   - Free when nobody listens: the router loads one atomic pointer per
-//     routed batch and finds it nil.
-//   - Never blocks or slows the pipeline: the matcher and the rate cap run on
-//     the routing goroutine, then a copy goes into the tap's bounded buffer
-//     (Buffer messages, MaxBytes bytes) without waiting; when the buffer is
-//     full the message is dropped for this tap only, and counted (Dropped).
-//     A tap never holds back an acknowledgement.
-//   - Copies: a message belongs to its batch, and its strings are views into
-//     chunks the batch shares (pipeline.Batch.Str), so the tap hands out
-//     pipeline.Message.DeepClone copies that the reader owns.
-//   - Ends with the engine: once Run has drained the pipeline (after the
-//     last Tick of the filters and the last delivery), every tap is closed;
-//     Next returns what is still buffered, then io.EOF. A test subscribes
-//     before Run and reads everything the run routed.
-//
-// A tap sees a message when the router routes it: decoded records, messages
-// filters inject (alerts among them), and dead letters. Messages read back
-// from a disk buffer after a restart were routed by the previous process
-// and are not seen again.
-
 // TapOptions say what a tap receives.
 type TapOptions struct {
 	// Plugin names a filter or output, by id ("outputs.siem") or by name
@@ -77,7 +50,33 @@ var (
 // Options.MaxTaps says otherwise.
 const DefaultMaxTaps = 8
 
-// Tap is one subscription. Next and Close may be called from any goroutine.
+// Tap is a subscription: the one way to observe what flows through a
+// running engine (Engine.Tap opens one). It receives copies of the messages the router routes (TapOptions.Plugin
+// empty) or of those one filter or output receives (Plugin set: the messages
+// its queue accepted). `tern tap`, the dashboard's alert feed and `tern test`
+// all read through taps. The rules, which the routing path depends on:
+//
+//   - Free when nobody listens: the router loads one atomic pointer per
+//     routed batch and finds it nil.
+//   - Never blocks or slows the pipeline: the matcher and the rate cap run on
+//     the routing goroutine, then a copy goes into the tap's bounded buffer
+//     (Buffer messages, MaxBytes bytes) without waiting; when the buffer is
+//     full the message is dropped for this tap only, and counted (Dropped).
+//     A tap never holds back an acknowledgement.
+//   - Copies: a message belongs to its batch, and its strings are views into
+//     chunks the batch shares (pipeline.Batch.Str), so the tap hands out
+//     pipeline.Message.DeepClone copies that the reader owns.
+//   - Ends with the engine: once Run has drained the pipeline (after the
+//     last Tick of the filters and the last delivery), every tap is closed;
+//     Next returns what is still buffered, then io.EOF. A test subscribes
+//     before Run and reads everything the run routed.
+//
+// A tap sees a message when the router routes it: decoded records, messages
+// filters inject (alerts among them), and dead letters. Messages read back
+// from a disk buffer after a restart were routed by the previous process
+// and are not seen again.
+//
+// Next and Close may be called from any goroutine.
 type Tap struct {
 	e        *Engine
 	plugin   string // resolved destination id, "" for the router
