@@ -75,7 +75,7 @@ type Engine struct {
 	tapsStopped bool
 	maxTaps     int
 	adminAddr   atomic.Value // net.Addr, once the metrics address listens
-	started     time.Time
+	started     atomic.Int64 // Unix ms when Run began
 }
 
 // checkable is a built plugin that can validate the files it will read.
@@ -347,7 +347,7 @@ func (e *Engine) Hostname() string { return e.hostname }
 // the shutdown timeout passes is abandoned, so its sources are not
 // acknowledged. Run returns nil after a clean stop.
 func (e *Engine) Run(ctx context.Context) error {
-	e.started = time.Now()
+	e.started.Store(e.now().UnixMilli())
 	for _, id := range e.dataDirs() {
 		if err := os.MkdirAll(id, 0o750); err != nil {
 			return fmt.Errorf("data_dir: %w", err)

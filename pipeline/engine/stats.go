@@ -64,9 +64,7 @@ type LuaStats struct {
 // Stats snapshots the counters.
 func (e *Engine) Stats() Stats {
 	s := Stats{Now: e.now().UnixMilli(), Hostname: e.hostname, Drops: []ReasonCount{}, DeadLetters: []ReasonCount{}, Lua: []LuaStats{}}
-	if !e.started.IsZero() {
-		s.Started = e.started.UnixMilli()
-	}
+	s.Started = e.started.Load()
 	byID := map[string]*PluginStats{}
 	add := func(id, kind string, qmax int64) {
 		var st, msg string
