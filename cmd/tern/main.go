@@ -39,6 +39,8 @@ Usage:
   tern alerts list [-config …] [-json]  the alert definitions of the config's Lua filters
   tern inject [-addr …] [flags]         send one message to a running tern, wait for its ack
   tern flood [-addr …] [flags]          a load generator: messages/s, MiB/s, acked, errors
+  tern tap [-addr …] [-match EXPR] [-plugin NAME] [-n N] [-rate R]
+                                        stream what a running tern routes (or a plugin receives)
   tern version                          print the version
 
 Run "tern VERB -h" for a verb's flags.
@@ -73,6 +75,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdInject(args, stdin, stdout, stderr)
 	case "flood":
 		return cmdFlood(args, stdout, stderr)
+	case "tap":
+		return cmdTap(args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "tern %s (%s)\n", version, buildInfo())
 		return 0

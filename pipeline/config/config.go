@@ -31,8 +31,18 @@ type Global struct {
 	DataDir string `toml:"data_dir"`
 	// ShutdownTimeout bounds the drain after SIGTERM.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
-	// MetricsAddress serves /metrics and /health; "" turns it off.
+	// MetricsAddress serves /metrics, /health, the dashboard and taps
+	// (pipeline/engine/admin.go); "" turns it off.
 	MetricsAddress string `toml:"metrics_address"`
+	// MetricsTokens and MetricsTokenFile (one token per line, read when tern
+	// starts) are the bearer tokens the metrics address requires. Without a
+	// token and without mutual TLS it is open to whoever reaches it, and
+	// then serves taps (message contents) only on a loopback address.
+	MetricsTokens    []string `toml:"metrics_tokens"`
+	MetricsTokenFile string   `toml:"metrics_token_file"`
+	// MetricsTLS serves the metrics address over HTTPS; with ca_file, only
+	// clients with a certificate signed by one of its CAs get through.
+	MetricsTLS TLS `toml:"metrics_tls"`
 	// QueueMaxBytes is the default byte cap of each output and filter queue.
 	QueueMaxBytes Size `toml:"queue_max_bytes"`
 	// MaxMessageLoops bounds how often filter output may be re-injected.
@@ -50,6 +60,7 @@ func DefaultGlobal() Global {
 		DataDir:          "data",
 		ShutdownTimeout:  Duration(30 * time.Second),
 		MetricsAddress:   "127.0.0.1:9514",
+		MetricsTLS:       DefaultTLS(),
 		QueueMaxBytes:    4 << 20,
 		MaxMessageLoops:  4,
 		LogLevel:         "info",
@@ -670,6 +681,35 @@ func (l *loader) checkGlobal(g *Global) {
 	if g.QueueMaxBytes < 1<<10 {
 		l.add(l.line("tern.queue_max_bytes"), "tern.queue_max_bytes", "must be at least 1KiB")
 	}
+	for i, t := range g.MetricsTokens {
+		if err := CheckToken(t); err != nil {
+			l.add(l.line("tern.metrics_tokens"), "tern.metrics_tokens", "token %d %v", i+1, err)
+		}
+	}
+	if err := g.MetricsTLS.ValidateServer("tern.metrics_tls"); err != nil {
+		errs := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = j.Unwrap()
+		}
+		for _, one := range errs {
+			key, msg, _ := strings.Cut(one.Error(), ": ")
+			l.add(l.line(key), key, "%s", msg)
+		}
+	}
+}
+
+// CheckToken refuses a bearer token that cannot travel in an HTTP header.
+// The error never quotes the token.
+func CheckToken(t string) error {
+	if t == "" {
+		return errors.New("is empty")
+	}
+	for i := 0; i < len(t); i++ {
+		if t[i] <= ' ' || t[i] == 0x7f {
+			return errors.New("holds a space or control character")
+		}
+	}
+	return nil
 }
 
 func (l *loader) checkOutput(o *Output) {

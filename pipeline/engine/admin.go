@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"sort"
 	"time"
@@ -10,14 +11,24 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// adminServer serves /metrics (Prometheus text format) and /health (JSON
-// state of every plugin). Keep its address on loopback unless a network
-// policy protects it.
-func (e *Engine) adminServer() *http.Server {
+// adminServer serves the metrics address: /metrics (Prometheus text
+// format), /health (JSON state of every plugin), /api/stats (what the
+// dashboard draws), /tap (taps as canonical JSON lines, tapserve.go) and
+// the dashboard's static files at / (dashboard.go). Everything but the
+// static files, which hold no data, passes the token check.
+func (e *Engine) adminServer(auth *adminAuth) *http.Server {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(e.metrics.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /health", e.health)
-	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+	g := func(h http.Handler) http.Handler { return e.guard(auth, h) }
+	mux.Handle("GET /metrics", g(promhttp.HandlerFor(e.metrics.reg, promhttp.HandlerOpts{})))
+	mux.Handle("GET /health", g(http.HandlerFunc(e.health)))
+	mux.Handle("GET /api/stats", g(http.HandlerFunc(e.serveStats)))
+	mux.Handle("GET /tap", g(e.tapHandler(auth)))
+	e.dashboardRoutes(mux)
+	return &http.Server{
+		Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute,
+		// Failed handshakes and the like, at debug: a scanner is no news.
+		ErrorLog: slog.NewLogLogger(e.log.Handler(), slog.LevelDebug),
+	}
 }
 
 type pluginHealth struct {

@@ -4,11 +4,11 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -32,6 +32,8 @@ type Options struct {
 	UUID func() [16]byte
 	// Metrics is the registry to register into (default: a new one).
 	Metrics *prometheus.Registry
+	// MaxTaps bounds the taps open at once (default DefaultMaxTaps).
+	MaxTaps int
 	// NewBuffer builds the disk queue of an output with use_buffering; dir
 	// is the output's buffer directory. Nil disables disk buffering.
 	NewBuffer func(o *config.Output, dir string, set pipeline.Settings) (queue.Queue, error)
@@ -64,6 +66,16 @@ type Engine struct {
 
 	finalMu  sync.Mutex
 	finalCtx func() context.Context
+
+	// taps is what the router reads (nil: nobody listens); tapMu guards
+	// the rest (tap.go).
+	taps        atomic.Pointer[tapSet]
+	tapMu       sync.Mutex
+	tapList     []tapEntry
+	tapsStopped bool
+	maxTaps     int
+	adminAddr   atomic.Value // net.Addr, once the metrics address listens
+	started     atomic.Int64 // Unix ms when Run began
 }
 
 // checkable is a built plugin that can validate the files it will read.
@@ -106,6 +118,7 @@ func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error
 		limiter: newLimiter(10 * time.Second), states: map[string]*pluginState{},
 	}
 	e.finalCtx = context.Background
+	e.maxTaps = cmp.Or(opt.MaxTaps, DefaultMaxTaps)
 	e.allEnded = make(chan struct{})
 	e.dead = &fallbackFile{
 		path: filepath.Join(dataDir, "deadletter", "unrouted.jsonl"), max: 256 << 20, log: e.log,
@@ -292,6 +305,9 @@ func (e *Engine) addCheck(sec *config.Section, p any) {
 // files but opens no socket and writes nothing; `tern check` calls it.
 func (e *Engine) Check() error {
 	var errs config.Errors
+	for _, err := range e.checkAdmin() {
+		errs = append(errs, &config.Error{File: e.plan.File, Key: "tern", Msg: err.Error()})
+	}
 	for _, c := range e.checks {
 		if err := c.c.Check(); err != nil {
 			for _, one := range unjoin(err) {
@@ -331,20 +347,18 @@ func (e *Engine) Hostname() string { return e.hostname }
 // the shutdown timeout passes is abandoned, so its sources are not
 // acknowledged. Run returns nil after a clean stop.
 func (e *Engine) Run(ctx context.Context) error {
+	e.started.Store(e.now().UnixMilli())
 	for _, id := range e.dataDirs() {
 		if err := os.MkdirAll(id, 0o750); err != nil {
 			return fmt.Errorf("data_dir: %w", err)
 		}
 	}
 	var admin *http.Server
-	if addr := e.plan.Global.MetricsAddress; addr != "" {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("metrics_address: %w", err)
+	if e.plan.Global.MetricsAddress != "" {
+		var err error
+		if admin, err = e.startAdmin(); err != nil {
+			return err
 		}
-		admin = e.adminServer()
-		go func() { _ = admin.Serve(ln) }()
-		e.log.Info("serving metrics", "address", ln.Addr().String())
 	}
 
 	outCtx, stopOutputs := context.WithCancel(context.Background())
@@ -410,6 +424,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	if kept > 0 {
 		e.log.Info("messages kept in disk buffers for the next start", "messages", kept)
 	}
+	e.stopTaps()
 	e.closeAll(stopCtx)
 	if admin != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -80,6 +80,12 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 	if len(msgs) == 0 {
 		return nil
 	}
+	taps := e.taps.Load() // nil unless someone listens (tap.go)
+	if taps != nil {
+		for _, t := range taps.all {
+			t.offer(msgs)
+		}
+	}
 	var matchedArr [stackMsgs]bool
 	var sizeArr [stackMsgs]int32
 	matched, sizes := matchedArr[:0], sizeArr[:0]
@@ -95,7 +101,7 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 		total += s
 	}
 	var firstErr error
-	for _, d := range e.dests {
+	for di, d := range e.dests {
 		if d.filter != nil && d.filter == origin {
 			continue
 		}
@@ -141,6 +147,11 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 			}
 		default:
 			err = d.q.Push(ctx, entry)
+		}
+		if err == nil && taps != nil && taps.byDest != nil {
+			for _, t := range taps.byDest[di] {
+				t.offer(sub)
+			}
 		}
 		if err != nil {
 			if err == queue.ErrFull {

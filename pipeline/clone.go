@@ -1,0 +1,56 @@
+package pipeline
+
+import "unsafe"
+
+// DeepClone returns a copy of m that shares no memory with it, strings
+// included. Clone shares strings, and a decoder's strings are views into
+// chunks its Batch shares with the other messages of the batch (Batch.Str):
+// a copy kept after the batch is acknowledged, by an observer such as the
+// engine's taps, would hold those chunks alive. DeepClone copies every
+// string into one allocation sized for the message.
+func (m *Message) DeepClone() *Message {
+	n := len(m.Type) + len(m.Logger) + len(m.Payload) + len(m.EnvVersion) + len(m.Hostname)
+	for i := range m.Fields {
+		f := &m.Fields[i]
+		n += len(f.Name) + len(f.Representation)
+		if f.Type == TypeString || f.Type == TypeBytes {
+			for j := 0; j < int(f.n); j++ {
+				n += len(f.Value(j).s)
+			}
+		}
+	}
+	a := arena{buf: make([]byte, 0, n)}
+	c := *m
+	c.Type, c.Logger, c.Payload = a.str(m.Type), a.str(m.Logger), a.str(m.Payload)
+	c.EnvVersion, c.Hostname = a.str(m.EnvVersion), a.str(m.Hostname)
+	if m.Fields != nil {
+		c.Fields = make([]Field, len(m.Fields))
+		for i := range m.Fields {
+			f := m.Fields[i].clone()
+			f.Name, f.Representation = a.str(f.Name), a.str(f.Representation)
+			if f.Type == TypeString || f.Type == TypeBytes {
+				if f.n > 0 {
+					f.v0.s = a.str(f.v0.s)
+				}
+				for j := range f.more {
+					f.more[j].s = a.str(f.more[j].s)
+				}
+			}
+			c.Fields[i] = f
+		}
+	}
+	return &c
+}
+
+// arena hands out strings copied into buf, whose capacity the caller sized
+// so that it never moves.
+type arena struct{ buf []byte }
+
+func (a *arena) str(s string) string {
+	if s == "" {
+		return ""
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, s...)
+	return unsafe.String(&a.buf[start], len(s))
+}
