@@ -1,6 +1,9 @@
 package pipeline
 
-import "unsafe"
+import (
+	"strings"
+	"unsafe"
+)
 
 // Batch collects the messages decoded from one batch of records. Decoders add
 // messages with Add and copy bytes they keep with Str; both draw on memory
@@ -81,6 +84,18 @@ func (b *Batch) Str(p []byte) string {
 	// The chunk is append-only and never rewritten, so the bytes behind
 	// the string never change.
 	return unsafe.String(&b.chunk[start], len(p))
+}
+
+// Retain returns s in memory of its own when it may be a view into a
+// batch's shared chunk (Str's small strings), and s itself otherwise.
+// Whatever outlives the batch a message came in (a filter's per-key
+// state, a Lua table) must hold retained strings: a view would keep the
+// whole 32 KiB chunk alive, and memory accounting would not see it.
+func Retain(s string) string {
+	if len(s) == 0 || len(s) > arenaMaxPiece {
+		return s
+	}
+	return strings.Clone(s)
 }
 
 // StrConcat is Str of a and b joined, without an intermediate copy.
