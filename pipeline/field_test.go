@@ -71,3 +71,18 @@ func TestUnsignedField(t *testing.T) {
 		t.Error("ParseValueType(unsigned)")
 	}
 }
+
+// Validate refuses a registry with two plugins of a kind under one type.
+func TestRegistryValidate(t *testing.T) {
+	f := func(typ string) Factory[Output] {
+		return NewFactory(typ, "", func() struct{} { return struct{}{} }, func(Settings, struct{}) (Output, error) { return nil, nil })
+	}
+	r := &Registry{Outputs: []Factory[Output]{f("file"), f("http")}}
+	if err := r.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	r.Outputs = append(r.Outputs, f("file"))
+	if err := r.Validate(); err == nil {
+		t.Fatal("a type registered twice was accepted")
+	}
+}
