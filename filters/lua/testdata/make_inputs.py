@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """Builds input.jsonl of the ssh_bruteforce and auth_failure_burst cases from
-the shared samples (shared/samples/auth.log and app-cef.log), as the syslog,
+the bundled samples (testdata/samples/auth.log and app-cef.log), as the syslog,
 sshd (decoders/lua/scripts/sshd.lua) and CEF decoders shape them: canonical
 JSON messages with the fields the detections read. Only the lines around the
 two bursts are kept, plus the background lines in between.
 
-usage: python3 make_inputs.py ../../../../shared/samples
+usage: python3 make_inputs.py ../../../testdata/samples
 """
 import datetime as dt, json, re, sys
 
-SAMPLES = sys.argv[1] if len(sys.argv) > 1 else "../../../../shared/samples"
+SAMPLES = sys.argv[1] if len(sys.argv) > 1 else "../../../testdata/samples"
 
 def ts_rfc3339(t):
     return t.strftime("%Y-%m-%dT%H:%M:%S") + (".%09d" % (t.microsecond * 1000)).rstrip("0").rstrip(".") + "Z"

@@ -1,5 +1,5 @@
 // Package faults is tern's end-to-end fault suite
-// (../shared/spec/reliability.md §5): it builds the real tern binary, feeds
+// (docs/reliability.md §5): it builds the real tern binary, feeds
 // it through its HTTP input with events stamped by internal/testutil/oracle, lets it
 // deliver to HTTP sinks, and injects faults: kill -9 and SIGTERM at seeded
 // random times (internal/testutil/supervisor), network faults between tern and a

@@ -1,6 +1,6 @@
 // Package faultproxy is a TCP proxy for fault tests: it forwards between
 // clients and a target and, on command, pauses, blackholes, resets or slows
-// the traffic (../shared/spec/reliability.md §5.1).
+// the traffic (docs/reliability.md §5.1).
 package faultproxy
 
 import (

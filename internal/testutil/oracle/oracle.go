@@ -1,5 +1,5 @@
 // Package oracle is the bookkeeping of tern's fault suite
-// (../shared/spec/reliability.md §5.1): a generator stamps every event with
+// (docs/reliability.md §5.1): a generator stamps every event with
 // a run id, a sequence number and a checksum of its payload; sources record
 // what they sent and what tern acknowledged; sinks record what reached them;
 // the report says what was sent, acknowledged, delivered, missing,
