@@ -500,7 +500,6 @@ type jsonDecoder struct {
 	m       *pipeline.Message
 	path    string
 	scratch []byte
-	keybuf  []byte
 	values  int
 }
 

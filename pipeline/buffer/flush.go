@@ -19,11 +19,6 @@ type writer struct {
 	spare    []byte
 }
 
-type failedOp struct {
-	op  string
-	err error
-}
-
 // flusher takes what Push queued, writes it and makes it durable. Pushes
 // that arrive while it writes or syncs wait for the next round, so one
 // fsync covers all of them: that group commit is what makes fsync before

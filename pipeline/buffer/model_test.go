@@ -57,7 +57,7 @@ func TestCrashConsistencyModel(t *testing.T) {
 }
 
 type modelStats struct {
-	cases, crashes, acked, delivered, dups, faults, segments, lost int
+	cases, crashes, acked, delivered, dups, faults, lost int
 }
 
 func (s *modelStats) add(m *model) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync"
 
 	"github.com/ternlog/tern/pipeline"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -34,8 +33,6 @@ import (
 const MsgpackVersion = 1
 
 const msgpackElems = 11 // elements of a version-1 message array
-
-var mpBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // AppendMsgpack appends the native form of m (see MsgpackVersion). It does
 // not allocate when dst has room.

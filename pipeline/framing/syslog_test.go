@@ -233,7 +233,7 @@ func TestEmitSyslog(t *testing.T) {
 
 // serveOne accepts one connection on a random loopback port and returns
 // what EmitSyslog handed on, once the peer closed.
-func serveOne(t *testing.T) (addr string, result func() ([]string, error, SyslogFraming)) {
+func serveOne(t *testing.T) (addr string, result func() ([]string, SyslogFraming, error)) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -259,9 +259,9 @@ func serveOne(t *testing.T) (addr string, result func() ([]string, error, Syslog
 		err = EmitSyslog(context.Background(), r, pipeline.Record{}, 0, &em, pipelinetest.Settings(t, "inputs.test"))
 		done <- res{em.Lines(), err, r.Framing()}
 	}()
-	return ln.Addr().String(), func() ([]string, error, SyslogFraming) {
+	return ln.Addr().String(), func() ([]string, SyslogFraming, error) {
 		r := <-done
-		return r.msgs, r.err, r.mode
+		return r.msgs, r.mode, r.err
 	}
 }
 
@@ -293,7 +293,7 @@ func TestIntegrationLogger(t *testing.T) {
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("logger: %v: %s", err, out)
 			}
-			msgs, err, mode := result()
+			msgs, mode, err := result()
 			if err != io.EOF {
 				t.Fatalf("err = %v", err)
 			}

@@ -53,11 +53,6 @@ func octal(s string) string {
 	return b.String()
 }
 
-type sdElem struct {
-	id     string
-	params [][2]string
-}
-
 // random5424 makes a message for the syslog encoder and the message the
 // decoder must return for it (after the documented normalisation), and
 // the number of bytes the encoder replaces with U+FFFD.
