@@ -10,10 +10,15 @@
 //	  targets = "victim" }        -- optional: raising requires target nodes
 //
 // Keys come from two namespaces: builtin (tern's, below 32768, listed in
-// BuiltinKeys and never renumbered) and user (32768 and up, declared by the
-// directory's alert_keys.lua, which returns { user = { alert_name = 32768, … } }).
+// BuiltinKeys and never renumbered; also named alert_keys.ntopng, as in
+// ntopng's definitions) and user (32768 and up, declared by the directory's
+// alert_keys.lua, which returns { user = { alert_name = 32768, … } }).
 // Every key is unique across both, and every definition must use a declared
 // key and a key no other definition uses: the load error names both files.
+// A definition may start as ntopng's do, local alert_keys = require
+// "alert_keys", and its description function may call i18n(key [, params]).
+// Loading calls each description function once with stand-in arguments, so
+// a call to an undefined function is a load error with its file and line.
 //
 // Titles and descriptions are localized through catalogs: Lua files
 // returning nested tables, looked up by dotted key. The order is the
