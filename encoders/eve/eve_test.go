@@ -664,3 +664,24 @@ func TestEVEKeysMatchSchema(t *testing.T) {
 		t.Fatalf("table: %d paths, %d objects", len(table), objects)
 	}
 }
+
+// BenchmarkEncodeAlertObjects is an alert with http, tls, dns and flow
+// objects, free context and a definition (testdata/alert, sixth message).
+func BenchmarkEncodeAlertObjects(b *testing.B) {
+	e := newEncoder(b, nil)
+	data, err := os.ReadFile("testdata/alert/input.jsonl")
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := pipeline.NewMessage()
+	if err := codec.DecodeJSON(bytes.Split(data, []byte("\n"))[5], m, nil); err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	stop := benchutil.CPU(b)
+	for b.Loop() {
+		buf, _ = e.Encode(buf[:0], m)
+	}
+	stop()
+}

@@ -2,7 +2,6 @@ package eve
 
 import (
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/ternlog/tern/internal/jsonx"
@@ -49,17 +48,17 @@ func compareNames(a, b string) int {
 		case sb == "":
 			return 1
 		}
-		na, ea := strconv.ParseUint(sa, 10, 32)
-		nb, eb := strconv.ParseUint(sb, 10, 32)
+		na, ia := index(sa)
+		nb, ib := index(sb)
 		switch {
-		case ea == nil && eb == nil:
+		case ia && ib:
 			if na < nb {
 				return -1
 			}
 			return 1
-		case ea == nil:
+		case ia:
 			return -1
-		case eb == nil:
+		case ib:
 			return 1
 		}
 		return strings.Compare(sa, sb)
@@ -84,8 +83,25 @@ func segment(name string, depth int) (string, bool) {
 }
 
 func isIndex(s string) bool {
-	_, err := strconv.ParseUint(s, 10, 32)
-	return err == nil
+	_, ok := index(s)
+	return ok
+}
+
+// index reads a decimal array index (without strconv's error allocation:
+// it runs in sort comparisons).
+func index(s string) (int, bool) {
+	if s == "" || len(s) > 9 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
 }
 
 // object writes leaves (sorted, sharing segments 0..depth-1) as object

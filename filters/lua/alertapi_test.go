@@ -366,3 +366,24 @@ alert.raise(keys.ntopng.alert_ssh_bruteforce, {description = i18n("alerts.ssh_br
 		}
 	}
 }
+
+// BenchmarkRaiseAndUpdate raises an alert with an http object and updates
+// it: the cost of a detection's alert path (handle state included).
+func BenchmarkRaiseAndUpdate(b *testing.B) {
+	f, _ := newFilter(b, `
+function process_message()
+  local a = alert{description = "d", severity = "high", sources = alert.address("10.0.0.1"),
+    http = {hostname = "evil.example", url = "/x", http_method = "GET", status = 200}}
+  a:update{completion = "successful"}
+  return 0
+end`, nil)
+	m := testMessage()
+	rec := &recorder{}
+	b.ReportAllocs()
+	for b.Loop() {
+		rec.msgs = rec.msgs[:0]
+		if err := f.Process(context.Background(), m, rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
