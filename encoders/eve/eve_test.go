@@ -146,9 +146,9 @@ func TestCommunityIDVectors(t *testing.T) {
 // alert only gets one for port protocols (formats.md §3.6).
 func TestCommunityIDFromICMPFields(t *testing.T) {
 	e := newEncoder(t, func(c *Config) { c.CommunityID = true })
+	s := loadSchema(t)
 	m := pipeline.NewMessage()
-	m.Type = "icmp"
-	m.AddString("event_type", "flow")
+	m.Type = "flow"
 	m.AddString("src_ip", "192.168.0.89")
 	m.AddString("dest_ip", "192.168.0.1")
 	m.AddString("proto", "ICMP")
@@ -156,24 +156,27 @@ func TestCommunityIDFromICMPFields(t *testing.T) {
 	m.AddInt("icmp_code", 0)
 	out, err := e.Encode(nil, m)
 	require.NoError(t, err)
+	validate(t, s, out)
 	assert.Contains(t, string(out), `"icmp_type":8,"icmp_code":0,"community_id":"1:X0snYXpgwiv9TZtqg64sgzUn6Dk="`)
 
 	m = pipeline.NewMessage()
-	m.AddString("event_type", "flow")
+	m.Type = "flow"
 	m.AddString("src_ip", "10.1.12.1")
 	m.AddString("dest_ip", "10.1.12.2")
 	m.AddString("proto", "46")
 	out, err = e.Encode(nil, m)
 	require.NoError(t, err)
+	validate(t, s, out)
 	assert.Contains(t, string(out), `"community_id":"1:KHlLkgoJW7ifUTyTSgyVfkFHzKw="`, "a protocol without ports")
 
 	m = pipeline.NewMessage()
-	m.AddString("event_type", "flow")
+	m.Type = "flow"
 	m.AddString("src_ip", "10.1.12.1")
 	m.AddString("dest_ip", "10.1.12.2")
 	m.AddString("proto", "TCP")
 	out, err = e.Encode(nil, m)
 	require.NoError(t, err)
+	validate(t, s, out)
 	assert.NotContains(t, string(out), "community_id", "TCP without ports")
 }
 
@@ -218,20 +221,20 @@ func TestAlertUpdate(t *testing.T) {
 // The cache is bounded: the oldest alert is forgotten first.
 func TestAlertCacheBounded(t *testing.T) {
 	e := newEncoder(t, func(c *Config) { c.AlertCache = 2 })
+	s := loadSchema(t)
 	for id := int64(1); id <= 3; id++ {
 		m := pipeline.NewMessage()
 		m.Type = "tern.alert"
 		m.AddInt("alert.id", id)
 		m.AddString("alert.description", "d")
-		if _, err := e.Encode(nil, m); err != nil {
-			t.Fatal(err)
-		}
+		encodeValid(t, e, s, m)
 	}
 	m := pipeline.NewMessage()
 	m.Type = "tern.alert"
 	m.AddInt("alert.id", 1)
 	m.AddBool("alert.update", true)
 	out, _ := e.Encode(nil, m)
+	validate(t, s, out)
 	if bytes.Contains(out, []byte(`"signature":"d"`)) {
 		t.Errorf("alert 1 still remembered: %s", out)
 	}
