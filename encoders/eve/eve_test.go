@@ -484,7 +484,7 @@ func TestAlertUpdateIsMarked(t *testing.T) {
 
 // An update that carries only its changes (as earlier producers sent
 // them) replaces each top-level key whole: method with only ref clears the
-// category (formats.md §5.3).
+// category (formats.md §3.6).
 func TestPartialUpdateReplacesTopLevelKeys(t *testing.T) {
 	s := loadSchema(t)
 	e := newEncoder(t, nil)

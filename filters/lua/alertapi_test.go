@@ -108,7 +108,7 @@ local c = alert{ref = {a.id, b}}`, "")
 }
 
 // An update replaces each top-level key it carries whole: a method with
-// only ref loses its description (formats.md §5.3), and a context entry
+// only ref loses its description (formats.md §3.6), and a context entry
 // (an http object) is replaced, not merged.
 func TestUpdateReplacesTopLevelKeys(t *testing.T) {
 	out, err := runAlerts(t, `

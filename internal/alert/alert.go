@@ -42,9 +42,10 @@ const (
 )
 
 // The alert's top-level keys, Haka's names, in the order of its text
-// rendering. An update replaces each key it carries whole (formats.md §5.3:
-// Haka's alerters merge a partial document key by key); alert.updated lists
-// them. A context entry is a key of its own: "context.<name>".
+// rendering. An update replaces each key it carries whole (the contract of
+// formats.md §3.6: the stored alert with the updated keys replaced);
+// alert.updated lists them. A context entry is a key of its own:
+// "context.<name>".
 const (
 	KeyStartTime   = "start_time"
 	KeyEndTime     = "end_time"
