@@ -8,12 +8,16 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.uber.org/goleak"
+
+	"github.com/ternlog/tern/internal/alert"
 
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/engine"
@@ -226,6 +230,41 @@ locale = "fr"
 	}
 }
 
+// tern check runs each alert definition's description function once, so a
+// call to an undefined function (i18m for ntopng's i18n) fails the check
+// with the definition's file and line, not the first raise in production.
+func TestCheckRunsAlertDescriptions(t *testing.T) {
+	dir := t.TempDir()
+	defs := filepath.Join(dir, "alerts")
+	files := map[string]string{
+		"x.lua":                 "function process_message() return 0 end\n",
+		"alerts/alert_keys.lua": `return {user = {alert_typo = 32768}}`,
+		"alerts/alert_typo.lua": "local alert_keys = require \"alert_keys\"\nreturn {\n  alert_key = alert_keys.user.alert_typo,\n  i18n_title = \"Typo\",\n" +
+			"  i18n_description = function(ifid, alert, info)\n    return i18m(\"alert_messages.typo\", {who = info.user})\n  end,\n}\n",
+		"plugins.toml": "[inputs.in]\ntype = \"stdin\"\ndecoder = \"payload\"\n\n[filters.typo]\ntype = \"lua\"\nmessage_matcher = \"TRUE\"\nfilename = \"x.lua\"\nalert_definitions = \"alerts\"\n",
+	}
+	for name, src := range files {
+		_ = os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"check", "-config", filepath.Join(dir, "plugins.toml")}, nil, &stdout, &stderr)
+	if want := "plugins.toml:5: filters.typo: load: alert definitions: " + filepath.Join(defs, "alert_typo.lua") + ":6: i18n_description: undefined global 'i18m'"; code != 1 || !strings.Contains(stderr.String(), want) {
+		t.Fatalf("exit %d, want %q in:\n%s", code, want, stderr.String())
+	}
+	// Spelt right, the definition passes.
+	fixed := strings.Replace(files["alerts/alert_typo.lua"], "i18m(", "i18n(", 1)
+	if err := os.WriteFile(filepath.Join(defs, "alert_typo.lua"), []byte(fixed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stderr.Reset()
+	if code := run([]string{"check", "-config", filepath.Join(dir, "plugins.toml")}, nil, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+}
+
 // The shipped detections fire on the bundled samples, through the engine:
 // auth.log through a BSD syslog fixture and scripts/sshd.lua into
 // ssh_bruteforce.lua, app-cef.log through a CEF fixture into
@@ -283,6 +322,18 @@ type = "file"
 message_matcher = "Type == 'tern.alert'"
 encoder = "payload"
 path = "alerts.txt"
+
+[outputs.alerts_eve]
+type = "file"
+message_matcher = "Type == 'tern.alert'"
+encoder = "eve"
+path = "alerts.eve.json"
+
+[outputs.alerts_cef]
+type = "file"
+message_matcher = "Type == 'tern.alert'"
+encoder = "cef"
+path = "alerts.cef"
 `, authPort, cefPort, root)
 	path := filepath.Join(dir, "plugins.toml")
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
@@ -367,4 +418,92 @@ path = "alerts.txt"
 		}
 	}
 	t.Logf("%d records in, alerts:\n%s", sent, out)
+	checkAlertIdentity(t, dir, alerts, updates)
+}
+
+// checkAlertIdentity checks the demo's alerts in their three forms: each
+// alert has its own id, the same in the Haka text, EVE and CEF; updates
+// keep the alert's id, signature and severity and say they are updates;
+// every EVE record passes Suricata's schema.
+func checkAlertIdentity(t *testing.T, dir string, alerts, updates []string) {
+	t.Helper()
+	idOf := regexp.MustCompile(`^alert: (?:update )?id = (\S+) `)
+	ids := map[string]bool{}
+	for _, a := range alerts {
+		id := idOf.FindStringSubmatch(a)
+		if id == nil || ids[id[1]] || !alert.ValidID(id[1]) {
+			t.Fatalf("alert ids are unique: %q", a)
+		}
+		ids[id[1]] = true
+	}
+	for _, u := range updates {
+		if id := idOf.FindStringSubmatch(u); id == nil || !ids[id[1]] {
+			t.Fatalf("an update of no alert: %q", u)
+		}
+	}
+	schema, err := jsonschema.NewCompiler().Compile("../../encoders/eve/testdata/schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eve, err := os.ReadFile(filepath.Join(dir, "alerts.eve.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eveIDs := map[string]int{}
+	for _, line := range bytes.Split(bytes.TrimSpace(eve), []byte("\n")) {
+		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := schema.Validate(v); err != nil {
+			t.Fatalf("%v\n%s", err, line)
+		}
+		var rec struct {
+			Alert struct {
+				SignatureID int `json:"signature_id"`
+				Metadata    struct {
+					ID     []string `json:"haka_alert_id"`
+					Update []string `json:"haka_update"`
+				} `json:"metadata"`
+			} `json:"alert"`
+		}
+		if err := json.Unmarshal(line, &rec); err != nil || len(rec.Alert.Metadata.ID) != 1 {
+			t.Fatalf("%v: %s", err, line)
+		}
+		id := rec.Alert.Metadata.ID[0]
+		eveIDs[id]++
+		if !ids[id] || rec.Alert.SignatureID != 1 && rec.Alert.SignatureID != 2 {
+			t.Errorf("EVE record: id %s, signature_id %d (the definition's key)", id, rec.Alert.SignatureID)
+		}
+		if (eveIDs[id] > 1) != (rec.Alert.Metadata.Update != nil) {
+			t.Errorf("EVE: only updates, all of them, carry haka_update: %s", line)
+		}
+	}
+	cef, err := os.ReadFile(filepath.Join(dir, "alerts.cef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cefIDs := map[string]string{} // id -> signature|name|severity of the alert
+	extID := regexp.MustCompile(` externalId=(\S+)`)
+	for _, line := range strings.Split(strings.TrimSpace(string(cef)), "\n") {
+		f := strings.SplitN(line, "|", 8)
+		id := extID.FindStringSubmatch(line)
+		if len(f) != 8 || id == nil || !ids[id[1]] {
+			t.Fatalf("CEF record: %s", line)
+		}
+		head := strings.Join(f[4:7], "|")
+		if prev, ok := cefIDs[id[1]]; ok {
+			if head != prev || !strings.Contains(line, " cs2Label=haka_update cs2=") {
+				t.Errorf("CEF update of %s: %s, the alert was %s", id[1], head, prev)
+			}
+		} else {
+			cefIDs[id[1]] = head
+			if !strings.HasPrefix(head, "alert_") {
+				t.Errorf("CEF alert: %s", line)
+			}
+		}
+	}
+	if len(eveIDs) != len(ids) || len(cefIDs) != len(ids) {
+		t.Errorf("ids: text %v, EVE %v, CEF %v", ids, eveIDs, cefIDs)
+	}
 }

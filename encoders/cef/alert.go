@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ternlog/tern/internal/alertmsg"
 	"github.com/ternlog/tern/pipeline"
 )
 
@@ -12,9 +13,13 @@ import (
 // signature from alert.key_name (else alert.context.signature_id, else
 // "tern-alert"), name from alert.title (else alert.description), severity
 // high 8 / medium 5 / low or absent 2, and the extensions rt, end,
-// src/spt, dst/dpt, proto, cat, msg, cs1Label/cs1 (confidence),
-// externalId, act and outcome, each only when known.
-func (e *Encoder) alert(w *writer, m *pipeline.Message) error {
+// src/spt, dst/dpt, proto, app, dhost, requestMethod, request,
+// requestClientApplication, cat, msg, cs1Label/cs1 (confidence),
+// externalId, act, outcome and, on an update, cs2Label=haka_update
+// cs2=<the keys it changed>, each only when known. An update is the whole
+// alert, so it keeps the alert's signature and severity.
+func (e *Encoder) alert(w *writer, orig *pipeline.Message) error {
+	m := e.alerts.Resolve(orig)
 	c := &e.cfg
 	w.dst = append(w.dst, "CEF:"...)
 	w.dst = strconv.AppendInt(w.dst, int64(c.Version), 10)
@@ -83,8 +88,22 @@ func (e *Encoder) alert(w *writer, m *pipeline.Message) error {
 	if proto == "" {
 		proto = srcProto
 	}
+	if p, ok := m.FieldString("alert.context.proto"); ok && p != "" {
+		proto = p
+	}
 	if proto != "" {
 		str("proto", strings.ToUpper(proto))
+	}
+	for _, k := range [...]struct{ key, field string }{
+		{"app", "alert.context.app_proto"},
+		{"dhost", "alert.context.http.hostname"},
+		{"requestMethod", "alert.context.http.http_method"},
+		{"request", "alert.context.http.url"},
+		{"requestClientApplication", "alert.context.http.http_user_agent"},
+	} {
+		if s, ok := m.FieldString(k.field); ok {
+			str(k.key, s)
+		}
 	}
 	if s, ok := m.FieldString("alert.method.description"); ok {
 		str("cat", s)
@@ -102,16 +121,20 @@ func (e *Encoder) alert(w *writer, m *pipeline.Message) error {
 			w.dst = appendScalar(w.dst, f, f.Value(0))
 		}
 	}
-	if v, ok := m.FieldInt("alert.id"); ok {
-		w.pairStart(n, "externalId")
-		n++
-		w.dst = strconv.AppendInt(w.dst, v, 10)
+	if id, ok := alertmsg.ID(m); ok {
+		str("externalId", id)
 	}
 	if s, ok := m.FieldString("alert.context.action"); ok {
 		str("act", s)
 	}
 	if s, ok := m.FieldString("alert.completion"); ok {
 		str("outcome", s)
+	}
+	if alertmsg.IsUpdate(orig) {
+		str("cs2Label", "haka_update")
+		w.pairStart(n, "cs2")
+		n++
+		w.value(strings.Join(alertmsg.UpdatedKeys(orig), ","))
 	}
 	return nil
 }

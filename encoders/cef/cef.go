@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ternlog/tern/internal/alert"
+	"github.com/ternlog/tern/internal/alertmsg"
 	"github.com/ternlog/tern/internal/cefx"
 	"github.com/ternlog/tern/internal/jsonx"
 	"github.com/ternlog/tern/internal/rfc3339"
@@ -96,6 +97,10 @@ type Config struct {
 	// empty; empty writes the NILVALUE "-" (RFC 5424) or leaves it out
 	// (RFC 3164).
 	SyslogHostname string `toml:"syslog_hostname"`
+	// AlertCache is how many alerts are remembered so that an alert update
+	// that carries only its changes (from producers before alert.updated)
+	// is written as the whole alert.
+	AlertCache int `toml:"alert_cache"`
 }
 
 // DefaultConfig returns the defaults.
@@ -107,6 +112,7 @@ func DefaultConfig() Config {
 		NameField: cefx.FieldName, SeverityField: cefx.FieldSeverity,
 		PayloadKey: "msg", InvalidKeys: "error", ControlChars: "escape", InvalidUTF8: "replace",
 		SyslogFormat: "rfc5424", SyslogFacility: "LOCAL4", SyslogIdent: "tern", SyslogPriority: "INFO",
+		AlertCache: 10000,
 	}
 }
 
@@ -142,6 +148,9 @@ func (c Config) Validate() error {
 	if _, ok := syslogx.ParseSeverity(c.SyslogPriority); !ok {
 		errs = append(errs, fmt.Errorf("syslog_priority: unknown priority %q (EMERG…DEBUG)", c.SyslogPriority))
 	}
+	if c.AlertCache < 0 {
+		errs = append(errs, errors.New("alert_cache: must not be negative"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -163,6 +172,7 @@ type Encoder struct {
 	headerSet map[string]bool
 	replaced  func(float64, ...string)
 	keys      func(float64, ...string)
+	alerts    *alertmsg.Store
 }
 
 var _ pipeline.Encoder = (*Encoder)(nil)
@@ -172,7 +182,7 @@ func New(set pipeline.Settings, cfg Config) (*Encoder, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Encoder{cfg: cfg, set: set}
+	e := &Encoder{cfg: cfg, set: set, alerts: alertmsg.NewStore(cfg.AlertCache)}
 	e.facility, _ = syslogx.ParseFacility(cfg.SyslogFacility)
 	e.priority, _ = syslogx.ParseSeverity(cfg.SyslogPriority)
 	e.headerSet = map[string]bool{FieldPrefix: true}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ternlog/tern/internal/alert"
 	"github.com/ternlog/tern/internal/testutil/benchutil"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
@@ -120,4 +121,23 @@ func BenchmarkEncodeSyslog(b *testing.B) {
 		buf, _ = e.Encode(buf[:0], m)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// An update is written as the whole alert: the signature and severity of
+// the alert it updates, its id as externalId, and what changed, also when
+// this encoder never saw the alert (a restart, another output).
+func TestAlertUpdateKeepsSignature(t *testing.T) {
+	a := &alert.Alert{ID: "019a8c3e-5b40-7c2d-9f1e-3a4b5c6d7e8f", Severity: "high", Description: "60 failures", HasDescription: true,
+		Key: 1, KeyName: "alert_ssh_bruteforce", Title: "SSH brute force"}
+	a.Updated = a.Apply(&alert.Alert{Completion: "successful"})
+	a.Update = true
+	e, _ := newEncoder(t, nil)
+	out, err := e.Encode(nil, a.Message(pipelinetest.Now, "h", "ssh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "CEF:0|tern|tern|1|alert_ssh_bruteforce|SSH brute force|8|msg=60 failures externalId=019a8c3e-5b40-7c2d-9f1e-3a4b5c6d7e8f outcome=successful cs2Label=haka_update cs2=completion"
+	if string(out) != want {
+		t.Fatalf("got\n%s\nwant\n%s", out, want)
+	}
 }

@@ -192,6 +192,11 @@ type Encoder struct {
 	replaced func(float64, ...string)
 	slots    [nKeys]int
 	extra    []int
+	// an alert's context: protocol objects, and the rest (alert.context)
+	objs, rest tree
+	objIdx     []int
+	group      []int
+	buf        []byte
 }
 
 var _ pipeline.Encoder = (*Encoder)(nil)
@@ -290,29 +295,7 @@ func (e *Encoder) encodeEvent(dst []byte, m *pipeline.Message) ([]byte, int) {
 			}
 			continue
 		}
-		f := &m.Fields[i]
-		dst = append(dst, ',', '"')
-		dst = append(dst, keyNames[k]...)
-		dst = append(dst, '"', ':')
-		switch {
-		case k == kVlan:
-			dst = append(dst, '[')
-			for j := 0; j < f.Len(); j++ {
-				if j > 0 {
-					dst = append(dst, ',')
-				}
-				dst = appendText(dst, f, j)
-			}
-			dst = append(dst, ']')
-		case f.Type == pipeline.TypeInteger:
-			dst = strconv.AppendInt(dst, f.Value(0).Int(), 10)
-		case f.Type == pipeline.TypeUnsigned:
-			dst = strconv.AppendUint(dst, f.Value(0).Uint(), 10)
-		case f.Type == pipeline.TypeBool:
-			dst = strconv.AppendBool(dst, f.Value(0).Bool())
-		default:
-			str(f.Value(0).Str())
-		}
+		dst = appendKey(dst, k, &m.Fields[i], &replaced)
 	}
 	if len(e.extra) > 0 {
 		key := e.cfg.ExtraKey
@@ -329,6 +312,35 @@ func (e *Encoder) encodeEvent(dst []byte, m *pipeline.Message) ([]byte, int) {
 	}
 	dst = e.appendPayload(dst, m, payload, packet)
 	return append(dst, '}'), replaced
+}
+
+// appendKey writes ,"<key k>":<value of f>.
+func appendKey(dst []byte, k int, f *pipeline.Field, replaced *int) []byte {
+	dst = append(dst, ',', '"')
+	dst = append(dst, keyNames[k]...)
+	dst = append(dst, '"', ':')
+	switch {
+	case k == kVlan:
+		dst = append(dst, '[')
+		for j := 0; j < f.Len(); j++ {
+			if j > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendText(dst, f, j)
+		}
+		dst = append(dst, ']')
+	case f.Type == pipeline.TypeInteger:
+		dst = strconv.AppendInt(dst, f.Value(0).Int(), 10)
+	case f.Type == pipeline.TypeUnsigned:
+		dst = strconv.AppendUint(dst, f.Value(0).Uint(), 10)
+	case f.Type == pipeline.TypeBool:
+		dst = strconv.AppendBool(dst, f.Value(0).Bool())
+	default:
+		var n int
+		dst, n = jsonx.AppendString(dst, f.Value(0).Str())
+		*replaced += n
+	}
+	return dst
 }
 
 // appendExtra writes fields idx of m as object members; a name repeated by
@@ -628,30 +640,26 @@ func communityID(seed uint16, srcIP, dstIP string, proto uint8, sport, dport int
 	return id, true
 }
 
-// encodeAlert writes a tern alert as an EVE alert record (formats.md §3.6).
-func (e *Encoder) encodeAlert(dst []byte, m *pipeline.Message) ([]byte, int) {
-	m = e.alerts.Resolve(m)
+// alertSlot reports whether context key k becomes that EVE key on an
+// alert: the endpoints come from the alert's nodes and proto has its own
+// rule (alertmsg.Proto).
+func alertSlot(k int) bool {
+	switch k {
+	case kSrcIP, kSrcPort, kDestIP, kDestPort, kProto:
+		return false
+	}
+	return true
+}
+
+// encodeAlert writes a tern alert as an EVE alert record (formats.md §3.6,
+// docs/alerts.md "Rendering").
+func (e *Encoder) encodeAlert(dst []byte, orig *pipeline.Message) ([]byte, int) {
+	m := e.alerts.Resolve(orig)
 	replaced := 0
 	str := func(s string) {
 		var n int
 		dst, n = jsonx.AppendString(dst, s)
 		replaced += n
-	}
-	ctxStr := func(key, name string) {
-		if v, ok := m.FieldString(alert.ContextPrefix + name); ok {
-			dst = append(dst, ',', '"')
-			dst = append(dst, key...)
-			dst = append(dst, '"', ':')
-			str(v)
-		}
-	}
-	ctxInt := func(key, name string) {
-		if v, ok := m.FieldInt(alert.ContextPrefix + name); ok {
-			dst = append(dst, ',', '"')
-			dst = append(dst, key...)
-			dst = append(dst, '"', ':')
-			dst = strconv.AppendInt(dst, v, 10)
-		}
 	}
 	ts := m.Timestamp
 	if v, ok := m.FieldInt(alert.FieldStartTime); ok {
@@ -661,62 +669,132 @@ func (e *Encoder) encodeAlert(dst []byte, m *pipeline.Message) ([]byte, int) {
 	tgt := alertmsg.EndpointOf(m, alert.FieldTarget)
 	proto := strings.ToUpper(alertmsg.Proto(m, src, tgt))
 
+	// The context: EVE keys, alert keys, payload and packet, protocol
+	// objects that fit the schema; the rest goes to alert.context.
+	for i := range e.slots {
+		e.slots[i] = -1
+	}
+	action, gid, sid, rev, xff, pi, ki := -1, -1, -1, -1, -1, -1, -1
+	e.rest.reset()
+	e.objs.reset()
+	e.objIdx = e.objIdx[:0]
+	for i := range m.Fields {
+		f := &m.Fields[i]
+		name, ok := strings.CutPrefix(f.Name, alert.ContextPrefix)
+		if !ok || name == "" {
+			continue
+		}
+		one := f.Len() == 1 && !f.HasUnset()
+		isStr := one && f.Type == pipeline.TypeString
+		isInt := one && (f.Type == pipeline.TypeInteger || f.Type == pipeline.TypeUnsigned && f.Value(0).Uint() <= math.MaxInt64)
+		taken := true
+		switch {
+		case name == "action" && isStr && action < 0:
+			action = i
+		case name == "gid" && isInt && gid < 0:
+			gid = i
+		case name == "signature_id" && isInt && sid < 0:
+			sid = i
+		case name == "rev" && isInt && rev < 0:
+			rev = i
+		case name == "xff" && isStr && xff < 0:
+			xff = i
+		case name == "proto" && isStr:
+			// alertmsg.Proto read it
+		case name == "payload" && one && (f.Type == pipeline.TypeBytes || f.Type == pipeline.TypeString):
+			if pi < 0 {
+				pi = i
+			}
+		case name == "packet" && one && (f.Type == pipeline.TypeBytes || f.Type == pipeline.TypeString):
+			if ki < 0 {
+				ki = i
+			}
+		default:
+			taken = false
+		}
+		if taken {
+			continue
+		}
+		if k := keyIndex(name); k >= 0 && alertSlot(k) && e.slots[k] < 0 && fits(f, keyTypes[k]) && (f.Len() == 1 || k == kVlan && f.Len() > 0) {
+			e.slots[k] = i
+			continue
+		}
+		if alert.IsEVEObject(alert.ContextName(name)) {
+			e.objIdx = append(e.objIdx, i)
+			continue
+		}
+		e.rest.add(f, name, false)
+	}
+	e.sortObjects(m)
+
 	dst = append(dst, '{')
 	dst = appendTimestamp(dst, ts)
-	ctxInt("flow_id", "flow_id")
-	ctxStr("in_iface", "in_iface")
-	dst = append(dst, `,"event_type":"alert"`...)
-	if src.IP != "" {
-		dst = append(dst, `,"src_ip":`...)
-		str(src.IP)
-	}
-	if src.HasPort {
-		dst = append(dst, `,"src_port":`...)
-		dst = strconv.AppendInt(dst, src.Port, 10)
-	}
-	if tgt.IP != "" {
-		dst = append(dst, `,"dest_ip":`...)
-		str(tgt.IP)
-	}
-	if tgt.HasPort {
-		dst = append(dst, `,"dest_port":`...)
-		dst = strconv.AppendInt(dst, tgt.Port, 10)
-	}
-	if proto != "" {
-		dst = append(dst, `,"proto":`...)
-		str(proto)
-	}
-	if _, ok := m.FieldString(alert.ContextPrefix + "community_id"); ok {
-		ctxStr("community_id", "community_id")
-	} else if e.cfg.CommunityID && src.HasPort && tgt.HasPort {
-		// Alert services carry ports only (formats.md §3.6): TCP, UDP, SCTP.
-		if pn, ok := protoNumber(proto); ok && (pn == protoTCP || pn == protoUDP || pn == protoSCTP) {
-			dst = appendCommunityID(dst, e.seed, src.IP, tgt.IP, pn, src.Port, tgt.Port)
+	for k := 0; k < nKeys; k++ {
+		switch k {
+		case kVlan:
+			dst = append(dst, `,"event_type":"alert"`...)
+		case kSrcIP:
+			if src.IP != "" {
+				dst = append(dst, `,"src_ip":`...)
+				str(src.IP)
+			}
+			continue
+		case kSrcPort:
+			if src.HasPort {
+				dst = append(dst, `,"src_port":`...)
+				dst = strconv.AppendInt(dst, src.Port, 10)
+			}
+			continue
+		case kDestIP:
+			if tgt.IP != "" {
+				dst = append(dst, `,"dest_ip":`...)
+				str(tgt.IP)
+			}
+			continue
+		case kDestPort:
+			if tgt.HasPort {
+				dst = append(dst, `,"dest_port":`...)
+				dst = strconv.AppendInt(dst, tgt.Port, 10)
+			}
+			continue
+		case kProto:
+			if proto != "" {
+				dst = append(dst, `,"proto":`...)
+				str(proto)
+			}
+			continue
+		}
+		if i := e.slots[k]; i >= 0 {
+			dst = appendKey(dst, k, &m.Fields[i], &replaced)
+		} else if k == kCommunityID && e.cfg.CommunityID && src.HasPort && tgt.HasPort {
+			// Alert services carry ports only (formats.md §3.6): TCP, UDP, SCTP.
+			if pn, ok := protoNumber(proto); ok && (pn == protoTCP || pn == protoUDP || pn == protoSCTP) {
+				dst = appendCommunityID(dst, e.seed, src.IP, tgt.IP, pn, src.Port, tgt.Port)
+			}
 		}
 	}
-	ctxStr("host", "host")
-	ctxInt("tx_id", "tx_id")
-	ctxStr("app_proto", "app_proto")
 
 	dst = append(dst, `,"alert":{"action":`...)
-	if v, ok := m.FieldString(alert.ContextPrefix + "action"); ok && v != "" {
-		str(v)
+	if action >= 0 {
+		str(m.Fields[action].Value(0).Str())
 	} else {
 		dst = append(dst, `"allowed"`...)
 	}
-	for _, k := range [...]struct {
-		name string
-		def  int64
-	}{{"gid", 1}, {"signature_id", 0}, {"rev", 0}} {
-		v, ok := m.FieldInt(alert.ContextPrefix + k.name)
-		if !ok {
-			v = k.def
-		}
+	intKey := func(name string, i int, def int64) {
 		dst = append(dst, ',', '"')
-		dst = append(dst, k.name...)
+		dst = append(dst, name...)
 		dst = append(dst, '"', ':')
-		dst = strconv.AppendInt(dst, v, 10)
+		if i >= 0 {
+			def = m.Fields[i].Value(0).Int()
+		}
+		dst = strconv.AppendInt(dst, def, 10)
 	}
+	intKey("gid", gid, 1)
+	// A defined alert's signature is its definition's key (formats.md §6:
+	// keys never change), unless the context names a rule.
+	key, _ := m.FieldInt(alert.FieldKey)
+	intKey("signature_id", sid, key)
+	intKey("rev", rev, 0)
 	sig, _ := m.FieldString(alert.FieldDescription)
 	dst = append(dst, `,"signature":`...)
 	str(sig)
@@ -771,11 +849,17 @@ func (e *Encoder) encodeAlert(dst []byte, m *pipeline.Message) ([]byte, int) {
 		dst = append(dst, key...)
 		dst = append(dst, `":[`...)
 	}
-	if id, ok := m.FieldInt(alert.FieldID); ok {
+	if id, ok := alertmsg.ID(m); ok {
 		meta("haka_alert_id")
-		dst = append(dst, '"')
-		dst = strconv.AppendInt(dst, id, 10)
-		dst = append(dst, `"]`...)
+		str(id)
+		dst = append(dst, ']')
+	}
+	if alertmsg.IsUpdate(orig) {
+		// An update is the whole alert again (formats.md §3.6); this says
+		// it is one, and which keys changed.
+		meta("haka_update")
+		dst = e.appendUpdated(dst, orig, &replaced)
+		dst = append(dst, ']')
 	}
 	if f := m.FirstField(alert.FieldConfidence); f != nil && f.Len() > 0 {
 		meta("confidence")
@@ -825,23 +909,122 @@ func (e *Encoder) encodeAlert(dst []byte, m *pipeline.Message) ([]byte, int) {
 	if !first {
 		dst = append(dst, '}')
 	}
+	if len(e.rest.leaves) > 0 {
+		dst = append(dst, `,"context":{`...)
+		dst = e.rest.appendMembers(dst, &replaced)
+		dst = append(dst, '}')
+	}
+	if xff >= 0 {
+		dst = append(dst, `,"xff":`...)
+		str(m.Fields[xff].Value(0).Str())
+	}
 	dst = append(dst, '}')
-
-	pi, ki := -1, -1
-	for i := range m.Fields {
-		switch m.Fields[i].Name {
-		case alert.ContextPrefix + "payload":
-			if pi < 0 {
-				pi = i
-			}
-		case alert.ContextPrefix + "packet":
-			if ki < 0 {
-				ki = i
-			}
-		}
+	if len(e.objs.leaves) > 0 {
+		dst = append(dst, ',')
+		dst = e.objs.appendMembers(dst, &replaced)
 	}
 	dst = e.appendPayload(dst, m, pi, ki)
 	return append(dst, '}'), replaced
+}
+
+// sortObjects puts the context fields of protocol objects (e.objIdx) in
+// e.objs when the whole object fits Suricata's schema, else in e.rest
+// (alert.context): a record never breaks the schema and no field is lost.
+func (e *Encoder) sortObjects(m *pipeline.Message) {
+	for a, i := range e.objIdx {
+		name := strings.TrimPrefix(m.Fields[i].Name, alert.ContextPrefix)
+		obj := alert.ContextName(name)
+		seen := false
+		for _, j := range e.objIdx[:a] {
+			if alert.ContextName(strings.TrimPrefix(m.Fields[j].Name, alert.ContextPrefix)) == obj {
+				seen = true
+				break
+			}
+		}
+		if seen {
+			continue
+		}
+		ok := true
+		hasRequired := len(alert.EVERequired(obj)) == 0
+		e.group = e.group[:0]
+		for _, j := range e.objIdx[a:] {
+			f := &m.Fields[j]
+			n := strings.TrimPrefix(f.Name, alert.ContextPrefix)
+			if alert.ContextName(n) != obj {
+				continue
+			}
+			e.group = append(e.group, j)
+			g := *f
+			g.Name = n
+			var err error
+			if e.buf, err = alert.FitsEVE(&g, e.buf); err != nil {
+				ok = false
+			}
+		}
+		if !hasRequired {
+			hasRequired = e.hasRequired(m, obj)
+		}
+		for _, j := range e.group {
+			f := &m.Fields[j]
+			n := strings.TrimPrefix(f.Name, alert.ContextPrefix)
+			if ok && hasRequired {
+				var k alert.EVEKey
+				k, e.buf, _ = alert.LookupEVE(n, e.buf)
+				e.objs.add(f, n, k.Kind == alert.EVEArray)
+			} else {
+				e.rest.add(f, n, false)
+			}
+		}
+	}
+}
+
+func (e *Encoder) hasRequired(m *pipeline.Message, obj string) bool {
+	for _, req := range alert.EVERequired(obj) {
+		found := false
+		for _, j := range e.group {
+			n := strings.TrimPrefix(m.Fields[j].Name, alert.ContextPrefix)
+			if rest, ok := strings.CutPrefix(n, obj+"."); ok && alert.ContextName(rest) == req {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// appendUpdated writes the keys an update changed: its alert.updated, or
+// for an update of the older kind the keys it carries.
+func (e *Encoder) appendUpdated(dst []byte, m *pipeline.Message, replaced *int) []byte {
+	n := 0
+	add := func(s string) {
+		if n > 0 {
+			dst = append(dst, ',')
+		}
+		n++
+		var r int
+		dst, r = jsonx.AppendString(dst, s)
+		*replaced += r
+	}
+	if f := m.FirstField(alert.FieldUpdated); f != nil {
+		for j := 0; j < f.Len(); j++ {
+			add(fieldText(f, j))
+		}
+		return dst
+	}
+	for i := range m.Fields {
+		k := alert.TopKey(m.Fields[i].Name)
+		dup := k == ""
+		for j := 0; j < i && !dup; j++ {
+			dup = alert.TopKey(m.Fields[j].Name) == k
+		}
+		if !dup {
+			add(k)
+		}
+	}
+	return dst
 }
 
 // appendNode writes a Haka node as its text rendering,

@@ -3,6 +3,7 @@ package eve
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ternlog/tern/internal/alert"
 	"github.com/ternlog/tern/internal/testutil/benchutil"
 	"github.com/ternlog/tern/internal/testutil/testscale"
 	"github.com/ternlog/tern/pipeline"
@@ -144,9 +146,9 @@ func TestCommunityIDVectors(t *testing.T) {
 // alert only gets one for port protocols (formats.md §3.6).
 func TestCommunityIDFromICMPFields(t *testing.T) {
 	e := newEncoder(t, func(c *Config) { c.CommunityID = true })
+	s := loadSchema(t)
 	m := pipeline.NewMessage()
-	m.Type = "icmp"
-	m.AddString("event_type", "flow")
+	m.Type = "flow"
 	m.AddString("src_ip", "192.168.0.89")
 	m.AddString("dest_ip", "192.168.0.1")
 	m.AddString("proto", "ICMP")
@@ -154,24 +156,27 @@ func TestCommunityIDFromICMPFields(t *testing.T) {
 	m.AddInt("icmp_code", 0)
 	out, err := e.Encode(nil, m)
 	require.NoError(t, err)
+	validate(t, s, out)
 	assert.Contains(t, string(out), `"icmp_type":8,"icmp_code":0,"community_id":"1:X0snYXpgwiv9TZtqg64sgzUn6Dk="`)
 
 	m = pipeline.NewMessage()
-	m.AddString("event_type", "flow")
+	m.Type = "flow"
 	m.AddString("src_ip", "10.1.12.1")
 	m.AddString("dest_ip", "10.1.12.2")
 	m.AddString("proto", "46")
 	out, err = e.Encode(nil, m)
 	require.NoError(t, err)
+	validate(t, s, out)
 	assert.Contains(t, string(out), `"community_id":"1:KHlLkgoJW7ifUTyTSgyVfkFHzKw="`, "a protocol without ports")
 
 	m = pipeline.NewMessage()
-	m.AddString("event_type", "flow")
+	m.Type = "flow"
 	m.AddString("src_ip", "10.1.12.1")
 	m.AddString("dest_ip", "10.1.12.2")
 	m.AddString("proto", "TCP")
 	out, err = e.Encode(nil, m)
 	require.NoError(t, err)
+	validate(t, s, out)
 	assert.NotContains(t, string(out), "community_id", "TCP without ports")
 }
 
@@ -179,6 +184,7 @@ func TestCommunityIDFromICMPFields(t *testing.T) {
 // for the same haka_alert_id; other loggers' ids do not collide.
 func TestAlertUpdate(t *testing.T) {
 	e := newEncoder(t, nil)
+	s := loadSchema(t)
 	alert := func(logger string, upd bool, fields ...pipeline.Field) *pipeline.Message {
 		m := pipeline.NewMessage()
 		m.Type, m.Logger = "tern.alert", logger
@@ -196,15 +202,7 @@ func TestAlertUpdate(t *testing.T) {
 		return pipeline.NewField("alert.completion", pipeline.TypeString, "", pipeline.StringValue(s))
 	}
 	enc := func(m *pipeline.Message) map[string]any {
-		out, err := e.Encode(nil, m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var v map[string]any
-		if err := json.Unmarshal(out, &v); err != nil {
-			t.Fatal(err)
-		}
-		return v["alert"].(map[string]any)
+		return encodeValid(t, e, s, m)["alert"].(map[string]any)
 	}
 	enc(alert("a", false, desc("first"), comp("failed")))
 	enc(alert("b", false, desc("other filter")))
@@ -223,20 +221,20 @@ func TestAlertUpdate(t *testing.T) {
 // The cache is bounded: the oldest alert is forgotten first.
 func TestAlertCacheBounded(t *testing.T) {
 	e := newEncoder(t, func(c *Config) { c.AlertCache = 2 })
+	s := loadSchema(t)
 	for id := int64(1); id <= 3; id++ {
 		m := pipeline.NewMessage()
 		m.Type = "tern.alert"
 		m.AddInt("alert.id", id)
 		m.AddString("alert.description", "d")
-		if _, err := e.Encode(nil, m); err != nil {
-			t.Fatal(err)
-		}
+		encodeValid(t, e, s, m)
 	}
 	m := pipeline.NewMessage()
 	m.Type = "tern.alert"
 	m.AddInt("alert.id", 1)
 	m.AddBool("alert.update", true)
 	out, _ := e.Encode(nil, m)
+	validate(t, s, out)
 	if bytes.Contains(out, []byte(`"signature":"d"`)) {
 		t.Errorf("alert 1 still remembered: %s", out)
 	}
@@ -389,6 +387,297 @@ func BenchmarkEncodeAlert(b *testing.B) {
 	}
 	m := pipeline.NewMessage()
 	if err := codec.DecodeJSON(bytes.Split(data, []byte("\n"))[0], m, nil); err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	stop := benchutil.CPU(b)
+	for b.Loop() {
+		buf, _ = e.Encode(buf[:0], m)
+	}
+	stop()
+}
+
+// encodeValid encodes m and validates the record against Suricata's
+// schema; it returns the record decoded.
+func encodeValid(t *testing.T, e *Encoder, s *jsonschema.Schema, m *pipeline.Message) map[string]any {
+	t.Helper()
+	out, err := e.Encode(nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	validate(t, s, out)
+	var v map[string]any
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// get walks a decoded record: get(v, "alert", "metadata", "haka_update").
+func get(v any, path ...string) any {
+	for _, p := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[p]
+	}
+	return v
+}
+
+// An alert raised from a definition is its definition's signature: the
+// key is signature_id (formats.md §6 keys never change), unless the
+// context names a rule.
+func TestAlertSignatureIDFromKey(t *testing.T) {
+	s := loadSchema(t)
+	e := newEncoder(t, nil)
+	a := &alert.Alert{ID: "019a8c3e-5b40-7c2d-9f1e-3a4b5c6d7e8f", Key: 32768, KeyName: "alert_x", Title: "X",
+		Description: "d", HasDescription: true}
+	v := encodeValid(t, e, s, a.Message(pipelinetest.Now, "h", "f"))
+	if get(v, "alert", "signature_id") != 32768.0 || get(v, "alert", "gid") != 1.0 {
+		t.Fatalf("%v", v["alert"])
+	}
+	a.ID = "019a8c3e-5b40-7c2d-9f1e-3a4b5c6d7e90"
+	a.Context = []pipeline.Field{pipeline.NewField("signature_id", pipeline.TypeInteger, "", pipeline.IntValue(2100498))}
+	v = encodeValid(t, e, s, a.Message(pipelinetest.Now, "h", "f"))
+	if get(v, "alert", "signature_id") != 2100498.0 {
+		t.Fatalf("%v", v["alert"])
+	}
+}
+
+// An update is the whole alert again, marked: alert.metadata.haka_update
+// names the keys it changed, so it does not read as a new alert, even when
+// the encoder never saw the alert (a restart, another output).
+func TestAlertUpdateIsMarked(t *testing.T) {
+	s := loadSchema(t)
+	start := pipelinetest.Now.UnixNano()
+	a := &alert.Alert{ID: "019a8c3e-5b40-7c2d-9f1e-3a4b5c6d7e8f", Key: 1, KeyName: "alert_ssh_bruteforce", Title: "SSH brute force",
+		Description: "10 failed logins", HasDescription: true, Severity: "high", StartTime: &start,
+		Method: &alert.Method{Description: "guessing", HasDesc: true, Ref: []string{"mitre:T1110"}}}
+	u := *a
+	u.Updated = u.Apply(&alert.Alert{Completion: "successful", Method: &alert.Method{Ref: []string{"cwe:307"}}})
+	u.Update = true
+	for _, seen := range []bool{true, false} {
+		e := newEncoder(t, nil)
+		if seen {
+			encodeValid(t, e, s, a.Message(pipelinetest.Now, "h", "f"))
+		}
+		v := encodeValid(t, e, s, u.Message(pipelinetest.Now, "h", "f"))
+		upd, _ := get(v, "alert", "metadata", "haka_update").([]any)
+		if len(upd) != 2 || upd[0] != "completion" || upd[1] != "method" {
+			t.Fatalf("seen %v: haka_update %v", seen, get(v, "alert", "metadata"))
+		}
+		// The whole alert: signature, severity and key kept, the method
+		// replaced whole (no stale category).
+		if get(v, "alert", "signature") != "10 failed logins" || get(v, "alert", "severity") != 1.0 ||
+			get(v, "alert", "signature_id") != 1.0 || get(v, "alert", "category") != "" {
+			t.Fatalf("seen %v: %v", seen, v["alert"])
+		}
+	}
+	// A new alert has no haka_update.
+	v := encodeValid(t, newEncoder(t, nil), s, a.Message(pipelinetest.Now, "h", "f"))
+	if get(v, "alert", "metadata", "haka_update") != nil {
+		t.Fatalf("%v", v)
+	}
+}
+
+// An update that carries only its changes (as earlier producers sent
+// them) replaces each top-level key whole: method with only ref clears the
+// category (formats.md §3.6).
+func TestPartialUpdateReplacesTopLevelKeys(t *testing.T) {
+	s := loadSchema(t)
+	e := newEncoder(t, nil)
+	m := pipeline.NewMessage()
+	m.Type, m.Logger = alert.Type, "f"
+	m.AddInt(alert.FieldID, 5)
+	m.AddString(alert.FieldDescription, "d")
+	m.AddString(alert.FieldMethodDescription, "guessing")
+	m.AddString(alert.FieldMethodRef, "cwe:1")
+	m.AddString("alert.context.http.hostname", "a.example")
+	m.AddString("alert.context.http.url", "/x")
+	encodeValid(t, e, s, m)
+	u := pipeline.NewMessage()
+	u.Type, u.Logger = alert.Type, "f"
+	u.AddInt(alert.FieldID, 5)
+	u.AddBool(alert.FieldUpdate, true)
+	u.AddString(alert.FieldMethodRef, "cwe:2")
+	u.AddString("alert.context.http.hostname", "b.example")
+	v := encodeValid(t, e, s, u)
+	if get(v, "alert", "category") != "" || get(v, "alert", "signature") != "d" || get(v, "http", "url") != nil ||
+		get(v, "http", "hostname") != "b.example" || fmt.Sprint(get(v, "alert", "references")) != "[cwe:2]" {
+		t.Fatalf("%v", v)
+	}
+	if fmt.Sprint(get(v, "alert", "metadata", "haka_update")) != "[method context.http]" {
+		t.Fatalf("%v", get(v, "alert", "metadata"))
+	}
+}
+
+// The protocol objects an alert's context carries become the top-level
+// objects Suricata writes (http, tls, dns, flow, files, ssh…), validated by
+// the schema; other context goes to alert.context; an object that does not
+// fit the schema (from a producer that did not check it) goes there whole,
+// so no record breaks the schema and nothing is dropped.
+func TestAlertProtocolObjects(t *testing.T) {
+	s := loadSchema(t)
+	e := newEncoder(t, nil)
+	str := func(n, v string) pipeline.Field {
+		return pipeline.NewField(n, pipeline.TypeString, "", pipeline.StringValue(v))
+	}
+	num := func(n string, v int64) pipeline.Field {
+		return pipeline.NewField(n, pipeline.TypeInteger, "", pipeline.IntValue(v))
+	}
+	objects := map[string][]pipeline.Field{
+		"http": {str("http.hostname", "evil.example"), str("http.url", "/a"), str("http.http_method", "GET"),
+			num("http.status", 404), str("http.http_user_agent", "curl/8"), str("http.request_headers.0.name", "Host"),
+			str("http.request_headers.0.value", "evil.example")},
+		"tls": {str("tls.sni", "evil.example"), str("tls.version", "TLS 1.2"), str("tls.ja3.hash", "e7d705a3286e19ea42f587b344ee6865"),
+			str("tls.ja3.string", "771,4865"), str("tls.notafter", "2027-01-01T00:00:00"),
+			pipeline.NewField("tls.chain", pipeline.TypeString, "", pipeline.StringValue("MIIB"))},
+		"dns": {num("dns.version", 2), str("dns.type", "query"), str("dns.rrname", "evil.example"), str("dns.rrtype", "A"), num("dns.id", 7)},
+		"flow": {num("flow.pkts_toserver", 3), num("flow.bytes_toclient", 100), str("flow.start", "2026-11-22T00:00:00.000000+0000"),
+			pipeline.NewField("flow.alerted", pipeline.TypeBool, "", pipeline.BoolValue(true))},
+		"files":  {str("files.0.filename", "a.exe"), num("files.0.size", 10), str("files.1.filename", "b.exe")},
+		"ssh":    {str("ssh.client.software_version", "OpenSSH_9.6"), str("ssh.client.hassh.hash", "ec7378c1a92f5a8dde7e8b7a1ddf33d1")},
+		"smtp":   {str("smtp.helo", "evil.example")},
+		"ether":  {str("ether.src_mac", "00:11:22:33:44:55")},
+		"ftp":    {str("ftp.command", "RETR")},
+		"quic":   {str("quic.sni", "evil.example")},
+		"krb5":   {str("krb5.cname", "bob")},
+		"smb":    {str("smb.command", "SMB2_COMMAND_READ")},
+		"others": {str("pcre.match", "abc"), num("repeats", 3), str("tags", "x")},
+	}
+	for name, ctx := range objects {
+		a := &alert.Alert{ID: "019a8c3e-5b40-7c2d-9f1e-3a4b5c6d7e8f", Description: name, HasDescription: true, Context: ctx}
+		v := encodeValid(t, e, s, a.Message(pipelinetest.Now, "h", "f"))
+		if name == "others" {
+			if get(v, "alert", "context", "pcre", "match") != "abc" || get(v, "alert", "context", "repeats") != 3.0 {
+				t.Errorf("others: %v", v["alert"])
+			}
+			continue
+		}
+		if get(v, name) == nil || get(v, "alert", "context") != nil {
+			t.Errorf("%s: %v", name, v)
+		}
+	}
+	v := encodeValid(t, e, s, (&alert.Alert{ID: "x", Context: objects["http"]}).Message(pipelinetest.Now, "h", "f"))
+	if get(v, "http", "request_headers") == nil || fmt.Sprint(get(v, "http", "request_headers")) != "[map[name:Host value:evil.example]]" {
+		t.Errorf("arrays of objects: %v", v["http"])
+	}
+	v = encodeValid(t, e, s, (&alert.Alert{ID: "x", Context: objects["tls"]}).Message(pipelinetest.Now, "h", "f"))
+	if fmt.Sprint(get(v, "tls", "chain")) != "[MIIB]" {
+		t.Errorf("a list with one element is a list: %v", v["tls"])
+	}
+	// Objects that do not fit: an unknown key, a wrong type, dns without
+	// its version.
+	for _, bad := range [][]pipeline.Field{
+		{str("http.hostname", "h"), str("http.colour", "red")},
+		{str("http.status", "200 OK")},
+		{str("dns.rrname", "evil.example")},
+		{str("tls.notafter", "tomorrow")},
+		{pipeline.NewField("http.url", pipeline.TypeString, "", pipeline.StringValue("/a"), pipeline.StringValue("/b"))},
+	} {
+		a := &alert.Alert{ID: "x", Context: bad}
+		v := encodeValid(t, e, s, a.Message(pipelinetest.Now, "h", "f"))
+		obj := alert.ContextName(bad[0].Name)
+		if get(v, obj) != nil || get(v, "alert", "context", obj) == nil {
+			t.Errorf("%v: %v", bad, v)
+		}
+	}
+}
+
+// internal/alert's table of protocol object keys (generated from
+// testdata/schema.json) says what the schema says: every path it lists has
+// that type in the schema, and every key below a listed object is listed.
+func TestEVEKeysMatchSchema(t *testing.T) {
+	data, err := os.ReadFile("testdata/schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root map[string]any
+	if err := json.Unmarshal(data, &root); err != nil {
+		t.Fatal(err)
+	}
+	defs := root["$defs"].(map[string]any)
+	resolve := func(s map[string]any) map[string]any {
+		for s["$ref"] != nil {
+			s = defs[strings.TrimPrefix(s["$ref"].(string), "#/$defs/")].(map[string]any)
+		}
+		return s
+	}
+	// at walks a table path down the schema.
+	at := func(path string) map[string]any {
+		s := root
+		for i, seg := range strings.Split(strings.ReplaceAll(path, "[]", ".[]"), ".") {
+			s = resolve(s)
+			if seg == "[]" {
+				s, _ = s["items"].(map[string]any)
+			} else {
+				props, _ := s["properties"].(map[string]any)
+				s, _ = props[seg].(map[string]any)
+			}
+			if s == nil {
+				t.Fatalf("%s: segment %d not in the schema", path, i)
+			}
+		}
+		return resolve(s)
+	}
+	kindOf := map[string]alert.EVEKind{"string": alert.EVEString, "integer": alert.EVEInteger, "number": alert.EVENumber,
+		"boolean": alert.EVEBool, "object": alert.EVEObject, "array": alert.EVEArray, "": alert.EVEAny}
+	table := alert.EVEKeys()
+	objects := 0
+	for path, k := range table {
+		s := at(path)
+		typ, _ := s["type"].(string)
+		want := kindOf[typ]
+		if want == alert.EVEString && s["pattern"] != nil {
+			want = alert.EVEDate
+		}
+		if k.Kind != want {
+			t.Errorf("%s: table %v, schema %q", path, k.Kind, typ)
+		}
+		if k.Kind == alert.EVEArray {
+			elem := alert.EVEAny
+			if it, ok := s["items"].(map[string]any); ok {
+				it = resolve(it)
+				et, _ := it["type"].(string)
+				elem = kindOf[et]
+				if elem == alert.EVEString && it["pattern"] != nil {
+					elem = alert.EVEDate
+				}
+			}
+			if k.Elem != elem {
+				t.Errorf("%s: elements %v, schema %v", path, k.Elem, elem)
+			}
+		}
+		if k.Kind == alert.EVEObject {
+			objects++
+			props, _ := s["properties"].(map[string]any)
+			for name := range props {
+				if _, ok := table[path+"."+name]; !ok {
+					t.Errorf("%s.%s: in the schema, not in the table", path, name)
+				}
+			}
+			if fmt.Sprint(k.Required) != fmt.Sprint(s["required"]) && (len(k.Required) > 0 || s["required"] != nil) {
+				t.Errorf("%s: required %v, schema %v", path, k.Required, s["required"])
+			}
+		}
+	}
+	if objects < 50 || len(table) < 400 || !alert.IsEVEObject("http") || !alert.IsEVEObject("files") || alert.IsEVEObject("alert") {
+		t.Fatalf("table: %d paths, %d objects", len(table), objects)
+	}
+}
+
+// BenchmarkEncodeAlertObjects is an alert with http, tls, dns and flow
+// objects, free context and a definition (testdata/alert, sixth message).
+func BenchmarkEncodeAlertObjects(b *testing.B) {
+	e := newEncoder(b, nil)
+	data, err := os.ReadFile("testdata/alert/input.jsonl")
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := pipeline.NewMessage()
+	if err := codec.DecodeJSON(bytes.Split(data, []byte("\n"))[5], m, nil); err != nil {
 		b.Fatal(err)
 	}
 	buf := make([]byte, 0, 4096)

@@ -1,8 +1,8 @@
 // Package dedupe is the filter that suppresses repeats of an alert within a
 // window: the first tern.alert of a key passes (re-injected under the
-// filter's name), later ones with the same key are counted, and when the
-// window ends an update of the first alert reports how many were
-// suppressed.
+// filter's name, with its own id), later ones with the same key are
+// counted, and when the window ends an update of the first alert reports
+// how many were suppressed.
 package dedupe
 
 import (
@@ -11,11 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ternlog/tern/internal/alert"
+	"github.com/ternlog/tern/internal/alertmsg"
 	"github.com/ternlog/tern/internal/msgvar"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
@@ -72,14 +72,16 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// srcID names an alert: ids are unique, but the integer ids of earlier
+// versions counted per filter, so the Logger is part of the name.
 type srcID struct {
 	logger string
-	id     int64
+	id     string
 }
 
 type entry struct {
 	key     string
-	id      int64 // the id this filter gave the first alert
+	state   *alert.Alert // the first alert as it stands after its updates
 	first   int64
 	last    int64
 	repeats int
@@ -93,7 +95,6 @@ type Filter struct {
 	vars       []msgvar.Var
 	entries    map[string]*entry
 	ids        map[srcID]*entry // updates of a source alert follow it
-	seq        int64
 	latest     int64
 	suppressed func(float64, ...string)
 	untracked  func(float64, ...string)
@@ -152,16 +153,17 @@ func (f *Filter) Process(_ context.Context, m *pipeline.Message, out pipeline.In
 	if m.Type != alert.Type {
 		return nil
 	}
-	id, _ := m.FieldInt(alert.FieldID)
+	id, _ := alertmsg.ID(m)
 	src := srcID{m.Logger, id}
 	f.latest = max(f.latest, m.Timestamp)
-	if upd := m.Field(alert.FieldUpdate, 0); upd != nil && upd.Len() > 0 && upd.Value(0).Bool() {
+	if alertmsg.IsUpdate(m) {
 		e := f.ids[src]
 		if e == nil || e.srcs[0] != src {
 			f.suppressed(1) // an update of a repeat, or of an alert we never saw
 			return nil
 		}
-		return out.Inject(f.renumber(m, e.id))
+		e.state = follow(e.state, m)
+		return out.Inject(reinject(m))
 	}
 	k := f.key(m)
 	e := f.entries[k]
@@ -185,37 +187,37 @@ func (f *Filter) Process(_ context.Context, m *pipeline.Message, out pipeline.In
 			return err
 		}
 	}
-	f.seq++
 	if len(f.entries) >= f.cfg.MaxKeys {
 		f.untracked(1)
-		return out.Inject(f.renumber(m, f.seq))
+		return out.Inject(reinject(m))
 	}
-	e = &entry{key: k, id: f.seq, first: m.Timestamp, last: m.Timestamp, srcs: []srcID{src}}
+	e = &entry{key: k, state: follow(nil, m), first: m.Timestamp, last: m.Timestamp, srcs: []srcID{src}}
 	f.entries[k] = e
 	f.ids[src] = e
-	return out.Inject(f.renumber(m, e.id))
+	return out.Inject(reinject(m))
 }
 
-// renumber copies an alert under this filter's id; the engine sets the
-// filter as its Logger.
-func (f *Filter) renumber(m *pipeline.Message, id int64) *pipeline.Message {
+// follow returns the alert after m: m's whole alert, or for an update
+// that carries only its changes (earlier versions), state with them.
+func follow(state *alert.Alert, m *pipeline.Message) *alert.Alert {
+	a, err := alert.Parse(m)
+	if err != nil && a.ID == "" {
+		return state
+	}
+	if a.Update && a.Updated == nil && state != nil {
+		state.Apply(a)
+		return state
+	}
+	a.Update, a.Updated = false, nil
+	return a
+}
+
+// reinject copies an alert to be injected under the filter's name; the
+// engine sets the Logger and a new UUID.
+func reinject(m *pipeline.Message) *pipeline.Message {
 	c := m.Clone()
 	c.UUID = [16]byte{}
 	c.Logger = ""
-	old, _ := m.FieldInt(alert.FieldID)
-	for i := range c.Fields {
-		if c.Fields[i].Name == alert.FieldID {
-			c.Fields[i] = pipeline.NewField(alert.FieldID, pipeline.TypeInteger, "", pipeline.IntValue(id))
-			break
-		}
-	}
-	// The payload's text form names the id too.
-	for _, p := range []string{"alert: id = ", "alert: update id = "} {
-		if rest, ok := strings.CutPrefix(c.Payload, p+strconv.FormatInt(old, 10)); ok {
-			c.Payload = p + strconv.FormatInt(id, 10) + rest
-			break
-		}
-	}
 	return c
 }
 
@@ -228,14 +230,15 @@ func (f *Filter) close(e *entry, out pipeline.Injector) error {
 			delete(f.ids, s)
 		}
 	}
-	if e.repeats == 0 {
+	if e.repeats == 0 || e.state == nil {
 		return nil
 	}
 	last := e.last
-	a := &alert.Alert{ID: e.id, Update: true, EndTime: &last,
-		Context: []pipeline.Field{pipeline.NewField(RepeatsContext, pipeline.TypeInteger, "", pipeline.IntValue(int64(e.repeats)))}}
+	a := e.state
+	a.Updated = a.Apply(&alert.Alert{EndTime: &last,
+		Context: []pipeline.Field{pipeline.NewField(RepeatsContext, pipeline.TypeInteger, "", pipeline.IntValue(int64(e.repeats)))}})
+	a.Update = true
 	m := a.Message(f.set.Now(), f.set.Hostname, "")
-	m.Logger = ""
 	return out.Inject(m)
 }
 
@@ -252,7 +255,13 @@ func (f *Filter) expire(now int64, out pipeline.Injector) error {
 			done = append(done, e)
 		}
 	}
-	sort.Slice(done, func(i, j int) bool { return done[i].id < done[j].id })
+	// Oldest window first; ties in the order of the keys, not the map's.
+	sort.Slice(done, func(i, j int) bool {
+		if done[i].first != done[j].first {
+			return done[i].first < done[j].first
+		}
+		return done[i].key < done[j].key
+	})
 	for _, e := range done {
 		if err := f.close(e, out); err != nil {
 			return err

@@ -19,14 +19,17 @@ func (r *recorder) Inject(m *pipeline.Message) error { r.msgs = append(r.msgs, m
 
 var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 
-func raised(logger string, id int64, src string, at time.Duration, update bool) *pipeline.Message {
-	a := &alert.Alert{ID: id, Update: update}
-	if !update {
-		a.Severity, a.Description, a.HasDescription = "high", "brute force", true
+// raised is alert id (its update carries the whole alert, as producers
+// send it).
+func raised(logger, id, src string, at time.Duration, update bool) *pipeline.Message {
+	a := &alert.Alert{ID: id, Severity: "high", Description: "brute force", HasDescription: true,
+		Key: 1, KeyName: "alert_ssh_bruteforce", Title: "SSH brute force"}
+	if src != "" {
 		a.Sources = []alert.Node{alert.Address(src)}
-		a.Key, a.KeyName, a.Title = 1, "alert_ssh_bruteforce", "SSH brute force"
-	} else {
-		a.Completion = "successful"
+	}
+	if update {
+		a.Updated = a.Apply(&alert.Alert{Completion: "successful"})
+		a.Update = true
 	}
 	m := a.Message(t0.Add(at), "h", logger)
 	return m
@@ -45,13 +48,13 @@ func TestDedupe(t *testing.T) {
 	rec := &recorder{}
 	ctx := context.Background()
 	for _, m := range []*pipeline.Message{
-		raised("ssh", 7, "198.51.100.23", 0, false),               // passes as our id 1
-		raised("ssh", 8, "198.51.100.23", 10*time.Second, false),  // repeat
-		raised("ssh", 9, "203.0.113.77", 15*time.Second, false),   // another key: our id 2
-		raised("ssh", 7, "", 20*time.Second, true),                // update of the first: forwarded as id 1
-		raised("ssh", 8, "", 21*time.Second, true),                // update of a repeat: suppressed
-		raised("ssh", 10, "198.51.100.23", 30*time.Second, false), // repeat
-		raised("ssh", 11, "198.51.100.23", 90*time.Second, false), // window over: update (2 repeats), then id 3
+		raised("ssh", "a7", "198.51.100.23", 0, false),               // passes
+		raised("ssh", "a8", "198.51.100.23", 10*time.Second, false),  // repeat
+		raised("ssh", "a9", "203.0.113.77", 15*time.Second, false),   // another key: passes
+		raised("ssh", "a7", "198.51.100.23", 20*time.Second, true),   // update of the first: forwarded
+		raised("ssh", "a8", "198.51.100.23", 21*time.Second, true),   // update of a repeat: suppressed
+		raised("ssh", "a10", "198.51.100.23", 30*time.Second, false), // repeat
+		raised("ssh", "a11", "198.51.100.23", 90*time.Second, false), // window over: update (2 repeats), then a11
 	} {
 		if err := f.Process(ctx, m, rec); err != nil {
 			t.Fatal(err)
@@ -62,23 +65,31 @@ func TestDedupe(t *testing.T) {
 	}
 	var got []string
 	for _, m := range rec.msgs {
-		id, _ := m.FieldInt(alert.FieldID)
+		id, _ := m.FieldString(alert.FieldID)
 		rep, _ := m.FieldInt("alert.context.repeats")
 		src, _ := m.FieldString(alert.FieldSource)
-		got = append(got, strings.Join([]string{itoa(id), src, itoa(rep), m.Payload[:strings.Index(m.Payload, " time")]}, "|"))
+		comp, _ := m.FieldString(alert.FieldCompletion)
+		desc, _ := m.FieldString(alert.FieldDescription)
+		got = append(got, strings.Join([]string{id, src, itoa(rep), comp, desc, m.Payload[:strings.Index(m.Payload, " time")]}, "|"))
 		if m.Logger != "" || m.UUID != ([16]byte{}) {
 			t.Errorf("re-injected alerts take the filter's Logger and a new UUID")
 		}
 	}
+	// Passed alerts keep their ids (unique, not per filter); the update
+	// that closes a window is the whole alert after its own update.
 	want := []string{
-		"1|198.51.100.23|0|alert: id = 1",
-		"2|203.0.113.77|0|alert: id = 2",
-		"1||0|alert: update id = 1",
-		"1||2|alert: update id = 1",
-		"3|198.51.100.23|0|alert: id = 3",
+		"a7|198.51.100.23|0||brute force|alert: id = a7",
+		"a9|203.0.113.77|0||brute force|alert: id = a9",
+		"a7|198.51.100.23|0|successful|brute force|alert: update id = a7",
+		"a7|198.51.100.23|2|successful|brute force|alert: update id = a7",
+		"a11|198.51.100.23|0||brute force|alert: id = a11",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if u := rec.msgs[3].FirstField(alert.FieldUpdated); u == nil || u.Len() != 2 || u.Value(0).Str() != "end_time" || u.Value(1).Str() != "context.repeats" ||
+		rec.msgs[3].Severity != pipeline.SeverityCritical {
+		t.Fatalf("the closing update: %+v", rec.msgs[3])
 	}
 	if tel.Counts["dedupe_suppressed_total"] != 3 {
 		t.Fatalf("suppressed %v", tel.Counts)
@@ -100,7 +111,7 @@ func TestIgnoresOtherTypes(t *testing.T) {
 
 func BenchmarkRepeat(b *testing.B) {
 	f, _ := New(pipelinetest.Settings(b, "filters.d"), DefaultConfig())
-	m := raised("ssh", 1, "10.0.0.1", 0, false)
+	m := raised("ssh", "a1", "10.0.0.1", 0, false)
 	rec := &recorder{}
 	_ = f.Process(context.Background(), m, rec)
 	b.ReportAllocs()

@@ -2,7 +2,6 @@ package lua
 
 import (
 	"fmt"
-	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,13 +11,14 @@ import (
 	"github.com/ternlog/tern/internal/alert"
 	"github.com/ternlog/tern/internal/alertdef"
 	"github.com/ternlog/tern/internal/sandbox"
-	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/codec"
 )
 
 // Haka's alert API (formats.md §5.1), also reachable as haka.alert:
 //
 //	local a = alert{ start_time=…, end_time=…, description=…, severity=…, confidence=…,
-//	                 completion=…, method={description=…, ref={…}}, sources={…}, targets={…}, ref={…} }
+//	                 completion=…, method={description=…, ref={…}}, sources={…}, targets={…}, ref={…},
+//	                 context={…}, http={…}, tls={…}, dns={…}, … }
 //	alert.update(a, {…})  or  a:update{…}
 //	alert.address(v, …)   alert.service(v, …)
 //
@@ -29,9 +29,15 @@ import (
 // key is a definition's key name ("alert_ssh_bruteforce") or number; fields
 // are Haka's; info holds the description's parameters (%{name}, or the
 // third argument of an i18n_description function) and an optional context
-// table whose entries become alert.context.<name> fields. Times are seconds
-// (numbers, rounded to the microsecond) or exact nanoseconds (decimal
-// strings). Every alert is injected as a tern.alert message (docs/alerts.md).
+// table whose entries become alert.context.<name> fields (alertctx.go).
+// Times are seconds (numbers, rounded to the microsecond) or exact
+// nanoseconds (decimal strings). Every alert is injected as a tern.alert
+// message (docs/alerts.md).
+//
+// A handle is a table {id = "<alert id>", state = "<the alert>"}: state is
+// the whole alert as canonical JSON, so that an update can send the whole
+// alert after the change, and so that a handle kept in a global survives
+// preserve_data (its metatable is given back after the restore).
 
 const handleMeta = "tern.alerthandle"
 
@@ -65,6 +71,8 @@ func (f *Filter) openAlert(sb *sandbox.Sandbox) error {
 	l.SetField(-2, "alert")
 	l.Pop(1)
 
+	alertdef.OpenI18n(l, f.defs, f.cfg.Locale)
+	alertdef.WrapRequire(l)
 	if err := f.loadDefinitionTables(sb); err != nil {
 		return err
 	}
@@ -96,58 +104,150 @@ func node(typ string) golua.Function {
 	}
 }
 
-func (f *Filter) pushHandle(l *golua.State, id int64) {
-	l.CreateTable(0, 1)
-	l.PushNumber(float64(id))
+// pushHandle pushes the handle of alert a (not an update).
+func (f *Filter) pushHandle(l *golua.State, a *alert.Alert) {
+	l.CreateTable(0, 2)
+	l.PushString(a.ID)
 	l.SetField(-2, "id")
+	l.PushString(f.encodeState(a))
+	l.SetField(-2, "state")
 	l.Field(golua.RegistryIndex, handleMeta)
 	l.SetMetaTable(-2)
 }
 
-// handleID returns the id of the alert handle at idx.
-func handleID(l *golua.State, idx int) (int64, bool) {
+// encodeState renders the whole alert a for its handle.
+func (f *Filter) encodeState(a *alert.Alert) string {
+	m := &f.stateMsg
+	m.Reset()
+	upd, updated := a.Update, a.Updated
+	a.Update, a.Updated = false, nil
+	a.AddFields(m)
+	a.Update, a.Updated = upd, updated
+	f.stateBuf = codec.AppendJSON(f.stateBuf[:0], m)
+	return string(f.stateBuf)
+}
+
+// isHandle reports whether the table at idx has the handle metatable.
+func isHandle(l *golua.State, idx int) bool {
 	idx = l.AbsIndex(idx)
 	if !l.IsTable(idx) || !l.MetaTable(idx) {
-		return 0, false
+		return false
 	}
 	l.Field(golua.RegistryIndex, handleMeta)
 	same := l.RawEqual(-1, -2)
 	l.Pop(2)
-	if !same {
-		return 0, false
+	return same
+}
+
+// handleID returns the id of the alert handle at idx.
+func handleID(l *golua.State, idx int) (string, bool) {
+	idx = l.AbsIndex(idx)
+	if !isHandle(l, idx) {
+		return "", false
 	}
 	l.Field(idx, "id")
-	v, ok := l.ToNumber(-1)
+	id, _ := l.ToString(-1)
+	ok := l.TypeOf(-1) == golua.TypeString
 	l.Pop(1)
-	return int64(v), ok
+	return id, ok
+}
+
+// handleAlert reads the alert a handle holds.
+func (f *Filter) handleAlert(l *golua.State, idx int) (*alert.Alert, error) {
+	idx = l.AbsIndex(idx)
+	id, ok := handleID(l, idx)
+	if !ok {
+		return nil, fmt.Errorf("alert handle expected")
+	}
+	l.Field(idx, "state")
+	state, _ := l.ToString(-1)
+	l.Pop(1)
+	m := &f.stateMsg
+	if err := codec.DecodeJSON([]byte(state), m, nil); err != nil {
+		return nil, fmt.Errorf("alert handle %s: its state is damaged: %v", id, err)
+	}
+	a, err := alert.Parse(m)
+	if err != nil || a.ID != id {
+		return nil, fmt.Errorf("alert handle %s: its state is damaged", id)
+	}
+	return a, nil
+}
+
+// reattachHandles gives the handles that preserve_data restored (tables
+// {id = <alert id>, state = <string>} without a metatable) their
+// metatable back, so that h:update{} works after a restart.
+func reattachHandles(l *golua.State) int {
+	seen := map[any]bool{}
+	n := 0
+	var walk func(idx, depth int)
+	walk = func(idx, depth int) {
+		idx = l.AbsIndex(idx)
+		p := l.ToValue(idx)
+		if seen[p] || depth > 64 {
+			return
+		}
+		seen[p] = true
+		if !l.MetaTable(idx) {
+			l.Field(idx, "id")
+			id, _ := l.ToString(-1)
+			isID := l.TypeOf(-1) == golua.TypeString && alert.ValidID(id)
+			l.Field(idx, "state")
+			isState := l.TypeOf(-1) == golua.TypeString
+			l.Pop(2)
+			if isID && isState {
+				l.Field(golua.RegistryIndex, handleMeta)
+				l.SetMetaTable(idx)
+				n++
+				return
+			}
+		} else {
+			l.Pop(1)
+		}
+		l.PushNil()
+		for l.Next(idx) {
+			if l.IsTable(-1) {
+				walk(-1, depth+1)
+			}
+			l.Pop(1)
+		}
+	}
+	l.PushGlobalTable()
+	walk(-1, 0)
+	l.Pop(1)
+	return n
 }
 
 // alertNew is alert{…}.
 func (f *Filter) alertNew(l *golua.State) int {
 	golua.CheckType(l, 1, golua.TypeTable)
 	a := &alert.Alert{}
-	if err := parseAlert(l, 1, a); err != nil {
+	if _, err := parseAlert(l, 1, a); err != nil {
 		golua.Errorf(l, "%s", err.Error())
 	}
-	f.alertSeq++
-	a.ID = f.alertSeq
+	a.ID = f.ids.New(f.now)
 	f.emit(l, a)
-	f.pushHandle(l, a.ID)
+	f.pushHandle(l, a)
 	return 1
 }
 
-// alertUpdate is alert.update(handle, {…}) and handle:update{…}.
+// alertUpdate is alert.update(handle, {…}) and handle:update{…}: the
+// message holds the whole alert after the change, alert.updated names the
+// keys the update replaced, and the text shows only those (Haka's).
 func (f *Filter) alertUpdate(l *golua.State) int {
-	id, ok := handleID(l, 1)
-	if !ok {
-		golua.ArgumentError(l, 1, "alert handle expected")
+	a, err := f.handleAlert(l, 1)
+	if err != nil {
+		golua.ArgumentError(l, 1, err.Error())
 	}
 	golua.CheckType(l, 2, golua.TypeTable)
-	a := &alert.Alert{ID: id, Update: true}
-	if err := parseAlert(l, 2, a); err != nil {
+	u := &alert.Alert{}
+	if _, err := parseAlert(l, 2, u); err != nil {
 		golua.Errorf(l, "%s", err.Error())
 	}
+	a.Updated = a.Apply(u)
+	a.Update = true
 	f.emit(l, a)
+	l.PushString(f.encodeState(a))
+	l.SetField(1, "state")
 	l.PushValue(1)
 	return 1
 }
@@ -181,7 +281,8 @@ func (f *Filter) alertRaise(l *golua.State) int {
 	}
 	golua.CheckType(l, 3, golua.TypeTable)
 	a := &alert.Alert{Key: d.Key, KeyName: d.Name, Title: d.Title}
-	if err := parseAlert(l, 2, a); err != nil {
+	ctx, err := parseAlert(l, 2, a)
+	if err != nil {
 		golua.Errorf(l, "%s", err.Error())
 	}
 	if a.Severity == "" {
@@ -193,15 +294,25 @@ func (f *Filter) alertRaise(l *golua.State) int {
 	if d.Targets != "" && len(a.Targets) == 0 {
 		golua.Errorf(l, "%s: targets required (%s)", d.Name, d.Targets)
 	}
+	l.Field(3, "context")
+	switch {
+	case l.IsNil(-1):
+	case !l.IsTable(-1):
+		golua.Errorf(l, "info.context: a table expected")
+	default:
+		if err := ctx.entries(-1); err != nil {
+			golua.Errorf(l, "%s", err.Error())
+		}
+		a.Context = ctx.out
+	}
+	l.Pop(1)
 	if !a.HasDescription {
 		a.Description = f.describe(l, d)
 		a.HasDescription = a.Description != ""
 	}
-	a.Context = readContext(l, 3)
-	f.alertSeq++
-	a.ID = f.alertSeq
+	a.ID = f.ids.New(f.now)
 	f.emit(l, a)
-	f.pushHandle(l, a.ID)
+	f.pushHandle(l, a)
 	return 1
 }
 
@@ -262,61 +373,10 @@ func (f *Filter) emit(l *golua.State, a *alert.Alert) {
 	f.queue(l, m)
 }
 
-// contextTypes are the alert.context names with a non-string type.
-var contextTypes = map[string]pipeline.ValueType{
-	"flow_id": pipeline.TypeInteger, "gid": pipeline.TypeInteger, "signature_id": pipeline.TypeInteger,
-	"rev": pipeline.TypeInteger, "tx_id": pipeline.TypeInteger,
-	"payload": pipeline.TypeBytes, "packet": pipeline.TypeBytes,
-}
-
-func readContext(l *golua.State, infoIdx int) []pipeline.Field {
-	l.Field(infoIdx, "context")
-	defer l.Pop(1)
-	if !l.IsTable(-1) {
-		return nil
-	}
-	idx := l.AbsIndex(-1)
-	var names []string
-	l.PushNil()
-	for l.Next(idx) {
-		if l.TypeOf(-2) == golua.TypeString {
-			k, _ := l.ToString(-2)
-			names = append(names, k)
-		}
-		l.Pop(1)
-	}
-	sort.Strings(names)
-	var out []pipeline.Field
-	for _, k := range names {
-		l.Field(idx, k)
-		t, typed := contextTypes[k]
-		switch {
-		case typed && t == pipeline.TypeInteger:
-			if n, ok := l.ToNumber(-1); ok && n == math.Trunc(n) {
-				out = append(out, pipeline.NewField(k, t, "", pipeline.IntValue(int64(n))))
-			} else {
-				golua.Errorf(l, "context.%s: integer expected", k)
-			}
-		case l.TypeOf(-1) == golua.TypeString || l.TypeOf(-1) == golua.TypeNumber:
-			if !typed {
-				t = pipeline.TypeString
-			}
-			s, _ := golua.ToStringMeta(l, -1)
-			l.Pop(1)
-			out = append(out, pipeline.NewField(k, t, "", pipeline.StringValue(s)))
-		case l.TypeOf(-1) == golua.TypeBoolean:
-			out = append(out, pipeline.NewField(k, pipeline.TypeBool, "", pipeline.BoolValue(l.ToBoolean(-1))))
-		default:
-			golua.Errorf(l, "context.%s: string, number or boolean expected", k)
-		}
-		l.Pop(1)
-	}
-	return out
-}
-
 var alertKeys = map[string]bool{
 	"start_time": true, "end_time": true, "description": true, "severity": true, "confidence": true,
 	"completion": true, "method": true, "sources": true, "targets": true, "ref": true,
+	"context": true, // tern's: alert.context.<name> fields
 }
 
 // tostr is Lua's tostring of the value at idx (for error messages).
@@ -327,30 +387,47 @@ func tostr(l *golua.State, idx int) string {
 }
 
 // parseAlert validates Haka's alert table at idx into a; the errors are
-// Haka's: unexpected field '<name>', invalid <field> value '<v>'.
-func parseAlert(l *golua.State, idx int, a *alert.Alert) error {
+// Haka's: unexpected field '<name>', invalid <field> value '<v>'. Besides
+// Haka's keys it takes context = {…} and the protocol objects (http = {…}
+// is context = {http = {…}}). It returns the context reader, for
+// alert.raise's info.context.
+func parseAlert(l *golua.State, idx int, a *alert.Alert) (*ctxReader, error) {
 	idx = l.AbsIndex(idx)
+	ctx := &ctxReader{l: l}
 	var keys []string
 	l.PushNil()
 	for l.Next(idx) {
 		k := tostr(l, -2)
 		keys = append(keys, k)
-		if l.TypeOf(-2) != golua.TypeString || !alertKeys[k] {
+		if l.TypeOf(-2) != golua.TypeString || !alertKeys[k] && !alert.IsEVEObject(k) {
 			l.Pop(2)
-			return fmt.Errorf("unexpected field '%s'", k)
+			return nil, fmt.Errorf("unexpected field '%s'", k)
 		}
 		l.Pop(1)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
 		l.Field(idx, k)
-		err := parseAlertField(l, k, a)
+		var err error
+		switch {
+		case k == "context":
+			if !l.IsTable(-1) {
+				err = invalid(l, k)
+			} else {
+				err = ctx.entries(-1)
+			}
+		case alert.IsEVEObject(k):
+			err = ctx.entry(k, -1)
+		default:
+			err = parseAlertField(l, k, a)
+		}
 		l.Pop(1)
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	a.Context = ctx.out
+	return ctx, nil
 }
 
 func invalid(l *golua.State, field string) error {
@@ -544,27 +621,28 @@ func parseNode(l *golua.State, idx int, field string) (alert.Node, error) {
 	return nd, nil
 }
 
-func parseRefs(l *golua.State, idx int) ([]int64, error) {
-	one := func(i int) (int64, error) {
+// parseRefs reads ref: alert handles or alert ids, one or a list.
+func parseRefs(l *golua.State, idx int) ([]string, error) {
+	one := func(i int) (string, error) {
 		if id, ok := handleID(l, i); ok {
 			return id, nil
 		}
-		if n, ok := l.ToNumber(i); ok && l.TypeOf(i) == golua.TypeNumber && n == math.Trunc(n) && n > 0 {
-			return int64(n), nil
+		if s, ok := l.ToString(i); ok && l.TypeOf(i) == golua.TypeString && alert.ValidID(s) {
+			return s, nil
 		}
 		l.PushValue(i)
 		err := invalid(l, "ref")
 		l.Pop(1)
-		return 0, err
+		return "", err
 	}
-	if _, ok := handleID(l, idx); ok || !l.IsTable(idx) {
+	if isHandle(l, idx) || !l.IsTable(idx) {
 		id, err := one(idx)
 		if err != nil {
 			return nil, err
 		}
-		return []int64{id}, nil
+		return []string{id}, nil
 	}
-	var out []int64
+	var out []string
 	n := golua.LengthEx(l, idx)
 	for i := 1; i <= n; i++ {
 		l.RawGetInt(idx, i)

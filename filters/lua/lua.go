@@ -15,6 +15,7 @@ import (
 
 	golua "github.com/Shopify/go-lua"
 
+	"github.com/ternlog/tern/internal/alert"
 	"github.com/ternlog/tern/internal/alertdef"
 	"github.com/ternlog/tern/internal/sandbox"
 	"github.com/ternlog/tern/pipeline"
@@ -97,11 +98,14 @@ type Filter struct {
 	dead     bool // a load error or a fatal return disabled the script
 
 	// per call
-	cur      *pipeline.Message
-	pending  []*pipeline.Message
-	payload  strings.Builder
-	alertSeq int64
-	now      time.Time
+	cur     *pipeline.Message
+	pending []*pipeline.Message
+	payload strings.Builder
+	now     time.Time
+
+	ids      *alert.IDs
+	stateMsg pipeline.Message // scratch for alert handles' state
+	stateBuf []byte
 
 	readReturn func(*golua.State) error // f.returnCode, made once
 	retCode    int
@@ -120,7 +124,7 @@ func New(set pipeline.Settings, cfg Config) (*Filter, error) {
 	if set.Now == nil {
 		set.Now = time.Now
 	}
-	f := &Filter{set: set, cfg: cfg, path: set.Resolve(cfg.Filename)}
+	f := &Filter{set: set, cfg: cfg, path: set.Resolve(cfg.Filename), ids: alert.NewIDs()}
 	f.readReturn = f.returnCode
 	f.fail = sandbox.NewFailures(set, cfg.MaxFailures)
 	f.sb = sandbox.New(cfg.Limits.SandboxConfig(set), f.path, "", f.setup)
@@ -163,7 +167,8 @@ func (f *Filter) load() error {
 		if err != nil {
 			f.set.Logger.Error("lua: preserved data not restored", "err", err)
 		} else if ok {
-			f.set.Logger.Info("lua: preserved data restored", "file", f.preservePath())
+			n := reattachHandles(f.sb.State())
+			f.set.Logger.Info("lua: preserved data restored", "file", f.preservePath(), "alert_handles", n)
 		}
 	}
 	if !f.sb.HasFunction("process_message") {

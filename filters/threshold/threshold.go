@@ -105,7 +105,7 @@ type Filter struct {
 	cfg  Config
 	key  msgvar.Var
 	keys map[string]*window
-	seq  int64
+	ids  *alert.IDs
 	// high-water mark of message time, to expire keys on ticks
 	latest int64
 }
@@ -134,7 +134,7 @@ func New(set pipeline.Settings, cfg Config) (*Filter, error) {
 	if set.Now == nil {
 		set.Now = time.Now
 	}
-	return &Filter{set: set, cfg: cfg, key: k, keys: map[string]*window{}}, nil
+	return &Filter{set: set, cfg: cfg, key: k, keys: map[string]*window{}, ids: alert.NewIDs()}, nil
 }
 
 // Factory registers the filter.
@@ -185,7 +185,7 @@ func (f *Filter) Process(_ context.Context, m *pipeline.Message, out pipeline.In
 }
 
 func (f *Filter) alert(key string, start, end int64) *pipeline.Message {
-	f.seq++
+	now := f.set.Now()
 	title, desc := alertdef.BuiltinText(f.cfg.Locale, f.cfg.AlertKey)
 	if f.cfg.Description != "" {
 		desc = f.cfg.Description
@@ -194,7 +194,7 @@ func (f *Filter) alert(key string, start, end int64) *pipeline.Message {
 		"src": key, "attempts": strconv.Itoa(f.cfg.Threshold)}
 	num, _ := alertdef.BuiltinKey(f.cfg.AlertKey)
 	a := &alert.Alert{
-		ID: f.seq, StartTime: &start, EndTime: &end, Severity: f.cfg.Severity,
+		ID: f.ids.New(now), StartTime: &start, EndTime: &end, Severity: f.cfg.Severity,
 		Description:    alertdef.Render(desc, func(k string) (string, bool) { v, ok := params[k]; return v, ok }),
 		HasDescription: desc != "",
 		Key:            num, KeyName: f.cfg.AlertKey, Title: title,
@@ -208,7 +208,7 @@ func (f *Filter) alert(key string, start, end int64) *pipeline.Message {
 	} else {
 		a.Targets = []alert.Node{n}
 	}
-	return a.Message(f.set.Now(), f.set.Hostname, name(f.set.Name))
+	return a.Message(now, f.set.Hostname, name(f.set.Name))
 }
 
 func name(id string) string {

@@ -10,10 +10,15 @@
 //	  targets = "victim" }        -- optional: raising requires target nodes
 //
 // Keys come from two namespaces: builtin (tern's, below 32768, listed in
-// BuiltinKeys and never renumbered) and user (32768 and up, declared by the
-// directory's alert_keys.lua, which returns { user = { alert_name = 32768, … } }).
+// BuiltinKeys and never renumbered; also named alert_keys.ntopng, as in
+// ntopng's definitions) and user (32768 and up, declared by the directory's
+// alert_keys.lua, which returns { user = { alert_name = 32768, … } }).
 // Every key is unique across both, and every definition must use a declared
 // key and a key no other definition uses: the load error names both files.
+// A definition may start as ntopng's do, local alert_keys = require
+// "alert_keys", and its description function may call i18n(key [, params]).
+// Loading calls each description function once with stand-in arguments, so
+// a call to an undefined function is a load error with its file and line.
 //
 // Titles and descriptions are localized through catalogs: Lua files
 // returning nested tables, looked up by dotted key. The order is the
@@ -176,7 +181,11 @@ func Load(dir, locale string) (*Set, error) {
 	for _, k := range BuiltinKeys {
 		set.Keys[k.Name] = k.Key
 	}
-	sb := sandbox.New(sandbox.Config{Name: "alert definitions"}, "alertdef", "", nil)
+	sb := sandbox.New(sandbox.Config{Name: "alert definitions"}, "alertdef", "", func(sb *sandbox.Sandbox) error {
+		WrapRequire(sb.State())
+		OpenI18n(sb.State(), set, locale)
+		return nil
+	})
 	if _, err := sb.Load(); err != nil {
 		return nil, err
 	}
@@ -326,7 +335,10 @@ func loadUserKeys(sb *sandbox.Sandbox, path string) ([]namedKey, error) {
 	return out, nil
 }
 
-// PushKeys sets the global alert_keys = {builtin = {…}, user = {…}}.
+// PushKeys sets the global alert_keys = {builtin = {…}, user = {…}},
+// with ntopng as another name of builtin (ntopng's definitions say
+// alert_keys.ntopng.<name>), and makes it what require "alert_keys"
+// returns (WrapRequire).
 func PushKeys(l *lua.State, keys map[string]int) {
 	l.NewTable()
 	l.NewTable()
@@ -340,8 +352,67 @@ func PushKeys(l *lua.State, keys map[string]int) {
 		}
 	}
 	l.SetField(-3, User)
+	l.PushValue(-1)
+	l.SetField(-3, NtopngNamespace)
 	l.SetField(-2, Builtin)
+	l.PushValue(-1)
+	l.SetField(lua.RegistryIndex, keysRegistry)
 	l.SetGlobal("alert_keys")
+}
+
+// NtopngNamespace is ntopng's name of the builtin namespace.
+const NtopngNamespace = "ntopng"
+
+const keysRegistry = "tern.alert_keys"
+
+// WrapRequire makes require "alert_keys" return the alert_keys table, as
+// ntopng's definitions load it (local alert_keys = require "alert_keys");
+// other names go to the require the State had.
+func WrapRequire(l *lua.State) {
+	l.Global("require")
+	l.PushGoClosure(func(l *lua.State) int {
+		if name, ok := l.ToString(1); ok && l.TypeOf(1) == lua.TypeString && name == "alert_keys" {
+			l.Field(lua.RegistryIndex, keysRegistry)
+			return 1
+		}
+		if l.IsNil(lua.UpValueIndex(1)) {
+			lua.Errorf(l, "require: module %q not found", lua.CheckString(l, 1))
+		}
+		l.PushValue(lua.UpValueIndex(1))
+		l.Insert(1)
+		l.Call(l.Top()-1, 1)
+		return 1
+	}, 1)
+	l.SetGlobal("require")
+}
+
+// OpenI18n sets the global i18n(key [, params]) of ntopng's descriptions:
+// key localized through set's catalogs (tern's own for locale when set is
+// nil), then %{name} placeholders filled from the params table.
+func OpenI18n(l *lua.State, set *Set, locale string) {
+	if set == nil {
+		set = builtinSet(locale)
+	}
+	l.Register("i18n", func(l *lua.State) int {
+		key := lua.CheckString(l, 1)
+		text := set.Localize(key)
+		if l.IsTable(2) {
+			text = Render(text, func(name string) (string, bool) {
+				l.Field(2, name)
+				defer l.Pop(1)
+				switch l.TypeOf(-1) {
+				case lua.TypeString, lua.TypeNumber:
+					s, _ := l.ToString(-1)
+					return s, true
+				case lua.TypeBoolean:
+					return strconv.FormatBool(l.ToBoolean(-1)), true
+				}
+				return "", false
+			})
+		}
+		l.PushString(text)
+		return 1
+	})
 }
 
 var defFields = map[string]bool{
@@ -356,11 +427,18 @@ func loadDef(sb *sandbox.Sandbox, file, keysPath string, keys map[string]int) (*
 	}
 	PushKeys(sb.State(), keys)
 	d := &Def{File: file}
+	var probeErr error // names its file and line already
 	err = sb.DoChunk(file, string(src), 1, func(l *lua.State) error {
 		if !l.IsTable(-1) {
 			return errors.New("must return a table with alert_key and i18n_title")
 		}
-		return ReadDef(l, -1, d)
+		if err := ReadDef(l, -1, d); err != nil {
+			return err
+		}
+		if d.DescFunc {
+			probeErr = probeDescription(l, l.AbsIndex(-1), file)
+		}
+		return nil
 	})
 	if err != nil {
 		if d.Key == 0 {
@@ -368,7 +446,76 @@ func loadDef(sb *sandbox.Sandbox, file, keysPath string, keys map[string]int) (*
 		}
 		return nil, fmt.Errorf("%s: %v", file, err)
 	}
+	if probeErr != nil {
+		return nil, probeErr
+	}
 	return d, nil
+}
+
+// probeDescription calls the i18n_description function of the definition
+// table at idx once, as alert.raise would, with stand-in arguments and
+// reading an undefined global made an error, so that loading (and `tern
+// check`) catches a call to a function that does not exist (a misspelt
+// i18n) with its file and line. Other errors are the stand-in data's and
+// are ignored: the alert's own values are only known when it is raised.
+func probeDescription(l *lua.State, idx int, file string) error {
+	var undefined string
+	l.PushGlobalTable()
+	hadMeta := l.MetaTable(-1)
+	if hadMeta {
+		l.Pop(2)
+		return nil // the definitions' globals are their own business
+	}
+	l.NewTable()
+	l.PushGoFunction(func(l *lua.State) int {
+		name, _ := l.ToString(2)
+		// The whole path, where Lua's short source would cut a long one.
+		where := file
+		if ar, ok := lua.Stack(l, 1); ok {
+			if d, ok := lua.Info(l, "l", ar); ok && d.CurrentLine > 0 {
+				where = fmt.Sprintf("%s:%d", file, d.CurrentLine)
+			}
+		}
+		undefined = fmt.Sprintf("%s: i18n_description: undefined global '%s'", where, name)
+		lua.Errorf(l, "undefined global '%s'", name)
+		return 0
+	})
+	l.SetField(-2, "__index")
+	l.SetMetaTable(-2)
+	l.Pop(1)
+	defer func() {
+		l.PushGlobalTable()
+		l.PushNil()
+		l.SetMetaTable(-2)
+		l.Pop(1)
+	}()
+
+	l.Field(idx, "i18n_description")
+	l.PushString("check")
+	pushProbe(l)
+	pushProbe(l)
+	if err := l.ProtectedCall(3, 1, 0); err != nil {
+		l.Pop(1)
+	} else {
+		l.Pop(1)
+	}
+	if undefined != "" {
+		return errors.New(undefined)
+	}
+	return nil
+}
+
+// pushProbe pushes a stand-in alert or info table: every key reads as
+// "0", which works as a string and as a number.
+func pushProbe(l *lua.State) {
+	l.NewTable()
+	l.NewTable()
+	l.PushGoFunction(func(l *lua.State) int {
+		l.PushString("0")
+		return 1
+	})
+	l.SetField(-2, "__index")
+	l.SetMetaTable(-2)
 }
 
 // ReadDef reads the definition table at idx into d (all but Name,
@@ -499,15 +646,13 @@ var (
 	builtinSets = map[string]*Set{}
 )
 
-// BuiltinText returns the localized title and description template of a
-// builtin key from tern's own catalogs (locale, then English), for Go
-// filters that raise builtin alerts without a definitions directory. The
-// catalog keys are alerts.<name without "alert_">.title and .description.
-func BuiltinText(locale, keyName string) (title, description string) {
+// builtinSet returns tern's own catalogs for locale (then English).
+func builtinSet(locale string) *Set {
 	if locale == "" {
 		locale = DefaultLocale
 	}
 	builtinMu.Lock()
+	defer builtinMu.Unlock()
 	set := builtinSets[locale]
 	if set == nil {
 		set = &Set{Locale: locale}
@@ -523,7 +668,15 @@ func BuiltinText(locale, keyName string) (title, description string) {
 		}
 		builtinSets[locale] = set
 	}
-	builtinMu.Unlock()
+	return set
+}
+
+// BuiltinText returns the localized title and description template of a
+// builtin key from tern's own catalogs (locale, then English), for Go
+// filters that raise builtin alerts without a definitions directory. The
+// catalog keys are alerts.<name without "alert_">.title and .description.
+func BuiltinText(locale, keyName string) (title, description string) {
+	set := builtinSet(locale)
 	base := "alerts." + strings.TrimPrefix(keyName, "alert_")
 	title = set.Localize(base + ".title")
 	description = set.Localize(base + ".description")

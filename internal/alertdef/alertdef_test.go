@@ -85,3 +85,28 @@ func TestBuiltinKeysAreStable(t *testing.T) {
 		}
 	}
 }
+
+// Definitions written as ntopng's are: require "alert_keys", the builtin
+// namespace as alert_keys.ntopng, i18n() in a description function.
+func TestNtopngDefinitions(t *testing.T) {
+	set, err := Load("testdata/ntopng", "en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	login, ssh := set.ByName("alert_login_failed"), set.ByKey(1)
+	if login == nil || login.Title != "Login failed" || !login.DescFunc || ssh == nil || ssh.Name != "alert_ssh_bruteforce" {
+		t.Fatalf("%+v %+v", login, ssh)
+	}
+}
+
+// Loading (and so `tern check`) runs each description function once, so a
+// call to an undefined function (i18m for i18n) is an error naming the
+// file and line, not a failure when the alert is first raised.
+func TestUndefinedCallInDescription(t *testing.T) {
+	_, err := Load("testdata/undefined", "en")
+	file := filepath.Join("testdata", "undefined", "alert_typo.lua")
+	want := file + ":8: i18n_description: undefined global 'i18m'"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+}

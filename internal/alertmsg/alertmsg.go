@@ -6,6 +6,7 @@ package alertmsg
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -80,23 +81,26 @@ func Proto(m *pipeline.Message, src, dst Endpoint) string {
 	return src.Proto
 }
 
-// Store remembers alerts so that an update (a message with alert.update =
-// true holding only the changed keys) can be rendered as the whole alert.
-// It keeps at most max alerts, forgetting the oldest first, and copies what
-// it keeps so that no batch memory stays pinned. It is not safe for
-// concurrent use (encoders are used by one goroutine at a time).
+// Store remembers alerts so that an update that carries only the changed
+// keys (as producers before alert.updated existed sent them) can be
+// rendered as the whole alert. Updates with alert.updated hold the whole
+// alert already. It keeps at most max alerts, forgetting the oldest first,
+// and copies what it keeps so that no batch memory stays pinned. It is not
+// safe for concurrent use (encoders are used by one goroutine at a time).
 type Store struct {
 	max   int
 	byKey map[storeKey][]pipeline.Field
 	order []storeKey // insertion order, a ring
 	next  int
 	merge pipeline.Message
+	keys  []string
 }
 
-// storeKey names an alert: ids count per filter instance (the Logger).
+// storeKey names an alert: its id, and for the integer ids of earlier
+// versions, which counted per filter instance, the Logger too.
 type storeKey struct {
 	logger string
-	id     int64
+	id     string
 }
 
 // NewStore returns a store of at most max alerts (max <= 0 keeps none).
@@ -104,20 +108,75 @@ func NewStore(max int) *Store {
 	return &Store{max: max, byKey: map[storeKey][]pipeline.Field{}}
 }
 
-func key(m *pipeline.Message, id int64) storeKey { return storeKey{m.Logger, id} }
+// ID returns the text of m's alert.id: a string, or the decimal form of
+// an integer id.
+func ID(m *pipeline.Message) (string, bool) {
+	f := m.FirstField(alert.FieldID)
+	if f == nil || f.Len() == 0 || f.HasUnset() {
+		return "", false
+	}
+	switch f.Type {
+	case pipeline.TypeString:
+		return f.Value(0).Str(), true
+	case pipeline.TypeInteger:
+		return strconv.FormatInt(f.Value(0).Int(), 10), true
+	}
+	return "", false
+}
 
-// Resolve returns what to render for alert m: m itself for a new alert
-// (which it remembers), or for an update the remembered alert with every
-// field the update carries replaced. The result is valid until the next
-// call.
+// IsUpdate reports whether m is an alert update.
+func IsUpdate(m *pipeline.Message) bool {
+	f := m.FirstField(alert.FieldUpdate)
+	return f != nil && f.Len() > 0 && f.Type == pipeline.TypeBool && f.Value(0).Bool()
+}
+
+// UpdatedKeys returns the keys update m changed: its alert.updated, or
+// for an update of the older kind, the top-level keys it carries.
+func UpdatedKeys(m *pipeline.Message) []string {
+	var keys []string
+	if f := m.FirstField(alert.FieldUpdated); f != nil {
+		for j := 0; j < f.Len(); j++ {
+			if !f.Unset(j) && f.Type == pipeline.TypeString {
+				keys = append(keys, f.Value(j).Str())
+			}
+		}
+		return keys
+	}
+	for i := range m.Fields {
+		if k := alert.TopKey(m.Fields[i].Name); k != "" && !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+func key(m *pipeline.Message) (storeKey, bool) {
+	f := m.FirstField(alert.FieldID)
+	id, ok := ID(m)
+	if !ok {
+		return storeKey{}, false
+	}
+	if f.Type == pipeline.TypeInteger {
+		return storeKey{m.Logger, id}, true
+	}
+	return storeKey{id: id}, true
+}
+
+// Resolve returns what to render for alert m: m itself for a new alert or
+// a whole update (with alert.updated), which it remembers; for an update
+// of the older kind, the remembered alert with every top-level key the
+// update carries replaced whole (alert.TopKey: a method with only ref
+// loses its description), plus the update's alert.update flag. The result
+// is valid until the next call.
 func (s *Store) Resolve(m *pipeline.Message) *pipeline.Message {
-	id, ok := m.FieldInt(alert.FieldID)
-	if !ok || s.max <= 0 {
+	if s.max <= 0 {
 		return m
 	}
-	k := key(m, id)
-	upd := m.FirstField(alert.FieldUpdate)
-	if upd == nil || upd.Len() == 0 || upd.Type != pipeline.TypeBool || !upd.Value(0).Bool() {
+	k, ok := key(m)
+	if !ok {
+		return m
+	}
+	if !IsUpdate(m) || m.FirstField(alert.FieldUpdated) != nil {
 		s.remember(k, m.Fields)
 		return m
 	}
@@ -125,16 +184,28 @@ func (s *Store) Resolve(m *pipeline.Message) *pipeline.Message {
 	if !ok {
 		return m
 	}
+	keys := s.keys[:0]
+	for i := range m.Fields {
+		if tk := alert.TopKey(m.Fields[i].Name); tk != "" {
+			keys = append(keys, tk)
+		}
+	}
+	s.keys = keys
 	mg := &s.merge
 	fields := mg.Fields[:0]
 	*mg = *m
+	for _, f := range m.Fields {
+		if alert.TopKey(f.Name) == "" {
+			fields = append(fields, f) // id and update flag first
+		}
+	}
 	for _, f := range stored {
-		if m.FirstField(f.Name) == nil {
+		if tk := alert.TopKey(f.Name); tk != "" && !slices.Contains(keys, tk) {
 			fields = append(fields, f)
 		}
 	}
 	for _, f := range m.Fields {
-		if f.Name != alert.FieldUpdate {
+		if alert.TopKey(f.Name) != "" {
 			fields = append(fields, f)
 		}
 	}
@@ -169,7 +240,7 @@ func (s *Store) remember(k storeKey, fields []pipeline.Field) {
 	cp := make([]pipeline.Field, 0, len(fields))
 	for i := range fields {
 		f := &fields[i]
-		if f.Name == alert.FieldUpdate {
+		if f.Name == alert.FieldUpdate || f.Name == alert.FieldUpdated {
 			continue
 		}
 		g := pipeline.Field{Name: clone(f.Name), Representation: clone(f.Representation), Type: f.Type}
@@ -183,7 +254,7 @@ func (s *Store) remember(k storeKey, fields []pipeline.Field) {
 		cp = append(cp, g)
 	}
 	if _, ok := s.byKey[k]; !ok {
-		k.logger = strings.Clone(k.logger)
+		k.logger, k.id = strings.Clone(k.logger), strings.Clone(k.id)
 		if len(s.order) < s.max {
 			s.order = append(s.order, k)
 		} else {

@@ -1,0 +1,1 @@
+return { user = { alert_login_failed = 32768 } }

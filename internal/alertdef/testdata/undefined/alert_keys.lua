@@ -1,0 +1,1 @@
+return { user = { alert_typo = 32768 } }
