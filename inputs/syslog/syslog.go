@@ -31,8 +31,13 @@ type Config struct {
 	// TLSAddress is the TLS listener (RFC 5425); "" for none. It needs the
 	// tls table.
 	TLSAddress string `toml:"tls_address"`
-	// Framing on TCP and TLS: auto, octet_counting or newline.
+	// Framing on TCP and TLS: auto, octet_counting, non_transparent or
+	// newline.
 	Framing string `toml:"framing"`
+	// NULTrailer makes NUL end a message too, as well as LF, with the auto
+	// and non_transparent framings. Off by default: NUL is then data, and a
+	// NUL inside a message cannot split it into a second, forged one.
+	NULTrailer bool `toml:"nul_trailer"`
 	// StreamLimits are max_frame_bytes, max_connections (on each
 	// listener) and idle_timeout, on TCP and TLS.
 	netio.StreamLimits
@@ -78,6 +83,7 @@ func (c Config) Validate() error {
 	if err := netio.CheckFraming(c.Framing); err != nil {
 		errs = append(errs, fmt.Errorf("framing: %v", err))
 	}
+	errs = append(errs, netio.CheckNULTrailer(c.Framing, c.NULTrailer))
 	errs = append(errs, c.StreamLimits.Validate(), c.DatagramLimits.Validate())
 	if c.BatchMaxCount < 1 {
 		errs = append(errs, errors.New("batch_max_count: must be positive"))
@@ -214,7 +220,7 @@ func (in *Input) serve(ctx context.Context, c net.Conn, out pipeline.Emitter) {
 	r := &netio.IdleReader{C: c, Idle: in.cfg.IdleTimeout.D()}
 	// Empty frames carry no message (RFC 6587 senders sometimes end with
 	// CR LF LF): they are skipped, not decoded into errors.
-	rd := netio.SkipEmpty(netio.NewReader(in.cfg.Framing, r, in.cfg.MaxFrameBytes.N()))
+	rd := netio.SkipEmpty(netio.NewReader(in.cfg.Framing, r, netio.FrameOpts{Max: in.cfg.MaxFrameBytes.N(), NULTrailer: in.cfg.NULTrailer}))
 	err := netio.EmitFrames(ctx, rd, proto, in.cfg.BatchMaxCount, out, in.set)
 	netio.ConnEnded(c, err, in.set)
 }

@@ -237,3 +237,38 @@ func TestGolden(t *testing.T) {
 		})
 	}
 }
+
+// A NUL inside a message is data with the default framing: it does not end
+// the record, so a sender (or text it relays) cannot forge a second message
+// with a host and severity of its choice.
+func TestNULDoesNotSplitByDefault(t *testing.T) {
+	r := start(t, func(c *syslog.Config) { c.UDPAddress = "" })
+	const msg = "<13>1 2026-01-02T03:04:05Z web app - - - user said: hi\x00<8>1 2026-01-02T03:04:05Z dc01 kernel - - - forged\n"
+	c, err := net.Dial("tcp", r.in.TCPAddr().String())
+	require.NoError(t, err)
+	_, err = io.WriteString(c, msg+"<13>1 - web app - - - next\n")
+	require.NoError(t, err)
+	c.Close()
+	require.True(t, r.em.WaitFor(2, 10*time.Second), "got %q", r.em.Lines())
+	nettest.Quiet(func() int { return len(r.em.Lines()) }, 200*time.Millisecond, 10*time.Second)
+	assert.Equal(t, []string{strings.TrimSuffix(msg, "\n"), "<13>1 - web app - - - next"}, r.em.Lines())
+}
+
+// Senders that end messages with NUL still work when the operator says so.
+func TestNULTrailerWhenConfigured(t *testing.T) {
+	for _, framing := range []string{"auto", "non_transparent"} {
+		t.Run(framing, func(t *testing.T) {
+			r := start(t, func(c *syslog.Config) { c.UDPAddress, c.Framing, c.NULTrailer = "", framing, true })
+			c, err := net.Dial("tcp", r.in.TCPAddr().String())
+			require.NoError(t, err)
+			_, err = io.WriteString(c, "<13>one\x00<14>two\n<15>three\x00")
+			require.NoError(t, err)
+			c.Close()
+			require.True(t, r.em.WaitFor(3, 10*time.Second), "got %q", r.em.Lines())
+			assert.Equal(t, []string{"<13>one", "<14>two", "<15>three"}, r.em.Lines())
+		})
+	}
+	cfg := syslog.DefaultConfig()
+	cfg.TCPAddress, cfg.Framing, cfg.NULTrailer = "127.0.0.1:0", "octet_counting", true
+	assert.ErrorContains(t, cfg.Validate(), "nul_trailer: only with framing auto or non_transparent")
+}

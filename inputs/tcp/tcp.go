@@ -39,6 +39,10 @@ type Config struct {
 	// byte), or native: tern's router protocol (internal/ternproto), whose
 	// batches are acknowledged to the sender once delivered.
 	Framing string `toml:"framing"`
+	// NULTrailer makes NUL end a record too, as well as LF, with the auto
+	// and non_transparent framings. Off by default: NUL is then data, and a
+	// NUL inside a message cannot split it into a second, forged one.
+	NULTrailer bool `toml:"nul_trailer"`
 	// StreamLimits are max_frame_bytes (with native framing: the largest
 	// batch frame), max_connections and idle_timeout.
 	netio.StreamLimits
@@ -65,6 +69,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("framing: %v or native", err))
 		}
 	}
+	errs = append(errs, netio.CheckNULTrailer(c.Framing, c.NULTrailer))
 	errs = append(errs, c.StreamLimits.Validate())
 	if c.BatchMaxCount < 1 {
 		errs = append(errs, errors.New("batch_max_count: must be positive"))
@@ -167,7 +172,7 @@ func (in *Input) runNative(ctx context.Context, ln net.Listener, opts netio.Serv
 func (in *Input) serve(ctx context.Context, c net.Conn, out pipeline.Emitter) {
 	src := "tcp://" + c.RemoteAddr().String()
 	r := &netio.IdleReader{C: c, Idle: in.cfg.IdleTimeout.D()}
-	rd := netio.NewReader(in.cfg.Framing, r, in.cfg.MaxFrameBytes.N())
+	rd := netio.NewReader(in.cfg.Framing, r, netio.FrameOpts{Max: in.cfg.MaxFrameBytes.N(), NULTrailer: in.cfg.NULTrailer})
 	err := netio.EmitFrames(ctx, rd, pipeline.Record{Source: src}, in.cfg.BatchMaxCount, out, in.set)
 	netio.ConnEnded(c, err, in.set)
 }

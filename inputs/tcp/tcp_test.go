@@ -83,16 +83,29 @@ func TestFramings(t *testing.T) {
 	}
 }
 
+// nul_trailer: NUL ends a record too, for senders that use it.
+func TestNULTrailer(t *testing.T) {
+	r := start(t, func(cfg *tcp.Config) { cfg.Framing, cfg.NULTrailer = "auto", true })
+	send(t, r.addr, "<13>a\x00<14>b\n<15>c\x00")
+	require.True(t, r.em.WaitFor(3, 10*time.Second), "got %q", r.em.Lines())
+	assert.Equal(t, []string{"<13>a", "<14>b", "<15>c"}, r.em.Lines())
+
+	cfg := tcp.DefaultConfig()
+	cfg.Address, cfg.NULTrailer = "127.0.0.1:0", true
+	assert.ErrorContains(t, cfg.Validate(), "nul_trailer: only with framing auto or non_transparent")
+}
+
 // R23: bytes that are not UTF-8, NUL, CR, U+2028 and Latin-1 pass through
-// untouched: nothing dropped, nothing truncated.
+// untouched: nothing dropped, nothing truncated. A NUL splits no record in
+// any framing unless nul_trailer says so.
 func TestInvalidUTF8PassesThrough(t *testing.T) {
 	lines := []string{"\xff\xfe\xfd", "nul\x00inside", "cr\rinside", "ls\u2028sep", "caf\xe9", "\xed\xa0\x80 lone surrogate", "\xc0\xaf overlong"}
-	for _, framing := range []string{"newline", "octet_counting"} {
+	for _, framing := range []string{"newline", "octet_counting", "auto", "non_transparent"} {
 		t.Run(framing, func(t *testing.T) {
 			r := start(t, func(cfg *tcp.Config) { cfg.Framing = framing })
 			var b strings.Builder
 			for _, l := range lines {
-				if framing == "newline" {
+				if framing != "octet_counting" {
 					b.WriteString(l + "\n")
 				} else {
 					fmt.Fprintf(&b, "%d %s", len(l), l)

@@ -16,9 +16,19 @@ import (
 const (
 	FramingNewline        = "newline"         // records end at LF (a CR before it is dropped)
 	FramingOctet          = "octet_counting"  // RFC 6587 "MSG-LEN SP MSG"
-	FramingNonTransparent = "non_transparent" // RFC 6587 §3.4.2: LF or NUL ends a message
+	FramingNonTransparent = "non_transparent" // RFC 6587 §3.4.2: LF ends a message (NUL too with FrameOpts.NULTrailer)
 	FramingAuto           = "auto"            // per connection: a digit first means octet counting, else non-transparent
 )
+
+// FrameOpts configure NewReader.
+type FrameOpts struct {
+	// Max caps one record, in bytes (framing.DefaultMaxLine when <= 0).
+	Max int
+	// NULTrailer makes NUL end a record too, as well as LF, with the auto
+	// and non_transparent framings. Off, NUL is data: a NUL inside a
+	// message cannot split it into a second, sender-forged one.
+	NULTrailer bool
+}
 
 // Reader reads bounded records from a stream. Next returns a record valid
 // until the next call that may read; Buffered tells whether Next can return
@@ -37,13 +47,17 @@ type syslogReader struct{ *framing.SyslogReader }
 
 func (r syslogReader) Oversize() int { return r.SyslogReader.Oversize }
 
-func newSyslog(mode framing.SyslogFraming) func(io.Reader, int) Reader {
-	return func(r io.Reader, max int) Reader { return syslogReader{framing.NewSyslogReader(r, max, mode)} }
+func newSyslog(mode framing.SyslogFraming) func(io.Reader, FrameOpts) Reader {
+	return func(r io.Reader, o FrameOpts) Reader {
+		sr := framing.NewSyslogReader(r, o.Max, mode)
+		sr.NULTrailer = o.NULTrailer
+		return syslogReader{sr}
+	}
 }
 
 // framings maps a framing name to its reader. New framings are one line.
-var framings = map[string]func(r io.Reader, max int) Reader{
-	FramingNewline:        func(r io.Reader, max int) Reader { return lineReader{framing.NewLineReader(r, max)} },
+var framings = map[string]func(r io.Reader, o FrameOpts) Reader{
+	FramingNewline:        func(r io.Reader, o FrameOpts) Reader { return lineReader{framing.NewLineReader(r, o.Max)} },
 	FramingOctet:          newSyslog(framing.FramingOctetCounting),
 	FramingNonTransparent: newSyslog(framing.FramingNonTransparent),
 	FramingAuto:           newSyslog(framing.FramingAuto),
@@ -67,14 +81,23 @@ func CheckFraming(name string) error {
 	return nil
 }
 
-// NewReader returns a reader of the named framing with records of at most
-// max bytes. It panics on an unknown name (configs are validated first).
-func NewReader(name string, r io.Reader, max int) Reader {
+// CheckNULTrailer returns a "nul_trailer: …" error when on is set with a
+// framing that has no trailer to extend.
+func CheckNULTrailer(name string, on bool) error {
+	if on && name != FramingAuto && name != FramingNonTransparent {
+		return fmt.Errorf("nul_trailer: only with framing %s or %s", FramingAuto, FramingNonTransparent)
+	}
+	return nil
+}
+
+// NewReader returns a reader of the named framing. It panics on an unknown
+// name (configs are validated first).
+func NewReader(name string, r io.Reader, o FrameOpts) Reader {
 	f, ok := framings[name]
 	if !ok {
 		panic("netio: unknown framing " + name)
 	}
-	return f(r, max)
+	return f(r, o)
 }
 
 // EmitFrames reads records and emits them in batches until the reader

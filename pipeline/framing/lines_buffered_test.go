@@ -61,6 +61,7 @@ func TestBufferedIgnoresOverlongLines(t *testing.T) {
 func TestSyslogBufferedIgnoresSkippedMessages(t *testing.T) {
 	r := &chunks{strings.Repeat("p", 24) + "\n", "<34>one\r\n\n" + strings.Repeat("x", 30) + "\x00<13>tail", " end\n"}
 	s := NewSyslogReader(r, 24, FramingNonTransparent)
+	s.NULTrailer = true
 	var held [][]byte
 	var got []string
 	for {

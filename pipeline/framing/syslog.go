@@ -22,8 +22,9 @@ const (
 	// FramingOctetCounting is "MSG-LEN SP SYSLOG-MSG", transparent to any
 	// byte in the message (RFC 6587 §3.4.1, RFC 5425).
 	FramingOctetCounting
-	// FramingNonTransparent ends each message with LF or NUL (a CR before
-	// the LF is dropped too); messages cannot contain those bytes.
+	// FramingNonTransparent ends each message with LF (a CR before it is
+	// dropped too), or with NUL as well when SyslogReader.NULTrailer is set;
+	// messages cannot contain the trailers.
 	FramingNonTransparent
 )
 
@@ -69,7 +70,8 @@ const maxLenDigits = 18
 //     followed by SP, one larger than the cap (at once, before any of the
 //     message is read), or a stream that ends inside a frame; messages
 //     before the bad frame have been returned by then;
-//   - non-transparent framing accepts LF and NUL trailers, skips empty
+//   - non-transparent framing ends messages at LF (and at NUL with
+//     NULTrailer; otherwise NUL is data, RFC 6587 §3.4.2), skips empty
 //     messages, discards (and counts in Oversize) messages over the cap up
 //     to their trailer, and returns an unterminated last message at the
 //     end of the stream.
@@ -88,6 +90,11 @@ type SyslogReader struct {
 	Oversize int
 	// KeepCR keeps a '\r' before an LF trailer (it is dropped by default).
 	KeepCR bool
+	// NULTrailer makes NUL end a non-transparent message too, for senders
+	// that use it. Off by default: a NUL inside a message would split it,
+	// and the bytes after it would pass for a second message whose header
+	// (host, severity) the sender chose.
+	NULTrailer bool
 }
 
 // NewSyslogReader returns a reader of messages of at most max bytes
@@ -125,7 +132,7 @@ func (s *SyslogReader) Buffered() bool {
 // messages a caller still holds, so they do not count.
 func (s *SyslogReader) bufferedNonTransparent() bool {
 	for b := s.buf[s.start:s.end]; ; {
-		i := trailer(b)
+		i := s.trailer(b)
 		if i < 0 {
 			return false
 		}
@@ -225,9 +232,12 @@ func (s *SyslogReader) nextOctet() ([]byte, error) {
 	}
 }
 
-// trailer finds the first LF or NUL.
-func trailer(b []byte) int {
+// trailer finds the first LF, or NUL with NULTrailer.
+func (s *SyslogReader) trailer(b []byte) int {
 	i := bytes.IndexByte(b, '\n')
+	if !s.NULTrailer {
+		return i
+	}
 	if i < 0 {
 		return bytes.IndexByte(b, 0)
 	}
@@ -240,7 +250,7 @@ func trailer(b []byte) int {
 func (s *SyslogReader) nextNonTransparent() ([]byte, error) {
 	for {
 		if s.discarding {
-			if i := trailer(s.buf[s.start:s.end]); i >= 0 {
+			if i := s.trailer(s.buf[s.start:s.end]); i >= 0 {
 				s.start += i + 1
 				s.discarding = false
 			} else {
@@ -249,7 +259,7 @@ func (s *SyslogReader) nextNonTransparent() ([]byte, error) {
 		}
 		if !s.discarding {
 			b := s.buf[s.start:s.end]
-			if i := trailer(b); i >= 0 {
+			if i := s.trailer(b); i >= 0 {
 				msg := b[:i:i]
 				s.start += i + 1
 				if b[i] == '\n' && !s.KeepCR && len(msg) > 0 && msg[len(msg)-1] == '\r' {

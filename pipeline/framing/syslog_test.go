@@ -58,15 +58,16 @@ func TestSyslogFramingContract(t *testing.T) {
 		{"octet huge length", "99999999999999999999999 x", FramingOctetCounting, 0, nil, "over the limit", 1},
 		{"octet empty stream", "", FramingOctetCounting, 0, nil, "", 0},
 		{"LF trailer", "<13>a\n<13>b\n", FramingNonTransparent, 0, []string{"<13>a", "<13>b"}, "", 0},
-		{"NUL trailer", "<13>a\x00<13>b\x00", FramingNonTransparent, 0, []string{"<13>a", "<13>b"}, "", 0},
-		{"mixed trailers", "a\x00b\nc\r\nd", FramingNonTransparent, 0, []string{"a", "b", "c", "d"}, "", 0},
-		{"empty frames skipped", "\n\n\x00a\n\r\n\nb\n\x00", FramingNonTransparent, 0, []string{"a", "b"}, "", 0},
+		{"NUL is data", "<13>a\x00<13>b\x00", FramingNonTransparent, 0, []string{"<13>a\x00<13>b\x00"}, "", 0},
+		{"NUL before LF", "a\x00b\nc\r\nd", FramingNonTransparent, 0, []string{"a\x00b", "c", "d"}, "", 0},
+		{"empty frames skipped", "\n\n\x00a\n\r\n\nb\n\x00", FramingNonTransparent, 0, []string{"\x00a", "b", "\x00"}, "", 0},
 		{"unterminated last flushed", "a\nlast", FramingNonTransparent, 0, []string{"a", "last"}, "", 0},
 		{"oversize discarded", "abc\n0123456789ABC\ndef\n", FramingNonTransparent, 10, []string{"abc", "def"}, "", 1},
 		{"oversize at the end", "abc\n0123456789ABC", FramingNonTransparent, 10, []string{"abc"}, "", 1},
 		{"auto octet", "5 hello5 world", FramingAuto, 0, []string{"hello", "world"}, "", 0},
 		{"auto LF", "<13>hello\n<13>world", FramingAuto, 0, []string{"<13>hello", "<13>world"}, "", 0},
 		{"auto other", "Nov 20 08:00:37 host sshd[1]: x\n", FramingAuto, 0, []string{"Nov 20 08:00:37 host sshd[1]: x"}, "", 0},
+		{"auto NUL is data", "<13>1 - web app - - - hi\x00<8>1 - dc01 kernel - - - forged\n", FramingAuto, 0, []string{"<13>1 - web app - - - hi\x00<8>1 - dc01 kernel - - - forged"}, "", 0},
 		{"auto leading zero", "05 hello", FramingAuto, 0, nil, "leading zero", 0},
 		{"auto empty", "", FramingAuto, 0, nil, "", 0},
 	} {
@@ -92,6 +93,38 @@ func TestSyslogFramingContract(t *testing.T) {
 				}
 				if r.Oversize != c.oversize {
 					t.Errorf("oneByte=%v: Oversize %d, want %d", oneByte, r.Oversize, c.oversize)
+				}
+			}
+		})
+	}
+}
+
+// With NULTrailer, NUL ends a non-transparent message as LF does; octet
+// counting still carries it as data.
+func TestSyslogNULTrailer(t *testing.T) {
+	for _, c := range []struct {
+		name, in string
+		mode     SyslogFraming
+		want     []string
+	}{
+		{"NUL trailer", "<13>a\x00<13>b\x00", FramingNonTransparent, []string{"<13>a", "<13>b"}},
+		{"mixed trailers", "a\x00b\nc\r\nd", FramingNonTransparent, []string{"a", "b", "c", "d"}},
+		{"CR kept before NUL", "a\r\x00b", FramingNonTransparent, []string{"a\r", "b"}},
+		{"empty frames skipped", "\n\n\x00a\n\r\n\nb\n\x00", FramingNonTransparent, []string{"a", "b"}},
+		{"auto", "<13>a\x00<14>b\n", FramingAuto, []string{"<13>a", "<14>b"}},
+		{"octet counting carries NUL", "4 a\x00\nb", FramingAuto, []string{"a\x00\nb"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, oneByte := range []bool{false, true} {
+				var src io.Reader = strings.NewReader(c.in)
+				if oneByte {
+					src = iotest.OneByteReader(src)
+				}
+				r := NewSyslogReader(src, 0, c.mode)
+				r.NULTrailer = true
+				got, err := readAllSyslog(r)
+				if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", c.want) || err != io.EOF {
+					t.Errorf("oneByte=%v: messages %q (%v), want %q", oneByte, got, err, c.want)
 				}
 			}
 		})
@@ -323,8 +356,10 @@ func FuzzSyslogReader(f *testing.F) {
 		f.Add([]byte(s), uint8(1), uint16(10))
 		f.Add([]byte(s), uint8(2), uint16(4))
 	}
+	f.Add([]byte("a\x00b\nc"), uint8(6), uint16(0)) // NULTrailer (bit 2), auto
 	calls := 0
 	f.Fuzz(func(t *testing.T, data []byte, mode uint8, max uint16) {
+		nul := mode&4 != 0
 		// First pass: what reading costs (R26: 4 × input + 64 KiB, plus
 		// the reader itself).
 		// ReadMemStats stops the world: every 16th input is measured.
@@ -336,6 +371,7 @@ func FuzzSyslogReader(f *testing.F) {
 		}
 		before := ms.TotalAlloc
 		r := NewSyslogReader(bytes.NewReader(data), int(max), SyslogFraming(mode%3))
+		r.NULTrailer = nul
 		for {
 			msg, err := r.Next()
 			if err != nil {
@@ -354,6 +390,7 @@ func FuzzSyslogReader(f *testing.F) {
 		// Second pass: what the messages are (copied: a message is only
 		// valid until the next call).
 		r = NewSyslogReader(bytes.NewReader(data), int(max), SyslogFraming(mode%3))
+		r.NULTrailer = nul
 		var frames [][]byte
 		var err error
 		for {
@@ -379,7 +416,7 @@ func FuzzSyslogReader(f *testing.F) {
 			}
 		case FramingNonTransparent:
 			for _, m := range frames {
-				if len(m) == 0 || bytes.IndexByte(m, '\n') >= 0 || bytes.IndexByte(m, 0) >= 0 {
+				if len(m) == 0 || bytes.IndexByte(m, '\n') >= 0 || (nul && bytes.IndexByte(m, 0) >= 0) {
 					t.Fatalf("message %q", m)
 				}
 			}
