@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -213,7 +214,13 @@ var kinds = []string{"inputs", "decoders", "filters", "encoders", "outputs"}
 
 // Load reads and validates a config file against the plugin registry.
 func Load(path string, reg *pipeline.Registry, opt Options) (*Plan, error) {
-	src, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// Read one byte past the limit, never the whole of a huge file.
+	src, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
 	if err != nil {
 		return nil, err
 	}
@@ -225,6 +232,7 @@ type loader struct {
 	// their config and engine structs know: decoding stopped at the bad key,
 	// so keys after it look undecoded without being unknown.
 	poisoned map[string]map[string]bool
+	parents  map[string]bool // tables that hold keys, see knownSubtable
 	file     string
 	lines    map[string]int
 	md       toml.MetaData
@@ -331,6 +339,12 @@ var engineKeys = map[string]reflect.Type{
 func Parse(path string, src []byte, reg *pipeline.Registry, opt Options) (*Plan, error) {
 	if opt.Lookup == nil {
 		opt.Lookup = os.LookupEnv
+	}
+	if len(src) > MaxConfigBytes {
+		return nil, Errors{{File: path, Msg: tooLarge()}}
+	}
+	if line := prescan(src); line > 0 {
+		return nil, Errors{{File: path, Line: line, Msg: fmt.Sprintf("nested deeper than %d levels (table header parts, dotted key parts, arrays and inline tables count together)", MaxNesting)}}
 	}
 	l := &loader{file: path, lines: keyLines(string(src)), opt: opt, poisoned: map[string]map[string]bool{}}
 	abs, _ := filepath.Abs(path)
@@ -458,7 +472,7 @@ func Parse(path string, src []byte, reg *pipeline.Registry, opt Options) (*Plan,
 
 	for _, k := range md.Undecoded() {
 		key := k.String()
-		if l.knownSubtable(key) {
+		if l.knownSubtable(k) {
 			continue
 		}
 		if len(k) >= 3 && l.poisoned[k[0]+"."+k[1]][k[2]] {
@@ -478,16 +492,25 @@ func Parse(path string, src []byte, reg *pipeline.Registry, opt Options) (*Plan,
 
 // knownSubtable skips tables in Undecoded's list that have keys: those keys
 // are reported one by one, each on its own line.
-func (l *loader) knownSubtable(key string) bool {
-	if l.md.Type(strings.Split(key, ".")...) != "Hash" {
+func (l *loader) knownSubtable(k toml.Key) bool {
+	if l.md.Type(k...) != "Hash" {
 		return false
 	}
-	for _, k := range l.md.Keys() {
-		if strings.HasPrefix(k.String(), key+".") {
-			return true
+	if l.parents == nil {
+		// Every table that holds a key, found once: comparing each
+		// undecoded table with every key cost time quadratic in the keys.
+		l.parents = map[string]bool{}
+		for _, key := range l.md.Keys() {
+			for i := len(key) - 1; i > 0; i-- {
+				p := key[:i].String()
+				if l.parents[p] {
+					break // and so are its ancestors
+				}
+				l.parents[p] = true
+			}
 		}
 	}
-	return false
+	return l.parents[k.String()]
 }
 
 // hint suggests where a misplaced key belongs.
