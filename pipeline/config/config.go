@@ -1,7 +1,10 @@
 // Package config loads plugins.toml into a validated Plan: every section
-// decoded strictly into its plugin's Config, environment references expanded,
-// names resolved and matchers compiled, with every error reported at once as
-// file:line: key: message. Loading does no I/O beyond reading the file.
+// decoded strictly, key by key, into its plugin's Config (one bad value is
+// one error; unknown keys get a suggestion), environment references
+// expanded (and hidden again in errors), names resolved and matchers
+// compiled, with every error reported at once as file:line: key: message.
+// Size and nesting are bounded before decoding. Loading does no I/O beyond
+// reading the file.
 package config
 
 import (
@@ -228,16 +231,20 @@ func Load(path string, reg *pipeline.Registry, opt Options) (*Plan, error) {
 }
 
 type loader struct {
-	// poisoned holds, for sections whose config failed to decode, the keys
-	// their config and engine structs know: decoding stopped at the bad key,
-	// so keys after it look undecoded without being unknown.
-	poisoned map[string]map[string]bool
-	parents  map[string]bool // tables that hold keys, see knownSubtable
-	file     string
-	lines    map[string]int
-	md       toml.MetaData
-	errs     Errors
-	opt      Options
+	// covered holds the keys already reported (unknown, or with a bad
+	// value, or in a section that cannot be used): keys under them are not
+	// reported again as unknown.
+	covered map[string]bool
+	// meant holds the keys an unknown key was taken for, when they are
+	// absent: a Validate error about them is the same mistake again.
+	meant   map[string]bool
+	parents map[string]bool // tables that hold keys, see knownSubtable
+	file    string
+	lines   map[string]int
+	md      toml.MetaData
+	errs    Errors
+	opt     Options
+	secrets []secret // what ${NAME} put into values, hidden in errors
 }
 
 func (l *loader) add(line int, key, format string, args ...any) {
@@ -346,7 +353,7 @@ func Parse(path string, src []byte, reg *pipeline.Registry, opt Options) (*Plan,
 	if line := prescan(src); line > 0 {
 		return nil, Errors{{File: path, Line: line, Msg: fmt.Sprintf("nested deeper than %d levels (table header parts, dotted key parts, arrays and inline tables count together)", MaxNesting)}}
 	}
-	l := &loader{file: path, lines: keyLines(string(src)), opt: opt, poisoned: map[string]map[string]bool{}}
+	l := &loader{file: path, lines: keyLines(string(src)), opt: opt, meant: map[string]bool{}}
 	abs, _ := filepath.Abs(path)
 	plan := &Plan{
 		File: path, Dir: filepath.Dir(abs), Global: DefaultGlobal(),
@@ -366,8 +373,8 @@ func Parse(path string, src []byte, reg *pipeline.Registry, opt Options) (*Plan,
 	l.md = md
 
 	if md.IsDefined("tern") {
-		if err := md.PrimitiveDecode(raw.Tern, &plan.Global); err != nil {
-			l.decodeErr(err, "tern")
+		if t, ok := l.table([]string{"tern"}, raw.Tern); ok {
+			l.decodeKeys([]string{"tern"}, t, reflect.ValueOf(&plan.Global))
 		}
 		l.expand(reflect.ValueOf(&plan.Global), []string{"tern"})
 	}
@@ -457,7 +464,9 @@ func Parse(path string, src []byte, reg *pipeline.Registry, opt Options) (*Plan,
 			}
 		}
 		if o.Encoder == "" {
-			l.add(sec.Line, sec.ID()+".encoder", "required (an [encoders.*] section or an encoder type: %s)", strings.Join(pipeline.Types(reg.Encoders), ", "))
+			if !md.IsDefined("outputs", name, "encoder") { // else its value was reported
+				l.add(sec.Line, sec.ID()+".encoder", "required (an [encoders.*] section or an encoder type: %s)", strings.Join(pipeline.Types(reg.Encoders), ", "))
+			}
 		} else if !l.resolveCodec(plan.Encoders, "encoders", o.Encoder, sec.ID()+".encoder", reg.Encoders, func(typ string) (func() any, bool) {
 			f, ok := pipeline.Lookup(reg.Encoders, typ)
 			return f.NewConfig, ok
@@ -471,19 +480,19 @@ func Parse(path string, src []byte, reg *pipeline.Registry, opt Options) (*Plan,
 	}
 
 	for _, k := range md.Undecoded() {
+		if l.knownSubtable(k) || l.isCovered(k) {
+			continue
+		}
 		key := k.String()
-		if l.knownSubtable(k) {
-			continue
-		}
-		if len(k) >= 3 && l.poisoned[k[0]+"."+k[1]][k[2]] {
-			continue
-		}
 		l.add(l.line(key), key, "unknown key%s", l.hint(k))
 	}
 	if len(plan.Inputs) == 0 && len(l.errs) == 0 {
 		l.add(0, "", "no [inputs.*] section: nothing would run")
 	}
 	if len(l.errs) > 0 {
+		for _, e := range l.errs {
+			e.Msg = l.redact(e.Msg)
+		}
 		sort.SliceStable(l.errs, func(i, j int) bool { return l.errs[i].Line < l.errs[j].Line })
 		return plan, l.errs
 	}
@@ -513,8 +522,14 @@ func (l *loader) knownSubtable(k toml.Key) bool {
 	return l.parents[k.String()]
 }
 
-// hint suggests where a misplaced key belongs.
+var topKeys = map[string]bool{"tern": true, "inputs": true, "decoders": true, "filters": true, "encoders": true, "outputs": true}
+
+// hint suggests where a misplaced key belongs, or the top-level table a
+// misspelt one meant.
 func (l *loader) hint(k toml.Key) string {
+	if len(k) > 0 && !topKeys[k[0]] {
+		return didYouMean(k[0], topKeys)
+	}
 	if len(k) != 3 {
 		return ""
 	}
@@ -558,31 +573,42 @@ func (l *loader) section(kind, name string, prim toml.Primitive, keys any, looku
 	if !nameRe.MatchString(name) {
 		l.add(line, id, "instance names use letters, digits, '_' and '-'")
 	}
-	if err := l.md.PrimitiveDecode(prim, keys); err != nil {
-		l.decodeErr(err, id)
+	path := []string{kind, name}
+	raw, ok := l.table(path, prim)
+	if !ok {
 		return nil
 	}
-	typ := reflect.ValueOf(keys).Elem().FieldByName("Type").String()
+	// The type first: it says which keys the rest of the table may hold.
+	var typ string
+	if p, ok := raw["type"]; ok {
+		if err := l.md.PrimitiveDecode(p, &typ); err != nil {
+			l.decodeErr(err, id+".type")
+			l.cover(path)
+			return nil
+		}
+	}
 	if typ == "" {
 		l.add(line, id+".type", "required")
+		l.cover(path)
 		return nil
 	}
 	newCfg, ok := lookup(typ)
 	if !ok {
-		l.add(l.line(id+".type"), id+".type", "unknown %s type %q (known: %s)", strings.TrimSuffix(kind, "s"), typ, strings.Join(typeNames(fs), ", "))
+		names := typeNames(fs)
+		known := map[string]bool{}
+		for _, n := range names {
+			known[n] = true
+		}
+		hint := ""
+		if c := closest(typ, known); c != "" {
+			hint = fmt.Sprintf(": did you mean `%s`?", c)
+		}
+		l.add(l.line(id+".type"), id+".type", "unknown %s type %q%s (known: %s)", strings.TrimSuffix(kind, "s"), typ, hint, strings.Join(names, ", "))
+		l.cover(path)
 		return nil
 	}
 	cfg := newCfg()
-	bad := false
-	if err := l.md.PrimitiveDecode(prim, cfg); err != nil {
-		l.decodeErr(err, id)
-		bad = true
-		known := map[string]bool{}
-		for _, v := range []any{keys, cfg} {
-			addKeys(reflect.TypeOf(v).Elem(), known)
-		}
-		l.poisoned[id] = known
-	}
+	bad := !l.decodeKeys(path, raw, reflect.ValueOf(keys), reflect.ValueOf(cfg))
 	l.expand(reflect.ValueOf(keys), []string{kind, name})
 	l.expand(reflect.ValueOf(cfg), []string{kind, name})
 	if v, ok := cfg.(pipeline.Validator); ok && !bad {
@@ -592,6 +618,9 @@ func (l *loader) section(kind, name string, prim toml.Primitive, keys any, looku
 				full := id
 				if key != "" {
 					full = id + "." + key
+				}
+				if l.meant[full] {
+					continue
 				}
 				l.add(l.line(full), full, "%s", msg)
 			}
@@ -644,10 +673,12 @@ func unjoin(err error) []error {
 }
 
 func (l *loader) expand(v reflect.Value, path []string) {
-	expandEnv(v, path, l.opt.Lookup, func(p []string, err error) {
+	x := &expander{lookup: l.opt.Lookup, report: func(p []string, err error) {
 		key := strings.Join(p, ".")
 		l.add(l.line(key), key, "%v", err)
-	})
+	}}
+	x.expand(v, path)
+	l.secrets = append(l.secrets, x.secrets...)
 }
 
 // resolveCodec makes sure a decoder or encoder name refers to a section, or
@@ -676,7 +707,9 @@ func (l *loader) resolveCodec(secs map[string]*Section, kind, name, key string, 
 func (l *loader) matcher(sec *Section, expr *string) *matcher.Matcher {
 	key := sec.ID() + ".message_matcher"
 	if expr == nil {
-		l.add(sec.Line, key, "required (use \"TRUE\" to match every message)")
+		if !l.md.IsDefined(sec.Kind, sec.Name, "message_matcher") { // else its value was reported
+			l.add(sec.Line, key, "required (use \"TRUE\" to match every message)")
+		}
 		return nil
 	}
 	m, err := matcher.Compile(*expr)

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -165,4 +166,109 @@ func TestSize(t *testing.T) {
 		_, err := config.ParseSize(bad)
 		assert.Error(t, err, bad)
 	}
+}
+
+// One bad value is one error: the other keys of its table are still
+// decoded, not reported as unknown, and nothing else follows from it.
+func TestOneBadValueNoCascade(t *testing.T) {
+	const head = "[inputs.a]\ntype = \"tcp\"\naddress = \"127.0.0.1:1\"\ndecoder = \"payload\"\n"
+	cases := []struct {
+		name, src string
+		want      []string // "line key: message substring"
+	}{
+		{"engine key", head + `[outputs.o]
+type = "file"
+message_matcher = "TRUE"
+flush_interval = "10 seconds"
+path = "out.log"
+batch_max_count = 10
+encoder = "payload"
+`, []string{`8 outputs.o.flush_interval: not a duration`}},
+		{"plugin keys", `[inputs.a]
+type = "tcp"
+max_frame_bytes = "lots"
+address = "127.0.0.1:1"
+idle_timeout = "soon"
+decoder = "payload"
+batch_max_count = 5
+`, []string{`3 inputs.a.max_frame_bytes: not a size`, `5 inputs.a.idle_timeout: not a duration`}},
+		{"sub-table", head + `[outputs.o]
+type = "file"
+message_matcher = "TRUE"
+path = "out.log"
+[outputs.o.retries]
+delay = "x"
+max_delay = "1s"
+`, []string{`10 outputs.o.retries.delay: not a duration`}},
+		{"type", head + `[outputs.o]
+type = 5
+message_matcher = "TRUE"
+path = "out.log"
+`, []string{`6 outputs.o.type: `}},
+		{"matcher and encoder of the wrong type", head + `[outputs.o]
+type = "file"
+message_matcher = 1
+encoder = 2
+path = "out.log"
+`, []string{`7 outputs.o.message_matcher: `, `8 outputs.o.encoder: `}},
+		{"tern", "[tern]\nshutdown_timeout = 30\nlog_level = \"debug\"\n" + head, []string{`2 tern.shutdown_timeout: not a duration`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, errs := parse(t, c.src, nil)
+			var got []string
+			for _, e := range errs {
+				got = append(got, fmt.Sprintf("%d %s: %s", e.Line, e.Key, e.Msg))
+			}
+			require.Len(t, got, len(c.want), "%q", got)
+			for i, w := range c.want {
+				assert.True(t, strings.HasPrefix(got[i], w), "%q, want %q", got[i], w)
+			}
+		})
+	}
+}
+
+// Unknown keys within edit distance 2 of a key the table knows (the
+// plugin's own or the engine's) get a suggestion.
+func TestDidYouMean(t *testing.T) {
+	const head = "[inputs.a]\ntype = \"tcp\"\naddress = \"127.0.0.1:1\"\ndecoder = \"payload\"\n"
+	cases := []struct{ name, src, key, msg string }{
+		{"plugin key", "[inputs.a]\ntype = \"tcp\"\nadress = \"127.0.0.1:1\"\ndecoder = \"payload\"\n", "inputs.a.adress", "unknown key (did you mean `address`?)"},
+		{"transposed", head + "max_connetcions = 3\n", "inputs.a.max_connetcions", "unknown key (did you mean `max_connections`?)"},
+		{"engine key", head + "[outputs.o]\ntype = \"file\"\nmessage_matcher = \"TRUE\"\npath = \"x\"\nflush_intervall = \"1s\"\n", "outputs.o.flush_intervall", "unknown key (did you mean `flush_interval`?)"},
+		{"engine key, plugin table", head + "decodr = \"payload\"\n", "inputs.a.decodr", "unknown key (did you mean `decoder`?)"},
+		{"sub-table", head + "[outputs.o]\ntype = \"file\"\nmessage_matcher = \"TRUE\"\npath = \"x\"\n[outputs.o.retries]\ndealy = \"1s\"\n", "outputs.o.retries.dealy", "unknown key (did you mean `delay`?)"},
+		{"tern", "[tern]\nlog_levle = \"debug\"\n" + head, "tern.log_levle", "unknown key (did you mean `log_level`?)"},
+		{"top level", "[inptus.b]\ntype = \"stdin\"\n" + head, "inptus.b.type", "unknown key (did you mean `inputs`?)"},
+		{"too far", head + "bind_to = \"x\"\n", "inputs.a.bind_to", "unknown key"},
+		{"type", head + "[outputs.o]\ntype = \"flie\"\nmessage_matcher = \"TRUE\"\n", "outputs.o.type", `unknown output type "flie": did you mean ` + "`file`? (known: file)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, errs := parse(t, c.src, nil)
+			require.Len(t, errs, 1, errs.Error())
+			assert.Equal(t, c.key, errs[0].Key)
+			assert.Equal(t, c.msg, errs[0].Msg)
+		})
+	}
+}
+
+// Values that ${NAME} put into a config never show in its errors: the
+// reference does.
+func TestErrorsRedactExpandedValues(t *testing.T) {
+	env := map[string]string{"SECRET": `hunter2-"very"-secret`, "HOST": "db.internal.example", "SHORT": "ab"}
+	_, errs := parse(t, `[inputs.a]
+type = "tcp"
+address = "${SECRET}"
+framing = "${HOST}:${SHORT}"
+decoder = "${SECRET}"
+`, env)
+	require.Len(t, errs, 3, errs.Error())
+	for _, e := range errs {
+		assert.NotContains(t, e.Error(), "hunter2", e.Error())
+		assert.NotContains(t, e.Error(), "db.internal", e.Error())
+	}
+	assert.Contains(t, errs[0].Msg, "${SECRET}")
+	assert.Contains(t, errs[1].Msg, "${HOST}:")
+	assert.Contains(t, errs[2].Msg, "${SECRET}")
 }

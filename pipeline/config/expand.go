@@ -1,17 +1,36 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 )
 
-// expandEnv replaces ${NAME} and ${NAME:-default} in every string reachable
-// from v (struct fields, slices, maps), after TOML parsing. Substituting
-// typed values rather than text means an environment value can never change
-// the structure of the config. "$${" stands for a literal "${".
-// report receives the dotted key path of each failing value.
-func expandEnv(v reflect.Value, path []string, lookup func(string) (string, bool), report func(path []string, err error)) {
+// expander replaces ${NAME} and ${NAME:-default} in every string reachable
+// from a value (struct fields, slices, maps), after TOML parsing.
+// Substituting typed values rather than text means an environment value can
+// never change the structure of the config. "$${" stands for a literal "${".
+type expander struct {
+	lookup func(string) (string, bool)
+	// report receives the dotted key path of each failing value.
+	report func(path []string, err error)
+	// secrets are what the environment put into values: errors show the
+	// references instead (see redact), as values may be passwords or tokens.
+	secrets []secret
+}
+
+// secret is a value from the environment, or a whole string it was
+// expanded into, and the text errors show instead.
+type secret struct{ value, ref string }
+
+// minSecret is the shortest value redacted: hiding every "1" or "on" in a
+// message would garble it, and such values are no secrets.
+const minSecret = 4
+
+func (x *expander) expand(v reflect.Value, path []string) {
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:
 		if !v.IsNil() {
@@ -21,13 +40,13 @@ func expandEnv(v reflect.Value, path []string, lookup func(string) (string, bool
 				inner := v.Elem()
 				cp := reflect.New(inner.Type()).Elem()
 				cp.Set(inner)
-				expandEnv(cp, path, lookup, report)
+				x.expand(cp, path)
 				if v.CanSet() {
 					v.Set(cp)
 				}
 				return
 			}
-			expandEnv(v.Elem(), path, lookup, report)
+			x.expand(v.Elem(), path)
 		}
 	case reflect.Struct:
 		t := v.Type()
@@ -41,17 +60,17 @@ func expandEnv(v reflect.Value, path []string, lookup func(string) (string, bool
 				continue
 			}
 			if inline {
-				expandEnv(v.Field(i), path, lookup, report)
+				x.expand(v.Field(i), path)
 				continue
 			}
 			if name == "" {
 				name = f.Name
 			}
-			expandEnv(v.Field(i), append(path, name), lookup, report)
+			x.expand(v.Field(i), append(path, name))
 		}
 	case reflect.Slice, reflect.Array:
 		for i := 0; i < v.Len(); i++ {
-			expandEnv(v.Index(i), append(path, fmt.Sprint(i)), lookup, report)
+			x.expand(v.Index(i), append(path, fmt.Sprint(i)))
 		}
 	case reflect.Map:
 		if v.Type().Key().Kind() != reflect.String {
@@ -61,7 +80,7 @@ func expandEnv(v reflect.Value, path []string, lookup func(string) (string, bool
 			e := v.MapIndex(k)
 			cp := reflect.New(e.Type()).Elem()
 			cp.Set(e)
-			expandEnv(cp, append(path, k.String()), lookup, report)
+			x.expand(cp, append(path, k.String()))
 			v.SetMapIndex(k, cp)
 		}
 	case reflect.String:
@@ -69,10 +88,17 @@ func expandEnv(v reflect.Value, path []string, lookup func(string) (string, bool
 		if !strings.Contains(s, "$") {
 			return
 		}
-		out, err := expandString(s, lookup)
+		out, err := expandString(s, x.lookup, func(name, val string) {
+			if len(val) >= minSecret {
+				x.secrets = append(x.secrets, secret{val, "${" + name + "}"})
+			}
+		})
 		if err != nil {
-			report(path, err)
+			x.report(path, err)
 			return
+		}
+		if out != s && len(out) >= minSecret {
+			x.secrets = append(x.secrets, secret{out, s})
 		}
 		if v.CanSet() {
 			v.SetString(out)
@@ -109,7 +135,9 @@ func addKeys(t reflect.Type, known map[string]bool) {
 	}
 }
 
-func expandString(s string, lookup func(string) (string, bool)) (string, error) {
+// expandString expands s; env receives each value taken from the
+// environment (not defaults, which the file shows anyway).
+func expandString(s string, lookup func(string) (string, bool), env func(name, val string)) (string, error) {
 	var b strings.Builder
 	for {
 		i := strings.Index(s, "${")
@@ -140,6 +168,8 @@ func expandString(s string, lookup func(string) (string, bool)) (string, error) 
 				return "", fmt.Errorf("environment variable %s is not set", name)
 			}
 			val = def
+		} else {
+			env(name, val)
 		}
 		for _, c := range val {
 			if c < 0x20 || c == 0x7f {
@@ -162,3 +192,29 @@ func validEnvName(s string) bool {
 	}
 	return true
 }
+
+// redact replaces, in an error message, every value the environment put
+// into the config with the reference it came from, as written and as Go
+// would quote it. Longer values go first, so a whole expanded string is
+// shown as its template rather than half replaced.
+func (l *loader) redact(msg string) string {
+	if len(l.secrets) == 0 {
+		return msg
+	}
+	if !slices.IsSortedFunc(l.secrets, bySecretLen) {
+		slices.SortStableFunc(l.secrets, bySecretLen)
+	}
+	for _, s := range l.secrets {
+		if strings.Contains(msg, s.value) {
+			msg = strings.ReplaceAll(msg, s.value, s.ref)
+		}
+		if q := strconv.Quote(s.value); len(q) > 2 {
+			if q = q[1 : len(q)-1]; q != s.value && strings.Contains(msg, q) {
+				msg = strings.ReplaceAll(msg, q, strings.Trim(strconv.Quote(s.ref), `"`))
+			}
+		}
+	}
+	return msg
+}
+
+func bySecretLen(a, b secret) int { return cmp.Compare(len(b.value), len(a.value)) }
