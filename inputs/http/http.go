@@ -239,7 +239,7 @@ func (in *Input) Run(ctx context.Context, out pipeline.Emitter) error {
 	if err != nil {
 		return err
 	}
-	ln = netio.LimitListener(ln, in.cfg.MaxConnections, in.set)
+	ln = netio.LimitListener(ln, netio.LimitOpts{Max: in.cfg.MaxConnections}, in.set)
 	scheme := "http"
 	if in.cfg.TLS.On() {
 		cfg, err := in.cfg.TLS.ServerConfig(in.set)

@@ -10,8 +10,10 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/ternlog/tern/internal/netio"
+	"github.com/ternlog/tern/internal/ratelog"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
 )
@@ -96,8 +98,9 @@ func (c Config) Validate() error {
 
 // Input runs the configured syslog listeners.
 type Input struct {
-	cfg Config
-	set pipeline.Settings
+	cfg  Config
+	set  pipeline.Settings
+	logs *ratelog.Keyed // warnings a peer can repeat, shared by connections
 
 	mu                sync.Mutex
 	udp, tcp, tlsAddr net.Addr
@@ -107,7 +110,7 @@ var _ pipeline.Input = (*Input)(nil)
 
 // New returns a syslog input; it listens only when run.
 func New(set pipeline.Settings, cfg Config) (*Input, error) {
-	return &Input{cfg: cfg, set: set}, nil
+	return &Input{cfg: cfg, set: set, logs: ratelog.EveryKeyed(10 * time.Second)}, nil
 }
 
 // Factory registers the input.
@@ -221,6 +224,6 @@ func (in *Input) serve(ctx context.Context, c net.Conn, out pipeline.Emitter) {
 	// Empty frames carry no message (RFC 6587 senders sometimes end with
 	// CR LF LF): they are skipped, not decoded into errors.
 	rd := netio.SkipEmpty(netio.NewReader(in.cfg.Framing, r, netio.FrameOpts{Max: in.cfg.MaxFrameBytes.N(), NULTrailer: in.cfg.NULTrailer}))
-	err := netio.EmitFrames(ctx, rd, proto, in.cfg.BatchMaxCount, out, in.set)
-	netio.ConnEnded(c, err, in.set)
+	err := netio.EmitFrames(ctx, rd, proto, in.cfg.BatchMaxCount, out, in.set, in.logs)
+	netio.ConnEnded(c, err, in.set, in.logs)
 }

@@ -10,10 +10,10 @@ import (
 	"fmt"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ternlog/tern/internal/netio"
+	"github.com/ternlog/tern/internal/ratelog"
 	"github.com/ternlog/tern/internal/ternproto"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
@@ -85,16 +85,19 @@ type Input struct {
 	cfg Config
 	set pipeline.Settings
 
-	mu       sync.Mutex
-	addr     net.Addr     // bound address, once listening
-	lastWarn atomic.Int64 // unix ns of the last protocol warning
+	// logs rate-limits warnings a peer can repeat at will, one limiter
+	// per kind shared by every connection.
+	logs *ratelog.Keyed
+
+	mu   sync.Mutex
+	addr net.Addr // bound address, once listening
 }
 
 var _ pipeline.Input = (*Input)(nil)
 
 // New returns a TCP input; it listens only when run.
 func New(set pipeline.Settings, cfg Config) (*Input, error) {
-	return &Input{cfg: cfg, set: set}, nil
+	return &Input{cfg: cfg, set: set, logs: ratelog.EveryKeyed(10 * time.Second)}, nil
 }
 
 // Factory registers the input.
@@ -151,13 +154,10 @@ func (in *Input) runNative(ctx context.Context, ln net.Listener, opts netio.Serv
 			Name: name, Source: "tern://" + c.RemoteAddr().String(),
 		})
 		if err != nil {
-			in.set.Error("protocol")
 			// Counted always, logged at most every 10s: a hostile peer
 			// must not flood the log.
-			if now := time.Now().UnixNano(); now-in.lastWarn.Load() > int64(10*time.Second) {
-				in.lastWarn.Store(now)
-				in.set.Logger.Warn("native connection closed", "remote", c.RemoteAddr().String(), "err", err)
-			}
+			in.set.Error("protocol")
+			in.logs.For("protocol").Warn(in.set.Logger, "native connection closed", "remote", c.RemoteAddr().String(), "err", err)
 		}
 	})
 	if ctx.Err() != nil {
@@ -173,6 +173,6 @@ func (in *Input) serve(ctx context.Context, c net.Conn, out pipeline.Emitter) {
 	src := "tcp://" + c.RemoteAddr().String()
 	r := &netio.IdleReader{C: c, Idle: in.cfg.IdleTimeout.D()}
 	rd := netio.NewReader(in.cfg.Framing, r, netio.FrameOpts{Max: in.cfg.MaxFrameBytes.N(), NULTrailer: in.cfg.NULTrailer})
-	err := netio.EmitFrames(ctx, rd, pipeline.Record{Source: src}, in.cfg.BatchMaxCount, out, in.set)
-	netio.ConnEnded(c, err, in.set)
+	err := netio.EmitFrames(ctx, rd, pipeline.Record{Source: src}, in.cfg.BatchMaxCount, out, in.set, in.logs)
+	netio.ConnEnded(c, err, in.set, in.logs)
 }

@@ -232,7 +232,7 @@ func TestMaxConnectionsAndIdleTimeout(t *testing.T) {
 		defer c.Close()
 		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		_, err = c.Read(make([]byte, 1))
-		return err == io.EOF && r.tel.Errored("max_connections") >= 1
+		return err == io.EOF && r.tel.Count("connections_refused_total") >= 1
 	}, 10*time.Second, 20*time.Millisecond)
 
 	// The idle connections are closed by the server...
@@ -247,6 +247,92 @@ func TestMaxConnectionsAndIdleTimeout(t *testing.T) {
 		send(t, r.addr, "legit\n")
 		return r.em.WaitFor(before+1, time.Second)
 	}, 10*time.Second, 50*time.Millisecond)
+}
+
+// Warnings a peer can repeat at will share one limiter per input: five
+// connections sending over-long lines, or breaking the native protocol,
+// log once, and every event is counted.
+func TestWarningsRateLimitedAcrossConnections(t *testing.T) {
+	for _, framing := range []string{"newline", tcp.FramingNative} {
+		t.Run(framing, func(t *testing.T) {
+			cfg := tcp.DefaultConfig()
+			cfg.Address, cfg.Framing, cfg.MaxFrameBytes = "127.0.0.1:0", framing, 64
+			set := pipelinetest.Settings(t, "inputs.tcp")
+			logs := &pipelinetest.SyncBuffer{}
+			set.Logger = slog.New(slog.NewTextHandler(logs, nil))
+			in, err := tcp.New(set, cfg)
+			require.NoError(t, err)
+			addr := nettest.RunInput(t, in, &pipelinetest.Emitter{}, in.Addr)
+			tel := set.Telemetry.(*pipelinetest.Telemetry)
+			var wg sync.WaitGroup
+			for range 5 {
+				wg.Go(func() {
+					c, err := net.Dial("tcp", addr)
+					if !assert.NoError(t, err) {
+						return
+					}
+					defer c.Close()
+					_, _ = c.Write([]byte(strings.Repeat("x", 100) + "\n"))
+					if framing == tcp.FramingNative {
+						_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+						_, _ = io.Copy(io.Discard, c) // the server closes it
+					}
+				})
+			}
+			wg.Wait()
+			if framing == tcp.FramingNative {
+				require.Eventually(t, func() bool { return tel.Errored("protocol") == 5 }, 10*time.Second, 10*time.Millisecond)
+				assert.Equal(t, 1, strings.Count(logs.String(), "native connection closed"), logs.String())
+			} else {
+				require.Eventually(t, func() bool { return tel.Dropped("oversize") == 5 }, 10*time.Second, 10*time.Millisecond)
+				assert.Equal(t, 1, strings.Count(logs.String(), "records over the size cap dropped"), logs.String())
+			}
+		})
+	}
+}
+
+// Idle connections holding every slot do not lock new clients out until
+// the idle timeout: the longest-idle one makes room, counted and logged.
+func TestIdleConnectionsMakeRoom(t *testing.T) {
+	cfg := tcp.DefaultConfig()
+	cfg.Address, cfg.MaxConnections = "127.0.0.1:0", 3
+	set := pipelinetest.Settings(t, "inputs.tcp")
+	logs := &pipelinetest.SyncBuffer{}
+	set.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	in, err := tcp.New(set, cfg)
+	require.NoError(t, err)
+	em := &pipelinetest.Emitter{}
+	addr := nettest.RunInput(t, in, em, in.Addr)
+	tel := set.Telemetry.(*pipelinetest.Telemetry)
+
+	var idle []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	// Idle for more than netio.DefaultMinIdle, far less than idle_timeout.
+	time.Sleep(1200 * time.Millisecond)
+	for i := range 2 {
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		defer c.Close() // held open: the second newcomer finds no free slot
+		_, err = fmt.Fprintf(c, "newcomer %d\n", i)
+		require.NoError(t, err)
+		require.True(t, em.WaitFor(i+1, 10*time.Second), "a new client gets through: %q", em.Lines())
+	}
+	assert.Equal(t, 2.0, tel.Count("connections_evicted_total"))
+	assert.Zero(t, tel.Count("connections_refused_total"))
+	assert.Equal(t, 1, strings.Count(logs.String(), "evicted the longest-idle connection"), "logged once a minute")
+	closed := 0
+	for _, c := range idle {
+		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); err == io.EOF {
+			closed++
+		}
+	}
+	assert.Equal(t, 2, closed, "two idle connections made room")
 }
 
 func TestMutualTLS(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/ternlog/tern/internal/ratelog"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/framing"
@@ -32,8 +33,9 @@ type StreamLimits struct {
 	// counted, and reading resumes after its newline; an over-long
 	// octet-counted frame is counted and its connection closed.
 	MaxFrameBytes config.Size `toml:"max_frame_bytes"`
-	// MaxConnections caps concurrent connections (on each listener); more
-	// are accepted and closed at once, and counted.
+	// MaxConnections caps concurrent connections (on each listener). At
+	// the cap the longest-idle one makes room, or else the newcomer is
+	// closed at once (see LimitListener); both are counted.
 	MaxConnections int `toml:"max_connections"`
 	// IdleTimeout closes a connection that sent nothing for this long.
 	IdleTimeout config.Duration `toml:"idle_timeout"`
@@ -89,16 +91,17 @@ func (l DatagramLimits) Validate() error {
 
 // ConnEnded logs how reading stream connection c ended (err is what
 // EmitFrames returned): at its end or at a stop, nothing; after the idle
-// timeout, at debug level; on broken framing, a warning, counted with
+// timeout, at debug level; on broken framing, a warning through logs
+// (shared by the input's connections; nil: every one), counted with
 // set.Error("framing"); on anything else, at debug level.
-func ConnEnded(c net.Conn, err error, set pipeline.Settings) {
+func ConnEnded(c net.Conn, err error, set pipeline.Settings, logs *ratelog.Keyed) {
 	switch {
 	case err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed):
 	case IsTimeout(err):
 		set.Logger.Debug("idle connection closed", "remote", c.RemoteAddr().String())
 	case errors.Is(err, framing.ErrSyslogFrame), errors.Is(err, io.ErrUnexpectedEOF):
 		set.Error("framing")
-		set.Logger.Warn("connection closed: broken framing", "remote", c.RemoteAddr().String(), "err", err)
+		logs.For("framing").Warn(set.Logger, "connection closed: broken framing", "remote", c.RemoteAddr().String(), "err", err)
 	default:
 		set.Logger.Debug("connection ended", "remote", c.RemoteAddr().String(), "err", err)
 	}

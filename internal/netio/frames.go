@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ternlog/tern/internal/ratelog"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/framing"
 )
@@ -104,9 +105,10 @@ func NewReader(name string, r io.Reader, o FrameOpts) Reader {
 // fails: a batch goes out when no further record is buffered (so a slow
 // sender sees no delay) or when it holds maxBatch records. Each record is
 // a copy of proto with Data set. Oversize records are counted as drops
-// with reason "oversize" and logged at most every 10 seconds. It returns
+// with reason "oversize" and logged through logs (shared by the input's
+// connections; nil: at most every 10 seconds per connection). It returns
 // the reader's error (io.EOF at the end), or nil once ctx is done.
-func EmitFrames(ctx context.Context, rd Reader, proto pipeline.Record, maxBatch int, out pipeline.Emitter, set pipeline.Settings) error {
+func EmitFrames(ctx context.Context, rd Reader, proto pipeline.Record, maxBatch int, out pipeline.Emitter, set pipeline.Settings, logs *ratelog.Keyed) error {
 	if maxBatch < 1 {
 		maxBatch = 1024
 	}
@@ -116,7 +118,10 @@ func EmitFrames(ctx context.Context, rd Reader, proto pipeline.Record, maxBatch 
 	}
 	recs := make([]pipeline.Record, 0, maxBatch)
 	oversize := 0
-	var lastWarn time.Time
+	warn := logs.For("oversize")
+	if warn == nil {
+		warn = ratelog.Every(10 * time.Second)
+	}
 	for {
 		if len(recs) > 0 && (len(recs) >= maxBatch || !rd.Buffered()) {
 			if err := out.Emit(ctx, recs, nil); err != nil {
@@ -128,10 +133,7 @@ func EmitFrames(ctx context.Context, rd Reader, proto pipeline.Record, maxBatch 
 		if n := rd.Oversize(); n > oversize {
 			set.Drop("oversize", n-oversize)
 			oversize = n
-			if set.Logger != nil && time.Since(lastWarn) > 10*time.Second {
-				lastWarn = time.Now()
-				set.Logger.Warn("records over the size cap dropped", "source", proto.Source, "total", oversize)
-			}
+			warn.Warn(set.Logger, "records over the size cap dropped", "source", proto.Source, "on_connection", oversize)
 		}
 		if err != nil {
 			if len(recs) > 0 && out.Emit(ctx, recs, nil) != nil {

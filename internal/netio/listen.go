@@ -1,9 +1,9 @@
 // Package netio holds what tern's network plugins share: a listener that
-// caps connections (accepting and closing the excess, counted), TLS
-// handshakes under a deadline, idle timeouts, framed readers and the batch
-// loop that hands records to the engine, batched UDP reads, and the config
-// keys that bound listeners (StreamLimits, DatagramLimits). It imports no
-// plugin.
+// caps connections (making room by evicting the longest-idle one, or else
+// closing the newcomer, counted and logged), TLS handshakes under a
+// deadline, idle timeouts, framed readers and the batch loop that hands
+// records to the engine, batched UDP reads, and the config keys that bound
+// listeners (StreamLimits, DatagramLimits). It imports no plugin.
 package netio
 
 import (
@@ -17,53 +17,13 @@ import (
 	"github.com/ternlog/tern/pipeline"
 )
 
-// LimitListener returns a listener that holds at most max connections
-// open at once. A connection beyond the cap is accepted and closed at once
-// (a refused slot costs the server nothing and tells the peer quickly),
-// and counted with set.Error("max_connections"). A slot frees when the
-// returned connection is closed.
-func LimitListener(ln net.Listener, max int, set pipeline.Settings) net.Listener {
-	return &limitListener{Listener: ln, sem: make(chan struct{}, max), set: set}
-}
-
-type limitListener struct {
-	net.Listener
-	sem chan struct{}
-	set pipeline.Settings
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case l.sem <- struct{}{}:
-			return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
-		default:
-			l.set.Error("max_connections")
-			_ = c.Close()
-		}
-	}
-}
-
-type limitConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.release)
-	return err
-}
-
 // ServeOpts configure Serve.
 type ServeOpts struct {
 	// MaxConnections caps concurrent connections (see LimitListener).
 	MaxConnections int
+	// MinIdle is how long a connection must have waited for data before a
+	// new one may take its slot at the cap (DefaultMinIdle when 0).
+	MinIdle time.Duration
 	// TLS, when set, wraps each connection; the handshake must finish
 	// within HandshakeTimeout or the connection is closed.
 	TLS              *tls.Config
@@ -77,7 +37,7 @@ type ServeOpts struct {
 // debug level. Serve returns nil after ctx ends, or the listener's error.
 func Serve(ctx context.Context, ln net.Listener, opts ServeOpts, set pipeline.Settings, handle func(context.Context, net.Conn)) error {
 	if opts.MaxConnections > 0 {
-		ln = LimitListener(ln, opts.MaxConnections, set)
+		ln = LimitListener(ln, LimitOpts{Max: opts.MaxConnections, MinIdle: opts.MinIdle}, set)
 	}
 	var (
 		mu    sync.Mutex

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/ternlog/tern/internal/ratelog"
 	"github.com/ternlog/tern/pipeline"
 )
 
@@ -19,7 +20,7 @@ func EmitLines(ctx context.Context, lines *LineReader, proto pipeline.Record, ma
 	}
 	recs := make([]pipeline.Record, 0, maxBatch)
 	oversize := lines.Oversize
-	var lastWarn time.Time
+	warn := ratelog.Every(10 * time.Second)
 	for {
 		if len(recs) > 0 && (len(recs) >= maxBatch || !lines.Buffered()) {
 			if err := out.Emit(ctx, recs, nil); err != nil {
@@ -30,10 +31,7 @@ func EmitLines(ctx context.Context, lines *LineReader, proto pipeline.Record, ma
 		line, err := lines.Next()
 		if lines.Oversize > oversize {
 			set.Drop("oversize", lines.Oversize-oversize)
-			if set.Logger != nil && time.Since(lastWarn) > 10*time.Second {
-				lastWarn = time.Now()
-				set.Logger.Warn("lines over the size cap dropped", "source", proto.Source, "max_bytes", lines.max, "total", lines.Oversize)
-			}
+			warn.Warn(set.Logger, "lines over the size cap dropped", "source", proto.Source, "max_bytes", lines.max, "total", lines.Oversize)
 			oversize = lines.Oversize
 		}
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ternlog/tern/internal/ratelog"
 	"github.com/ternlog/tern/pipeline"
 )
 
@@ -326,7 +327,7 @@ func EmitSyslog(ctx context.Context, r *SyslogReader, proto pipeline.Record, max
 	}
 	recs := make([]pipeline.Record, 0, maxBatch)
 	oversize := r.Oversize
-	var lastWarn time.Time
+	warn := ratelog.Every(10 * time.Second)
 	for {
 		if len(recs) > 0 && (len(recs) >= maxBatch || !r.Buffered()) {
 			if err := out.Emit(ctx, recs, nil); err != nil {
@@ -337,10 +338,7 @@ func EmitSyslog(ctx context.Context, r *SyslogReader, proto pipeline.Record, max
 		msg, err := r.Next()
 		if r.Oversize > oversize {
 			set.Drop("oversize", r.Oversize-oversize)
-			if set.Logger != nil && time.Since(lastWarn) > 10*time.Second {
-				lastWarn = time.Now()
-				set.Logger.Warn("syslog messages over the size cap dropped", "source", proto.Source, "max_bytes", r.max, "total", r.Oversize)
-			}
+			warn.Warn(set.Logger, "syslog messages over the size cap dropped", "source", proto.Source, "max_bytes", r.max, "total", r.Oversize)
 			oversize = r.Oversize
 		}
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -52,7 +53,12 @@ type Telemetry struct {
 	Drops  map[string]int
 	Errors map[string]int
 	Counts map[string]float64
+	// Labeled holds counters and gauges by name and label values, as
+	// "name{v1,v2}" (see CountWith).
+	Labeled map[string]float64
 }
+
+func labeled(name string, lv []string) string { return name + "{" + strings.Join(lv, ",") + "}" }
 
 func (t *Telemetry) Drop(reason string, n int) {
 	t.mu.Lock()
@@ -77,9 +83,10 @@ func (t *Telemetry) Counter(name, _ string, _ ...string) func(float64, ...string
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		if t.Counts == nil {
-			t.Counts = map[string]float64{}
+			t.Counts, t.Labeled = map[string]float64{}, map[string]float64{}
 		}
 		t.Counts[name] += d
+		t.Labeled[labeled(name, lv)] += d
 	}
 }
 
@@ -88,9 +95,10 @@ func (t *Telemetry) Gauge(name, _ string, _ ...string) func(float64, ...string) 
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		if t.Counts == nil {
-			t.Counts = map[string]float64{}
+			t.Counts, t.Labeled = map[string]float64{}, map[string]float64{}
 		}
 		t.Counts[name] = v
+		t.Labeled[labeled(name, lv)] = v
 	}
 }
 
@@ -99,6 +107,14 @@ func (t *Telemetry) Count(name string) float64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.Counts[name]
+}
+
+// CountWith returns the value of a counter or gauge the plugin reported
+// with these label values (in the order it named the labels).
+func (t *Telemetry) CountWith(name string, labelValues ...string) float64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.Labeled[labeled(name, labelValues)]
 }
 
 // Dropped returns the drops counted for reason.
