@@ -15,6 +15,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/ternlog/tern/internal/netio"
+	"github.com/ternlog/tern/internal/ratelog"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/framing"
@@ -173,13 +175,26 @@ type Input struct {
 	out    pipeline.Emitter
 	ctx    context.Context
 	fails  *failLimiter
+
+	// rejected counts error answers by status and reason; logs writes the
+	// first of each reason a minute.
+	rejected func(delta float64, labelValues ...string)
+	logs     *ratelog.Keyed
 }
 
 var _ pipeline.Input = (*Input)(nil)
 
 // New returns an HTTP input; it listens only when run.
 func New(set pipeline.Settings, cfg Config) (*Input, error) {
-	return &Input{cfg: cfg, set: set, fails: newFailLimiter(cfg.AuthFailureLimit, cfg.AuthFailureWindow.D())}, nil
+	in := &Input{
+		cfg: cfg, set: set, fails: newFailLimiter(cfg.AuthFailureLimit, cfg.AuthFailureWindow.D()),
+		rejected: func(float64, ...string) {}, logs: ratelog.EveryKeyed(time.Minute),
+	}
+	if set.Telemetry != nil {
+		in.rejected = set.Telemetry.Counter("http_input_rejected_total",
+			"Requests the HTTP input answered with an error, by status and reason.", "status", "reason")
+	}
+	return in, nil
 }
 
 // Factory registers the input.
@@ -261,8 +276,19 @@ func (in *Input) Run(ctx context.Context, out pipeline.Emitter) error {
 		WriteTimeout:   in.cfg.ReadTimeout.D() + in.cfg.AckTimeout.D() + 5*time.Second,
 		IdleTimeout:    in.cfg.IdleTimeout.D(),
 		MaxHeaderBytes: 32 << 10,
-		ErrorLog:       log.New(serverLog{in.set}, "", 0),
-		BaseContext:    func(net.Listener) context.Context { return ctx },
+		// A connection whose request is being served (its acknowledgement
+		// awaited) is busy, never evicted for a new one at max_connections:
+		// net/http reads in the background meanwhile, which looks idle.
+		ConnState: func(c net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateActive:
+				netio.SetBusy(c, true)
+			case http.StateIdle:
+				netio.SetBusy(c, false)
+			}
+		},
+		ErrorLog:    log.New(serverLog{in.set}, "", 0),
+		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
 	in.set.Logger.Info("listening", "address", scheme+"://"+ln.Addr().String()+in.cfg.Path)
 	errc := make(chan error, 1)
@@ -298,67 +324,82 @@ func (l serverLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Status reasons, sent as the body of error responses.
+// Error answers: the status, the reason that labels
+// tern_http_input_rejected_total, and the body.
 var (
-	errNotFound      = httpError{http.StatusNotFound, "not found"}
-	errMethod        = httpError{http.StatusMethodNotAllowed, "use POST"}
-	errEncoding      = httpError{http.StatusUnsupportedMediaType, "Content-Encoding must be gzip or identity"}
-	errBodyTooLarge  = httpError{http.StatusRequestEntityTooLarge, "body larger than max_body_bytes"}
-	errUnzipTooLarge = httpError{http.StatusRequestEntityTooLarge, "decompressed body larger than max_decompressed_bytes"}
-	errRecordLarge   = httpError{http.StatusRequestEntityTooLarge, "a record is larger than max_record_bytes"}
-	errTimeout       = httpError{http.StatusServiceUnavailable, "delivery not acknowledged in time"}
-	errNotDelivered  = httpError{http.StatusServiceUnavailable, "not delivered"}
-	errStopping      = httpError{http.StatusServiceUnavailable, "shutting down"}
+	errNotFound      = httpError{http.StatusNotFound, "not_found", "not found"}
+	errMethod        = httpError{http.StatusMethodNotAllowed, "method", "use POST"}
+	errAuth          = httpError{http.StatusUnauthorized, "auth", ""} // no body: nothing to learn from it
+	errLimited       = httpError{http.StatusTooManyRequests, "auth_rate_limited", "too many failed authentications"}
+	errEncoding      = httpError{http.StatusUnsupportedMediaType, "content_encoding", "Content-Encoding must be gzip or identity"}
+	errBodyTooLarge  = httpError{http.StatusRequestEntityTooLarge, "body_too_large", "body larger than max_body_bytes"}
+	errUnzipTooLarge = httpError{http.StatusRequestEntityTooLarge, "decompressed_too_large", "decompressed body larger than max_decompressed_bytes"}
+	errRecordLarge   = httpError{http.StatusRequestEntityTooLarge, "record_too_large", "a record is larger than max_record_bytes"}
+	errTimeout       = httpError{http.StatusServiceUnavailable, "ack_timeout", "delivery not acknowledged in time"}
+	errNotDelivered  = httpError{http.StatusServiceUnavailable, "not_delivered", "not delivered"}
+	errStopping      = httpError{http.StatusServiceUnavailable, "stopping", "shutting down"}
 )
 
 type httpError struct {
-	code int
-	msg  string
+	code   int
+	reason string
+	msg    string
 }
 
 func (e httpError) Error() string { return e.msg }
 
 func (in *Input) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != in.cfg.Path {
-		in.fail(w, errNotFound)
+		in.fail(w, r, errNotFound)
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		in.fail(w, errMethod)
+		in.fail(w, r, errMethod)
 		return
 	}
-	ip := clientIP(r.RemoteAddr)
-	if wait := in.fails.blocked(ip, time.Now()); wait > 0 {
-		in.set.Error("auth_rate_limited")
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
-		in.fail(w, httpError{http.StatusTooManyRequests, "too many failed authentications"})
-		return
-	}
+	// Credentials first: a valid token passes even from a client over the
+	// failure limit (a sender behind the same NAT as a guesser, or one that
+	// sent a stale token for a while). Checking costs a hash; the limit
+	// still turns a guesser's 401s into 429s with Retry-After.
 	if !in.authorized(r) {
-		in.fails.record(ip, time.Now())
-		in.set.Error("auth")
+		key, now := clientKey(clientIP(r.RemoteAddr)), time.Now()
+		if wait := in.fails.blocked(key, now); wait > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
+			in.fail(w, r, errLimited)
+			return
+		}
+		in.fails.record(key, now)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tern"`)
-		w.WriteHeader(http.StatusUnauthorized) // no body: nothing to learn from it
+		in.fail(w, r, errAuth)
 		return
 	}
 	n, err := in.receive(r)
 	if err != nil {
 		var he httpError
 		if !errors.As(err, &he) {
-			he = httpError{http.StatusBadRequest, err.Error()}
+			he = httpError{http.StatusBadRequest, "bad_request", err.Error()}
 		}
 		if he.code == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", strconv.Itoa(int(in.cfg.RetryAfter.D().Seconds()+0.999)))
 		}
-		in.fail(w, he)
+		in.fail(w, r, he)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, "{\"accepted\":%d}\n", n)
 }
 
-func (in *Input) fail(w http.ResponseWriter, e httpError) {
+// fail answers with e, counts it and logs the first of its reason each
+// minute (never a header: tokens stay out of the log).
+func (in *Input) fail(w http.ResponseWriter, r *http.Request, e httpError) {
+	in.rejected(1, strconv.Itoa(e.code), e.reason)
+	in.logs.For(e.reason).Warn(in.set.Logger, "request rejected", "status", e.code, "reason", e.reason,
+		"remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "detail", e.msg)
+	if e.msg == "" {
+		w.WriteHeader(e.code)
+		return
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(e.code)
@@ -413,7 +454,7 @@ func (in *Input) receive(r *http.Request) (int, error) {
 	case "gzip", "x-gzip":
 		zr, err := gzip.NewReader(body)
 		if err != nil {
-			return 0, readError(err)
+			return 0, readError(err, "bad_gzip")
 		}
 		defer zr.Close()
 		body = &capReader{r: zr, left: int64(in.cfg.MaxDecompressedBytes)}
@@ -449,7 +490,6 @@ func (in *Input) receive(r *http.Request) (int, error) {
 		if runCtx.Err() != nil {
 			return b.n, errStopping
 		}
-		in.set.Error("ack_timeout")
 		return b.n, errTimeout
 	}
 }
@@ -509,7 +549,7 @@ func (b *batcher) lines(body io.Reader) error {
 	for {
 		line, err := lr.Next()
 		if trap.err != nil {
-			return readError(trap.err)
+			return readError(trap.err, "bad_body")
 		}
 		if lr.Oversize > 0 {
 			b.in.set.Drop("oversize", 1)
@@ -519,7 +559,7 @@ func (b *batcher) lines(body io.Reader) error {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
-			return readError(err)
+			return readError(err, "bad_body")
 		}
 		if len(line) == 0 {
 			continue
@@ -542,10 +582,10 @@ func (b *batcher) frames(body io.Reader) error {
 				b.in.set.Drop("oversize", 1)
 				return errRecordLarge
 			}
-			return readError(err)
+			return readError(err, "bad_frame")
 		}
 		if kind != framing.FrameMessage {
-			return httpError{http.StatusBadRequest, fmt.Sprintf("frame kind %q is not a message", kind)}
+			return httpError{http.StatusBadRequest, "bad_frame", fmt.Sprintf("frame kind %q is not a message", kind)}
 		}
 		if err := b.add(payload); err != nil {
 			return err
@@ -553,8 +593,9 @@ func (b *batcher) frames(body io.Reader) error {
 	}
 }
 
-// readError maps a body read failure to its answer.
-func readError(err error) error {
+// readError maps a body read failure to its answer; reason labels one
+// that is none of the known kinds.
+func readError(err error, reason string) error {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
@@ -562,11 +603,11 @@ func readError(err error) error {
 	case errors.Is(err, errDecompressedTooLarge):
 		return errUnzipTooLarge
 	case netio.IsTimeout(err):
-		return httpError{http.StatusRequestTimeout, "body not received in time"}
+		return httpError{http.StatusRequestTimeout, "body_timeout", "body not received in time"}
 	case errors.Is(err, gzip.ErrHeader), errors.Is(err, gzip.ErrChecksum):
-		return httpError{http.StatusBadRequest, "bad gzip body: " + err.Error()}
+		return httpError{http.StatusBadRequest, "bad_gzip", "bad gzip body: " + err.Error()}
 	}
-	return httpError{http.StatusBadRequest, "bad body: " + err.Error()}
+	return httpError{http.StatusBadRequest, reason, "bad body: " + err.Error()}
 }
 
 // errTrap remembers a read error other than io.EOF.
@@ -649,61 +690,103 @@ func (g *ackGroup) seal() {
 	}
 }
 
-// failLimiter counts authentication failures per client IP in fixed
-// windows; an IP over the limit is refused until its window ends, before
-// its credentials are even looked at.
+// failLimiter counts authentication failures per client in fixed windows;
+// a client over the limit gets 429 instead of 401 until its window ends.
+// Clients are IPv4 addresses and IPv6 /64 networks (one host usually has a
+// whole /64, and could otherwise spray it). It tracks at most max clients,
+// evicting the one seen least recently when full: a client that keeps
+// trying stays tracked (and limited) however many others fail, where
+// forgetting every client at once let a spray of addresses lift any limit.
+// Every operation is O(1).
 type failLimiter struct {
 	limit  int
 	window time.Duration
+	max    int
 	mu     sync.Mutex
 	m      map[string]*failWindow
+	lru    failWindow // sentinel of the list: lru.next is the least recently seen
 }
 
 type failWindow struct {
-	start time.Time
-	n     int
+	key        string
+	start      time.Time
+	n          int
+	prev, next *failWindow
 }
 
 // maxTracked bounds the memory of the limiter under a flood of addresses.
 const maxTracked = 1 << 16
 
 func newFailLimiter(limit int, window time.Duration) *failLimiter {
-	return &failLimiter{limit: limit, window: window, m: map[string]*failWindow{}}
+	l := &failLimiter{limit: limit, window: window, max: maxTracked, m: map[string]*failWindow{}}
+	l.lru.prev, l.lru.next = &l.lru, &l.lru
+	return l
 }
 
-// blocked returns how long ip must still wait, or 0.
-func (l *failLimiter) blocked(ip string, now time.Time) time.Duration {
+func (l *failLimiter) unlink(w *failWindow) {
+	w.prev.next, w.next.prev = w.next, w.prev
+}
+
+// touch makes w the most recently seen.
+func (l *failLimiter) touch(w *failWindow) {
+	if w.next != nil {
+		l.unlink(w)
+	}
+	w.prev, w.next = l.lru.prev, &l.lru
+	l.lru.prev.next = w
+	l.lru.prev = w
+}
+
+// blocked returns how long the client must still wait, or 0. A blocked
+// client counts as seen.
+func (l *failLimiter) blocked(key string, now time.Time) time.Duration {
 	if l.limit == 0 {
 		return 0
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	w := l.m[ip]
+	w := l.m[key]
 	if w == nil || now.Sub(w.start) >= l.window || w.n < l.limit {
 		return 0
 	}
+	l.touch(w)
 	return w.start.Add(l.window).Sub(now)
 }
 
-func (l *failLimiter) record(ip string, now time.Time) {
+func (l *failLimiter) record(key string, now time.Time) {
 	if l.limit == 0 {
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if w := l.m[ip]; w != nil && now.Sub(w.start) < l.window {
+	w := l.m[key]
+	switch {
+	case w != nil && now.Sub(w.start) < l.window:
 		w.n++
-		return
-	}
-	if len(l.m) >= maxTracked {
-		for k, w := range l.m {
-			if now.Sub(w.start) >= l.window {
-				delete(l.m, k)
-			}
+	case w != nil:
+		w.start, w.n = now, 1
+	default:
+		if len(l.m) >= l.max {
+			old := l.lru.next
+			l.unlink(old)
+			delete(l.m, old.key)
 		}
-		if len(l.m) >= maxTracked {
-			clear(l.m)
-		}
+		w = &failWindow{key: key, start: now, n: 1}
+		l.m[key] = w
 	}
-	l.m[ip] = &failWindow{start: now, n: 1}
+	l.touch(w)
+}
+
+// clientKey is what the failure limit counts: the address, or its /64 for
+// IPv6.
+func clientKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Is4() || a.Is4In6() {
+		if err == nil {
+			return a.Unmap().String()
+		}
+		return ip
+	}
+	p, _ := a.WithZone("").Prefix(64)
+	return p.String()
 }
