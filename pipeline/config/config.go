@@ -222,7 +222,10 @@ func Load(path string, reg *pipeline.Registry, opt Options) (*Plan, error) {
 		return nil, err
 	}
 	defer f.Close()
-	// Read one byte past the limit, never the whole of a huge file.
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxConfigBytes {
+		return nil, Errors{{File: path, Msg: tooLarge()}}
+	}
+	// Not a regular file: read one byte past the limit, never more.
 	src, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
 	if err != nil {
 		return nil, err

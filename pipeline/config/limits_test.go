@@ -100,7 +100,23 @@ func TestConfigSizeLimit(t *testing.T) {
 	n = allocated(func() { _, err = config.Load(path, testRegistry(), config.Options{}) })
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), path+": larger than 1MiB")
-	assert.Less(t, n, uint64(4<<20))
+	assert.Less(t, n, uint64(64<<10))
+
+	// Nor past the limit of a stream.
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	go func() {
+		for {
+			if _, err := w.Write(make([]byte, 64<<10)); err != nil {
+				return
+			}
+		}
+	}()
+	defer r.Close()
+	defer w.Close()
+	_, err = config.Load(fmt.Sprintf("/dev/fd/%d", r.Fd()), testRegistry(), config.Options{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "larger than 1MiB")
 }
 
 // Many keys cost the loader time and memory in proportion: one unknown
