@@ -108,7 +108,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("framing: must be lines or frames, not %q", c.Framing))
 	}
 	for i, t := range c.Tokens {
-		if err := checkToken(t); err != nil {
+		if err := config.CheckToken(t); err != nil {
 			errs = append(errs, fmt.Errorf("tokens: token %d %v", i+1, err))
 		}
 	}
@@ -148,20 +148,6 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// checkToken refuses tokens that cannot travel in a header. The message
-// never quotes the token.
-func checkToken(t string) error {
-	if t == "" {
-		return errors.New("is empty")
-	}
-	for i := 0; i < len(t); i++ {
-		if t[i] <= ' ' || t[i] == 0x7f {
-			return errors.New("holds a space or control character")
-		}
-	}
-	return nil
 }
 
 // Input serves HTTP.
@@ -227,7 +213,7 @@ func (in *Input) loadTokens() error {
 			if line == "" || strings.HasPrefix(line, "#") {
 				continue
 			}
-			if err := checkToken(line); err != nil {
+			if err := config.CheckToken(line); err != nil {
 				return fmt.Errorf("token_file %s: line %d %v", path, i+1, err)
 			}
 			toks = append(toks, line)
