@@ -279,7 +279,7 @@ func (l *loader) decodeErr(err error, fallbackKey string) {
 		if key == "" {
 			key = fallbackKey
 		}
-		line := pe.Line
+		line := pe.Position.Line
 		if line == 0 {
 			line = l.line(key)
 		}
@@ -367,7 +367,7 @@ func Parse(path string, src []byte, reg *pipeline.Registry, opt Options) (*Plan,
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			l.add(pe.Line, "", "%s", pe.Message)
+			l.add(pe.Position.Line, "", "%s", pe.Message)
 		} else {
 			l.add(0, "", "%v", err)
 		}
