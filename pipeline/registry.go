@@ -17,6 +17,9 @@ type Validator interface {
 type Factory[P any] struct {
 	// Type is the value of `type = "…"` that selects this plugin.
 	Type string
+	// Summary says in one line what the plugin does (`tern plugins`, the
+	// README's plugin table).
+	Summary string
 	// Sample is the plugin's sample.toml: every key, with defaults.
 	Sample string
 	// DefaultEncoder is the encoder an output uses when its config names none.
@@ -47,6 +50,12 @@ func NewFactory[C any, P any](typ, sample string, defaults func() C, build func(
 // WithDefaultEncoder returns f with DefaultEncoder set.
 func (f Factory[P]) WithDefaultEncoder(name string) Factory[P] {
 	f.DefaultEncoder = name
+	return f
+}
+
+// WithSummary returns f with Summary set.
+func (f Factory[P]) WithSummary(s string) Factory[P] {
+	f.Summary = s
 	return f
 }
 

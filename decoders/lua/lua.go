@@ -86,7 +86,7 @@ func New(set pipeline.Settings, cfg Config) (*Decoder, error) {
 func Factory() pipeline.Factory[pipeline.Decoder] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Decoder, error) {
 		return New(s, c)
-	})
+	}).WithSummary("a sandboxed Lua script shapes the message")
 }
 
 func (d *Decoder) setup(sb *sandbox.Sandbox) error {

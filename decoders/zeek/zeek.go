@@ -150,7 +150,7 @@ func New(set pipeline.Settings, cfg Config) (*Decoder, error) {
 func Factory() pipeline.Factory[pipeline.Decoder] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Decoder, error) {
 		return New(s, c)
-	})
+	}).WithSummary("Zeek ASCII (TSV) and JSON logs")
 }
 
 func (d *Decoder) Decode(rec pipeline.Record, out *pipeline.Batch) error {

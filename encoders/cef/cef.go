@@ -205,7 +205,7 @@ func New(set pipeline.Settings, cfg Config) (*Encoder, error) {
 func Factory() pipeline.Factory[pipeline.Encoder] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Encoder, error) {
 		return New(s, c)
-	})
+	}).WithSummary("CEF, optionally in a syslog header")
 }
 
 // Field names shared with the CEF decoder and tern's client library.

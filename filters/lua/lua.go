@@ -135,7 +135,7 @@ func New(set pipeline.Settings, cfg Config) (*Filter, error) {
 func Factory() pipeline.Factory[pipeline.Filter] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Filter, error) {
 		return New(s, c)
-	})
+	}).WithSummary("Heka's sandbox API, Haka's alerts, ntopng-style alert definitions")
 }
 
 // load builds the State on first use and after a Go panic poisoned it.

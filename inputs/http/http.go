@@ -186,7 +186,7 @@ func New(set pipeline.Settings, cfg Config) (*Input, error) {
 func Factory() pipeline.Factory[pipeline.Input] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Input, error) {
 		return New(s, c)
-	})
+	}).WithSummary("NDJSON, lines or native frames over HTTP(S), answered after delivery")
 }
 
 // Addr is the bound address once Run listens.

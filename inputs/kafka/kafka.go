@@ -156,7 +156,7 @@ func New(set pipeline.Settings, cfg Config) (*Input, error) {
 func Factory() pipeline.Factory[pipeline.Input] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Input, error) {
 		return New(s, c)
-	})
+	}).WithSummary("a consumer group; offsets committed after delivery")
 }
 
 // Check reads the TLS files the config names.

@@ -63,7 +63,7 @@ func New(set pipeline.Settings, cfg Config) (*Input, error) {
 func Factory() pipeline.Factory[pipeline.Input] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Input, error) {
 		return New(s, c)
-	})
+	}).WithSummary("lines from standard input")
 }
 
 // Run reads until EOF, then reports the end of input.

@@ -108,7 +108,7 @@ func New(set pipeline.Settings, cfg Config) (*Input, error) {
 func Factory() pipeline.Factory[pipeline.Input] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Input, error) {
 		return New(s, c)
-	})
+	}).WithSummary("syslog over UDP, TCP and TLS (RFC 5425)")
 }
 
 // UDPAddr, TCPAddr and TLSAddr are the bound addresses once Run listens.

@@ -213,7 +213,7 @@ func New(set pipeline.Settings, cfg Config) (*Input, error) {
 func Factory() pipeline.Factory[pipeline.Input] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Input, error) {
 		return New(s, c)
-	})
+	}).WithSummary("follow files through rotation, checkpointed after delivery")
 }
 
 // Close saves the acknowledged positions one last time: the engine calls it

@@ -96,7 +96,7 @@ func New(set pipeline.Settings, cfg Config) (*Input, error) {
 func Factory() pipeline.Factory[pipeline.Input] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Input, error) {
 		return New(s, c)
-	})
+	}).WithSummary("TCP (+TLS) with newline, RFC 6587 or native framing")
 }
 
 // Addr is the bound address once Run listens (useful with port 0).

@@ -199,7 +199,7 @@ func New(set pipeline.Settings, cfg Config) (*Output, error) {
 func Factory() pipeline.Factory[pipeline.Output] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Output, error) {
 		return New(s, c)
-	}).WithDefaultEncoder("json")
+	}).WithDefaultEncoder("json").WithSummary("batches POSTed, retried on 5xx")
 }
 
 func (o *Output) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {

@@ -119,7 +119,7 @@ func New(set pipeline.Settings, cfg Config) (*Output, error) {
 func Factory() pipeline.Factory[pipeline.Output] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Output, error) {
 		return New(s, c)
-	}).WithDefaultEncoder("syslog")
+	}).WithDefaultEncoder("syslog").WithSummary("syslog over UDP, TCP (octet counting) and TLS")
 }
 
 func (o *Output) connect(ctx context.Context) error {
