@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -46,12 +47,50 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Telemetry records drops and errors so tests can assert on them.
+// Telemetry records drops and errors so tests can assert on them, and
+// what the plugin declared (pipeline.Declarer).
 type Telemetry struct {
-	mu     sync.Mutex
-	Drops  map[string]int
-	Errors map[string]int
-	Counts map[string]float64
+	mu       sync.Mutex
+	Drops    map[string]int
+	Errors   map[string]int
+	Counts   map[string]float64
+	Declared map[string]bool // "drop:<reason>" and "error:<kind>"
+}
+
+var _ pipeline.Declarer = (*Telemetry)(nil)
+
+func (t *Telemetry) DeclareDrops(reasons ...string) { t.declare("drop:", reasons) }
+func (t *Telemetry) DeclareErrors(kinds ...string)  { t.declare("error:", kinds) }
+
+func (t *Telemetry) declare(prefix string, names []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.Declared == nil {
+		t.Declared = map[string]bool{}
+	}
+	for _, n := range names {
+		t.Declared[prefix+n] = true
+	}
+}
+
+// Undeclared lists the drop reasons and error kinds counted without being
+// declared first, as "drop:<reason>" and "error:<kind>", sorted.
+func (t *Telemetry) Undeclared() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for r := range t.Drops {
+		if !t.Declared["drop:"+r] {
+			out = append(out, "drop:"+r)
+		}
+	}
+	for k := range t.Errors {
+		if !t.Declared["error:"+k] {
+			out = append(out, "error:"+k)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (t *Telemetry) Drop(reason string, n int) {
