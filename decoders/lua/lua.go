@@ -78,6 +78,7 @@ var (
 func New(set pipeline.Settings, cfg Config) (*Decoder, error) {
 	d := &Decoder{set: set, cfg: cfg, path: set.Resolve(cfg.Filename)}
 	d.fail = sandbox.NewFailures(set, cfg.MaxFailures)
+	set.DeclareDrops("lua_error")
 	d.sb = sandbox.New(cfg.Limits.SandboxConfig(set), d.path, "", d.setup)
 	return d, nil
 }

@@ -143,6 +143,7 @@ func New(set pipeline.Settings, cfg Config) (*Decoder, error) {
 		}
 	}
 	def.setColumns(slices.Clone(cfg.Fields), types)
+	set.DeclareErrors("header_evicted")
 	return &Decoder{cfg: cfg, set: set, def: def, sources: map[string]*header{}}, nil
 }
 

@@ -127,6 +127,10 @@ func New(set pipeline.Settings, cfg Config) (*Filter, error) {
 	f := &Filter{set: set, cfg: cfg, path: set.Resolve(cfg.Filename), ids: alert.NewIDs()}
 	f.readReturn = f.returnCode
 	f.fail = sandbox.NewFailures(set, cfg.MaxFailures)
+	set.DeclareDrops("lua_failed_call", "inject_failed", "filter_disabled")
+	if cfg.FailurePolicy == sandbox.PolicyDeadLetter {
+		set.DeclareDrops("deadletter_failed")
+	}
 	f.sb = sandbox.New(cfg.Limits.SandboxConfig(set), f.path, "", f.setup)
 	return f, nil
 }

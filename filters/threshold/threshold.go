@@ -134,6 +134,7 @@ func New(set pipeline.Settings, cfg Config) (*Filter, error) {
 	if set.Now == nil {
 		set.Now = time.Now
 	}
+	set.DeclareDrops("threshold_keys")
 	return &Filter{set: set, cfg: cfg, key: k, keys: map[string]*window{}, ids: alert.NewIDs()}, nil
 }
 

@@ -179,6 +179,7 @@ var _ pipeline.Input = (*Input)(nil)
 
 // New returns an HTTP input; it listens only when run.
 func New(set pipeline.Settings, cfg Config) (*Input, error) {
+	declare(set, cfg)
 	return &Input{cfg: cfg, set: set, fails: newFailLimiter(cfg.AuthFailureLimit, cfg.AuthFailureWindow.D())}, nil
 }
 

@@ -144,6 +144,8 @@ func New(set pipeline.Settings, cfg Config) (*Input, error) {
 		return nil, err
 	}
 	in := &Input{cfg: cfg, set: set, lag: func(float64, ...string) {}}
+	set.DeclareDrops("oversize")
+	set.DeclareErrors("consumer")
 	if set.Telemetry != nil {
 		in.lag = set.Telemetry.Gauge("kafka_consumer_lag",
 			"records of a partition after its last delivered offset (high watermark - next offset to commit)",

@@ -56,6 +56,7 @@ var _ pipeline.Input = (*Input)(nil)
 
 // New returns a stdin input.
 func New(set pipeline.Settings, cfg Config) (*Input, error) {
+	framing.DeclareLines(set)
 	return &Input{cfg: cfg, set: set, r: os.Stdin}, nil
 }
 

@@ -101,6 +101,13 @@ var _ pipeline.Input = (*Input)(nil)
 
 // New returns a syslog input; it listens only when run.
 func New(set pipeline.Settings, cfg Config) (*Input, error) {
+	if cfg.UDPAddress != "" {
+		netio.DeclareDatagrams(set)
+	}
+	if cfg.TCPAddress != "" || cfg.TLSAddress != "" {
+		netio.DeclareServe(set, cfg.MaxConnections, cfg.TLSAddress != "")
+		netio.DeclareFrames(set)
+	}
 	return &Input{cfg: cfg, set: set}, nil
 }
 

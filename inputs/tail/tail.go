@@ -206,6 +206,8 @@ func New(set pipeline.Settings, cfg Config) (*Input, error) {
 	for _, p := range cfg.Paths {
 		t.patterns = append(t.patterns, filepath.Clean(set.Resolve(p)))
 	}
+	set.DeclareDrops("oversize", "truncated")
+	set.DeclareErrors("open", "read", "gzip", "checkpoint")
 	return t, nil
 }
 

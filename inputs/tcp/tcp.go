@@ -89,6 +89,13 @@ var _ pipeline.Input = (*Input)(nil)
 
 // New returns a TCP input; it listens only when run.
 func New(set pipeline.Settings, cfg Config) (*Input, error) {
+	netio.DeclareServe(set, cfg.MaxConnections, cfg.TLS.On())
+	if cfg.Framing == FramingNative {
+		ternproto.DeclareServe(set)
+		set.DeclareErrors("protocol")
+	} else {
+		netio.DeclareFrames(set)
+	}
 	return &Input{cfg: cfg, set: set}, nil
 }
 

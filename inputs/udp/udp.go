@@ -57,6 +57,7 @@ var _ pipeline.Input = (*Input)(nil)
 
 // New returns a UDP input; it binds only when run.
 func New(set pipeline.Settings, cfg Config) (*Input, error) {
+	netio.DeclareDatagrams(set)
 	return &Input{cfg: cfg, set: set}, nil
 }
 

@@ -211,6 +211,7 @@ func New(set pipeline.Settings, cfg Config) (*Output, error) {
 	if cfg.WriteEmpty && o.framer == nil {
 		return nil, errors.New("write_empty: the encoder writes no file header and trailer (zeek does)")
 	}
+	set.DeclareErrors("path_template", "partial_write", "fsync", "rotate")
 	if set.Telemetry != nil {
 		o.violations = set.Telemetry.Counter("template_confinement_violations_total",
 			"Messages refused because their path template would leave the output's directory.")

@@ -171,6 +171,10 @@ var (
 func New(set pipeline.Settings, cfg Config) (*Output, error) {
 	u, _ := url.Parse(cfg.URL)
 	o := &Output{cfg: cfg, set: set, host: u.Hostname()}
+	set.DeclareErrors("request", "status_retriable", "status_permanent")
+	if u.Scheme == "https" {
+		set.DeclareErrors("tls_handshake")
+	}
 	tr := &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: cfg.Timeout.D(), KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConnsPerHost:   4,

@@ -112,6 +112,10 @@ var (
 // New returns a syslog output; it connects on the first Write.
 func New(set pipeline.Settings, cfg Config) (*Output, error) {
 	host, _, _ := net.SplitHostPort(cfg.Address)
+	set.DeclareErrors("connect", "write")
+	if cfg.Network == "tcp" && cfg.TLS.On() {
+		set.DeclareErrors("tls_handshake")
+	}
 	return &Output{cfg: cfg, set: set, host: host}, nil
 }
 

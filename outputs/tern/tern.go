@@ -84,6 +84,7 @@ func New(set pipeline.Settings, cfg Config) (*Output, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	set.DeclareErrors("connect")
 	return &Output{cfg: cfg, set: set, wait: map[uint64]bool{}}, nil
 }
 

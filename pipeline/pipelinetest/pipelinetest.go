@@ -157,7 +157,8 @@ func (t *Telemetry) Errored(kind string) int {
 // Build returns the plugin build makes, for a test, from the defaults
 // changed by mod (when not nil), which must validate, and Settings(t,
 // name); it fails the test on an error. The Telemetry is the settings':
-// what the plugin counts.
+// what the plugin counts. At cleanup it fails the test if the plugin
+// counted a drop or error kind its constructor did not declare.
 func Build[C, P any](t testing.TB, name string, defaults func() C, mod func(*C), build func(pipeline.Settings, C) (P, error)) (P, *Telemetry) {
 	t.Helper()
 	cfg := defaults()
@@ -174,7 +175,13 @@ func Build[C, P any](t testing.TB, name string, defaults func() C, mod func(*C),
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	return p, set.Telemetry.(*Telemetry)
+	tel := set.Telemetry.(*Telemetry)
+	t.Cleanup(func() {
+		if u := tel.Undeclared(); len(u) > 0 {
+			t.Errorf("%s counted without declaring first (Settings.DeclareDrops/DeclareErrors): %v", name, u)
+		}
+	})
+	return p, tel
 }
 
 // SyncBuffer is a bytes.Buffer that goroutines may write to while the test
