@@ -12,6 +12,16 @@ type Validator interface {
 	Validate() error
 }
 
+// Warner is implemented by plugin configs that can spot a likely mistake
+// that is not an error, such as a file pattern that matches no file yet.
+// `tern check` and `tern run` print each warning and go on. configDir is the
+// config file's directory, where relative paths start. Warnings may read the
+// file system but must not change it, listen or connect. Each warning reads
+// "key: message", like a Validate error.
+type Warner interface {
+	Warnings(configDir string) []string
+}
+
 // Factory makes plugins of one type. P is the plugin kind (Input, Decoder,
 // Filter, Encoder or Output).
 type Factory[P any] struct {

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -154,6 +155,42 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("batch_max_count: must be positive"))
 	}
 	return errors.Join(errs...)
+}
+
+// Warnings names each pattern of paths that selects no regular file now,
+// excluded ones aside: most often a typo or a missing permission. It is a
+// warning, not an error, as the files may appear later; the input follows
+// them then.
+func (c Config) Warnings(configDir string) []string {
+	var out []string
+	for _, p := range c.Paths {
+		pattern := filepath.Clean(pipeline.Settings{ConfigDir: configDir}.Resolve(p))
+		ms, err := filepath.Glob(pattern)
+		if err != nil {
+			continue // Validate reports it
+		}
+		found := false
+		for _, m := range ms {
+			if fi, err := os.Stat(m); err == nil && fi.Mode().IsRegular() && !c.excluded(m) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			out = append(out, fmt.Sprintf("paths: no file matches %q yet", pattern))
+		}
+	}
+	return out
+}
+
+func (c Config) excluded(path string) bool {
+	base := filepath.Base(path)
+	for _, x := range c.Exclude {
+		if ok, _ := filepath.Match(x, base); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Input follows files.
