@@ -154,9 +154,9 @@ func (f *Filter) load() error {
 		}
 		f.sb.SetSource(string(src))
 		if f.cfg.AlertDefinitions != "" {
-			defs, err := alertdef.Load(f.set.Resolve(f.cfg.AlertDefinitions), f.cfg.Locale)
+			defs, err := f.loadDefs()
 			if err != nil {
-				return &sandbox.Error{Kind: sandbox.KindLoad, Msg: "alert definitions: " + err.Error()}
+				return err
 			}
 			f.defs = defs
 		}
@@ -372,6 +372,25 @@ func (f *Filter) Close(context.Context) error {
 func (f *Filter) Failures() *sandbox.Failures { return f.fail }
 
 // Check loads the script and its alert definitions, for `tern check`.
-func (f *Filter) Check() error { return f.load() }
+func (f *Filter) Check() error {
+	err := f.load()
+	if err != nil && f.cfg.AlertDefinitions != "" && f.defs == nil && !strings.Contains(err.Error(), "alert_definitions: ") {
+		// load stops at the script; the definitions are checked too, so
+		// that every mistake shows at once.
+		if _, derr := f.loadDefs(); derr != nil {
+			return errors.Join(err, derr)
+		}
+	}
+	return err
+}
+
+// loadDefs loads the alert definitions directory.
+func (f *Filter) loadDefs() (*alertdef.Set, error) {
+	defs, err := alertdef.Load(f.set.Resolve(f.cfg.AlertDefinitions), f.cfg.Locale)
+	if err != nil {
+		return nil, &sandbox.Error{Kind: sandbox.KindLoad, Msg: "alert_definitions: " + strings.TrimPrefix(err.Error(), "alert definitions: ")}
+	}
+	return defs, nil
+}
 
 var _ pipeline.Checker = (*Filter)(nil)
