@@ -165,6 +165,12 @@ func cmdRun(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 // onStart, when not nil, runs on its own goroutine once the pipeline is
 // built.
 func runConfig(ctx context.Context, path, cpuProfile string, stderr io.Writer, onStart func(*slog.Logger)) int {
+	// SIGHUP is caught from the start too: by default it would kill tern
+	// while the config is checked and built. One that comes early reloads
+	// once the pipeline runs.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	reg := registry()
 	plan, warnings, err := checkConfig(path, reg)
 	if err != nil {
@@ -203,9 +209,6 @@ func runConfig(ctx context.Context, path, cpuProfile string, stderr io.Writer, o
 	if onStart != nil {
 		go onStart(log)
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		engCtx, stopEngine := context.WithCancel(runCtx)
 		done := make(chan error, 1)
