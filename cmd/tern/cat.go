@@ -203,6 +203,16 @@ func (c *catter) segment(p string, from int64, follow bool) error {
 		return err
 	}
 	r, err := buffer.NewSegmentReader(f, st.Size(), follow)
+	for follow && errors.Is(err, buffer.ErrNotSegment) && st.Size() < buffer.SegmentHeaderSize {
+		// tern has just created the segment: its header comes next.
+		if err := c.wait(); err != nil {
+			return err
+		}
+		if st, err = f.Stat(); err != nil {
+			return err
+		}
+		r, err = buffer.NewSegmentReader(f, st.Size(), follow)
+	}
 	if err != nil {
 		return err
 	}
@@ -212,6 +222,7 @@ func (c *catter) segment(p string, from int64, follow bool) error {
 		}
 	}
 	defer func() { c.skipped += r.Skipped(); c.lost += r.Lost() }()
+	final := false
 	for {
 		rec, err := r.Next()
 		if err == nil {
@@ -221,10 +232,14 @@ func (c *catter) segment(p string, from int64, follow bool) error {
 		if !errors.Is(err, io.EOF) {
 			return err
 		}
-		if !follow || c.sealed(p) {
+		if !follow || final {
 			return nil
 		}
-		if err := c.wait(); err != nil {
+		if c.sealed(p) {
+			// Records appended after the end just seen and before the
+			// newer segment appeared are read in one last pass.
+			final = true
+		} else if err := c.wait(); err != nil {
 			return err
 		}
 		if st, err := f.Stat(); err == nil {

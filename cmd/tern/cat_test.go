@@ -157,7 +157,13 @@ func TestCatTailBuffer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out pipelinetest.SyncBuffer
 	done := make(chan int, 1)
-	go func() { done <- cat(ctx, []string{"-tail", dir}, nil, &out, &bytes.Buffer{}) }()
+	var catErr pipelinetest.SyncBuffer
+	defer func() {
+		if t.Failed() {
+			t.Log("tern cat stderr: ", catErr.String())
+		}
+	}()
+	go func() { done <- cat(ctx, []string{"-tail", dir}, nil, &out, &catErr) }()
 	for i := range 20 {
 		var wg sync.WaitGroup
 		wg.Add(1)
