@@ -60,12 +60,20 @@
 // Route them like any message; dead letters no output matches are appended
 // to <data_dir>/deadletter/unrouted.jsonl.
 //
+// Counters exist from zero: the engine creates its own series for every
+// plugin when it is built, and a constructor declares each drop reason and
+// error kind its plugin may count (Settings.DeclareDrops, DeclareErrors),
+// so a scrape before any traffic shows what can go wrong where. A test in
+// internal/test/layout fails on a reason counted but never declared.
+//
 // # Lifecycle
 //
 //  1. Build: the config is decoded strictly (unknown keys, wrong types and
 //     missing keys are errors placed at file:line), matchers compile, and
 //     every plugin's constructor runs. Constructors do no I/O and start no
-//     goroutines, so `tern check` runs exactly this.
+//     goroutines, so `tern check` runs exactly this (and Checker, and
+//     Warner on configs); `tern run` runs the same check before it builds
+//     the engine that runs, and starts nothing when it fails.
 //  2. Start, downstream first: outputs, filters, then inputs.
 //  3. Run: a failing Input.Run is restarted with capped, jittered backoff;
 //     panics in any plugin call are recovered and counted. Nothing a plugin

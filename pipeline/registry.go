@@ -12,11 +12,24 @@ type Validator interface {
 	Validate() error
 }
 
+// Warner is implemented by plugin configs that can spot a likely mistake
+// that is not an error, such as a file pattern that matches no file yet.
+// `tern check` and `tern run` print each warning and go on. configDir is the
+// config file's directory, where relative paths start. Warnings may read the
+// file system but must not change it, listen or connect. Each warning reads
+// "key: message", like a Validate error.
+type Warner interface {
+	Warnings(configDir string) []string
+}
+
 // Factory makes plugins of one type. P is the plugin kind (Input, Decoder,
 // Filter, Encoder or Output).
 type Factory[P any] struct {
 	// Type is the value of `type = "…"` that selects this plugin.
 	Type string
+	// Summary says in one line what the plugin does (`tern plugins`, the
+	// README's plugin table).
+	Summary string
 	// Sample is the plugin's sample.toml: every key, with defaults.
 	Sample string
 	// DefaultEncoder is the encoder an output uses when its config names none.
@@ -47,6 +60,12 @@ func NewFactory[C any, P any](typ, sample string, defaults func() C, build func(
 // WithDefaultEncoder returns f with DefaultEncoder set.
 func (f Factory[P]) WithDefaultEncoder(name string) Factory[P] {
 	f.DefaultEncoder = name
+	return f
+}
+
+// WithSummary returns f with Summary set.
+func (f Factory[P]) WithSummary(s string) Factory[P] {
+	f.Summary = s
 	return f
 }
 

@@ -57,6 +57,30 @@ func (s Settings) Error(kind string) {
 	}
 }
 
+// DeclareDrops makes tern_dropped_total{plugin,reason} exist at zero for
+// each reason from the start, so dashboards and alerts see a series before
+// the first drop. Constructors declare every reason the plugin may count.
+func (s Settings) DeclareDrops(reasons ...string) {
+	if d, ok := s.Telemetry.(Declarer); ok {
+		d.DeclareDrops(reasons...)
+	}
+}
+
+// DeclareErrors makes tern_plugin_errors_total{plugin,kind} exist at zero
+// for each kind, as DeclareDrops does for drops.
+func (s Settings) DeclareErrors(kinds ...string) {
+	if d, ok := s.Telemetry.(Declarer); ok {
+		d.DeclareErrors(kinds...)
+	}
+}
+
+// Declarer is implemented by a Telemetry that can export counters before
+// they count (the engine's); Settings.DeclareDrops and DeclareErrors use it.
+type Declarer interface {
+	DeclareDrops(reasons ...string)
+	DeclareErrors(kinds ...string)
+}
+
 // Telemetry is the engine's metrics sink for a plugin. Metric names get the
 // prefix "tern_" and a "plugin" label.
 type Telemetry interface {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -32,19 +31,24 @@ type alertRow struct {
 
 // cmdAlerts is `tern alerts list`: every alert definition of the filters in
 // a config (or of one directory), like ntopng's developer page.
-func cmdAlerts(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "list" {
-		fmt.Fprintln(stderr, "usage: tern alerts list [-config plugins.toml] [-dir DIR] [-locale LANG] [-json]")
-		return 2
-	}
-	fs := flag.NewFlagSet("alerts list", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func cmdAlerts(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("alerts")
 	path := configFlag(fs)
-	dir := fs.String("dir", "", "list this definitions directory instead of the config's")
-	locale := fs.String("locale", "", "catalog language (default: the filter's locale, else en)")
+	dir := fs.String("dir", "", "list the definitions in `DIR` instead of the config's")
+	locale := fs.String("locale", "", "use the catalog of language `LANG` (default: the filter's locale, else en)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+	if len(args) > 0 && args[0] == "list" {
+		args = args[1:]
+	} else if len(args) == 0 {
+		return usageError(stderr, "alerts", "missing subcommand (list)")
+	} else if !isHelp(args[0]) {
+		return usageError(stderr, "alerts", fmt.Sprintf("unknown subcommand %q (known: list)", args[0]))
+	}
+	if code, done := parseFlags(fs, "alerts", args, stdout, stderr); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageError(stderr, "alerts", fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
 	}
 	type source struct{ dir, locale string }
 	var sources []source

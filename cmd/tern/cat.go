@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -35,21 +34,14 @@ func cmdCat(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 var catPoll = 200 * time.Millisecond
 
 func cat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("cat", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: tern cat [-match EXPR] [-count] [-tail] [-unread] [PATH…]\n\n"+
-			"PATH is a disk buffer directory (data/buffer/<output>), a segment file (*.seg)\n"+
-			"or a file of native frames; none or \"-\" reads native frames from stdin.")
-		fs.PrintDefaults()
-	}
-	expr := fs.String("match", "", "print only the messages this matcher accepts")
+	fs := newFlags("cat")
+	expr := fs.String("match", "", "print only the messages the matcher `EXPR` accepts")
 	count := fs.Bool("count", false, "print the number of messages instead of the messages")
 	tail := fs.Bool("tail", false, "keep reading what is appended (one PATH)")
 	unread := fs.Bool("unread", false, "buffer directories: start at the reader's cursor, not at the oldest record on disk")
-	maxFrame := fs.Int("max-frame", framing.DefaultMaxFrame, "largest native frame payload")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	maxFrame := fs.Int("max-frame", framing.DefaultMaxFrame, "largest native frame payload in `BYTES`")
+	if code, done := parseFlags(fs, "cat", args, stdout, stderr); done {
+		return code
 	}
 	var m *matcher.Matcher
 	if *expr != "" {
@@ -211,6 +203,16 @@ func (c *catter) segment(p string, from int64, follow bool) error {
 		return err
 	}
 	r, err := buffer.NewSegmentReader(f, st.Size(), follow)
+	for follow && errors.Is(err, buffer.ErrNotSegment) && st.Size() < buffer.SegmentHeaderSize {
+		// tern has just created the segment: its header comes next.
+		if err := c.wait(); err != nil {
+			return err
+		}
+		if st, err = f.Stat(); err != nil {
+			return err
+		}
+		r, err = buffer.NewSegmentReader(f, st.Size(), follow)
+	}
 	if err != nil {
 		return err
 	}
@@ -220,6 +222,7 @@ func (c *catter) segment(p string, from int64, follow bool) error {
 		}
 	}
 	defer func() { c.skipped += r.Skipped(); c.lost += r.Lost() }()
+	final := false
 	for {
 		rec, err := r.Next()
 		if err == nil {
@@ -229,10 +232,14 @@ func (c *catter) segment(p string, from int64, follow bool) error {
 		if !errors.Is(err, io.EOF) {
 			return err
 		}
-		if !follow || c.sealed(p) {
+		if !follow || final {
 			return nil
 		}
-		if err := c.wait(); err != nil {
+		if c.sealed(p) {
+			// Records appended after the end just seen and before the
+			// newer segment appeared are read in one last pass.
+			final = true
+		} else if err := c.wait(); err != nil {
 			return err
 		}
 		if st, err := f.Stat(); err == nil {

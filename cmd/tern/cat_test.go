@@ -16,6 +16,8 @@ import (
 
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/buffer"
+	"github.com/ternlog/tern/pipeline/config"
+	"github.com/ternlog/tern/pipeline/engine"
 	"github.com/ternlog/tern/pipeline/framing"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 	"github.com/ternlog/tern/pipeline/queue"
@@ -155,7 +157,13 @@ func TestCatTailBuffer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out pipelinetest.SyncBuffer
 	done := make(chan int, 1)
-	go func() { done <- cat(ctx, []string{"-tail", dir}, nil, &out, &bytes.Buffer{}) }()
+	var catErr pipelinetest.SyncBuffer
+	defer func() {
+		if t.Failed() {
+			t.Log("tern cat stderr: ", catErr.String())
+		}
+	}()
+	go func() { done <- cat(ctx, []string{"-tail", dir}, nil, &out, &catErr) }()
 	for i := range 20 {
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -221,7 +229,9 @@ sync = "always"
 }
 
 // When engine.New fails after a disk buffer was opened, the buffer is
-// closed: its lock is released, so the next start can open it.
+// closed: its lock is released, so the next start can open it. (tern run
+// checks the config before it builds the engine that opens buffers, so it
+// starts nothing on this config; see TestRunRefusesWhatCheckRejects.)
 func TestFailedBuildReleasesBuffers(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "plugins.toml")
@@ -239,12 +249,13 @@ encoder = "payload"
 message_matcher = "TRUE"
 use_buffering = true
 `), 0o644))
-	var out, errOut bytes.Buffer
-	code := run([]string{"run", "-config", cfg}, strings.NewReader(""), &out, &errOut)
-	require.Equal(t, 1, code)
-	assert.Contains(t, errOut.String(), "cannot follow another decoder")
+	reg := registry()
+	plan, err := config.Load(cfg, reg, config.Options{})
+	require.NoError(t, err)
+	_, err = engine.New(plan, reg, engine.Options{NewBuffer: bufferOpener(func() {})})
+	require.ErrorContains(t, err, "cannot follow another decoder")
 	bdir := filepath.Join(dir, "data", "buffer", "out")
-	_, err := os.Stat(bdir)
+	_, err = os.Stat(bdir)
 	require.NoError(t, err, "the buffer was opened before the failure")
 	b, err := buffer.New(bdir, buffer.Options{MaxBufferSize: 1 << 20, MaxFileSize: 1 << 10, FullAction: "block", Sync: "always", SyncInterval: time.Second}, pipeline.Settings{})
 	require.NoError(t, err)

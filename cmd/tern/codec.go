@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -33,17 +32,16 @@ func settingsFor(name string) pipeline.Settings {
 // with -framing) and prints canonical JSON messages, filling UUID,
 // Timestamp and Logger as the engine would.
 func cmdDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("decode", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	typ := fs.String("d", "", "decoder type (required)")
+	fs := newFlags("decode")
+	typ := fs.String("d", "", "decoder `TYPE` (required; listed below)")
 	var opts optList
-	fs.Var(&opts, "o", "decoder option key=value (repeatable)")
-	seed := fs.Uint64("seed", 0, "generate UUIDs from this seed (0: random)")
-	nowFlag := fs.String("now", "", "receive time for records without one (RFC 3339; default: now)")
-	maxLine := fs.Int("max-line", framing.DefaultMaxLine, "longest record in bytes")
-	framingFlag := fs.String("framing", "newline", "how records are delimited: newline, octet-counting or auto (RFC 6587: octet counting when the input starts with a digit)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs.Var(&opts, "o", "set a decoder option `key=value`, as in its config table (repeatable)")
+	seed := fs.Uint64("seed", 0, "generate UUIDs from this `SEED` (0: random)")
+	nowFlag := fs.String("now", "", "receive `TIME` for records without one (RFC 3339; default: now)")
+	maxLine := fs.Int("max-line", framing.DefaultMaxLine, "longest record in `BYTES`")
+	framingFlag := fs.String("framing", "newline", "delimit records by `MODE`: newline, octet-counting or auto (octet counting when the input starts with a digit, RFC 6587)")
+	if code, done := parseFlags(fs, "decode", args, stdout, stderr); done {
+		return code
 	}
 	var syslogFraming framing.SyslogFraming
 	switch *framingFlag {
@@ -57,8 +55,7 @@ func cmdDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	reg := registry()
 	f, ok := pipeline.Lookup(reg.Decoders, *typ)
 	if !ok {
-		fmt.Fprintf(stderr, "tern decode: unknown decoder type %q (known: %s)\n", *typ, strings.Join(pipeline.Types(reg.Decoders), ", "))
-		return 2
+		return unknownType(stderr, "decode", "decoder", *typ, pipeline.Types(reg.Decoders))
 	}
 	cfg := f.NewConfig()
 	if err := config.DecodeOptions(cfg, opts); err != nil {
@@ -144,6 +141,18 @@ func cmdDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// unknownType reports a -d or -e that names no type: with the closest type
+// when one is near, else with every type.
+func unknownType(stderr io.Writer, verb, kind, typ string, known []string) int {
+	if typ == "" {
+		return usageError(stderr, verb, fmt.Sprintf("missing %s type (known: %s)", kind, strings.Join(known, ", ")))
+	}
+	if hint := didYouMean(typ, known); hint != "" {
+		return usageError(stderr, verb, fmt.Sprintf("unknown %s type %q%s", kind, typ, hint))
+	}
+	return usageError(stderr, verb, fmt.Sprintf("unknown %s type %q (known: %s)", kind, typ, strings.Join(known, ", ")))
+}
+
 func safeDecode(d pipeline.Decoder, rec pipeline.Record, b *pipeline.Batch) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -185,19 +194,17 @@ func readMessages(r io.Reader, stderr io.Writer, fn func(n int, line []byte, m *
 var payloadBody = map[string]bool{"syslog": true, "payload": true}
 
 func cmdEncode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("encode", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	typ := fs.String("e", "", "encoder type (required)")
+	fs := newFlags("encode")
+	typ := fs.String("e", "", "encoder `TYPE` (required; listed below)")
 	var opts optList
-	fs.Var(&opts, "o", "encoder option key=value (repeatable)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs.Var(&opts, "o", "set an encoder option `key=value`, as in its config table (repeatable)")
+	if code, done := parseFlags(fs, "encode", args, stdout, stderr); done {
+		return code
 	}
 	reg := registry()
 	f, ok := pipeline.Lookup(reg.Encoders, *typ)
 	if !ok {
-		fmt.Fprintf(stderr, "tern encode: unknown encoder type %q (known: %s)\n", *typ, strings.Join(pipeline.Types(reg.Encoders), ", "))
-		return 2
+		return unknownType(stderr, "encode", "encoder", *typ, pipeline.Types(reg.Encoders))
 	}
 	cfg := f.NewConfig()
 	if err := config.DecodeOptions(cfg, opts); err != nil {
@@ -240,14 +247,12 @@ func cmdEncode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func cmdMatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("match", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs := newFlags("match")
+	if code, done := parseFlags(fs, "match", args, stdout, stderr); done {
+		return code
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: tern match 'EXPR' < messages.jsonl")
-		return 2
+		return usageError(stderr, "match", "want one EXPR")
 	}
 	m, err := matcher.Compile(fs.Arg(0))
 	if err != nil {

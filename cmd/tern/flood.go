@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -33,39 +32,27 @@ type floodStats struct {
 // cmdFlood is a load generator in the spirit of heka-flood: it sends
 // messages with the client library at a rate, with a size distribution,
 // and mixes in corrupt and oversized frames to exercise the router.
-func cmdFlood(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("flood", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: tern flood [-addr host:port] [flags]
-
-Sends messages to a running tern (a tcp input with framing = "native") as
-fast as it takes them or at -rate, for -duration or -count messages, then
-waits for every acknowledgement. A progress line is written every second;
-the report at the end gives messages/s, MiB/s, acknowledged and errors.
--corrupt and -oversize send that percentage of messages as frames the
-router must cope with: undecodable messages (dead-lettered there) and
-frames over its size limit (it refuses them and closes the connection).
-
-`)
-		fs.PrintDefaults()
-	}
-	addr := fs.String("addr", "127.0.0.1:5150", "the router's native tcp input")
-	rate := fs.Int("rate", 0, "messages per second; 0 sends as fast as the router acknowledges")
-	duration := fs.Duration("duration", 10*time.Second, "how long to send")
-	count := fs.Int64("count", 0, "stop after this many messages (0: no limit)")
-	size := fs.Int("size", 300, "payload bytes (the mean with -size-dist exponential)")
-	sizeMax := fs.Int("size-max", 0, "largest payload with -size-dist uniform or exponential (default 4 x -size)")
-	sizeDist := fs.String("size-dist", "fixed", "payload sizes: fixed, uniform (between -size and -size-max) or exponential")
-	corrupt := fs.Float64("corrupt", 0, "percent of messages sent as corrupt frames")
-	oversize := fs.Float64("oversize", 0, "percent of messages sent as frames over the router's limit")
-	typ := fs.String("type", "flood", "message Type")
-	seed := fs.Uint64("seed", 1, "random seed (sizes, corruption)")
+func cmdFlood(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("flood")
+	addr := fs.String("addr", "127.0.0.1:5150", "send to the native tcp input at `HOST:PORT`")
+	rate := fs.Int("rate", 0, "send `N` messages per second; 0 sends as fast as the router acknowledges")
+	duration := fs.Duration("duration", 10*time.Second, "send for `DURATION`")
+	count := fs.Int64("count", 0, "stop after `N` messages (0: no limit)")
+	size := fs.Int("size", 300, "payload `BYTES` (the mean with -size-dist exponential)")
+	sizeMax := fs.Int("size-max", 0, "largest payload in `BYTES` with -size-dist uniform or exponential (default 4 x -size)")
+	sizeDist := fs.String("size-dist", "fixed", "draw payload sizes from `DIST`: fixed, uniform (between -size and -size-max) or exponential")
+	corrupt := fs.Float64("corrupt", 0, "`PERCENT` of messages sent as corrupt frames")
+	oversize := fs.Float64("oversize", 0, "`PERCENT` of messages sent as frames over the router's limit")
+	typ := fs.String("type", "flood", "message `TYPE`")
+	seed := fs.Uint64("seed", 1, "random `SEED` (sizes, corruption)")
 	quiet := fs.Bool("q", false, "no progress line")
 	var tf tlsFlags
 	tf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, "flood", args, stdout, stderr); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageError(stderr, "flood", fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
 	}
 	if *sizeMax == 0 {
 		*sizeMax = 4 * *size

@@ -26,10 +26,10 @@ type tlsFlags struct {
 
 func (f *tlsFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.on, "tls", false, "connect with TLS (verified against the system roots unless -ca)")
-	fs.StringVar(&f.ca, "ca", "", "PEM file of the CAs to verify the router with (implies -tls)")
-	fs.StringVar(&f.cert, "cert", "", "PEM client certificate for mutual TLS (implies -tls)")
-	fs.StringVar(&f.key, "key", "", "PEM key of -cert")
-	fs.StringVar(&f.name, "server-name", "", "name to verify in the router's certificate (default: the address's host)")
+	fs.StringVar(&f.ca, "ca", "", "PEM `FILE` of the CAs to verify the router with (implies -tls)")
+	fs.StringVar(&f.cert, "cert", "", "PEM client certificate `FILE` for mutual TLS (implies -tls)")
+	fs.StringVar(&f.key, "key", "", "PEM key `FILE` of -cert")
+	fs.StringVar(&f.name, "server-name", "", "`NAME` to verify in the router's certificate (default: the address's host)")
 	fs.BoolVar(&f.insecureSkipVerify, "insecure", false, "accept any router certificate (tests only)")
 }
 
@@ -75,36 +75,24 @@ func (f *fieldFlags) Set(v string) error {
 // cmdInject sends one message to a running tern over the native protocol
 // and waits for its acknowledgement.
 func cmdInject(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("inject", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: tern inject [-addr host:port] [flags] [-json MESSAGE | -json -]
-
-Sends one message to a running tern (a tcp input with framing = "native")
-and waits until that tern acknowledges that it delivered it. The message
-comes from the flags, or from canonical JSON (-json, "-" for stdin).
-
-`)
-		fs.PrintDefaults()
-	}
-	addr := fs.String("addr", "127.0.0.1:5150", "the router's native tcp input")
-	typ := fs.String("type", "", "message Type")
-	payload := fs.String("payload", "", "message Payload")
-	logger := fs.String("logger", "tern-inject", "message Logger")
-	hostname := fs.String("hostname", "", "message Hostname (default: this host)")
-	severity := fs.Int("severity", int(pipeline.DefaultSeverity), "message Severity (0..7)")
-	jsonMsg := fs.String("json", "", "the message in canonical JSON; - reads it from stdin")
-	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the connection and the acknowledgement")
+	fs := newFlags("inject")
+	addr := fs.String("addr", "127.0.0.1:5150", "send to the native tcp input at `HOST:PORT`")
+	typ := fs.String("type", "", "message `TYPE`")
+	payload := fs.String("payload", "", "message `PAYLOAD`")
+	logger := fs.String("logger", "tern-inject", "message `LOGGER`")
+	hostname := fs.String("hostname", "", "message `HOSTNAME` (default: this host)")
+	severity := fs.Int("severity", int(pipeline.DefaultSeverity), "message `SEVERITY` (0..7)")
+	jsonMsg := fs.String("json", "", "the message in canonical `JSON`; - reads it from stdin")
+	timeout := fs.Duration("timeout", 10*time.Second, "wait at most `DURATION` for the connection and the acknowledgement")
 	var fields fieldFlags
-	fs.Var(&fields, "f", "a string field name=value (repeatable)")
+	fs.Var(&fields, "f", "add a string field `name=value` (repeatable)")
 	var tf tlsFlags
 	tf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, "inject", args, stdout, stderr); done {
+		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tern inject: unexpected argument %q\n", fs.Arg(0))
-		return 2
+		return usageError(stderr, "inject", fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
 	}
 	m := pipeline.NewMessage()
 	if *jsonMsg != "" {

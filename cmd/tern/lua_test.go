@@ -251,7 +251,7 @@ func TestCheckRunsAlertDescriptions(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	code := run([]string{"check", "-config", filepath.Join(dir, "plugins.toml")}, nil, &stdout, &stderr)
-	if want := "plugins.toml:5: filters.typo: load: alert definitions: " + filepath.Join(defs, "alert_typo.lua") + ":6: i18n_description: undefined global 'i18m'"; code != 1 || !strings.Contains(stderr.String(), want) {
+	if want := "plugins.toml:5: filters.typo: load: alert_definitions: " + filepath.Join(defs, "alert_typo.lua") + ":6: i18n_description: undefined global 'i18m'"; code != 1 || !strings.Contains(stderr.String(), want) {
 		t.Fatalf("exit %d, want %q in:\n%s", code, want, stderr.String())
 	}
 	// Spelt right, the definition passes.

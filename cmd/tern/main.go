@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,6 +18,8 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/engine"
@@ -27,129 +28,127 @@ import (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-const usage = `tern — a log router for security teams
-
-Usage:
-  tern [run] [-config plugins.toml]     run the pipeline (the default verb)
-  tern check [-config plugins.toml]     validate a config without starting it
-  tern decode -d TYPE [-o key=value]…   raw records on stdin -> canonical JSON messages
-  tern encode -e TYPE [-o key=value]…   canonical JSON messages on stdin -> encoded records
-  tern match 'EXPR'                     canonical JSON messages on stdin -> those that match
-  tern cat [-match EXPR] [-tail] PATH…  messages in disk buffers or native-framed files -> canonical JSON
-  tern alerts list [-config …] [-json]  the alert definitions of the config's Lua filters
-  tern inject [-addr …] [flags]         send one message to a running tern, wait for its ack
-  tern flood [-addr …] [flags]          a load generator: messages/s, MiB/s, acked, errors
-  tern tap [-addr …] [-match EXPR] [-plugin NAME] [-n N] [-rate R]
-                                        stream what a running tern routes (or a plugin receives)
-  tern version                          print the version
-
-Run "tern VERB -h" for a verb's flags.
-`
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// run is main without the exit, so tests can drive every verb.
+// run is main without the exit, so tests can drive every verb. A first
+// argument that is a flag goes to run, the default verb.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	verb := "run"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		verb, args = args[0], args[1:]
-	}
-	switch verb {
-	case "run":
-		return cmdRun(args, stderr)
-	case "check":
-		return cmdCheck(args, stdout, stderr)
-	case "decode":
-		return cmdDecode(args, stdin, stdout, stderr)
-	case "encode":
-		return cmdEncode(args, stdin, stdout, stderr)
-	case "match":
-		return cmdMatch(args, stdin, stdout, stderr)
-	case "cat":
-		return cmdCat(args, stdin, stdout, stderr)
-	case "alerts":
-		return cmdAlerts(args, stdout, stderr)
-	case "inject":
-		return cmdInject(args, stdin, stdout, stderr)
-	case "flood":
-		return cmdFlood(args, stdout, stderr)
-	case "tap":
-		return cmdTap(args, stdout, stderr)
-	case "version":
-		fmt.Fprintf(stdout, "tern %s (%s)\n", version, buildInfo())
-		return 0
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	}
-	fmt.Fprintf(stderr, "tern: unknown verb %q\n\n%s", verb, usage)
-	return 2
-}
-
-func buildInfo() string {
-	s := runtime.Version()
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, kv := range bi.Settings {
-			if kv.Key == "vcs.revision" && len(kv.Value) >= 12 {
-				s += " " + kv.Value[:12]
-			}
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help":
+			printTopHelp(stdout)
+			return 0
+		case "-version", "--version":
+			return cmdVersion(nil, stdin, stdout, stderr)
 		}
 	}
-	return s
+	name := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	v := lookupVerb(name)
+	if v == nil {
+		return unknownVerb(stderr, name)
+	}
+	return v.run(args, stdin, stdout, stderr)
+}
+
+// build describes this binary: `tern version` and tern_build_info.
+type build struct {
+	version, goversion, platform string
+	revision, time               string // from the VCS stamp; "" when built without one
+	modified                     bool
+}
+
+func readBuild() build {
+	b := build{version: version, goversion: runtime.Version(), platform: runtime.GOOS + "/" + runtime.GOARCH}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return b
+	}
+	// go install …@v1.2.3 stamps the module version; -ldflags wins.
+	if b.version == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		b.version = bi.Main.Version
+	}
+	for _, kv := range bi.Settings {
+		switch kv.Key {
+		case "vcs.revision":
+			b.revision = kv.Value[:min(12, len(kv.Value))]
+		case "vcs.time":
+			b.time = kv.Value
+		case "vcs.modified":
+			b.modified = kv.Value == "true"
+		}
+	}
+	return b
+}
+
+func (b build) String() string {
+	rev := "revision unknown"
+	if b.revision != "" {
+		rev = "revision " + b.revision
+		if b.time != "" {
+			rev += " " + b.time
+		}
+		if b.modified {
+			rev += ", modified"
+		}
+	}
+	return fmt.Sprintf("tern %s (%s %s, %s)", b.version, b.goversion, b.platform, rev)
+}
+
+func cmdVersion(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("version")
+	if code, done := parseFlags(fs, "version", args, stdout, stderr); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageError(stderr, "version", fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+	}
+	fmt.Fprintln(stdout, readBuild())
+	return 0
+}
+
+// newMetricsRegistry is the Prometheus registry of one engine, with
+// tern_build_info{version,goversion,revision} 1 in it.
+func newMetricsRegistry() *prometheus.Registry {
+	b := readBuild()
+	r := prometheus.NewRegistry()
+	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "tern", Name: "build_info", Help: "Always 1; the labels say which tern is running.",
+		ConstLabels: prometheus.Labels{"version": b.version, "goversion": b.goversion, "revision": b.revision},
+	}, func() float64 { return 1 }))
+	return r
+}
+
+// newEngine builds the engine that runs plan, with a fresh metrics
+// registry (an engine registers its series once).
+func newEngine(plan *config.Plan, reg *pipeline.Registry, opts engine.Options) (*engine.Engine, error) {
+	opts.Metrics = newMetricsRegistry()
+	return engine.New(plan, reg, opts)
 }
 
 func configFlag(fs *flag.FlagSet) *string {
-	return fs.String("config", "plugins.toml", "config file")
+	return fs.String("config", "plugins.toml", "read the config from `FILE`")
 }
 
-func cmdRun(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func cmdRun(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("run")
 	path := configFlag(fs)
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file while running")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `FILE` while running")
+	if code, done := parseFlags(fs, "run", args, stdout, stderr); done {
+		return code
 	}
-	// Signals are caught before anything else, so a SIGTERM that arrives
-	// while the config loads stops tern cleanly instead of killing it.
+	if fs.NArg() > 0 {
+		return usageError(stderr, "run", fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+	}
+	// Signals are caught before the config loads, so a SIGTERM that
+	// arrives meanwhile stops tern cleanly instead of killing it.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	reg := registry()
-	plan, err := config.Load(*path, reg, config.Options{})
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return 1
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(stderr, err)
-			return 1
-		}
-		defer pprof.StopCPUProfile()
-	}
-	log := newLogger(stderr, plan.Global)
-	// A disk buffer with full_action = "shutdown" ends the run like SIGTERM.
-	runCtx, cancelRun := context.WithCancel(ctx)
-	defer cancelRun()
-	var bufferFull atomic.Bool
-	opts := engine.Options{Logger: log, NewBuffer: bufferOpener(func() {
-		bufferFull.Store(true)
-		cancelRun()
-	})}
-	e, err := engine.New(plan, reg, opts)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	go func() {
+	return runConfig(ctx, *path, *cpuProfile, stderr, func(log *slog.Logger) {
 		// A second signal means "now": the drain is abandoned.
 		<-ctx.Done()
 		stop()
@@ -158,10 +157,58 @@ func cmdRun(args []string, stderr io.Writer) int {
 		<-sig
 		log.Error("second signal: exiting without draining")
 		os.Exit(1)
-	}()
+	})
+}
+
+// runConfig runs the config at path until ctx ends. It checks the config
+// first exactly as tern check does and starts nothing when it has errors.
+// onStart, when not nil, runs on its own goroutine once the pipeline is
+// built.
+func runConfig(ctx context.Context, path, cpuProfile string, stderr io.Writer, onStart func(*slog.Logger)) int {
+	// SIGHUP is caught from the start too: by default it would kill tern
+	// while the config is checked and built. One that comes early reloads
+	// once the pipeline runs.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	reg := registry()
+	plan, warnings, err := checkConfig(path, reg)
+	if err != nil {
+		printWarnings(stderr, warnings)
+		printConfigErrors(stderr, err, "; not started")
+		return 1
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "tern run: -cpuprofile: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "tern run: -cpuprofile: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	log := newLogger(stderr, plan.Global)
+	logWarnings(log, warnings)
+	// A disk buffer with full_action = "shutdown" ends the run like SIGTERM.
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	var bufferFull atomic.Bool
+	opts := engine.Options{Logger: log, NewBuffer: bufferOpener(func() {
+		bufferFull.Store(true)
+		cancelRun()
+	})}
+	e, err := newEngine(plan, reg, opts)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if onStart != nil {
+		go onStart(log)
+	}
 	for {
 		engCtx, stopEngine := context.WithCancel(runCtx)
 		done := make(chan error, 1)
@@ -181,13 +228,13 @@ func cmdRun(args []string, stderr io.Writer) int {
 				}
 				return 0
 			case <-hup:
-				next, opts = reload(*path, reg, opts, stderr, log)
+				next, opts = reload(path, reg, opts, stderr, log)
 			}
 		}
 		// The running pipeline drains as on SIGTERM (inputs stop, queues
 		// are delivered, positions committed), then the new one starts:
 		// at-least-once holds across a reload as across a restart.
-		log.Info("reload: stopping the running pipeline", "config", *path)
+		log.Info("reload: stopping the running pipeline", "config", path)
 		stopEngine()
 		if err := <-done; err != nil {
 			log.Error("tern failed", "err", err)
@@ -197,19 +244,15 @@ func cmdRun(args []string, stderr io.Writer) int {
 			return 0 // SIGTERM during the drain: stop, do not start the new one
 		}
 		e, log = next, opts.Logger
-		log.Info("reload: running the new config", "config", *path)
+		log.Info("reload: running the new config", "config", path)
 	}
 }
 
-// reported says whether errs holds an error about section id (or one of
-// its keys).
-func reported(errs config.Errors, id string) bool {
-	for _, e := range errs {
-		if e.Key == id || strings.HasPrefix(e.Key, id+".") {
-			return true
-		}
+// logWarnings logs a config's warnings, each with its place.
+func logWarnings(log *slog.Logger, warnings config.Errors) {
+	for _, w := range warnings {
+		log.Warn(w.Msg, "config", fmt.Sprintf("%s:%d", w.File, w.Line), "key", w.Key)
 	}
-	return false
 }
 
 // reload reads and checks the config again, as tern check does, and
@@ -218,16 +261,15 @@ func reported(errs config.Errors, id string) bool {
 // the running pipeline goes on.
 func reload(path string, reg *pipeline.Registry, opts engine.Options, stderr io.Writer, log *slog.Logger) (*engine.Engine, engine.Options) {
 	log.Info("reload: SIGHUP, reading the config again", "config", path)
-	plan, err := config.Load(path, reg, config.Options{})
+	plan, warnings, err := checkConfig(path, reg)
 	var e *engine.Engine
 	next := opts
 	if err == nil {
 		next.Logger = newLogger(stderr, plan.Global)
+		logWarnings(next.Logger, warnings)
 		// Constructors do no I/O, so the new engine is built beside the
-		// running one; Check loads the scripts it names.
-		if e, err = engine.New(plan, reg, next); err == nil {
-			err = e.Check()
-		}
+		// running one.
+		e, err = newEngine(plan, reg, next)
 	}
 	if err != nil {
 		log.Error("reload: the config has errors; still running the previous one", "config", path, "err", err)
@@ -246,47 +288,19 @@ func newLogger(w io.Writer, g config.Global) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func cmdCheck(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("check")
 	path := configFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, "check", args, stdout, stderr); done {
+		return code
 	}
-	reg := registry()
-	plan, loadErr := config.Load(*path, reg, config.Options{})
-	var errs config.Errors
-	if loadErr != nil {
-		if !errors.As(loadErr, &errs) {
-			fmt.Fprintln(stderr, loadErr)
-			return 1
-		}
+	if fs.NArg() > 0 {
+		return usageError(stderr, "check", fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
 	}
-	if plan != nil {
-		// Constructors run too (they do no I/O): they catch what only the
-		// plugin knows, such as a regex that does not compile.
-		e, err := engine.New(plan, reg, engine.Options{NewBuffer: checkBuffer})
-		if err == nil {
-			err = e.Check()
-		}
-		if err != nil {
-			var more config.Errors
-			if errors.As(err, &more) {
-				for _, e := range more {
-					// A constructor repeats its config's Validate errors,
-					// which the loader already placed on their lines.
-					if !reported(errs, e.Key) {
-						errs = append(errs, e)
-					}
-				}
-			} else {
-				errs = append(errs, &config.Error{File: *path, Msg: err.Error()})
-			}
-		}
-	}
-	if len(errs) > 0 {
-		fmt.Fprintln(stderr, errs.Error())
-		fmt.Fprintf(stderr, "%d error(s)\n", len(errs))
+	plan, warnings, err := checkConfig(*path, registry())
+	printWarnings(stderr, warnings)
+	if err != nil {
+		printConfigErrors(stderr, err, "")
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d inputs, %d filters, %d outputs)\n", *path, len(plan.Inputs), len(plan.Filters), len(plan.Outputs))

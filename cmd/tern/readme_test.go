@@ -7,33 +7,25 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/engine"
 )
 
-// The README's plugin table lists every registered plugin, and every link in
-// it leads to a file that exists.
+// The README's plugin table lists every registered plugin with its
+// factory's Summary (what `tern plugins` prints), and every link in it
+// leads to a file that exists.
 func TestREADMEListsEveryPlugin(t *testing.T) {
 	b, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	readme := string(b)
-	reg := registry()
-	check := func(kind, dir string, types []string) {
-		for _, typ := range types {
-			row := "| " + kind + " | [" + typ + "](" + dir + "/" + typ + "/README.md) |"
-			if !strings.Contains(readme, row) {
-				t.Errorf("README.md: no plugin table row %q", row)
-			}
+	for _, p := range pluginTypes(registry()) {
+		row := "| " + strings.TrimSuffix(p.kind, "s") + " | [" + p.typ + "](" + p.kind + "/" + p.typ + "/README.md) | " + p.summary + " |"
+		if !strings.Contains(readme, row) {
+			t.Errorf("README.md: no plugin table row %q", row)
 		}
 	}
-	check("input", "inputs", pipeline.Types(reg.Inputs))
-	check("decoder", "decoders", pipeline.Types(reg.Decoders))
-	check("filter", "filters", pipeline.Types(reg.Filters))
-	check("encoder", "encoders", pipeline.Types(reg.Encoders))
-	check("output", "outputs", pipeline.Types(reg.Outputs))
 	for _, m := range regexp.MustCompile(`\]\(([^)#]+)\)`).FindAllStringSubmatch(readme, -1) {
 		if strings.Contains(m[1], "://") {
 			continue

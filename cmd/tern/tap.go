@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -24,51 +23,26 @@ import (
 // lines. The tap itself lives in the engine (pipeline/engine/tap.go): it
 // matches, samples and drops there, never slowing the pipeline, and this
 // verb prints what arrives and reports the drops on stderr.
-func cmdTap(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("tap", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: tern tap [-addr host:port] [-match EXPR] [-plugin NAME] [-n N] [-rate R] [flags]
-
-Streams the messages a running tern routes, as canonical JSON lines on
-stdout, from its metrics address ([tern] metrics_address). With -plugin,
-only what that filter or output receives. The router matches (-match),
-samples (at most -rate messages per second) and buffers for this reader
-without ever slowing the pipeline: when the reader falls behind, messages
-are dropped for it alone, and stderr says how many. Ends after -n messages,
-at Ctrl-C, or when the router stops or reloads; the last stderr line sums
-up what was seen.
-
-A metrics address with metrics_tokens wants a token: -token-file, or the
-TERN_METRICS_TOKEN environment variable. With [tern.metrics_tls], use
--tls or -ca (and -cert/-key for mutual TLS).
-
-`)
-		fs.PrintDefaults()
-	}
-	addr := fs.String("addr", "127.0.0.1:9514", "the metrics address: host:port, or an http(s):// URL")
-	expr := fs.String("match", "", "a message_matcher expression (default: every message)")
-	plugin := fs.String("plugin", "", "a filter or output (id or name): what it receives instead of what the router routes")
-	n := fs.Int("n", 0, "stop after N messages (0: no limit)")
-	rate := fs.Float64("rate", 1000, "at most R messages per second (the rest are skipped, and counted)")
-	buffer := fs.Int("buffer", 1024, "messages the router keeps for this reader when it falls behind (1-65536)")
-	tokenFile := fs.String("token-file", "", "file holding the bearer token (default: $TERN_METRICS_TOKEN)")
-	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the connection and the answer")
+func cmdTap(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("tap")
+	addr := fs.String("addr", "127.0.0.1:9514", "the metrics `ADDRESS`: host:port, or an http(s):// URL")
+	expr := fs.String("match", "", "stream only the messages the matcher `EXPR` accepts (default: every message)")
+	plugin := fs.String("plugin", "", "stream what the filter or output `NAME` (id or name) receives instead of what the router routes")
+	n := fs.Int("n", 0, "stop after `N` messages (0: no limit)")
+	rate := fs.Float64("rate", 1000, "stream at most `R` messages per second (the rest are skipped, and counted)")
+	buffer := fs.Int("buffer", 1024, "`N` messages the router keeps for this reader when it falls behind (1-65536)")
+	tokenFile := fs.String("token-file", "", "read the bearer token from `FILE` (default: $TERN_METRICS_TOKEN)")
+	timeout := fs.Duration("timeout", 10*time.Second, "wait at most `DURATION` for the connection and the answer")
 	var tf tlsFlags
 	tf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, "tap", args, stdout, stderr); done {
+		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tern tap: unexpected argument %q\n", fs.Arg(0))
-		return 2
+		return usageError(stderr, "tap", fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
 	}
 	if *n < 0 || !(*rate > 0) || *buffer < 1 {
-		fmt.Fprintln(stderr, "tern tap: -n must be 0 or more, -rate above 0, -buffer at least 1")
-		return 2
+		return usageError(stderr, "tap", "-n must be 0 or more, -rate above 0, -buffer at least 1")
 	}
 	token := os.Getenv("TERN_METRICS_TOKEN")
 	if *tokenFile != "" {

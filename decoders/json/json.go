@@ -170,7 +170,7 @@ func New(_ pipeline.Settings, cfg Config) (*Decoder, error) {
 func Factory() pipeline.Factory[pipeline.Decoder] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Decoder, error) {
 		return New(s, c)
-	})
+	}).WithSummary("a JSON object, or tern's canonical message JSON")
 }
 
 func (d *Decoder) Decode(rec pipeline.Record, out *pipeline.Batch) error {

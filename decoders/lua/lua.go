@@ -78,6 +78,7 @@ var (
 func New(set pipeline.Settings, cfg Config) (*Decoder, error) {
 	d := &Decoder{set: set, cfg: cfg, path: set.Resolve(cfg.Filename)}
 	d.fail = sandbox.NewFailures(set, cfg.MaxFailures)
+	set.DeclareDrops("lua_error")
 	d.sb = sandbox.New(cfg.Limits.SandboxConfig(set), d.path, "", d.setup)
 	return d, nil
 }
@@ -86,7 +87,7 @@ func New(set pipeline.Settings, cfg Config) (*Decoder, error) {
 func Factory() pipeline.Factory[pipeline.Decoder] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Decoder, error) {
 		return New(s, c)
-	})
+	}).WithSummary("a sandboxed Lua script shapes the message")
 }
 
 func (d *Decoder) setup(sb *sandbox.Sandbox) error {

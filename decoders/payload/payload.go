@@ -51,7 +51,7 @@ func New(_ pipeline.Settings, cfg Config) (*Decoder, error) { return &Decoder{cf
 func Factory() pipeline.Factory[pipeline.Decoder] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Decoder, error) {
 		return New(s, c)
-	})
+	}).WithSummary("the record becomes the payload")
 }
 
 func (d *Decoder) Decode(rec pipeline.Record, out *pipeline.Batch) error {

@@ -159,7 +159,7 @@ func New(set pipeline.Settings, cfg Config) (*Decoder, error) {
 func Factory() pipeline.Factory[pipeline.Decoder] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Decoder, error) {
 		return New(s, c)
-	})
+	}).WithSummary("named captures to fields")
 }
 
 func bytesString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -94,7 +94,7 @@ func New(set pipeline.Settings, cfg Config) (*Decoder, error) {
 func Factory() pipeline.Factory[pipeline.Decoder] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Decoder, error) {
 		return New(s, c)
-	})
+	}).WithSummary("RFC 5424 and RFC 3164")
 }
 
 // Names of the fields the decoder adds, in this order.

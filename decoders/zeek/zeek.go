@@ -143,6 +143,7 @@ func New(set pipeline.Settings, cfg Config) (*Decoder, error) {
 		}
 	}
 	def.setColumns(slices.Clone(cfg.Fields), types)
+	set.DeclareErrors("header_evicted")
 	return &Decoder{cfg: cfg, set: set, def: def, sources: map[string]*header{}}, nil
 }
 
@@ -150,7 +151,7 @@ func New(set pipeline.Settings, cfg Config) (*Decoder, error) {
 func Factory() pipeline.Factory[pipeline.Decoder] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Decoder, error) {
 		return New(s, c)
-	})
+	}).WithSummary("Zeek ASCII (TSV) and JSON logs")
 }
 
 func (d *Decoder) Decode(rec pipeline.Record, out *pipeline.Batch) error {

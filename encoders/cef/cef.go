@@ -198,6 +198,8 @@ func New(set pipeline.Settings, cfg Config) (*Encoder, error) {
 		e.replaced = set.Telemetry.Counter("utf8_replaced_total", "invalid UTF-8 bytes replaced with U+FFFD")
 		e.keys = set.Telemetry.Counter("cef_invalid_keys_total", "field names that are not CEF keys, by what was done", "action")
 	}
+	e.keys(0, "drop")
+	e.keys(0, "rename")
 	return e, nil
 }
 
@@ -205,7 +207,7 @@ func New(set pipeline.Settings, cfg Config) (*Encoder, error) {
 func Factory() pipeline.Factory[pipeline.Encoder] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Encoder, error) {
 		return New(s, c)
-	})
+	}).WithSummary("CEF, optionally in a syslog header")
 }
 
 // Field names shared with the CEF decoder and tern's client library.

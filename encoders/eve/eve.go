@@ -214,7 +214,7 @@ func New(set pipeline.Settings, cfg Config) (*Encoder, error) {
 func Factory() pipeline.Factory[pipeline.Encoder] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Encoder, error) {
 		return New(s, c)
-	})
+	}).WithSummary("Suricata EVE JSON")
 }
 
 func (e *Encoder) Encode(dst []byte, m *pipeline.Message) ([]byte, error) {

@@ -217,7 +217,7 @@ func New(set pipeline.Settings, cfg Config) (*Encoder, error) {
 func Factory() pipeline.Factory[pipeline.Encoder] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Encoder, error) {
 		return New(s, c)
-	})
+	}).WithSummary("canonical or flat JSON")
 }
 
 // countReplaced adds to utf8_replaced_total; it does nothing without

@@ -45,7 +45,7 @@ func New(_ pipeline.Settings, cfg Config) (*Encoder, error) { return &Encoder{cf
 func Factory() pipeline.Factory[pipeline.Encoder] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Encoder, error) {
 		return New(s, c)
-	})
+	}).WithSummary("tern's native frames")
 }
 
 // Delimiter is empty: records follow each other directly.

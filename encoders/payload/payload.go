@@ -37,7 +37,7 @@ func New(_ pipeline.Settings, cfg Config) (*Encoder, error) { return &Encoder{cf
 func Factory() pipeline.Factory[pipeline.Encoder] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Encoder, error) {
 		return New(s, c)
-	})
+	}).WithSummary("the payload as is")
 }
 
 func (e *Encoder) Encode(dst []byte, m *pipeline.Message) ([]byte, error) {

@@ -107,7 +107,7 @@ func New(set pipeline.Settings, cfg Config) (*Encoder, error) {
 func Factory() pipeline.Factory[pipeline.Encoder] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Encoder, error) {
 		return New(s, c)
-	})
+	}).WithSummary("RFC 5424 / RFC 3164")
 }
 
 // The message fields the encoder reads (those the syslog decoder writes,

@@ -277,7 +277,7 @@ func New(set pipeline.Settings, cfg Config) (*Encoder, error) {
 func Factory() pipeline.Factory[pipeline.Encoder] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Encoder, error) {
 		return New(s, c)
-	})
+	}).WithSummary("Zeek ASCII logs, byte-exact")
 }
 
 // Header writes the header block Zeek starts a file with: separators,

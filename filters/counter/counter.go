@@ -93,7 +93,7 @@ func New(set pipeline.Settings, cfg Config) (*Filter, error) {
 func Factory() pipeline.Factory[pipeline.Filter] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Filter, error) {
 		return New(s, c)
-	})
+	}).WithSummary("message rates per type and logger")
 }
 
 // Process counts m.

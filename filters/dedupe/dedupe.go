@@ -131,7 +131,7 @@ func New(set pipeline.Settings, cfg Config) (*Filter, error) {
 func Factory() pipeline.Factory[pipeline.Filter] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Filter, error) {
 		return New(s, c)
-	})
+	}).WithSummary("suppress repeats of an alert, counting them")
 }
 
 func (f *Filter) key(m *pipeline.Message) string {

@@ -127,6 +127,10 @@ func New(set pipeline.Settings, cfg Config) (*Filter, error) {
 	f := &Filter{set: set, cfg: cfg, path: set.Resolve(cfg.Filename), ids: alert.NewIDs()}
 	f.readReturn = f.returnCode
 	f.fail = sandbox.NewFailures(set, cfg.MaxFailures)
+	set.DeclareDrops("lua_failed_call", "inject_failed", "filter_disabled")
+	if cfg.FailurePolicy == sandbox.PolicyDeadLetter {
+		set.DeclareDrops("deadletter_failed")
+	}
 	f.sb = sandbox.New(cfg.Limits.SandboxConfig(set), f.path, "", f.setup)
 	return f, nil
 }
@@ -135,7 +139,7 @@ func New(set pipeline.Settings, cfg Config) (*Filter, error) {
 func Factory() pipeline.Factory[pipeline.Filter] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Filter, error) {
 		return New(s, c)
-	})
+	}).WithSummary("Heka's sandbox API, Haka's alerts, ntopng-style alert definitions")
 }
 
 // load builds the State on first use and after a Go panic poisoned it.
@@ -150,9 +154,9 @@ func (f *Filter) load() error {
 		}
 		f.sb.SetSource(string(src))
 		if f.cfg.AlertDefinitions != "" {
-			defs, err := alertdef.Load(f.set.Resolve(f.cfg.AlertDefinitions), f.cfg.Locale)
+			defs, err := f.loadDefs()
 			if err != nil {
-				return &sandbox.Error{Kind: sandbox.KindLoad, Msg: "alert definitions: " + err.Error()}
+				return err
 			}
 			f.defs = defs
 		}
@@ -368,6 +372,25 @@ func (f *Filter) Close(context.Context) error {
 func (f *Filter) Failures() *sandbox.Failures { return f.fail }
 
 // Check loads the script and its alert definitions, for `tern check`.
-func (f *Filter) Check() error { return f.load() }
+func (f *Filter) Check() error {
+	err := f.load()
+	if err != nil && f.cfg.AlertDefinitions != "" && f.defs == nil && !strings.Contains(err.Error(), "alert_definitions: ") {
+		// load stops at the script; the definitions are checked too, so
+		// that every mistake shows at once.
+		if _, derr := f.loadDefs(); derr != nil {
+			return errors.Join(err, derr)
+		}
+	}
+	return err
+}
+
+// loadDefs loads the alert definitions directory.
+func (f *Filter) loadDefs() (*alertdef.Set, error) {
+	defs, err := alertdef.Load(f.set.Resolve(f.cfg.AlertDefinitions), f.cfg.Locale)
+	if err != nil {
+		return nil, &sandbox.Error{Kind: sandbox.KindLoad, Msg: "alert_definitions: " + strings.TrimPrefix(err.Error(), "alert definitions: ")}
+	}
+	return defs, nil
+}
 
 var _ pipeline.Checker = (*Filter)(nil)

@@ -369,3 +369,31 @@ func TestLoadErrorDisables(t *testing.T) {
 		t.Fatal("unreachable")
 	}
 }
+
+// Check reports a missing script and a missing alert definitions directory
+// together, each once and named by its key, so tern check (and tern run,
+// which refuses to start on it) shows every mistake at once.
+func TestCheckReportsScriptAndDefinitions(t *testing.T) {
+	f, _ := newFilter(t, "function process_message() return 0 end", func(c *Config) {
+		c.Filename = "missing.lua"
+		c.AlertDefinitions = "no_such_dir"
+	})
+	err := f.Check()
+	if err == nil {
+		t.Fatal("Check() = nil")
+	}
+	msg := err.Error()
+	for _, want := range []string{"missing.lua: no such file", "alert_definitions: stat ", "no_such_dir: no such file"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("Check() = %q, want it to mention %q", msg, want)
+		}
+	}
+	if strings.Count(msg, "alert definitions") > 0 || strings.Count(msg, "alert_definitions") != 1 {
+		t.Errorf("Check() = %q: the definitions error once, by its key", msg)
+	}
+	// With the script there, the definitions error alone.
+	f, _ = newFilter(t, "function process_message() return 0 end", func(c *Config) { c.AlertDefinitions = "no_such_dir" })
+	if err := f.Check(); err == nil || strings.Count(err.Error(), "no_such_dir") != 1 {
+		t.Errorf("Check() = %v, want one alert_definitions error", err)
+	}
+}

@@ -134,6 +134,7 @@ func New(set pipeline.Settings, cfg Config) (*Filter, error) {
 	if set.Now == nil {
 		set.Now = time.Now
 	}
+	set.DeclareDrops("threshold_keys")
 	return &Filter{set: set, cfg: cfg, key: k, keys: map[string]*window{}, ids: alert.NewIDs()}, nil
 }
 
@@ -141,7 +142,7 @@ func New(set pipeline.Settings, cfg Config) (*Filter, error) {
 func Factory() pipeline.Factory[pipeline.Filter] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Filter, error) {
 		return New(s, c)
-	})
+	}).WithSummary("events per key over a sliding window raise an alert")
 }
 
 // Process counts m under its key and raises the alert on the event that

@@ -172,6 +172,7 @@ var _ pipeline.Input = (*Input)(nil)
 
 // New returns an HTTP input; it listens only when run.
 func New(set pipeline.Settings, cfg Config) (*Input, error) {
+	declare(set, cfg)
 	in := &Input{
 		cfg: cfg, set: set, fails: newFailLimiter(cfg.AuthFailureLimit, cfg.AuthFailureWindow.D()),
 		rejected: func(float64, ...string) {}, logs: ratelog.EveryKeyed(time.Minute),
@@ -179,6 +180,11 @@ func New(set pipeline.Settings, cfg Config) (*Input, error) {
 	if set.Telemetry != nil {
 		in.rejected = set.Telemetry.Counter("http_input_rejected_total",
 			"Requests the HTTP input answered with an error, by status and reason.", "status", "reason")
+		for _, e := range rejections { // every answer's series exists from zero
+			if e != errLimited || cfg.AuthFailureLimit > 0 {
+				in.rejected(0, strconv.Itoa(e.code), e.reason)
+			}
+		}
 	}
 	return in, nil
 }
@@ -187,7 +193,7 @@ func New(set pipeline.Settings, cfg Config) (*Input, error) {
 func Factory() pipeline.Factory[pipeline.Input] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Input, error) {
 		return New(s, c)
-	})
+	}).WithSummary("NDJSON, lines or native frames over HTTP(S), answered after delivery")
 }
 
 // Addr is the bound address once Run listens.

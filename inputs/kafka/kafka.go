@@ -144,6 +144,8 @@ func New(set pipeline.Settings, cfg Config) (*Input, error) {
 		return nil, err
 	}
 	in := &Input{cfg: cfg, set: set, lag: func(float64, ...string) {}}
+	set.DeclareDrops("oversize")
+	set.DeclareErrors("consumer")
 	if set.Telemetry != nil {
 		in.lag = set.Telemetry.Gauge("kafka_consumer_lag",
 			"records of a partition after its last delivered offset (high watermark - next offset to commit)",
@@ -156,7 +158,7 @@ func New(set pipeline.Settings, cfg Config) (*Input, error) {
 func Factory() pipeline.Factory[pipeline.Input] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Input, error) {
 		return New(s, c)
-	})
+	}).WithSummary("a consumer group; offsets committed after delivery")
 }
 
 // Check reads the TLS files the config names.

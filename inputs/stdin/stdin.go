@@ -56,6 +56,7 @@ var _ pipeline.Input = (*Input)(nil)
 
 // New returns a stdin input.
 func New(set pipeline.Settings, cfg Config) (*Input, error) {
+	framing.DeclareLines(set)
 	return &Input{cfg: cfg, set: set, r: os.Stdin}, nil
 }
 
@@ -63,7 +64,7 @@ func New(set pipeline.Settings, cfg Config) (*Input, error) {
 func Factory() pipeline.Factory[pipeline.Input] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Input, error) {
 		return New(s, c)
-	})
+	}).WithSummary("lines from standard input")
 }
 
 // Run reads until EOF, then reports the end of input.

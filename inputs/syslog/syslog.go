@@ -110,6 +110,13 @@ var _ pipeline.Input = (*Input)(nil)
 
 // New returns a syslog input; it listens only when run.
 func New(set pipeline.Settings, cfg Config) (*Input, error) {
+	if cfg.UDPAddress != "" {
+		netio.DeclareDatagrams(set)
+	}
+	if cfg.TCPAddress != "" || cfg.TLSAddress != "" {
+		netio.DeclareServe(set, cfg.MaxConnections, cfg.TLSAddress != "")
+		netio.DeclareFrames(set)
+	}
 	return &Input{cfg: cfg, set: set, logs: ratelog.EveryKeyed(10 * time.Second)}, nil
 }
 
@@ -117,7 +124,7 @@ func New(set pipeline.Settings, cfg Config) (*Input, error) {
 func Factory() pipeline.Factory[pipeline.Input] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Input, error) {
 		return New(s, c)
-	})
+	}).WithSummary("syslog over UDP, TCP and TLS (RFC 5425)")
 }
 
 // UDPAddr, TCPAddr and TLSAddr are the bound addresses once Run listens.

@@ -38,15 +38,7 @@ func (t *Input) glob() []string {
 	return out
 }
 
-func (t *Input) excluded(path string) bool {
-	base := filepath.Base(path)
-	for _, x := range t.cfg.Exclude {
-		if ok, _ := filepath.Match(x, base); ok {
-			return true
-		}
-	}
-	return false
-}
+func (t *Input) excluded(path string) bool { return t.cfg.excluded(path) }
 
 // matches reports whether path is one the globs select.
 func (t *Input) matches(path string) bool {

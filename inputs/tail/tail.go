@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -156,6 +157,42 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Warnings names each pattern of paths that selects no regular file now,
+// excluded ones aside: most often a typo or a missing permission. It is a
+// warning, not an error, as the files may appear later; the input follows
+// them then.
+func (c Config) Warnings(configDir string) []string {
+	var out []string
+	for _, p := range c.Paths {
+		pattern := filepath.Clean(pipeline.Settings{ConfigDir: configDir}.Resolve(p))
+		ms, err := filepath.Glob(pattern)
+		if err != nil {
+			continue // Validate reports it
+		}
+		found := false
+		for _, m := range ms {
+			if fi, err := os.Stat(m); err == nil && fi.Mode().IsRegular() && !c.excluded(m) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			out = append(out, fmt.Sprintf("paths: no file matches %q yet", pattern))
+		}
+	}
+	return out
+}
+
+func (c Config) excluded(path string) bool {
+	base := filepath.Base(path)
+	for _, x := range c.Exclude {
+		if ok, _ := filepath.Match(x, base); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // Input follows files.
 type Input struct {
 	cfg      Config
@@ -206,6 +243,8 @@ func New(set pipeline.Settings, cfg Config) (*Input, error) {
 	for _, p := range cfg.Paths {
 		t.patterns = append(t.patterns, filepath.Clean(set.Resolve(p)))
 	}
+	set.DeclareDrops("oversize", "truncated")
+	set.DeclareErrors("open", "read", "gzip", "checkpoint")
 	return t, nil
 }
 
@@ -213,7 +252,7 @@ func New(set pipeline.Settings, cfg Config) (*Input, error) {
 func Factory() pipeline.Factory[pipeline.Input] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Input, error) {
 		return New(s, c)
-	})
+	}).WithSummary("follow files through rotation, checkpointed after delivery")
 }
 
 // Close saves the acknowledged positions one last time: the engine calls it

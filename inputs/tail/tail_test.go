@@ -40,6 +40,34 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// A pattern that selects no regular file is a warning (tern check and run
+// print it), relative patterns start at the config's directory, and files
+// the exclusions remove do not count.
+func TestWarningsForGlobsMatchingNothing(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "logs", "sub.log"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"logs/a.log", "logs/a.log.bak"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := DefaultConfig()
+	c.Paths = []string{"logs/*.log", "logs/*.txt", filepath.Join(dir, "logs", "*.bak"), "logs/sub*"}
+	c.Exclude = []string{"*.bak"}
+	var _ pipeline.Warner = c
+	got := c.Warnings(dir)
+	want := []string{
+		fmt.Sprintf("paths: no file matches %q yet", filepath.Join(dir, "logs/*.txt")),
+		fmt.Sprintf("paths: no file matches %q yet", filepath.Join(dir, "logs/*.bak")),
+		fmt.Sprintf("paths: no file matches %q yet", filepath.Join(dir, "logs/sub*")), // a directory
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("Warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 // New must do no I/O: a config pointing at nothing builds fine.
 func TestNewDoesNoIO(t *testing.T) {
 	set := pipelinetest.Settings(t, "inputs.tail")

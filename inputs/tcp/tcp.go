@@ -97,6 +97,13 @@ var _ pipeline.Input = (*Input)(nil)
 
 // New returns a TCP input; it listens only when run.
 func New(set pipeline.Settings, cfg Config) (*Input, error) {
+	netio.DeclareServe(set, cfg.MaxConnections, cfg.TLS.On())
+	if cfg.Framing == FramingNative {
+		ternproto.DeclareServe(set)
+		set.DeclareErrors("protocol")
+	} else {
+		netio.DeclareFrames(set)
+	}
 	return &Input{cfg: cfg, set: set, logs: ratelog.EveryKeyed(10 * time.Second)}, nil
 }
 
@@ -104,7 +111,7 @@ func New(set pipeline.Settings, cfg Config) (*Input, error) {
 func Factory() pipeline.Factory[pipeline.Input] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Input, error) {
 		return New(s, c)
-	})
+	}).WithSummary("TCP (+TLS) with newline, RFC 6587 or native framing")
 }
 
 // Addr is the bound address once Run listens (useful with port 0).

@@ -57,6 +57,7 @@ var _ pipeline.Input = (*Input)(nil)
 
 // New returns a UDP input; it binds only when run.
 func New(set pipeline.Settings, cfg Config) (*Input, error) {
+	netio.DeclareDatagrams(set)
 	return &Input{cfg: cfg, set: set}, nil
 }
 
@@ -64,7 +65,7 @@ func New(set pipeline.Settings, cfg Config) (*Input, error) {
 func Factory() pipeline.Factory[pipeline.Input] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Input, error) {
 		return New(s, c)
-	})
+	}).WithSummary("one datagram per record")
 }
 
 // Addr is the bound address once Run listens.

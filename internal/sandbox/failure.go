@@ -35,7 +35,7 @@ type Failures struct {
 }
 
 // NewFailures registers the metrics tern_lua_failures_total{kind} and
-// tern_lua_disabled (1 once the script is disabled).
+// tern_lua_disabled (1 once the script is disabled), at zero.
 func NewFailures(set pipeline.Settings, max int) *Failures {
 	f := &Failures{max: max, set: set, log: set.Logger, total: map[string]int{}}
 	if f.log == nil {
@@ -45,9 +45,18 @@ func NewFailures(set pipeline.Settings, max int) *Failures {
 		f.count = set.Telemetry.Counter("lua_failures_total", "Failed calls into a Lua script, by kind.", "kind")
 		f.gauge = set.Telemetry.Gauge("lua_disabled", "1 when the Lua script was disabled after consecutive failures.")
 		f.gauge(0)
+		// Every kind is exported from zero, and as the plugin error
+		// lua_<kind> that Failed counts too.
+		for _, k := range kinds {
+			f.count(0, k)
+			set.DeclareErrors("lua_" + k)
+		}
 	}
 	return f
 }
+
+// kinds are the failure kinds, in the order of their constants.
+var kinds = []string{KindLoad, KindInstruction, KindDeadline, KindMemory, KindRuntime, KindPanic, KindReturn}
 
 // Failed records a failed call and reports whether the script is now
 // disabled (true on the call that disables it and after).

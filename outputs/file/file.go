@@ -211,6 +211,7 @@ func New(set pipeline.Settings, cfg Config) (*Output, error) {
 	if cfg.WriteEmpty && o.framer == nil {
 		return nil, errors.New("write_empty: the encoder writes no file header and trailer (zeek does)")
 	}
+	set.DeclareErrors("path_template", "partial_write", "fsync", "rotate")
 	if set.Telemetry != nil {
 		o.violations = set.Telemetry.Counter("template_confinement_violations_total",
 			"Messages refused because their path template would leave the output's directory.")
@@ -222,7 +223,7 @@ func New(set pipeline.Settings, cfg Config) (*Output, error) {
 func Factory() pipeline.Factory[pipeline.Output] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Output, error) {
 		return New(s, c)
-	}).WithDefaultEncoder("json")
+	}).WithDefaultEncoder("json").WithSummary("files from path templates, rotation, fsync policy")
 }
 
 func (o *Output) Write(_ context.Context, batch []pipeline.Encoded) error {

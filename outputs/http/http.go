@@ -171,6 +171,10 @@ var (
 func New(set pipeline.Settings, cfg Config) (*Output, error) {
 	u, _ := url.Parse(cfg.URL)
 	o := &Output{cfg: cfg, set: set, host: u.Hostname()}
+	set.DeclareErrors("request", "status_retriable", "status_permanent")
+	if u.Scheme == "https" {
+		set.DeclareErrors("tls_handshake")
+	}
 	tr := &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: cfg.Timeout.D(), KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConnsPerHost:   4,
@@ -199,7 +203,7 @@ func New(set pipeline.Settings, cfg Config) (*Output, error) {
 func Factory() pipeline.Factory[pipeline.Output] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Output, error) {
 		return New(s, c)
-	}).WithDefaultEncoder("json")
+	}).WithDefaultEncoder("json").WithSummary("batches POSTed, retried on 5xx")
 }
 
 func (o *Output) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {

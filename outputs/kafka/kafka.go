@@ -154,7 +154,7 @@ func New(set pipeline.Settings, cfg Config) (*Output, error) {
 func Factory() pipeline.Factory[pipeline.Output] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Output, error) {
 		return New(s, c)
-	}).WithDefaultEncoder("json")
+	}).WithDefaultEncoder("json").WithSummary("kafka-go, or sarama's idempotent producer")
 }
 
 // Check reads the TLS files the config names.

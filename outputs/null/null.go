@@ -51,7 +51,7 @@ func New(set pipeline.Settings, cfg Config) (*Output, error) {
 func Factory() pipeline.Factory[pipeline.Output] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Output, error) {
 		return New(s, c)
-	}).WithDefaultEncoder("payload")
+	}).WithDefaultEncoder("payload").WithSummary("discards (benchmarks)")
 }
 
 func (o *Output) Write(_ context.Context, batch []pipeline.Encoded) error {

@@ -50,7 +50,7 @@ func New(set pipeline.Settings, cfg Config) (*Output, error) {
 func Factory() pipeline.Factory[pipeline.Output] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Output, error) {
 		return New(s, c)
-	}).WithDefaultEncoder("json")
+	}).WithDefaultEncoder("json").WithSummary("standard output")
 }
 
 func (o *Output) Write(_ context.Context, batch []pipeline.Encoded) error {

@@ -112,6 +112,10 @@ var (
 // New returns a syslog output; it connects on the first Write.
 func New(set pipeline.Settings, cfg Config) (*Output, error) {
 	host, _, _ := net.SplitHostPort(cfg.Address)
+	set.DeclareErrors("connect", "write")
+	if cfg.Network == "tcp" && cfg.TLS.On() {
+		set.DeclareErrors("tls_handshake")
+	}
 	return &Output{cfg: cfg, set: set, host: host}, nil
 }
 
@@ -119,7 +123,7 @@ func New(set pipeline.Settings, cfg Config) (*Output, error) {
 func Factory() pipeline.Factory[pipeline.Output] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Output, error) {
 		return New(s, c)
-	}).WithDefaultEncoder("syslog")
+	}).WithDefaultEncoder("syslog").WithSummary("syslog over UDP, TCP (octet counting) and TLS")
 }
 
 func (o *Output) connect(ctx context.Context) error {

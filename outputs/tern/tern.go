@@ -84,6 +84,7 @@ func New(set pipeline.Settings, cfg Config) (*Output, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	set.DeclareErrors("connect")
 	return &Output{cfg: cfg, set: set, wait: map[uint64]bool{}}, nil
 }
 
@@ -91,7 +92,7 @@ func New(set pipeline.Settings, cfg Config) (*Output, error) {
 func Factory() pipeline.Factory[pipeline.Output] {
 	return pipeline.NewFactory(Type, sample, DefaultConfig, func(s pipeline.Settings, c Config) (pipeline.Output, error) {
 		return New(s, c)
-	}).WithDefaultEncoder("msgpack")
+	}).WithDefaultEncoder("msgpack").WithSummary("another tern, over the native protocol with acks")
 }
 
 // Check reads the TLS files the config names.

@@ -193,7 +193,7 @@ func New(dir string, opt Options, set pipeline.Settings) (*Buffer, error) {
 		set.Telemetry = pipeline.NopTelemetry{}
 	}
 	b := &Buffer{
-		dir: dir, opt: opt, fs: opt.FS, log: set.Logger, set: set, met: newMetrics(set.Telemetry),
+		dir: dir, opt: opt, fs: opt.FS, log: set.Logger, set: set, met: newMetrics(set),
 		pmax:   min(max(opt.MaxBufferSize/4, 1<<20), 16<<20),
 		limit:  &logLimiter{every: 10 * time.Second, last: map[string]time.Time{}},
 		dataCh: make(chan struct{}), kick: make(chan struct{}, 1),
@@ -566,11 +566,28 @@ type metrics struct {
 	disk        func(float64, ...string)
 }
 
-func newMetrics(t pipeline.Telemetry) metrics {
-	return metrics{
+// ioOps are the operations ioError names; quarantines what is moved to
+// quarantine/. Their series are created at zero with the buffer.
+var (
+	ioOps       = []string{"create", "write", "sync", "syncdir", "read", "remove", "ledger", "quarantine"}
+	quarantines = []string{"segment", "bytes"}
+)
+
+func newMetrics(set pipeline.Settings) metrics {
+	t := set.Telemetry
+	m := metrics{
 		ioErrors:    t.Counter("buffer_io_errors_total", "Disk buffer operations that failed, by operation.", "op"),
 		fsyncs:      t.Counter("buffer_fsyncs_total", "Group commits (fsync rounds) of a disk buffer."),
 		quarantined: t.Counter("buffer_quarantined_total", "Corrupt segments or byte ranges moved to quarantine/.", "what"),
 		disk:        t.Gauge("buffer_disk_bytes", "Bytes a disk buffer holds on disk."),
 	}
+	for _, op := range ioOps {
+		m.ioErrors(0, op)
+	}
+	for _, w := range quarantines {
+		m.quarantined(0, w)
+	}
+	set.DeclareDrops("torn_tail", "corrupt_record")
+	set.DeclareErrors("buffer_io")
+	return m
 }

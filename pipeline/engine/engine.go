@@ -117,6 +117,7 @@ func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error
 		maxLoops: plan.Global.MaxMessageLoops, metrics: newMetrics(opt.Metrics),
 		limiter: newLimiter(10 * time.Second), states: map[string]*pluginState{},
 	}
+	e.metrics.declare(plan)
 	e.finalCtx = context.Background
 	e.maxTaps = cmp.Or(opt.MaxTaps, DefaultMaxTaps)
 	e.allEnded = make(chan struct{})

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/config"
 )
 
 // metrics are the engine's Prometheus series. Hot paths hold pre-curried
@@ -59,6 +60,45 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	return m
 }
 
+// declare exports at zero every series the engine counts for the plugins
+// of plan, so a scrape before any traffic shows each one and rate() and
+// alerts work from the first sample. Plugins declare the drops and errors
+// they count themselves (pipeline.Settings.DeclareDrops).
+func (m *metrics) declare(plan *config.Plan) {
+	m.drops.WithLabelValues("engine", "deadletter_lost")
+	for _, in := range plan.Inputs {
+		id := in.ID()
+		m.input(id)
+		m.drops.WithLabelValues(id, "no_match")
+		m.errs.WithLabelValues(id, "restart")
+		for _, name := range in.Decoders {
+			if sec := plan.Decoders[name]; sec != nil {
+				m.deadLetters.WithLabelValues(sec.ID(), "decode_error")
+			}
+		}
+	}
+	for _, f := range plan.Filters {
+		id := f.ID()
+		m.filter(id)
+		m.drops.WithLabelValues(id, "no_match") // injected messages nobody wants
+		m.drops.WithLabelValues(id, "loop")
+	}
+	for _, o := range plan.Outputs {
+		id := o.ID()
+		m.output(id)
+		m.deadLetters.WithLabelValues(id, "output_rejected")
+		if sec := plan.Encoders[o.Encoder]; sec != nil {
+			m.deadLetters.WithLabelValues(sec.ID(), "encode_error")
+		}
+		// Only a queue that may shed drops: a memory queue with
+		// drop_newest, or a disk buffer (its own full_action, and dead
+		// letters that cannot wait for room).
+		if o.FullAction == "drop_newest" || o.UseBuffering {
+			m.drops.WithLabelValues(id, "queue_full")
+		}
+	}
+}
+
 func (m *metrics) dropped(plugin, reason string, n int) {
 	m.drops.WithLabelValues(plugin, reason).Add(float64(n))
 }
@@ -109,10 +149,25 @@ type telemetry struct {
 	plugin string
 }
 
-var _ pipeline.Telemetry = telemetry{}
+var (
+	_ pipeline.Telemetry = telemetry{}
+	_ pipeline.Declarer  = telemetry{}
+)
 
 func (t telemetry) Drop(reason string, n int) { t.m.dropped(t.plugin, reason, n) }
 func (t telemetry) Error(kind string)         { t.m.pluginError(t.plugin, kind) }
+
+func (t telemetry) DeclareDrops(reasons ...string) {
+	for _, r := range reasons {
+		t.m.drops.WithLabelValues(t.plugin, r)
+	}
+}
+
+func (t telemetry) DeclareErrors(kinds ...string) {
+	for _, k := range kinds {
+		t.m.errs.WithLabelValues(t.plugin, k)
+	}
+}
 
 func (t telemetry) Counter(name, help string, labelNames ...string) func(float64, ...string) {
 	v, ok := t.m.vec(name, func() prometheus.Collector {

@@ -23,7 +23,8 @@ var engineKeys = map[string]bool{
 // kindDir (e.g. "." from inputs/registry_test.go): the directory name is the
 // registered type, the folder has <name>.go, <name>_test.go, sample.toml and
 // README.md, the README quotes sample.toml verbatim, the factory embeds it,
-// and the sample is a valid config for the plugin.
+// the sample is a valid config for the plugin, and the factory has a
+// one-line Summary.
 func CheckKind[P any](t *testing.T, kind, kindDir string, fs []pipeline.Factory[P]) {
 	t.Helper()
 	byType := map[string]pipeline.Factory[P]{}
@@ -55,6 +56,9 @@ func CheckKind[P any](t *testing.T, kind, kindDir string, fs []pipeline.Factory[
 			sample, err := os.ReadFile(filepath.Join(dir, "sample.toml"))
 			if err != nil {
 				return
+			}
+			if f.Summary == "" || strings.ContainsAny(f.Summary, "\n") || strings.HasSuffix(f.Summary, ".") {
+				t.Errorf("%s: the factory needs a one-line Summary without a final period (WithSummary), not %q", dir, f.Summary)
 			}
 			if f.Sample != string(sample) {
 				t.Errorf("%s: the factory's Sample is not sample.toml (embed it)", dir)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -47,15 +48,53 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Telemetry records drops and errors so tests can assert on them.
+// Telemetry records drops and errors so tests can assert on them, and
+// what the plugin declared (pipeline.Declarer).
 type Telemetry struct {
-	mu     sync.Mutex
-	Drops  map[string]int
-	Errors map[string]int
-	Counts map[string]float64
+	mu       sync.Mutex
+	Drops    map[string]int
+	Errors   map[string]int
+	Counts   map[string]float64
+	Declared map[string]bool // "drop:<reason>" and "error:<kind>"
 	// Labeled holds counters and gauges by name and label values, as
 	// "name{v1,v2}" (see CountWith).
 	Labeled map[string]float64
+}
+
+var _ pipeline.Declarer = (*Telemetry)(nil)
+
+func (t *Telemetry) DeclareDrops(reasons ...string) { t.declare("drop:", reasons) }
+func (t *Telemetry) DeclareErrors(kinds ...string)  { t.declare("error:", kinds) }
+
+func (t *Telemetry) declare(prefix string, names []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.Declared == nil {
+		t.Declared = map[string]bool{}
+	}
+	for _, n := range names {
+		t.Declared[prefix+n] = true
+	}
+}
+
+// Undeclared lists the drop reasons and error kinds counted without being
+// declared first, as "drop:<reason>" and "error:<kind>", sorted.
+func (t *Telemetry) Undeclared() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for r := range t.Drops {
+		if !t.Declared["drop:"+r] {
+			out = append(out, "drop:"+r)
+		}
+	}
+	for k := range t.Errors {
+		if !t.Declared["error:"+k] {
+			out = append(out, "error:"+k)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func labeled(name string, lv []string) string { return name + "{" + strings.Join(lv, ",") + "}" }
@@ -134,7 +173,8 @@ func (t *Telemetry) Errored(kind string) int {
 // Build returns the plugin build makes, for a test, from the defaults
 // changed by mod (when not nil), which must validate, and Settings(t,
 // name); it fails the test on an error. The Telemetry is the settings':
-// what the plugin counts.
+// what the plugin counts. At cleanup it fails the test if the plugin
+// counted a drop or error kind its constructor did not declare.
 func Build[C, P any](t testing.TB, name string, defaults func() C, mod func(*C), build func(pipeline.Settings, C) (P, error)) (P, *Telemetry) {
 	t.Helper()
 	cfg := defaults()
@@ -151,7 +191,13 @@ func Build[C, P any](t testing.TB, name string, defaults func() C, mod func(*C),
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	return p, set.Telemetry.(*Telemetry)
+	tel := set.Telemetry.(*Telemetry)
+	t.Cleanup(func() {
+		if u := tel.Undeclared(); len(u) > 0 {
+			t.Errorf("%s counted without declaring first (Settings.DeclareDrops/DeclareErrors): %v", name, u)
+		}
+	})
+	return p, tel
 }
 
 // SyncBuffer is a bytes.Buffer that goroutines may write to while the test

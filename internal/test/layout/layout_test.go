@@ -16,6 +16,7 @@ const mod = "github.com/ternlog/tern"
 
 type pkg struct {
 	ImportPath   string
+	Dir          string
 	Name         string
 	GoFiles      []string
 	Imports      []string
