@@ -336,14 +336,22 @@ func (o *Output) send(ctx context.Context, recs [][]byte, newlines bool) error {
 		o.set.Error("request")
 		return err
 	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		// A status line is not a delivery: a server that dies while
+		// answering may not have taken the batch. Only an answer read to
+		// its end (Content-Length or last chunk; client.Timeout bounds
+		// the time) counts; a cut one is retried.
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			o.set.Error("response")
+			return fmt.Errorf("HTTP %d answer cut short: %w", resp.StatusCode, err)
+		}
+		return nil
+	}
 	defer func() {
 		// Drain a little so the connection can be reused.
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
 	}()
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return nil
-	}
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	herr := &StatusError{Code: resp.StatusCode, Body: printable(snippet)}
 	switch {

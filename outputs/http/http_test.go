@@ -1,8 +1,10 @@
 package http_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -309,4 +311,111 @@ func TestContentIsNotTouched(t *testing.T) {
 	recs := []string{"nul\x00", "\xc0\xaf", "cr\r", strings.Repeat("é", 1000)}
 	require.NoError(t, o.Write(context.Background(), batch(recs...)))
 	assert.Equal(t, strings.Join(recs, "\n")+"\n", s.requests()[0].body)
+}
+
+// liar is a raw TCP server that reads each request and answers 200, but
+// every third answer promises a 100-byte body (or a chunked one) and hangs
+// up after 10 bytes: the server died mid-answer, so it took nothing.
+// Records of complete answers are accepted.
+type liar struct {
+	url      string
+	mu       sync.Mutex
+	accepted map[string]int
+	answers  int
+	lies     int
+}
+
+func newLiar(t *testing.T) *liar {
+	l := &liar{accepted: map[string]int{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { l.serve(c) })
+		}
+	})
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	l.url = "http://" + ln.Addr().String() + "/ingest"
+	return l
+}
+
+func (l *liar) serve(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			return
+		}
+		l.mu.Lock()
+		l.answers++
+		lie := l.answers%3 == 0
+		if lie {
+			l.lies++
+		} else {
+			for _, rec := range strings.Split(strings.TrimSuffix(string(body), "\n"), "\n") {
+				l.accepted[rec]++
+			}
+		}
+		chunked := l.lies%2 == 0
+		l.mu.Unlock()
+		switch {
+		case lie && chunked:
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n0123456789")
+			return
+		case lie:
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+			return
+		default:
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	}
+}
+
+// A 200 whose body is cut short is not a delivery: the answer is read to
+// its end before the batch counts as written, and a truncated one is
+// retried. 5,000 records through a server that breaks every third answer
+// all arrive.
+func TestTruncatedAnswerIsRetried(t *testing.T) {
+	l := newLiar(t)
+	o, tel := newOutput(t, func(c *ternhttp.Config) { c.URL = l.url })
+	const total, per = 5000, 50
+	retried := 0
+	for start := 0; start < total; start += per {
+		recs := make([]string, per)
+		for i := range recs {
+			recs[i] = fmt.Sprintf("rec-%05d", start+i)
+		}
+		b := batch(recs...)
+		for attempt := 0; ; attempt++ {
+			require.Less(t, attempt, 10, "batch at %d never delivered", start)
+			err := o.Write(context.Background(), b)
+			if err == nil {
+				break
+			}
+			assert.False(t, pipeline.IsPermanent(err), "a truncated answer is retriable: %v", err)
+			retried++
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	missing := 0
+	for i := 0; i < total; i++ {
+		if l.accepted[fmt.Sprintf("rec-%05d", i)] == 0 {
+			missing++
+		}
+	}
+	assert.Equal(t, 0, missing, "records counted delivered that the server never took")
+	assert.Positive(t, l.lies)
+	assert.Equal(t, l.lies, retried, "every broken answer, and only those, is retried")
+	assert.Equal(t, l.lies, tel.Errored("response"))
 }
