@@ -73,9 +73,12 @@
 //  4. Stop (SIGTERM, or every input returned ErrEndOfInput): inputs stop
 //     first; the engine waits for filter queues to drain, gives each Ticker
 //     one last Tick, waits for output queues to drain and every ack to be
-//     given, then closes everything (Closer). What is still queued when
-//     [tern] shutdown_timeout passes is abandoned: its sources get
-//     ErrStopped, never a false success.
+//     given, then closes each plugin (Closer) once its runner has returned.
+//     What is still queued when [tern] shutdown_timeout passes is
+//     abandoned: its sources get ErrStopped, never a false success. Output
+//     runners get one more second to return from a Write whose context
+//     ended; a plugin still inside a call after that is not closed (no
+//     method ever runs during or after Close) but named in an error log.
 //  5. Reload (SIGHUP, cmd/tern): a stop as in 4, then a new engine with new
 //     plugin instances from the config read again. An instance never sees
 //     two runs; state that must survive goes through the plugin's own

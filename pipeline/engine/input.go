@@ -24,6 +24,7 @@ type inputRunner struct {
 	trIDs        []string
 	m            *inputMetrics
 	state        *pluginState
+	life         *lifetime
 }
 
 var _ pipeline.Emitter = (*inputRunner)(nil)

@@ -27,6 +27,7 @@ type outputRunner struct {
 	set   pipeline.Settings
 	m     *outputMetrics
 	state *pluginState
+	life  *lifetime
 
 	buf     []byte
 	offs    []int
@@ -41,6 +42,7 @@ func (r *outputRunner) run(ctx context.Context) {
 		}
 		if r.deliver(ctx, lease.Msgs()) {
 			lease.Commit()
+			r.e.changed()
 		} else {
 			return // stopped mid-retry; the queue abandons what is left
 		}

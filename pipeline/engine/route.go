@@ -41,6 +41,7 @@ func (t *tracker) Done() {
 		}
 	}
 	t.e.inflight.Add(-1)
+	t.e.changed()
 }
 
 // Abandon releases a reference whose messages will not be delivered.
