@@ -58,7 +58,12 @@
 // whose Payload holds the original bytes and whose fields say why
 // (deadletter.reason, deadletter.error, deadletter.plugin, deadletter.source).
 // Route them like any message; dead letters no output matches are appended
-// to <data_dir>/deadletter/unrouted.jsonl.
+// to <data_dir>/deadletter/unrouted.jsonl by a writer goroutine (file I/O
+// never runs on the routing path). Their source's acknowledgement waits
+// for that write; when the writer's queue (4 MiB) is full, a dead letter
+// whose source can be told waits for room (counted in
+// tern_deadletter_queue_waits_total), one whose source cannot be told is
+// dropped (tern_dropped_total{reason="deadletter_queue_full"}).
 //
 // # Lifecycle
 //

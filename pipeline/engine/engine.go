@@ -168,10 +168,12 @@ func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error
 	e.maxTaps = cmp.Or(opt.MaxTaps, DefaultMaxTaps)
 	e.allEnded = make(chan struct{})
 	e.drainKick = make(chan struct{}, 1)
-	e.dead = &fallbackFile{
-		path: filepath.Join(dataDir, "deadletter", "unrouted.jsonl"), max: 256 << 20, log: e.log,
-		dropped: func(n int) { e.metrics.dropped("engine", "deadletter_lost", n) },
-	}
+	e.dead = newFallbackFile(filepath.Join(dataDir, "deadletter", "unrouted.jsonl"), e.log)
+	e.dead.dropped = e.dropFn("engine")
+	e.dead.allowLog = e.limiter.allow
+	waits := telemetry{m: e.metrics, plugin: "engine"}.Counter("deadletter_queue_waits_total",
+		"Dead letters whose source can be told that waited for room in the fallback file's queue.")
+	e.dead.waited = func() { waits(1) }
 	var errs config.Errors
 	fail := func(sec *config.Section, err error) {
 		for _, one := range unjoin(err) {
@@ -410,6 +412,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	}
 
+	e.dead.start()
 	outCtx, stopOutputs := context.WithCancel(context.Background())
 	filtCtx, stopFilters := context.WithCancel(context.Background())
 	inCtx, stopInputs := context.WithCancel(ctx)
@@ -492,7 +495,15 @@ func (e *Engine) Run(ctx context.Context) error {
 		_ = admin.Shutdown(sctx)
 		cancel()
 	}
-	e.dead.close()
+	// The writer has written what drained; give a stalled file the same
+	// grace as the outputs.
+	deadEnd := deadline
+	if now := time.Now(); now.After(deadEnd) {
+		deadEnd = now
+	}
+	dctx, cancelDead := context.WithDeadline(context.Background(), deadEnd.Add(time.Second))
+	e.dead.close(dctx)
+	cancelDead()
 	e.log.Info("tern stopped")
 	return nil
 }

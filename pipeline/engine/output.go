@@ -156,7 +156,7 @@ func (r *outputRunner) safeWrite(ctx context.Context, batch []pipeline.Encoded) 
 func (r *outputRunner) deadLetterMsg(m *pipeline.Message, reason, plugin string, err error, data []byte) {
 	r.e.metrics.deadLetter(plugin, reason)
 	if m.Type == DeadLetterType {
-		r.e.dead.write(m)
+		r.e.dead.write(context.Background(), m, nil)
 		return
 	}
 	b := pipeline.NewBatch()

@@ -177,7 +177,7 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 			continue
 		}
 		if m.Type == DeadLetterType {
-			e.dead.write(m)
+			e.dead.write(ctx, m, tr)
 			continue
 		}
 		e.metrics.dropped(from, "no_match", 1)

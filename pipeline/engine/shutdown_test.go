@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -45,21 +46,23 @@ type running struct {
 	e     *engine.Engine
 	names func(string) string
 	log   *logBuf
+	dir   string // data_dir
+	reg   *prometheus.Registry
 	stop  func() time.Duration // cancels, waits for Run, returns how long that took
 }
 
 func runEngine(t *testing.T, reg *pipeline.Registry, cfg, shutdownTimeout string) *running {
 	t.Helper()
 	id := fmt.Sprintf("t%d", seq.Add(1))
-	r := &running{names: func(s string) string { return id + "-" + s }, log: &logBuf{}}
-	cfg = strings.ReplaceAll(cfg, "@", id+"-")
 	dir := t.TempDir()
+	r := &running{names: func(s string) string { return id + "-" + s }, log: &logBuf{}, dir: dir, reg: prometheus.NewRegistry()}
+	cfg = strings.ReplaceAll(cfg, "@", id+"-")
 	cfg = fmt.Sprintf("[tern]\nmetrics_address = \"\"\nprogress_interval = \"0s\"\nshutdown_timeout = %q\ndata_dir = %q\n%s",
 		shutdownTimeout, dir, cfg)
 	plan, err := config.Parse(filepath.Join(dir, "t.toml"), []byte(cfg), reg, config.Options{})
 	require.NoError(t, err)
 	logger := slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	r.e, err = engine.New(plan, reg, engine.Options{Logger: logger})
+	r.e, err = engine.New(plan, reg, engine.Options{Logger: logger, Metrics: r.reg})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -212,3 +215,34 @@ type = "sink"
 name = "@b"
 message_matcher = "Type == 'auth' || Type == 'web'"
 `
+
+// metric is the value of the series name{labels} (0 when absent).
+func (r *running) metric(t *testing.T, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := r.reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue next
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue()
+			case m.Gauge != nil:
+				return m.Gauge.GetValue()
+			}
+		}
+	}
+	return 0
+}
