@@ -18,9 +18,13 @@
 // Messages are shared read-only between destinations. A filter runner calls
 // Filter.Process for each message on one goroutine, and Ticker.Tick every
 // ticker_interval; injected messages are routed like any other (never back
-// to the filter that injected them, and at most max_message_loops deep). An
-// output runner takes batches from its queue, encodes them and calls
-// Output.Write.
+// to the filter that injected them, and at most max_message_loops deep).
+// Inject waits for room in output queues but never in filter queues: two
+// filters that feed each other would deadlock. An injected message takes
+// the room a filter queue has, then an overflow allowance as large as its
+// queue_max_bytes, and past that it is dropped, counted as
+// tern_dropped_total{reason="overflow_full"}. An output runner takes
+// batches from its queue, encodes them and calls Output.Write.
 //
 // # Delivery contract: at least once
 //

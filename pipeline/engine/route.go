@@ -65,8 +65,15 @@ type routeMode int
 const (
 	// modeBlock waits for room in every queue (inputs).
 	modeBlock routeMode = iota
-	// modeInject waits for room in output queues but overflows filter
-	// queues, so filters that feed each other cannot deadlock (filters).
+	// modeInject waits for room in output queues but never in filter
+	// queues (filters). A filter waiting on another filter's queue can
+	// deadlock as soon as that filter injects back into its input path
+	// (A waits on B's full queue while B waits on A's), and Heka's
+	// max_message_loops bounds only the depth of such loops, not their
+	// width. So an injection takes the room a filter queue has, then its
+	// overflow allowance (queue_max_bytes again), and past that it is
+	// dropped and counted as overflow_full. Output runners never wait on
+	// filters, so waiting on output queues is safe.
 	modeInject
 	// modeNoWait never waits (dead letters raised by output runners).
 	modeNoWait
@@ -155,10 +162,16 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 			}
 		}
 		if err != nil {
-			if err == queue.ErrFull {
-				// drop_newest: counted, and acknowledged like a delivery so
-				// replayable sources do not stall on data the user chose to shed.
-				d.dropped("queue_full", len(sub))
+			if err == queue.ErrFull || err == queue.ErrOverflow {
+				// drop_newest, or a queue whose overflow allowance is full
+				// too: counted, and acknowledged like a delivery, so
+				// replayable sources do not stall (failing the ack would
+				// hold their position until a restart).
+				reason := "queue_full"
+				if err == queue.ErrOverflow {
+					reason = "overflow_full"
+				}
+				d.dropped(reason, len(sub))
 				if tr != nil {
 					tr.Done()
 				}
