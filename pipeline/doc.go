@@ -61,6 +61,15 @@
 // refuses for good become dead letters: messages of Type "tern.deadletter"
 // whose Payload holds the original bytes and whose fields say why
 // (deadletter.reason, deadletter.error, deadletter.plugin, deadletter.source).
+// A dead letter belongs to the acknowledgement of the record it stands for:
+// the source's position does not advance (nor a disk buffer's cursor) until
+// the dead letter is stored by the output that takes it, or in the fallback
+// file. Output runners raise theirs without waiting on any queue: a
+// destination whose queue and overflow allowance are full is counted
+// (overflow_full) and the dead letter goes to the fallback file instead.
+// Dead letters still unstored at shutdown are offered again with their
+// record, or, for sources that cannot be told, counted as
+// tern_dropped_total{reason="deadletter_lost"}.
 // Route them like any message; dead letters no output matches are appended
 // to <data_dir>/deadletter/unrouted.jsonl by a writer goroutine (file I/O
 // never runs on the routing path). Their source's acknowledgement waits

@@ -75,8 +75,12 @@ const (
 	// dropped and counted as overflow_full. Output runners never wait on
 	// filters, so waiting on output queues is safe.
 	modeInject
-	// modeNoWait never waits (dead letters raised by output runners).
-	modeNoWait
+	// modeDeadLetter never waits on a queue (dead letters raised by
+	// output runners, tied to the lease they come from): a destination
+	// whose queue and overflow allowance are full is counted
+	// (overflow_full) and the dead letter goes to the fallback file
+	// instead, which waits for room if its source can be told.
+	modeDeadLetter
 )
 
 const stackMsgs = 256
@@ -109,6 +113,7 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 		total += s
 	}
 	var firstErr error
+	var spill []bool // dead letters a full destination refused
 	for di, d := range e.dests {
 		if d.filter != nil && d.filter == origin {
 			continue
@@ -147,11 +152,11 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 		switch {
 		case d.mem != nil && mode != modeBlock:
 			err = d.mem.PushOverflow(entry)
-		case mode == modeNoWait:
+		case mode == modeDeadLetter:
 			if ov, ok := d.q.(interface{ PushOverflow(*queue.Entry) error }); ok {
 				err = ov.PushOverflow(entry)
 			} else {
-				err = d.q.Push(context.Background(), entry)
+				err = d.q.Push(ctx, entry)
 			}
 		default:
 			err = d.q.Push(ctx, entry)
@@ -172,6 +177,18 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 					reason = "overflow_full"
 				}
 				d.dropped(reason, len(sub))
+				if mode == modeDeadLetter {
+					// Keep the bytes: the fallback file takes what this
+					// destination could not (once per dead letter).
+					if spill == nil {
+						spill = make([]bool, len(msgs))
+					}
+					for i, m := range msgs {
+						if !spill[i] && d.match.Match(m) {
+							spill[i] = true
+						}
+					}
+				}
 				if tr != nil {
 					tr.Done()
 				}
@@ -186,14 +203,16 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 		}
 	}
 	for i, m := range msgs {
-		if matched[i] {
+		if matched[i] && (spill == nil || !spill[i]) {
 			continue
 		}
 		if m.Type == DeadLetterType {
 			e.dead.write(ctx, m, tr)
 			continue
 		}
-		e.metrics.dropped(from, "no_match", 1)
+		if !matched[i] {
+			e.metrics.dropped(from, "no_match", 1)
+		}
 	}
 	return firstErr
 }
