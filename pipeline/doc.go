@@ -40,7 +40,9 @@
 //
 // Output.Write is retried forever with capped, jittered backoff
 // ([outputs.x.retries]) unless its error is Permanent; a *PartialError
-// settles records one by one. Each destination has its own queue, so a
+// settles records one by one. Outputs never sleep between attempts
+// themselves: a peer's request to wait (HTTP Retry-After) is returned as
+// RetryAfter(err, d), and the engine waits the longer of d and its backoff. Each destination has its own queue, so a
 // stuck output only stalls inputs once its own queue is full
 // (queue_max_bytes; full_action = "block"), or sheds new messages with
 // full_action = "drop_newest" (counted, and acknowledged: shedding is the

@@ -359,14 +359,9 @@ func (o *Output) send(ctx context.Context, recs [][]byte, newlines bool) error {
 		o.set.Error("status_retriable")
 		if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 			herr.RetryAfter = min(d, o.cfg.MaxRetryAfter.D())
-			// The engine's own backoff knows nothing of Retry-After: wait
-			// here, within ctx, so the retry comes no sooner than asked.
-			t := time.NewTimer(herr.RetryAfter)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-			}
+			// The engine's backoff waits at least this long before the
+			// retry (and stops waiting at shutdown); Write does not sleep.
+			return pipeline.RetryAfter(herr, herr.RetryAfter)
 		}
 		return herr
 	default:

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ternlog/tern/internal/backoff"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/codec"
 	"github.com/ternlog/tern/pipeline/config"
@@ -147,8 +148,8 @@ func (r *outputRunner) deliver(ctx context.Context, msgs []*pipeline.Message) bo
 		start = r.offs[i]
 	}
 	pending := r.encoded
-	bo := newBackoff(r.cfg.Retries.Delay.D(), r.cfg.Retries.MaxDelay.D())
-	bo.jitter = r.cfg.Retries.MaxJitter.D()
+	bo := backoff.New(r.cfg.Retries.Delay.D(), r.cfg.Retries.MaxDelay.D())
+	bo.Jitter = r.cfg.Retries.MaxJitter.D()
 	for len(pending) > 0 {
 		t0 := time.Now()
 		err := r.safeWrite(ctx, pending)
@@ -190,13 +191,18 @@ func (r *outputRunner) deliver(ctx context.Context, msgs []*pipeline.Message) bo
 		}
 		r.m.retries.Inc()
 		r.state.set("retrying", err)
-		d := bo.next()
+		d := bo.Next()
+		if asked, ok := pipeline.RetryDelay(err); ok && asked > d {
+			d = asked // the peer asked for a longer wait (Retry-After)
+		}
 		if r.e.limiter.allow(r.id + "/write") {
 			r.e.log.Warn("output write failed; retrying", "plugin", r.id, "records", len(pending), "err", err, "in", d)
 		}
+		t := time.NewTimer(d)
 		select {
-		case <-time.After(d):
+		case <-t.C:
 		case <-ctx.Done():
+			t.Stop()
 			return false
 		}
 	}
