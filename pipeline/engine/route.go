@@ -100,7 +100,8 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 	}
 	var matchedArr [stackMsgs]bool
 	var sizeArr [stackMsgs]int32
-	matched, sizes := matchedArr[:0], sizeArr[:0]
+	var matched []bool
+	var sizes []int32
 	if len(msgs) <= stackMsgs {
 		matched, sizes = matchedArr[:len(msgs)], sizeArr[:len(msgs)]
 	} else {
