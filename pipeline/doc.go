@@ -42,8 +42,9 @@
 // ([outputs.x.retries]) unless its error is Permanent; a *PartialError
 // settles records one by one. Outputs never sleep between attempts
 // themselves: a peer's request to wait (HTTP Retry-After) is returned as
-// RetryAfter(err, d), and the engine waits the longer of d and its backoff. Each destination has its own queue, so a
-// stuck output only stalls inputs once its own queue is full
+// RetryAfter(err, d), and the engine waits the longer of d and its
+// backoff. Each destination has its own queue, so a stuck output only
+// stalls inputs once its own queue is full
 // (queue_max_bytes; full_action = "block"), or sheds new messages with
 // full_action = "drop_newest" (counted, and acknowledged: shedding is the
 // user's explicit choice). With use_buffering the queue is on disk and the
@@ -58,11 +59,14 @@
 // # Nothing dropped silently
 //
 // Every message that is not delivered is counted in tern_dropped_total by
-// plugin and reason (no_match, queue_full, loop, oversize, …). A record that
-// fails to decode, a message that fails to encode and a message an output
-// refuses for good become dead letters: messages of Type "tern.deadletter"
-// whose Payload holds the original bytes and whose fields say why
+// plugin and reason (no_match, queue_full, overflow_full, loop, oversize,
+// deadletter_lost, deadletter_queue_full, …). A record that fails to
+// decode, a message that fails to encode and a message an output refuses
+// for good become dead letters: messages of Type "tern.deadletter" whose
+// Payload holds the original bytes and whose fields say why
 // (deadletter.reason, deadletter.error, deadletter.plugin, deadletter.source).
+// Route them like any message.
+//
 // A dead letter belongs to the acknowledgement of the record it stands for:
 // the source's position does not advance (nor a disk buffer's cursor) until
 // the dead letter is stored by the output that takes it, or in the fallback
@@ -71,10 +75,9 @@
 // (overflow_full) and the dead letter goes to the fallback file instead.
 // Dead letters still unstored at shutdown are offered again with their
 // record, or, for sources that cannot be told, counted as
-// tern_dropped_total{reason="deadletter_lost"}.
-// Route them like any message; dead letters no output matches are appended
-// to <data_dir>/deadletter/unrouted.jsonl by a writer goroutine (file I/O
-// never runs on the routing path). Their source's acknowledgement waits
+// tern_dropped_total{reason="deadletter_lost"}. Dead letters no output
+// matches are appended to <data_dir>/deadletter/unrouted.jsonl by a writer
+// goroutine (file I/O never runs on the routing path). Their source's acknowledgement waits
 // for that write; when the writer's queue (4 MiB) is full, a dead letter
 // whose source can be told waits for room (counted in
 // tern_deadletter_queue_waits_total), one whose source cannot be told is
