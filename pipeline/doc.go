@@ -18,9 +18,13 @@
 // Messages are shared read-only between destinations. A filter runner calls
 // Filter.Process for each message on one goroutine, and Ticker.Tick every
 // ticker_interval; injected messages are routed like any other (never back
-// to the filter that injected them, and at most max_message_loops deep). An
-// output runner takes batches from its queue, encodes them and calls
-// Output.Write.
+// to the filter that injected them, and at most max_message_loops deep).
+// Inject waits for room in output queues but never in filter queues: two
+// filters that feed each other would deadlock. An injected message takes
+// the room a filter queue has, then an overflow allowance as large as its
+// queue_max_bytes, and past that it is dropped, counted as
+// tern_dropped_total{reason="overflow_full"}. An output runner takes
+// batches from its queue, encodes them and calls Output.Write.
 //
 // # Delivery contract: at least once
 //
@@ -36,8 +40,11 @@
 //
 // Output.Write is retried forever with capped, jittered backoff
 // ([outputs.x.retries]) unless its error is Permanent; a *PartialError
-// settles records one by one. Each destination has its own queue, so a
-// stuck output only stalls inputs once its own queue is full
+// settles records one by one. Outputs never sleep between attempts
+// themselves: a peer's request to wait (HTTP Retry-After) is returned as
+// RetryAfter(err, d), and the engine waits the longer of d and its
+// backoff. Each destination has its own queue, so a stuck output only
+// stalls inputs once its own queue is full
 // (queue_max_bytes; full_action = "block"), or sheds new messages with
 // full_action = "drop_newest" (counted, and acknowledged: shedding is the
 // user's explicit choice). With use_buffering the queue is on disk and the
@@ -52,13 +59,29 @@
 // # Nothing dropped silently
 //
 // Every message that is not delivered is counted in tern_dropped_total by
-// plugin and reason (no_match, queue_full, loop, oversize, …). A record that
-// fails to decode, a message that fails to encode and a message an output
-// refuses for good become dead letters: messages of Type "tern.deadletter"
-// whose Payload holds the original bytes and whose fields say why
+// plugin and reason (no_match, queue_full, overflow_full, loop, oversize,
+// deadletter_lost, deadletter_queue_full, …). A record that fails to
+// decode, a message that fails to encode and a message an output refuses
+// for good become dead letters: messages of Type "tern.deadletter" whose
+// Payload holds the original bytes and whose fields say why
 // (deadletter.reason, deadletter.error, deadletter.plugin, deadletter.source).
-// Route them like any message; dead letters no output matches are appended
-// to <data_dir>/deadletter/unrouted.jsonl.
+// Route them like any message.
+//
+// A dead letter belongs to the acknowledgement of the record it stands for:
+// the source's position does not advance (nor a disk buffer's cursor) until
+// the dead letter is stored by the output that takes it, or in the fallback
+// file. Output runners raise theirs without waiting on any queue: a
+// destination whose queue and overflow allowance are full is counted
+// (overflow_full) and the dead letter goes to the fallback file instead.
+// Dead letters still unstored at shutdown are offered again with their
+// record, or, for sources that cannot be told, counted as
+// tern_dropped_total{reason="deadletter_lost"}. Dead letters no output
+// matches are appended to <data_dir>/deadletter/unrouted.jsonl by a writer
+// goroutine (file I/O never runs on the routing path). Their source's acknowledgement waits
+// for that write; when the writer's queue (4 MiB) is full, a dead letter
+// whose source can be told waits for room (counted in
+// tern_deadletter_queue_waits_total), one whose source cannot be told is
+// dropped (tern_dropped_total{reason="deadletter_queue_full"}).
 //
 // Counters exist from zero: the engine creates its own series for every
 // plugin when it is built, and a constructor declares each drop reason and
@@ -81,9 +104,12 @@
 //  4. Stop (SIGTERM, or every input returned ErrEndOfInput): inputs stop
 //     first; the engine waits for filter queues to drain, gives each Ticker
 //     one last Tick, waits for output queues to drain and every ack to be
-//     given, then closes everything (Closer). What is still queued when
-//     [tern] shutdown_timeout passes is abandoned: its sources get
-//     ErrStopped, never a false success.
+//     given, then closes each plugin (Closer) once its runner has returned.
+//     What is still queued when [tern] shutdown_timeout passes is
+//     abandoned: its sources get ErrStopped, never a false success. Output
+//     runners get one more second to return from a Write whose context
+//     ended; a plugin still inside a call after that is not closed (no
+//     method ever runs during or after Close) but named in an error log.
 //  5. Reload (SIGHUP, cmd/tern): a stop as in 4, then a new engine with new
 //     plugin instances from the config read again. An instance never sees
 //     two runs; state that must survive goes through the plugin's own

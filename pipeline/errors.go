@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 type permanentError struct{ err error }
@@ -53,3 +54,31 @@ var ErrStopped = errors.New("tern: stopped before delivery")
 // reached EOF, a one-shot file was read). The engine does not restart the
 // input; when every input has ended, it drains and stops as on SIGTERM.
 var ErrEndOfInput = errors.New("tern: end of input")
+
+type retryAfterError struct {
+	err error
+	d   time.Duration
+}
+
+func (e retryAfterError) Error() string { return e.err.Error() }
+func (e retryAfterError) Unwrap() error { return e.err }
+
+// RetryAfter marks a retriable err with the wait the peer asked for (an
+// HTTP Retry-After, a broker's throttle time). Outputs return it instead of
+// sleeping in Write: the engine waits the longer of d and its own backoff,
+// and stops waiting at shutdown.
+func RetryAfter(err error, d time.Duration) error {
+	if err == nil || d <= 0 {
+		return err
+	}
+	return retryAfterError{err, d}
+}
+
+// RetryDelay reports the wait err asks for, if it was marked by RetryAfter.
+func RetryDelay(err error) (time.Duration, bool) {
+	var r retryAfterError
+	if errors.As(err, &r) {
+		return r.d, true
+	}
+	return 0, false
+}

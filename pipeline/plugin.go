@@ -71,7 +71,9 @@ type Injector interface {
 	// Inject routes m like any other message. When called from Process,
 	// the delivery of m is tied to the acknowledgement of the message being
 	// processed. The filter must not modify m afterwards. Inject blocks
-	// under backpressure.
+	// while an output queue m goes to is full; it never waits on a filter
+	// queue (filters may feed each other): past a full filter queue's
+	// overflow allowance m is dropped for that filter, and counted.
 	Inject(m *Message) error
 }
 
@@ -129,6 +131,8 @@ type Output interface {
 	// by the broker or server): that is what lets inputs advance. On an error
 	// the engine retries the whole batch with backoff, forever, unless the
 	// error is Permanent; a *PartialError settles records individually.
+	// Write does not sleep before returning an error: a wait the peer asked
+	// for goes back as RetryAfter(err, d), and the engine honours it.
 	// Write is called from one goroutine; batch and its Data are only valid
 	// during the call.
 	Write(ctx context.Context, batch []Encoded) error
@@ -136,6 +140,9 @@ type Output interface {
 
 // Closer is implemented by plugins that hold resources. The engine calls
 // Close once, after the plugin's last call, even if Run or Write never ran.
+// No method runs during or after Close: a plugin still inside a call when
+// the shutdown timeout (plus a second) has passed is not closed at all,
+// and the engine logs its name.
 type Closer interface {
 	Close(ctx context.Context) error
 }

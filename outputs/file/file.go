@@ -137,6 +137,7 @@ type Output struct {
 	framer     pipeline.Framer
 	loc        *time.Location
 	violations func(float64, ...string)
+	fsync      func(*os.File) error // (*os.File).Sync; tests slow it down
 
 	mu       sync.Mutex
 	root     *os.Root
@@ -165,6 +166,7 @@ type lfile struct {
 	needDelim   bool      // the file ends inside a record: terminate it first
 	dirty       bool      // written since the last fsync
 	newEntry    bool      // created since the last directory fsync
+	gen         uint64    // counts writes and creations, for the background fsync
 
 	// this batch
 	pending []byte
@@ -192,7 +194,7 @@ func New(set pipeline.Settings, cfg Config) (*Output, error) {
 	o := &Output{
 		cfg: cfg, set: set, base: set.Resolve(base), tmpl: rest, perm: perm, dirs: dirs,
 		delim: []byte("\n"), loc: time.UTC, files: map[string]*lfile{}, lastWarn: map[string]time.Time{},
-		violations: func(float64, ...string) {},
+		violations: func(float64, ...string) {}, fsync: (*os.File).Sync,
 	}
 	if cfg.LocalTime {
 		o.loc = time.Local
@@ -416,6 +418,7 @@ func (o *Output) flush(lf *lfile) error {
 	}
 	lf.size += int64(n)
 	lf.dirty = true
+	lf.gen++
 	lf.pending = lf.pending[:0]
 	return nil
 }
@@ -480,6 +483,7 @@ func (o *Output) fd(lf *lfile, now time.Time) (*os.File, error) {
 	lf.elem = o.lru.PushFront(lf)
 	if created {
 		lf.newEntry = true
+		lf.gen++
 		if !now.IsZero() {
 			lf.opened = now
 		}
@@ -528,7 +532,7 @@ func (o *Output) mkdirs(dir string) error {
 
 func (o *Output) evict(lf *lfile) {
 	if lf.dirty && o.cfg.Sync != "none" {
-		if err := lf.f.Sync(); err != nil {
+		if err := o.fsync(lf.f); err != nil {
 			o.set.Error("fsync")
 			o.warn("fsync", "fsync failed", "file", lf.name, "err", err)
 		}
@@ -558,7 +562,7 @@ func (o *Output) trim() {
 
 func (o *Output) syncFile(lf *lfile) error {
 	if lf.f != nil && lf.dirty {
-		if err := lf.f.Sync(); err != nil {
+		if err := o.fsync(lf.f); err != nil {
 			o.set.Error("fsync")
 			return err
 		}
@@ -619,6 +623,7 @@ func (o *Output) rotate(lf *lfile, now time.Time) error {
 			return err
 		}
 		lf.owesTrailer, lf.dirty = true, true
+		lf.gen++
 	}
 	if o.framer != nil && lf.owesTrailer {
 		f, err := o.fd(lf, time.Time{})
@@ -636,10 +641,11 @@ func (o *Output) rotate(lf *lfile, now time.Time) error {
 		}
 		lf.owesTrailer = false
 		lf.dirty = true
+		lf.gen++
 	}
 	if lf.f != nil {
 		if o.cfg.Sync != "none" && lf.dirty {
-			if err := lf.f.Sync(); err != nil {
+			if err := o.fsync(lf.f); err != nil {
 				o.set.Error("fsync")
 				return err
 			}
@@ -741,6 +747,7 @@ func (o *Output) startBackground() {
 
 func (o *Output) background() {
 	defer close(o.bgDone)
+	var todo []pendingSync
 	for {
 		o.mu.Lock()
 		d := time.Minute
@@ -762,15 +769,81 @@ func (o *Output) background() {
 		if !o.closed {
 			o.rotateDue(o.set.Now())
 			if o.cfg.Sync == "interval" {
-				for e := o.lru.Front(); e != nil; e = e.Next() {
-					lf := e.Value.(*lfile)
-					if err := o.syncFile(lf); err != nil {
-						o.warn("fsync", "fsync failed", "file", lf.name, "err", err)
-					}
-				}
+				todo = o.snapshotDirty(todo[:0])
 			}
 		}
 		o.mu.Unlock()
+		if len(todo) > 0 {
+			o.syncRound(todo)
+			clear(todo) // hold no file between rounds
+		}
+	}
+}
+
+// pendingSync is an fsync of the background loop: lf's descriptor f and
+// directory as they were at gen.
+type pendingSync struct {
+	lf       *lfile
+	f        *os.File
+	gen      uint64
+	file     bool // written since its last fsync
+	dir      bool // the file's directory entry is new
+	fErr     error
+	dirErr   error
+	fileDone bool
+}
+
+// snapshotDirty lists what the interval fsync has to do; o.mu is held.
+func (o *Output) snapshotDirty(todo []pendingSync) []pendingSync {
+	for e := o.lru.Front(); e != nil; e = e.Next() {
+		lf := e.Value.(*lfile)
+		if lf.dirty || lf.newEntry {
+			todo = append(todo, pendingSync{lf: lf, f: lf.f, gen: lf.gen, file: lf.dirty, dir: lf.newEntry})
+		}
+	}
+	return todo
+}
+
+// syncRound fsyncs the files (and new directory entries) of todo without
+// o.mu, so Write never waits for the disk on the interval policy. Write may
+// meanwhile evict, rotate or drop a file: those paths sync what they close
+// themselves (dirty stays set until the loop learns, under o.mu, that
+// nothing changed since its snapshot), and an fsync of a descriptor closed
+// meanwhile fails with os.ErrClosed, which is no error here. (An *os.File
+// keeps its descriptor number until every call on it has returned, so the
+// number cannot be reused under a running Sync.)
+func (o *Output) syncRound(todo []pendingSync) {
+	for i := range todo {
+		p := &todo[i]
+		if p.file {
+			p.fErr = o.fsync(p.f)
+			p.fileDone = p.fErr == nil
+		}
+		if p.dir && p.fErr == nil {
+			p.dirErr = o.syncDir(path.Dir(p.lf.name))
+		}
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i := range todo {
+		p := &todo[i]
+		lf := p.lf
+		if lf.f != p.f || lf.gen != p.gen {
+			continue // written, closed or rotated since: the next round looks again
+		}
+		if p.fErr != nil && !errors.Is(p.fErr, os.ErrClosed) {
+			o.set.Error("fsync")
+			o.warn("fsync", "fsync failed", "file", lf.name, "err", p.fErr)
+			continue
+		}
+		if p.fileDone {
+			lf.dirty = false
+		}
+		if p.dir && p.dirErr == nil {
+			lf.newEntry = false
+		} else if p.dir {
+			o.warn("fsync", "fsync of a directory failed", "file", lf.name, "err", p.dirErr)
+		}
 	}
 }
 

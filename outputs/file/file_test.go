@@ -723,3 +723,98 @@ func TestRotationFailureIsRetried(t *testing.T) {
 		t.Errorf("rotated %q…, live %q", old[len(old)-30:], live)
 	}
 }
+
+// blockFirstSync makes the output's next fsync wait until release is
+// closed, and tells entered when it starts; later fsyncs pass through.
+func blockFirstSync(o *testOut) (entered, release chan struct{}) {
+	entered, release = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	o.mu.Lock()
+	o.Output.mu.Lock()
+	o.fsync = func(f *os.File) error {
+		first := false
+		once.Do(func() { first = true })
+		if first {
+			close(entered)
+			<-release
+		}
+		return f.Sync()
+	}
+	o.Output.mu.Unlock()
+	o.mu.Unlock()
+	return entered, release
+}
+
+// The interval fsync runs without the output's lock: a Write (here one
+// that opens, evicts and rotates files) completes while an fsync of the
+// background loop is still in progress, and the files that Write closed
+// meanwhile were synced by Write itself, without errors.
+func TestIntervalFsyncDoesNotStallWrite(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Path = "out/%{Hostname}.log"
+	cfg.Sync = "interval"
+	cfg.SyncInterval = config.Duration(10 * time.Millisecond)
+	cfg.MaxOpenFiles = 1
+	cfg.RotateSize = 64
+	o := newOut(t, cfg, nil)
+	entered, release := blockFirstSync(o)
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	if err := o.Write(context.Background(), []pipeline.Encoded{rec("a", "", "first")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the background fsync never ran")
+	}
+	// a.log is being synced. Write to b (evicting a, max_open_files = 1)
+	// and then to a past rotate_size (closing and renaming it).
+	done := make(chan error, 1)
+	go func() {
+		err := o.Write(context.Background(), []pipeline.Encoded{rec("b", "", "second")})
+		if err == nil {
+			err = o.Write(context.Background(), []pipeline.Encoded{rec("a", "", strings.Repeat("x", 80))})
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Write waited for the background fsync")
+	}
+	close(release)
+	// The loop finishes its round and, in the next ones, syncs what is
+	// left dirty.
+	dirty := func() []string {
+		o.Output.mu.Lock()
+		defer o.Output.mu.Unlock()
+		var names []string
+		for name, lf := range o.files {
+			if lf.dirty || lf.newEntry {
+				names = append(names, name)
+			}
+		}
+		return names
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(dirty()) > 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v still not synced", dirty())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := o.tel.Errored("fsync"); n != 0 {
+		t.Errorf("%d fsync errors: a file closed during the background fsync is not a failure", n)
+	}
+	if got := files(t, filepath.Join(o.dir, "out")); len(got) != 3 {
+		t.Errorf("files %v, want a.log, its rotated copy and b.log", got)
+	}
+}

@@ -340,14 +340,22 @@ func (o *Output) send(ctx context.Context, recs [][]byte, newlines bool) error {
 		o.set.Error("request")
 		return err
 	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		// A status line is not a delivery: a server that dies while
+		// answering may not have taken the batch. Only an answer read to
+		// its end (Content-Length or last chunk; client.Timeout bounds
+		// the time) counts; a cut one is retried.
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			o.set.Error("response")
+			return fmt.Errorf("HTTP %d answer cut short: %w", resp.StatusCode, err)
+		}
+		return nil
+	}
 	defer func() {
 		// Drain a little so the connection can be reused.
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
 	}()
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return nil
-	}
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	herr := &StatusError{Code: resp.StatusCode, Body: printable(snippet)}
 	switch {
@@ -355,14 +363,9 @@ func (o *Output) send(ctx context.Context, recs [][]byte, newlines bool) error {
 		o.set.Error("status_retriable")
 		if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 			herr.RetryAfter = min(d, o.cfg.MaxRetryAfter.D())
-			// The engine's own backoff knows nothing of Retry-After: wait
-			// here, within ctx, so the retry comes no sooner than asked.
-			t := time.NewTimer(herr.RetryAfter)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-			}
+			// The engine's backoff waits at least this long before the
+			// retry (and stops waiting at shutdown); Write does not sleep.
+			return pipeline.RetryAfter(herr, herr.RetryAfter)
 		}
 		return herr
 	default:

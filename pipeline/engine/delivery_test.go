@@ -381,3 +381,34 @@ func (f flakyInput) Run(ctx context.Context, out pipeline.Emitter) error {
 	}
 	return errors.New("connection lost")
 }
+
+// An output that was asked to wait (pipeline.RetryAfter) does not sleep in
+// Write: the engine's one backoff waits the longer of the two.
+func TestRetryAfterIsHonouredByTheEngine(t *testing.T) {
+	n, _ := start(t, `
+[inputs.in]
+type = "feed"
+name = "@in"
+decoder = "line"
+[outputs.a]
+type = "sink"
+name = "@a"
+message_matcher = "TRUE"
+[outputs.a.retries]
+delay = "1ms"
+max_delay = "2ms"
+max_jitter = "1ms"
+`)
+	a := getSink(n("a"))
+	var calls []time.Time
+	a.fail = func([]pipeline.Encoded) error {
+		calls = append(calls, time.Now())
+		if len(calls) == 1 {
+			return pipeline.RetryAfter(errors.New("HTTP 503"), 400*time.Millisecond)
+		}
+		return nil
+	}
+	require.NoError(t, waitAck(t, getFeed(n("in")).send("x:1")))
+	require.Len(t, calls, 2)
+	assert.GreaterOrEqual(t, calls[1].Sub(calls[0]), 400*time.Millisecond)
+}

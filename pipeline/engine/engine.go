@@ -61,8 +61,14 @@ type Engine struct {
 	states  map[string]*pluginState
 
 	inflight atomic.Int64 // trackers not yet acknowledged
-	running  atomic.Int32 // inputs that have not ended
-	allEnded chan struct{}
+	// draining is set while Run waits for queues to empty; then whatever
+	// may end the wait (a commit, a last acknowledgement) sends on
+	// drainKick. drainWakes counts the wake-ups.
+	draining   atomic.Bool
+	drainKick  chan struct{}
+	drainWakes atomic.Int64
+	running    atomic.Int32 // inputs that have not ended
+	allEnded   chan struct{}
 
 	finalMu  sync.Mutex
 	finalCtx func() context.Context
@@ -87,6 +93,47 @@ type checkable struct {
 type namedCloser struct {
 	id string
 	c  pipeline.Closer
+	// life is the runner that calls the plugin: Close waits for it to
+	// return, so no method runs after (or during) Close.
+	life *lifetime
+}
+
+// lifetime tells whether a runner goroutine has returned.
+type lifetime struct {
+	started bool          // set by Run before the goroutine starts
+	done    chan struct{} // closed when it returns
+}
+
+func newLifetime() *lifetime { return &lifetime{done: make(chan struct{})} }
+
+// exited reports whether the runner returned or never started.
+func (l *lifetime) exited() bool {
+	if !l.started {
+		return true
+	}
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitExited waits until every runner of lives has returned or deadline
+// passes. No goroutine is left behind when it gives up.
+func waitExited(deadline time.Time, lives []*lifetime) {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	for _, l := range lives {
+		if !l.started {
+			continue
+		}
+		select {
+		case <-l.done:
+		case <-t.C:
+			return
+		}
+	}
 }
 
 // New builds every plugin of plan. Constructors do no I/O, so New is also
@@ -121,10 +168,13 @@ func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error
 	e.finalCtx = context.Background
 	e.maxTaps = cmp.Or(opt.MaxTaps, DefaultMaxTaps)
 	e.allEnded = make(chan struct{})
-	e.dead = &fallbackFile{
-		path: filepath.Join(dataDir, "deadletter", "unrouted.jsonl"), max: 256 << 20, log: e.log,
-		dropped: func(n int) { e.metrics.dropped("engine", "deadletter_lost", n) },
-	}
+	e.drainKick = make(chan struct{}, 1)
+	e.dead = newFallbackFile(filepath.Join(dataDir, "deadletter", "unrouted.jsonl"), e.log)
+	e.dead.dropped = e.dropFn("engine")
+	e.dead.allowLog = e.limiter.allow
+	waits := telemetry{m: e.metrics, plugin: "engine"}.Counter("deadletter_queue_waits_total",
+		"Dead letters whose source can be told that waited for room in the fallback file's queue.")
+	e.dead.waited = func() { waits(1) }
 	var errs config.Errors
 	fail := func(sec *config.Section, err error) {
 		for _, one := range unjoin(err) {
@@ -177,12 +227,12 @@ func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error
 		}
 		r := &outputRunner{
 			e: e, id: o.ID(), out: out, enc: enc, encID: encSec.ID(), q: q, cfg: o, set: set,
-			m: e.metrics.output(o.ID()), state: e.state(o.ID()),
+			m: e.metrics.output(o.ID()), state: e.state(o.ID()), life: newLifetime(),
 		}
 		e.outputs = append(e.outputs, r)
 		e.metrics.queueGauges(o.ID(), q.Bytes, q.Len)
-		e.addCloser(o.ID(), out)
-		e.addCloser(encSec.ID(), enc)
+		e.addCloser(o.ID(), out, r.life)
+		e.addCloser(encSec.ID(), enc, r.life)
 		e.addCheck(&o.Section, out)
 		e.addCheck(encSec, enc)
 	}
@@ -200,6 +250,7 @@ func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error
 		r := &filterRunner{
 			e: e, id: f.ID(), name: f.Name, f: flt, interval: f.TickerInterval, set: set,
 			q: queue.NewMemory(f.QueueMaxBytes, false), m: e.metrics.filter(f.ID()), state: e.state(f.ID()),
+			life: newLifetime(),
 		}
 		r.ticker, _ = flt.(pipeline.Ticker)
 		if f.TickerInterval > 0 && r.ticker == nil {
@@ -207,7 +258,7 @@ func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error
 		}
 		e.filters = append(e.filters, r)
 		e.metrics.queueGauges(f.ID(), r.q.Bytes, r.q.Len)
-		e.addCloser(f.ID(), flt)
+		e.addCloser(f.ID(), flt, r.life)
 		e.addCheck(&f.Section, flt)
 	}
 	for _, in := range plan.Inputs {
@@ -217,7 +268,7 @@ func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error
 		}
 		inf, _ := pipeline.Lookup(reg.Inputs, in.Type)
 		set := settings(in.ID(), "inputs", in.Name)
-		r := &inputRunner{e: e, id: in.ID(), name: in.Name, set: set, m: e.metrics.input(in.ID()), state: e.state(in.ID())}
+		r := &inputRunner{e: e, id: in.ID(), name: in.Name, set: set, m: e.metrics.input(in.ID()), state: e.state(in.ID()), life: newLifetime()}
 		ok := true
 		for i, dn := range in.Decoders {
 			sec := plan.Decoders[dn]
@@ -232,7 +283,7 @@ func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error
 				ok = false
 				continue
 			}
-			e.addCloser(sec.ID(), d)
+			e.addCloser(sec.ID(), d, r.life)
 			e.addCheck(sec, d)
 			if i == 0 {
 				r.dec, r.decID = d, sec.ID()
@@ -255,7 +306,7 @@ func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error
 		r.in = plug
 		if ok {
 			e.inputs = append(e.inputs, r)
-			e.addCloser(in.ID(), plug)
+			e.addCloser(in.ID(), plug, r.life)
 			e.addCheck(&in.Section, plug)
 		}
 	}
@@ -322,9 +373,9 @@ func (e *Engine) Check() error {
 	return nil
 }
 
-func (e *Engine) addCloser(id string, p any) {
+func (e *Engine) addCloser(id string, p any, life *lifetime) {
 	if c, ok := p.(pipeline.Closer); ok {
-		e.closers = append(e.closers, namedCloser{id, c})
+		e.closers = append(e.closers, namedCloser{id, c, life})
 	}
 }
 
@@ -362,6 +413,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	}
 
+	e.dead.start()
 	outCtx, stopOutputs := context.WithCancel(context.Background())
 	filtCtx, stopFilters := context.WithCancel(context.Background())
 	inCtx, stopInputs := context.WithCancel(ctx)
@@ -369,18 +421,28 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer stopFilters()
 	defer stopInputs()
 
-	var outWG, filtWG, inWG sync.WaitGroup
+	var outLives, filtLives, inLives []*lifetime
+	spawn := func(l *lifetime, run func()) {
+		l.started = true
+		go func() {
+			defer close(l.done)
+			run()
+		}()
+	}
 	for _, o := range e.outputs {
 		o.state.set("running", nil)
-		outWG.Go(func() { o.run(outCtx) })
+		outLives = append(outLives, o.life)
+		spawn(o.life, func() { o.run(outCtx) })
 	}
 	for _, f := range e.filters {
 		f.state.set("running", nil)
-		filtWG.Go(func() { f.run(filtCtx) })
+		filtLives = append(filtLives, f.life)
+		spawn(f.life, func() { f.run(filtCtx) })
 	}
 	e.running.Store(int32(len(e.inputs)))
 	for _, in := range e.inputs {
-		inWG.Go(func() { in.run(inCtx) })
+		inLives = append(inLives, in.life)
+		spawn(in.life, func() { in.run(inCtx) })
 	}
 	progressDone := make(chan struct{})
 	go e.progress(inCtx, progressDone)
@@ -396,7 +458,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer cancelStop()
 	e.log.Info("stopping: inputs first", "timeout", e.plan.Global.ShutdownTimeout.String())
 	stopInputs()
-	waitUntil(&inWG, deadline)
+	waitExited(deadline, inLives)
 	<-progressDone
 
 	// Filters drain first; their last timer_event may still inject.
@@ -405,10 +467,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.finalCtx = func() context.Context { return stopCtx }
 	e.finalMu.Unlock()
 	stopFilters()
-	waitUntil(&filtWG, deadline)
+	waitExited(deadline, filtLives)
 	e.waitDrained(deadline, false)
+	e.draining.Store(false)
 	stopOutputs()
-	waitUntil(&outWG, deadline.Add(time.Second))
+	// A second of grace: a Write that honours its context returns now.
+	waitExited(deadline.Add(time.Second), outLives)
 
 	abandoned, kept := 0, 0
 	for _, d := range e.dests {
@@ -432,7 +496,15 @@ func (e *Engine) Run(ctx context.Context) error {
 		_ = admin.Shutdown(sctx)
 		cancel()
 	}
-	e.dead.close()
+	// The writer has written what drained; give a stalled file the same
+	// grace as the outputs.
+	deadEnd := deadline
+	if now := time.Now(); now.After(deadEnd) {
+		deadEnd = now
+	}
+	dctx, cancelDead := context.WithDeadline(context.Background(), deadEnd.Add(time.Second))
+	e.dead.close(dctx)
+	cancelDead()
 	e.log.Info("tern stopped")
 	return nil
 }
@@ -467,24 +539,42 @@ func (e *Engine) dataDirs() []string {
 // waitDrained waits until the filter queues (filters = true) or the output
 // queues are empty, and, for outputs, every acknowledgement has been given.
 // Once filters have stopped, what other filters' last ticks queued for them
-// is not waited for: it would never be processed.
+// is not waited for: it would never be processed. It sleeps until a runner
+// commits or an acknowledgement completes (changed), never polls.
 func (e *Engine) waitDrained(deadline time.Time, filters bool) {
-	filtersOnly := filters
-	for time.Now().Before(deadline) {
-		busy := false
-		for _, d := range e.dests {
-			if (d.filter != nil) != filters {
-				continue
-			}
-			if d.q.Bytes() > 0 || d.q.Len() > 0 {
-				busy = true
-				break
-			}
-		}
-		if !busy && (filtersOnly || e.inflight.Load() == 0 || e.onlyFiltersHold()) {
+	e.draining.Store(true) // before looking: a change after this kicks
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	for !e.drained(filters) {
+		select {
+		case <-e.drainKick:
+			e.drainWakes.Add(1)
+		case <-t.C:
 			return
 		}
-		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (e *Engine) drained(filters bool) bool {
+	for _, d := range e.dests {
+		if (d.filter != nil) != filters {
+			continue
+		}
+		if d.q.Bytes() > 0 || d.q.Len() > 0 {
+			return false
+		}
+	}
+	return filters || e.inflight.Load() == 0 || e.onlyFiltersHold()
+}
+
+// changed wakes waitDrained after a queue shrank or an acknowledgement
+// completed; outside shutdown it costs one atomic load.
+func (e *Engine) changed() {
+	if e.draining.Load() {
+		select {
+		case e.drainKick <- struct{}{}:
+		default: // a wake-up is pending already
+		}
 	}
 }
 
@@ -499,18 +589,17 @@ func (e *Engine) onlyFiltersHold() bool {
 	return false
 }
 
-func waitUntil(wg *sync.WaitGroup, deadline time.Time) {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(time.Until(deadline)):
-	}
-}
-
+// closeAll closes every plugin whose runner has returned (or never ran).
+// One still running after the shutdown timeout stays open: closing it
+// under a running Write or Run would break the Closer contract. It is
+// named in the log, and its goroutine lives on until the call returns.
 func (e *Engine) closeAll(ctx context.Context) {
 	for i := len(e.closers) - 1; i >= 0; i-- {
 		c := e.closers[i]
+		if c.life != nil && !c.life.exited() {
+			e.log.Error("plugin not closed: its runner is still in a call after the shutdown timeout", "plugin", c.id)
+			continue
+		}
 		if err := c.c.Close(ctx); err != nil {
 			e.log.Warn("close failed", "plugin", c.id, "err", err)
 		}

@@ -57,12 +57,16 @@ func (f *feed) Run(ctx context.Context, out pipeline.Emitter) error {
 			}
 			ack := b.ack
 			var once atomic.Int32
-			if err := out.Emit(ctx, recs, func(err error) {
+			af := func(err error) {
 				if once.Add(1) != 1 {
 					panic("ack called twice")
 				}
 				ack <- err
-			}); err != nil {
+			}
+			if ack == nil {
+				af = nil // a source that cannot be told (UDP, plain TCP)
+			}
+			if err := out.Emit(ctx, recs, af); err != nil {
 				return nil
 			}
 		}
@@ -76,13 +80,18 @@ func (f *feed) send(lines ...string) chan error {
 	return ack
 }
 
+// sendUntold pushes lines with no AckFunc: nobody learns their fate.
+func (f *feed) sendUntold(lines ...string) {
+	f.batches <- feedBatch{lines: lines}
+}
+
 // lineDecoder makes a message of Type from the text before ':' and a payload
-// of the rest; "bad" fails and "panic" panics.
+// of the rest; "bad…" fails and "panic" panics.
 type lineDecoder struct{}
 
 func (lineDecoder) Decode(rec pipeline.Record, b *pipeline.Batch) error {
 	s := string(rec.Data)
-	if s == "bad" {
+	if strings.HasPrefix(s, "bad") {
 		return errors.New("bad record")
 	}
 	if s == "panic" {

@@ -22,6 +22,7 @@ type filterRunner struct {
 	set      pipeline.Settings
 	m        *filterMetrics
 	state    *pluginState
+	life     *lifetime
 }
 
 // injector ties injected messages to the acknowledgement of the message
@@ -74,6 +75,7 @@ func (r *filterRunner) run(ctx context.Context) {
 				}
 			}
 			lease.Commit()
+			r.e.changed()
 		}
 		if !next.IsZero() && !time.Now().Before(next) {
 			r.tick(ctx)

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/ternlog/tern/internal/backoff"
 	"github.com/ternlog/tern/pipeline"
 )
 
@@ -24,6 +25,7 @@ type inputRunner struct {
 	trIDs        []string
 	m            *inputMetrics
 	state        *pluginState
+	life         *lifetime
 }
 
 var _ pipeline.Emitter = (*inputRunner)(nil)
@@ -101,7 +103,7 @@ func (r *inputRunner) decodeChain(rec *pipeline.Record, b *pipeline.Batch, start
 
 // run calls Input.Run until ctx ends, restarting it after failures.
 func (r *inputRunner) run(ctx context.Context) {
-	bo := newBackoff(250*time.Millisecond, 30*time.Second)
+	bo := backoff.New(250*time.Millisecond, 30*time.Second)
 	for {
 		started := time.Now()
 		err := r.safeRun(ctx)
@@ -120,9 +122,9 @@ func (r *inputRunner) run(ctx context.Context) {
 		r.state.set("restarting", err)
 		r.e.metrics.pluginError(r.id, "restart")
 		if time.Since(started) > time.Minute {
-			bo.reset()
+			bo.Reset()
 		}
-		d := bo.next()
+		d := bo.Next()
 		r.e.log.Error("input failed; restarting", "plugin", r.id, "err", err, "in", d)
 		select {
 		case <-time.After(d):

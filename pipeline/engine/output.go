@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"time"
 
+	"github.com/ternlog/tern/internal/backoff"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/codec"
 	"github.com/ternlog/tern/pipeline/config"
@@ -27,10 +29,18 @@ type outputRunner struct {
 	set   pipeline.Settings
 	m     *outputMetrics
 	state *pluginState
+	life  *lifetime
 
 	buf     []byte
 	offs    []int
 	encoded []pipeline.Encoded
+
+	// Dead letters raised for the current lease, routed once it is
+	// settled: new ones in dlb (origins: the messages they stand for),
+	// and refused dead letters again, for the fallback file.
+	dlb     *pipeline.Batch
+	origins []*pipeline.Message
+	again   []*pipeline.Message
 }
 
 func (r *outputRunner) run(ctx context.Context) {
@@ -39,12 +49,78 @@ func (r *outputRunner) run(ctx context.Context) {
 		if err != nil || lease == nil {
 			return
 		}
-		if r.deliver(ctx, lease.Msgs()) {
-			lease.Commit()
-		} else {
+		r.dlb, r.origins, r.again = nil, r.origins[:0], r.again[:0]
+		if !r.deliver(ctx, lease.Msgs()) {
 			return // stopped mid-retry; the queue abandons what is left
 		}
+		r.settle(ctx, lease)
 	}
+}
+
+// settle commits lease once the dead letters raised for it are stored.
+// Committing is what acknowledges the sources (memory queue) or moves the
+// disk buffer's cursor, so a dead letter never depends on a source that
+// has moved on: until its output (or the fallback file) has it, the
+// refused record stays unacknowledged and would be read again after a
+// crash. The dead letters are routed without waiting on any queue but the
+// fallback file's (which waits on nothing), so no runner can deadlock on
+// another; the lease holds its queue's bytes meanwhile, so a slow
+// dead-letter route slows this output instead of growing memory.
+func (r *outputRunner) settle(ctx context.Context, lease queue.Lease) {
+	if r.dlb == nil && len(r.again) == 0 {
+		lease.Commit()
+		r.e.changed()
+		return
+	}
+	origins := append([]*pipeline.Message(nil), r.origins...)
+	dlCount := len(r.again)
+	if r.dlb != nil {
+		dlCount += len(r.dlb.Msgs)
+	}
+	_, durable := r.q.(interface{ Durable() bool })
+	hold := r.e.newTracker(func(err error) {
+		if err == nil {
+			lease.Commit()
+			return
+		}
+		// Stopped first: the lease stays uncommitted, so the refused
+		// records are offered again (disk buffer, or a source that can
+		// be told) and raise their dead letters again. Those of sources
+		// that cannot be told are lost: count them.
+		if lost := r.untold(lease, origins, durable); lost > 0 {
+			r.e.metrics.dropped(r.id, "deadletter_lost", lost)
+			r.e.log.Error("dead letters lost at shutdown: their output did not store them in time", "plugin", r.id, "lost", lost, "of", dlCount)
+		}
+	})
+	for _, m := range r.again {
+		r.e.dead.write(ctx, m, hold)
+	}
+	if r.dlb != nil {
+		_ = r.e.route(ctx, r.dlb.Msgs, hold, 0, nil, modeDeadLetter, r.id)
+	}
+	hold.Done()
+}
+
+// untold counts the origins whose source cannot be told to offer them
+// again: with a memory queue, those of entries whose tracker has no AckFunc.
+func (r *outputRunner) untold(lease queue.Lease, origins []*pipeline.Message, durable bool) int {
+	if durable {
+		return 0 // the disk buffer reads the uncommitted lease again
+	}
+	n := 0
+	for _, m := range origins {
+		told := false
+		for _, sp := range lease.Entries() {
+			if tr, ok := sp.Entry.Owner.(*tracker); ok && slices.Contains(sp.Entry.Msgs[sp.Start:sp.End], m) {
+				told = tr.ack != nil
+				break
+			}
+		}
+		if !told {
+			n++
+		}
+	}
+	return n
 }
 
 // deliver returns false only when ctx ended before the batch was settled.
@@ -72,8 +148,8 @@ func (r *outputRunner) deliver(ctx context.Context, msgs []*pipeline.Message) bo
 		start = r.offs[i]
 	}
 	pending := r.encoded
-	bo := newBackoff(r.cfg.Retries.Delay.D(), r.cfg.Retries.MaxDelay.D())
-	bo.jitter = r.cfg.Retries.MaxJitter.D()
+	bo := backoff.New(r.cfg.Retries.Delay.D(), r.cfg.Retries.MaxDelay.D())
+	bo.Jitter = r.cfg.Retries.MaxJitter.D()
 	for len(pending) > 0 {
 		t0 := time.Now()
 		err := r.safeWrite(ctx, pending)
@@ -115,13 +191,18 @@ func (r *outputRunner) deliver(ctx context.Context, msgs []*pipeline.Message) bo
 		}
 		r.m.retries.Inc()
 		r.state.set("retrying", err)
-		d := bo.next()
+		d := bo.Next()
+		if asked, ok := pipeline.RetryDelay(err); ok && asked > d {
+			d = asked // the peer asked for a longer wait (Retry-After)
+		}
 		if r.e.limiter.allow(r.id + "/write") {
 			r.e.log.Warn("output write failed; retrying", "plugin", r.id, "records", len(pending), "err", err, "in", d)
 		}
+		t := time.NewTimer(d)
 		select {
-		case <-time.After(d):
+		case <-t.C:
 		case <-ctx.Done():
+			t.Stop()
 			return false
 		}
 	}
@@ -148,23 +229,25 @@ func (r *outputRunner) safeWrite(ctx context.Context, batch []pipeline.Encoded) 
 	return r.out.Write(ctx, batch)
 }
 
-// deadLetterMsg moves a message this output cannot take to the dead-letter
-// route. A dead letter that fails again goes to the fallback file instead, so
-// nothing loops.
+// deadLetterMsg raises a dead letter for a message this output cannot take;
+// settle routes it with the lease. A dead letter that fails again goes to
+// the fallback file instead, so nothing loops.
 func (r *outputRunner) deadLetterMsg(m *pipeline.Message, reason, plugin string, err error, data []byte) {
 	r.e.metrics.deadLetter(plugin, reason)
 	if m.Type == DeadLetterType {
-		r.e.dead.write(m)
+		r.again = append(r.again, m)
 		return
 	}
-	b := pipeline.NewBatch()
+	if r.dlb == nil {
+		r.dlb = pipeline.NewBatch() // new each time: its messages outlive the lease
+	}
 	if data == nil {
 		data = codec.AppendJSON(nil, m)
 	}
-	dl := r.e.deadLetter(b, reason, plugin, m.Logger, err, data)
+	dl := r.e.deadLetter(r.dlb, reason, plugin, m.Logger, err, data)
 	dl.AddString("deadletter.uuid", m.UUIDString())
 	dl.AddString("deadletter.type", m.Type)
 	dl.UUID = r.e.uuid()
 	dl.Timestamp = r.e.now().UnixNano()
-	_ = r.e.route(context.Background(), b.Msgs, nil, 0, nil, modeNoWait, r.id)
+	r.origins = append(r.origins, m)
 }

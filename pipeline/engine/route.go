@@ -41,6 +41,7 @@ func (t *tracker) Done() {
 		}
 	}
 	t.e.inflight.Add(-1)
+	t.e.changed()
 }
 
 // Abandon releases a reference whose messages will not be delivered.
@@ -64,11 +65,22 @@ type routeMode int
 const (
 	// modeBlock waits for room in every queue (inputs).
 	modeBlock routeMode = iota
-	// modeInject waits for room in output queues but overflows filter
-	// queues, so filters that feed each other cannot deadlock (filters).
+	// modeInject waits for room in output queues but never in filter
+	// queues (filters). A filter waiting on another filter's queue can
+	// deadlock as soon as that filter injects back into its input path
+	// (A waits on B's full queue while B waits on A's), and Heka's
+	// max_message_loops bounds only the depth of such loops, not their
+	// width. So an injection takes the room a filter queue has, then its
+	// overflow allowance (queue_max_bytes again), and past that it is
+	// dropped and counted as overflow_full. Output runners never wait on
+	// filters, so waiting on output queues is safe.
 	modeInject
-	// modeNoWait never waits (dead letters raised by output runners).
-	modeNoWait
+	// modeDeadLetter never waits on a queue (dead letters raised by
+	// output runners, tied to the lease they come from): a destination
+	// whose queue and overflow allowance are full is counted
+	// (overflow_full) and the dead letter goes to the fallback file
+	// instead, which waits for room if its source can be told.
+	modeDeadLetter
 )
 
 const stackMsgs = 256
@@ -88,7 +100,8 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 	}
 	var matchedArr [stackMsgs]bool
 	var sizeArr [stackMsgs]int32
-	matched, sizes := matchedArr[:0], sizeArr[:0]
+	var matched []bool
+	var sizes []int32
 	if len(msgs) <= stackMsgs {
 		matched, sizes = matchedArr[:len(msgs)], sizeArr[:len(msgs)]
 	} else {
@@ -101,6 +114,7 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 		total += s
 	}
 	var firstErr error
+	var spill []bool // dead letters a full destination refused
 	for di, d := range e.dests {
 		if d.filter != nil && d.filter == origin {
 			continue
@@ -139,11 +153,11 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 		switch {
 		case d.mem != nil && mode != modeBlock:
 			err = d.mem.PushOverflow(entry)
-		case mode == modeNoWait:
+		case mode == modeDeadLetter:
 			if ov, ok := d.q.(interface{ PushOverflow(*queue.Entry) error }); ok {
 				err = ov.PushOverflow(entry)
 			} else {
-				err = d.q.Push(context.Background(), entry)
+				err = d.q.Push(ctx, entry)
 			}
 		default:
 			err = d.q.Push(ctx, entry)
@@ -154,10 +168,28 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 			}
 		}
 		if err != nil {
-			if err == queue.ErrFull {
-				// drop_newest: counted, and acknowledged like a delivery so
-				// replayable sources do not stall on data the user chose to shed.
-				d.dropped("queue_full", len(sub))
+			if err == queue.ErrFull || err == queue.ErrOverflow {
+				// drop_newest, or a queue whose overflow allowance is full
+				// too: counted, and acknowledged like a delivery, so
+				// replayable sources do not stall (failing the ack would
+				// hold their position until a restart).
+				reason := "queue_full"
+				if err == queue.ErrOverflow {
+					reason = "overflow_full"
+				}
+				d.dropped(reason, len(sub))
+				if mode == modeDeadLetter {
+					// Keep the bytes: the fallback file takes what this
+					// destination could not (once per dead letter).
+					if spill == nil {
+						spill = make([]bool, len(msgs))
+					}
+					for i, m := range msgs {
+						if !spill[i] && d.match.Match(m) {
+							spill[i] = true
+						}
+					}
+				}
 				if tr != nil {
 					tr.Done()
 				}
@@ -172,14 +204,16 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 		}
 	}
 	for i, m := range msgs {
-		if matched[i] {
+		if matched[i] && (spill == nil || !spill[i]) {
 			continue
 		}
 		if m.Type == DeadLetterType {
-			e.dead.write(m)
+			e.dead.write(ctx, m, tr)
 			continue
 		}
-		e.metrics.dropped(from, "no_match", 1)
+		if !matched[i] {
+			e.metrics.dropped(from, "no_match", 1)
+		}
 	}
 	return firstErr
 }

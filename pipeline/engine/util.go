@@ -1,41 +1,9 @@
 package engine
 
 import (
-	"math/rand/v2"
 	"sync"
 	"time"
 )
-
-// backoff is capped exponential backoff with jitter.
-type backoff struct {
-	base, cap, jitter time.Duration
-	cur               time.Duration
-}
-
-func newBackoff(base, cap time.Duration) *backoff {
-	if base <= 0 {
-		base = 100 * time.Millisecond
-	}
-	if cap < base {
-		cap = base
-	}
-	return &backoff{base: base, cap: cap, jitter: base}
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.base
-	} else {
-		b.cur = min(b.cur*2, b.cap)
-	}
-	d := b.cur
-	if b.jitter > 0 {
-		d += rand.N(b.jitter)
-	}
-	return d
-}
-
-func (b *backoff) reset() { b.cur = 0 }
 
 // limiter lets a log line through at most once per interval per key, so a
 // flood of bad input is counted in metrics without flooding the log.

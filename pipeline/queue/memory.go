@@ -44,9 +44,12 @@ func (q *Memory) Push(ctx context.Context, e *Entry) error {
 	return q.push(ctx, e, false)
 }
 
-// PushOverflow adds e even when the queue is full. Filters use it for the
-// messages other filters inject, so two filters feeding each other cannot
-// deadlock; the loop guard bounds how far that can go.
+// PushOverflow adds e without waiting: into the room under the cap, or
+// else into an overflow allowance as large as the cap again (a queue that
+// is empty takes any entry). Past that it returns ErrOverflow and the
+// caller counts the drop. The engine uses it where waiting could deadlock:
+// messages filters inject into filter queues (two filters may feed each
+// other) and dead letters raised by output runners.
 func (q *Memory) PushOverflow(e *Entry) error {
 	return q.push(context.Background(), e, true)
 }
@@ -61,6 +64,10 @@ func (q *Memory) push(ctx context.Context, e *Entry, force bool) error {
 			return ErrClosed
 		}
 		fits := q.bytes == 0 || q.bytes+e.Bytes <= q.max
+		if force && !fits && q.bytes+e.Bytes > 2*q.max {
+			q.mu.Unlock()
+			return ErrOverflow
+		}
 		if force || (fits && (len(q.waiters) == 0 || q.waiters[0] == turn)) {
 			q.entries = append(q.entries, &memEntry{Entry: e})
 			q.bytes += e.Bytes

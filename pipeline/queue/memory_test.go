@@ -204,3 +204,23 @@ func TestCloseAbandonsUncommitted(t *testing.T) {
 	_, err := q.Next(ctx, 1, 1, 0, 0)
 	assert.ErrorIs(t, err, ErrClosed)
 }
+
+// PushOverflow never waits: it takes the room under the cap, then an
+// allowance as large as the cap, then refuses with ErrOverflow. An empty
+// queue takes any entry.
+func TestPushOverflowIsBounded(t *testing.T) {
+	q := NewMemory(1000, false)
+	require.NoError(t, q.PushOverflow(entry(1, 5000, nil)), "an empty queue takes any entry")
+	q2 := NewMemory(1000, false)
+	for range 4 {
+		require.NoError(t, q2.PushOverflow(entry(1, 500, nil)))
+	}
+	assert.Equal(t, 2000, q2.Bytes())
+	assert.ErrorIs(t, q2.PushOverflow(entry(1, 1, nil)), ErrOverflow)
+	l, err := q2.Next(context.Background(), 1, 1<<20, 0, 0)
+	require.NoError(t, err)
+	l.Commit()
+	assert.NoError(t, q2.PushOverflow(entry(1, 500, nil)), "room again once a lease is committed")
+	require.NoError(t, q.Close())
+	require.NoError(t, q2.Close())
+}

@@ -71,5 +71,9 @@ type Queue interface {
 // ErrFull is returned by Push on a full queue with the drop_newest policy.
 var ErrFull = errors.New("queue full")
 
+// ErrOverflow is returned by PushOverflow when the queue and its overflow
+// allowance are full.
+var ErrOverflow = errors.New("queue and overflow allowance full")
+
 // ErrClosed is returned by Push after Close.
 var ErrClosed = errors.New("queue closed")
