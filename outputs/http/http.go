@@ -171,7 +171,7 @@ var (
 func New(set pipeline.Settings, cfg Config) (*Output, error) {
 	u, _ := url.Parse(cfg.URL)
 	o := &Output{cfg: cfg, set: set, host: u.Hostname()}
-	set.DeclareErrors("request", "status_retriable", "status_permanent")
+	set.DeclareErrors("request", "response", "status_retriable", "status_permanent")
 	if u.Scheme == "https" {
 		set.DeclareErrors("tls_handshake")
 	}

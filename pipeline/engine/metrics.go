@@ -66,6 +66,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 // they count themselves (pipeline.Settings.DeclareDrops).
 func (m *metrics) declare(plan *config.Plan) {
 	m.drops.WithLabelValues("engine", "deadletter_lost")
+	m.drops.WithLabelValues("engine", "deadletter_queue_full")
 	for _, in := range plan.Inputs {
 		id := in.ID()
 		m.input(id)
@@ -82,6 +83,8 @@ func (m *metrics) declare(plan *config.Plan) {
 		m.filter(id)
 		m.drops.WithLabelValues(id, "no_match") // injected messages nobody wants
 		m.drops.WithLabelValues(id, "loop")
+		// Injected messages and dead letters past the overflow allowance.
+		m.drops.WithLabelValues(id, "overflow_full")
 	}
 	for _, o := range plan.Outputs {
 		id := o.ID()
@@ -96,6 +99,7 @@ func (m *metrics) declare(plan *config.Plan) {
 		if o.FullAction == "drop_newest" || o.UseBuffering {
 			m.drops.WithLabelValues(id, "queue_full")
 		}
+		m.drops.WithLabelValues(id, "overflow_full")
 	}
 }
 
