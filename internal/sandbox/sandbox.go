@@ -159,6 +159,9 @@ type Sandbox struct {
 	ms         *matchState
 	modules    map[string]bool // modules being loaded (require cycles)
 
+	// memUsed is the script's memory (memory.go)
+	memUsed int64
+
 	reCache      map[string]*regexp.Regexp
 	builtins     map[string]bool
 	logLevel     int
