@@ -1,0 +1,255 @@
+package sandbox
+
+import (
+	"maps"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	lua "github.com/Shopify/go-lua"
+)
+
+// heldAtTrip runs f and returns how far the live heap had risen when the
+// sandbox stopped the script for its memory, measured by a full collection
+// while the script is stopped (0 when f did not trip).
+func heldAtTrip(t *testing.T, f func()) int64 {
+	t.Helper()
+	base := liveHeap()
+	var held int64
+	testHookMemoryTrip = func() { held = liveHeap() - base }
+	defer func() { testHookMemoryTrip = nil }()
+	f()
+	return held
+}
+
+// memSB is a sandbox that only its memory limit can stop: no instruction
+// limit and a long deadline.
+func memSB(limit int64, src string) *Sandbox {
+	return New(Config{Name: "test", InstructionLimit: -1, Deadline: time.Minute, MemoryLimit: limit}, "t.lua", src, nil)
+}
+
+// Every library function that can allocate in proportion to its input, and
+// the VM instructions that can, fails the call with the memory error once
+// what the script holds would pass its limit; the heap stays within the
+// limit and a slack (the accounting's step, the allocation in flight and
+// the collector's 10%), and the State, over its limit, is dropped so that
+// memory comes back.
+func TestMemoryLimitPerFunction(t *testing.T) {
+	const limit = 16 << 20
+	const slack = 12 << 20
+	// Each script keeps what one function makes in G until it stops, from
+	// these values (those it uses are made at its top level).
+	values := map[string]string{
+		"s":     `string.rep("x", 1000000)`,
+		"S":     `string.rep("X", 1000000)`,
+		"parts": `{} for i = 1, 100 do parts[i] = string.rep("p", 9000) end`,
+		"js":    `"[" .. string.rep("7,", 200000) .. "7]"`,
+		"big":   `{} for i = 1, 200000 do big[i] = i end`,
+		"half":  `string.rep(".", 500000)`,
+		"bytes": `{} for i = 1, 100000 do bytes[i] = i % 256 end`,
+		"csv":   `string.rep("a,", 50000)`,
+		"mid":   `string.rep("x", 500000) .. "|" .. string.rep("z", 499999)`,
+	}
+	prelude := func(body string) string {
+		var b strings.Builder
+		for _, name := range slices.Sorted(maps.Keys(values)) {
+			if regexp.MustCompile(`\b` + name + `\b`).MatchString(body) {
+				b.WriteString("local " + name + " = " + values[name] + "\n")
+			}
+		}
+		return b.String() + "G = {}\n"
+	}
+	for _, tc := range []struct{ name, body, in string }{
+		// (string.char's result is no longer than its arguments, whose
+		// stack slots table.unpack charged first.)
+		{"string.byte", `G[#G+1] = {string.byte(s, 1, 100000)}`, "string.byte"},
+		{"string.rep", `G[#G+1] = string.rep("x", 900000)`, "string.rep"},
+		{"string.format", `G[#G+1] = string.format("%s%s", s:sub(1, 400000), s:sub(1, 400000))`, "string.format"},
+		{"string.sub", `G[#G+1] = s:sub(i, 500000 + i)`, "string.sub"},
+		{"string.upper", `G[#G+1] = s:upper()`, "string.upper"},
+		{"string.lower", `G[#G+1] = S:lower()`, "string.lower"},
+		{"string.reverse", `G[#G+1] = s:reverse()`, "string.reverse"},
+		{"string.char", `G[#G+1] = string.char(table.unpack(bytes, 1, 2000))`, "(string.char|table.unpack)"},
+		{"string.gsub", `G[#G+1] = s:gsub("x+", "y%0")`, "string.gsub"},
+		{"string.match", `G[#G+1] = s:match("(" .. half .. ")", i)`, "capture"},
+		{"string.find", `G[#G+1] = select(3, s:find("(" .. half .. ")", i))`, "capture"},
+		{"string.gmatch", `for w in s:gmatch(half) do G[#G+1] = w end`, "capture"},
+		{"table.concat", `G[#G+1] = table.concat(parts)`, "table.concat"},
+		{"table.unpack", `G[#G+1] = {table.unpack(big)}`, "table.unpack"},
+		{"table.pack", `G[#G+1] = table.pack(table.unpack(big, 1, 100000))`, "table."},
+		{"json.decode", `G[#G+1] = json.decode(js)`, "json.decode"},
+		{"json.encode", `G[#G+1] = json.encode(parts)`, "json.encode"},
+		{"re.gsub", `G[#G+1] = re.gsub(csv, "a", "bbbbbbbbbbbbbbbbbb")`, "re.gsub"},
+		{"re.split", `G[#G+1] = re.split(csv, ",")`, "re.split"},
+		{"re.match", `G[#G+1] = re.match(mid, "^([^|]+)")`, "re capture"},
+		// VM instructions: caught by the hook's look at the allocation
+		// counter and a measurement.
+		{"table_sets", `for k = 1, 100000 do G[#G+1] = k + 0.5 end`, "holds"},
+		{"tables", `G[#G+1] = {i, i, i, i}`, "holds"},
+		{"concat_loop", `G[#G+1] = s:sub(1, 100000) .. i`, ""},
+		{"closures", `local v = i G[#G+1] = function() return v end`, "holds"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := prelude(tc.body) + "function f() for i = 1, 1e9 do " + tc.body + " end end"
+			sb := memSB(limit, src)
+			if _, err := sb.Load(); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			grew := heldAtTrip(t, func() { _, err = run(t, sb, "f") })
+			if KindOf(err) != KindMemory || !strings.Contains(err.Error(), "memory limit of 16777216 bytes exceeded") ||
+				!regexp.MustCompile(tc.in).MatchString(err.Error()) {
+				t.Fatalf("want the memory error naming %q, got %v", tc.in, err)
+			}
+			// A State found over its limit is dropped; one whose last
+			// allocation was refused before it happened stays.
+			var e *Error
+			if asError(err, &e) && e.Fatal == sb.Loaded() {
+				t.Fatalf("fatal=%v but loaded=%v", e.Fatal, sb.Loaded())
+			}
+			t.Logf("%v; the live heap had risen by %d MiB", err, grew>>20)
+			if grew > limit+slack {
+				t.Errorf("the heap rose by %d MiB for a limit of %d MiB", grew>>20, limit>>20)
+			}
+		})
+	}
+}
+
+func asError(err error, e **Error) bool {
+	x, ok := err.(*Error)
+	*e = x
+	return ok
+}
+
+// The issue's first bomb: each 1 MB string.byte into a table kept in a
+// global, 40 times in one call, with the default limits. Neither the
+// instruction budget nor the deadline sees this work; the memory limit
+// stops it before string.byte allocates past it.
+func TestByteTableBomb(t *testing.T) {
+	sb := New(Config{Name: "test"}, "t.lua", `
+G = {}
+function f(s) for i = 1, 40 do G[#G+1] = {string.byte(s, 1, -1)} end end`, nil)
+	// About 1 MB: string.byte(s, 1, -1) of a string longer than go-lua's
+	// stack (a million slots) fails on its own.
+	s := strings.Repeat("b", 990_000)
+	var err error
+	grew := heldAtTrip(t, func() {
+		err = sb.Call("f", func(l *lua.State) int { l.PushString(s); return 1 }, 0, nil)
+	})
+	if KindOf(err) != KindMemory || !strings.Contains(err.Error(), "exceeded in string.byte") {
+		t.Fatalf("want the memory error in string.byte, got %v", err)
+	}
+	t.Logf("%v; heap rose by %d MiB", err, grew>>20)
+	if grew > DefaultMemoryLimit+32<<20 {
+		t.Errorf("the heap rose by %d MiB", grew>>20)
+	}
+}
+
+// The issue's second bomb: a global table growing by about 5 MB a call is
+// stopped once what it holds passes the limit (the bound is cumulative,
+// not per call), and dropping its State gives the memory back.
+func TestCumulativeGrowthIsStopped(t *testing.T) {
+	runtime.GC()
+	base := liveHeap()
+	sb := memSB(64<<20, `
+G = {}
+function f() for i = 1, 100000 do G[#G+1] = "v" .. i end return #G end`)
+	var err error
+	calls := 0
+	grew := heldAtTrip(t, func() {
+		for calls = 1; calls <= 200; calls++ {
+			if _, err = run(t, sb, "f"); err != nil {
+				break
+			}
+		}
+	})
+	if KindOf(err) != KindMemory {
+		t.Fatalf("after %d calls: want the memory error, got %v", calls, err)
+	}
+	t.Logf("call %d: %v; heap rose by %d MiB", calls, err, grew>>20)
+	if calls < 5 || calls > 20 {
+		t.Errorf("stopped at call %d; each adds about 5 MB to a 64 MB limit", calls)
+	}
+	if grew > 64<<20+32<<20 {
+		t.Errorf("the heap rose by %d MiB", grew>>20)
+	}
+	if sb.Loaded() {
+		t.Fatal("the State over its limit must be dropped")
+	}
+	if after := liveHeap(); after-base > 8<<20 {
+		t.Errorf("%d MiB still held after the State was dropped", (after-base)>>20)
+	}
+	// The next call starts again from the script.
+	if got, err := run(t, sb, "f"); err != nil || got != "100000" {
+		t.Fatalf("a fresh State: %q %v", got, err)
+	}
+}
+
+// A call that tries a big allocation on bad data fails, but a State that
+// holds little stays: only the message fails.
+func TestMemoryErrorKeepsSmallState(t *testing.T) {
+	sb := memSB(16<<20, `
+n = 0
+function f(k) n = n + 1 local t = {string.byte(string.rep("x", k), 1, -1)} return n end`)
+	call := func(k int) (string, error) {
+		var out string
+		err := sb.Call("f", func(l *lua.State) int { l.PushInteger(k); return 1 }, 1, func(l *lua.State) error {
+			out, _ = l.ToString(-1)
+			return nil
+		})
+		return out, err
+	}
+	if _, err := call(1000); err != nil {
+		t.Fatal(err)
+	}
+	_, err := call(1000000)
+	var e *Error
+	if KindOf(err) != KindMemory || !asError(err, &e) || e.Fatal {
+		t.Fatalf("want a non-fatal memory error, got %v", err)
+	}
+	if got, err := call(10); err != nil || got != "3" {
+		t.Fatalf("the State must survive: %q %v", got, err)
+	}
+}
+
+// Calls shorter than the hook's interval are seen too: the hook counts
+// across calls.
+func TestShortCallsAreCounted(t *testing.T) {
+	sb := memSB(16<<20, `
+G = {} S = string.rep("x", 100000)
+function f() G[#G+1] = S .. #G end`)
+	for i := range 2000 {
+		if _, err := run(t, sb, "f"); err != nil {
+			if KindOf(err) != KindMemory {
+				t.Fatal(err)
+			}
+			t.Logf("call %d: %v", i, err)
+			return
+		}
+	}
+	t.Fatal("200 MB in 2,000 calls of a few instructions each were not stopped")
+}
+
+// Work done inside one library call is bounded even where the deadline
+// cannot interrupt it.
+func TestLibraryWorkIsBounded(t *testing.T) {
+	for name, src := range map[string]string{
+		"insert_front": `function f() local t = {} for i = 1, 1e6 do table.insert(t, 1, i) end end`,
+		"remove_front": `function f() local t = {} for i = 1, 3e5 do t[i] = i end for i = 1, 3e5 do table.remove(t, 1) end end`,
+		"sort_big":     `function f() local t = {} for i = 1, 4e5 do t[i] = -i end table.sort(t) end`,
+		"byte_huge":    `function f() local s = string.rep("x", 2000000) return string.byte(s, 1, -1) end`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			sb := New(Config{Name: "test", StringLimit: 4 << 20}, "t.lua", src, nil)
+			start := time.Now()
+			_, err := run(t, sb, "f")
+			if err == nil {
+				t.Fatal("must fail")
+			}
+			t.Logf("%v after %s", err, time.Since(start))
+		})
+	}
+}
