@@ -103,8 +103,8 @@ func (d *Decoder) setup(sb *sandbox.Sandbox) error {
 		sandbox.PushGo(l, v)
 		return 1
 	})
-	l.Register("read_message", func(l *golua.State) int { return sandbox.ReadMessage(l, d.cur, sandbox.ReadPlain) })
-	l.Register("read_exact", func(l *golua.State) int { return sandbox.ReadMessage(l, d.cur, sandbox.ReadExact) })
+	l.Register("read_message", func(l *golua.State) int { return sb.ReadMessage(l, d.cur, sandbox.ReadPlain) })
+	l.Register("read_exact", func(l *golua.State) int { return sb.ReadMessage(l, d.cur, sandbox.ReadExact) })
 	l.Register("read_timestamp", func(l *golua.State) int { return sandbox.ReadTimestamp(l, d.cur) })
 	l.Register("write_message", func(l *golua.State) int {
 		if d.cur == nil {

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"fmt"
 	"maps"
 	"regexp"
 	"runtime"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	lua "github.com/Shopify/go-lua"
+
+	"github.com/ternlog/tern/pipeline"
 )
 
 // heldAtTrip runs f and returns how far the live heap had risen when the
@@ -252,4 +255,39 @@ func TestLibraryWorkIsBounded(t *testing.T) {
 			t.Logf("%v after %s", err, time.Since(start))
 		})
 	}
+}
+
+// Strings a script gets from a message are its own: a decoder's short
+// strings are views into 32 KiB chunks shared by a batch, and a table
+// keyed by them would keep every chunk alive (2,000 keys: 64 MiB), which
+// no measurement sees.
+func TestMessageStringsDoNotPinChunks(t *testing.T) {
+	var cur *pipeline.Message
+	sb := New(Config{Name: "test"}, "t.lua", `
+K = {} n = 0
+function f() K[read_message("Fields[src]")] = read_message("Payload") n = n + 1 return n end`, func(sb *Sandbox) error {
+		sb.State().Register("read_message", func(l *lua.State) int { return sb.ReadMessage(l, cur, ReadPlain) })
+		return nil
+	})
+	if _, err := sb.Load(); err != nil {
+		t.Fatal(err)
+	}
+	base := liveHeap()
+	for i := range 2000 {
+		b := pipeline.NewBatch() // a chunk of its own for each message
+		m := b.Add()
+		m.Payload = b.Str([]byte("payload"))
+		m.AddString("src", b.Str(fmt.Appendf(nil, "10.0.%d.%d", i/256, i%256)))
+		cur = m
+		if _, err := run(t, sb, "f"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cur = nil
+	held := liveHeap() - base
+	t.Logf("2,000 keys hold %d KiB", held>>10)
+	if held > 4<<20 {
+		t.Errorf("2,000 keys from messages hold %d MiB", held>>20)
+	}
+	runtime.KeepAlive(sb)
 }
