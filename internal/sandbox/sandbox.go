@@ -160,7 +160,7 @@ type Sandbox struct {
 	hooks    int
 	tripped  *Error
 	hookFn   lua.Hook
-	hookOn   *lua.State // the State whose count hook runs every hookEvery instructions
+	hookOn   bool // the count hook runs every hookEvery instructions on s.l
 	// matchSteps are pattern-matching steps not yet charged
 	matchSteps int
 	ms         *matchState
@@ -211,6 +211,7 @@ func (s *Sandbox) Load() (fresh bool, err error) {
 	s.start = time.Now()
 	s.modules = map[string]bool{}
 	s.l = l
+	s.hookOn = false
 	s.mem = memState{w: s.mem.w, sample: s.mem.sample}
 	err = s.protect(func() error {
 		if s.memOn() {
@@ -392,9 +393,9 @@ func (s *Sandbox) reset() {
 	// The hook keeps counting across calls (it is set again only after a
 	// trip made it run on every instruction), so calls shorter than
 	// hookEvery instructions are seen too.
-	if s.hookOn != s.l {
+	if !s.hookOn {
 		lua.SetDebugHook(s.l, s.hookFn, lua.MaskCount, hookEvery)
-		s.hookOn = s.l
+		s.hookOn = true
 	}
 }
 
@@ -435,7 +436,7 @@ func (s *Sandbox) hook(l *lua.State, _ lua.Debug) {
 func (s *Sandbox) trip(kind, msg string) {
 	s.tripped = &Error{Kind: kind, Msg: msg}
 	lua.SetDebugHook(s.l, s.hookFn, lua.MaskCount, 1)
-	s.hookOn = nil
+	s.hookOn = false
 	lua.Errorf(s.l, "%s", msg)
 }
 

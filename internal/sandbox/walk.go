@@ -335,6 +335,7 @@ func (w *walker) measure(l *lua.State) int64 {
 		w.work = w.work[:len(w.work)-1]
 		w.visit(it)
 	}
+	clear(w.work[:cap(w.work)]) // what was popped must not stay reachable from here
 	w.lastSeen = len(w.seen)
 	if len(w.seen) > keepSeen {
 		w.seen, w.strs = nil, nil
