@@ -172,7 +172,7 @@ const pieceSlack = 32
 // when it is much shorter, and charges it.
 func (s *Sandbox) pushPiece(l *lua.State, piece string, srcLen int, what string) {
 	if len(piece)+pieceSlack < srcLen {
-		piece = strings.Clone(piece)
+		piece = s.own(piece)
 	}
 	s.alloc(l, int64(len(piece))+sizeStrHeader+sizeSlot, what)
 	l.PushString(piece)

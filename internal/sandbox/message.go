@@ -102,10 +102,38 @@ const ownString = 4 << 10
 // charges it.
 func (s *Sandbox) pushMessageString(l *lua.State, v string) {
 	if len(v) <= ownString {
-		v = strings.Clone(v)
+		v = s.own(v)
 	}
 	s.alloc(l, int64(len(v))+sizeStrHeader+sizeSlot, "read_message")
 	l.PushString(v)
+}
+
+// Copies of short strings are kept in a small direct-mapped cache: the
+// values a script reads and the pieces it cuts repeat (types, loggers,
+// hosts, field values, tokens), and a hit costs a hash and a compare where
+// a copy costs an allocation.
+const (
+	ownCacheLen  = 256
+	ownCacheSize = 64 // longest string cached
+)
+
+// own returns a copy of v that shares no memory with it.
+func (s *Sandbox) own(v string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	if len(v) > ownCacheSize {
+		return strings.Clone(v)
+	}
+	h := uint32(len(v))
+	for i := 0; i < len(v); i++ {
+		h = h*31 + uint32(v[i])
+	}
+	e := &s.owned[h%ownCacheLen]
+	if *e != v {
+		*e = strings.Clone(v)
+	}
+	return *e
 }
 
 // Str is lua.CheckString without go-lua's write-back of the converted

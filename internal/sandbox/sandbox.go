@@ -166,7 +166,8 @@ type Sandbox struct {
 	ms         *matchState
 	modules    map[string]bool // modules being loaded (require cycles)
 
-	mem memState // memory accounting (memory.go)
+	mem   memState            // memory accounting (memory.go)
+	owned [ownCacheLen]string // copies of message strings (message.go)
 
 	reCache      map[string]*regexp.Regexp
 	builtins     map[string]bool
