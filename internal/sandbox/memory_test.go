@@ -41,20 +41,20 @@ func memSB(limit int64, src string) *Sandbox {
 // the collector's 10%), and the State, over its limit, is dropped so that
 // memory comes back.
 func TestMemoryLimitPerFunction(t *testing.T) {
-	const limit = 16 << 20
-	const slack = 12 << 20
+	const limit = 8 << 20
+	const slack = 8 << 20
 	// Each script keeps what one function makes in G until it stops, from
 	// these values (those it uses are made at its top level).
 	values := map[string]string{
-		"s":     `string.rep("x", 1000000)`,
-		"S":     `string.rep("X", 1000000)`,
-		"parts": `{} for i = 1, 100 do parts[i] = string.rep("p", 9000) end`,
-		"js":    `"[" .. string.rep("7,", 200000) .. "7]"`,
-		"big":   `{} for i = 1, 200000 do big[i] = i end`,
-		"half":  `string.rep(".", 500000)`,
-		"bytes": `{} for i = 1, 100000 do bytes[i] = i % 256 end`,
-		"csv":   `string.rep("a,", 50000)`,
-		"mid":   `string.rep("x", 500000) .. "|" .. string.rep("z", 499999)`,
+		"s":     `string.rep("x", 500000)`,
+		"S":     `string.rep("X", 500000)`,
+		"parts": `{} for i = 1, 50 do parts[i] = string.rep("p", 9000) end`,
+		"js":    `"[" .. string.rep("7,", 100000) .. "7]"`,
+		"big":   `{} for i = 1, 100000 do big[i] = i end`,
+		"half":  `string.rep(".", 250000)`,
+		"bytes": `{} for i = 1, 50000 do bytes[i] = i % 256 end`,
+		"csv":   `string.rep("a,", 25000)`,
+		"mid":   `string.rep("x", 250000) .. "|" .. string.rep("z", 249999)`,
 	}
 	prelude := func(body string) string {
 		var b strings.Builder
@@ -68,10 +68,10 @@ func TestMemoryLimitPerFunction(t *testing.T) {
 	for _, tc := range []struct{ name, body, in string }{
 		// (string.char's result is no longer than its arguments, whose
 		// stack slots table.unpack charged first.)
-		{"string.byte", `G[#G+1] = {string.byte(s, 1, 100000)}`, "string.byte"},
-		{"string.rep", `G[#G+1] = string.rep("x", 900000)`, "string.rep"},
-		{"string.format", `G[#G+1] = string.format("%s%s", s:sub(1, 400000), s:sub(1, 400000))`, "string.format"},
-		{"string.sub", `G[#G+1] = s:sub(i, 500000 + i)`, "string.sub"},
+		{"string.byte", `G[#G+1] = {string.byte(s, 1, 50000)}`, "string.byte"},
+		{"string.rep", `G[#G+1] = string.rep("x", 450000)`, "string.rep"},
+		{"string.format", `G[#G+1] = string.format("%s%s", s:sub(1, 200000), s:sub(1, 200000))`, "string.format"},
+		{"string.sub", `G[#G+1] = s:sub(i, 250000 + i)`, "string.sub"},
 		{"string.upper", `G[#G+1] = s:upper()`, "string.upper"},
 		{"string.lower", `G[#G+1] = S:lower()`, "string.lower"},
 		{"string.reverse", `G[#G+1] = s:reverse()`, "string.reverse"},
@@ -90,10 +90,10 @@ func TestMemoryLimitPerFunction(t *testing.T) {
 		{"re.match", `G[#G+1] = re.match(mid, "^([^|]+)")`, "re capture"},
 		// VM instructions: caught by the hook's look at the allocation
 		// counter and a measurement.
-		{"table_sets", `for k = 1, 100000 do G[#G+1] = k + 0.5 end`, "holds"},
+		{"table_sets", `for k = 1, 50000 do G[#G+1] = k + 0.5 end`, "holds"},
 		{"tables", `G[#G+1] = {i, i, i, i}`, "holds"},
 		{"concat_loop", `G[#G+1] = s:sub(1, 100000) .. i`, ""},
-		{"closures", `local v = i G[#G+1] = function() return v end`, "holds"},
+		{"closures", `local v = {i} G[#G+1] = function() return v end`, "holds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := prelude(tc.body) + "function f() for i = 1, 1e9 do " + tc.body + " end end"
@@ -103,7 +103,7 @@ func TestMemoryLimitPerFunction(t *testing.T) {
 			}
 			var err error
 			grew := heldAtTrip(t, func() { _, err = run(t, sb, "f") })
-			if KindOf(err) != KindMemory || !strings.Contains(err.Error(), "memory limit of 16777216 bytes exceeded") ||
+			if KindOf(err) != KindMemory || !strings.Contains(err.Error(), "memory limit of 8388608 bytes exceeded") ||
 				!regexp.MustCompile(tc.in).MatchString(err.Error()) {
 				t.Fatalf("want the memory error naming %q, got %v", tc.in, err)
 			}
@@ -151,15 +151,16 @@ function f(s) for i = 1, 40 do G[#G+1] = {string.byte(s, 1, -1)} end end`, nil)
 	}
 }
 
-// The issue's second bomb: a global table growing by about 5 MB a call is
-// stopped once what it holds passes the limit (the bound is cumulative,
-// not per call), and dropping its State gives the memory back.
+// The issue's second bomb, scaled down (filters/lua runs it as it was): a
+// global table growing by about 1.3 MB a call is stopped once what it holds
+// passes the limit (the bound is cumulative, not per call), and dropping its
+// State gives the memory back.
 func TestCumulativeGrowthIsStopped(t *testing.T) {
 	runtime.GC()
 	base := liveHeap()
-	sb := memSB(64<<20, `
+	sb := memSB(16<<20, `
 G = {}
-function f() for i = 1, 100000 do G[#G+1] = "v" .. i end return #G end`)
+function f() for i = 1, 25000 do G[#G+1] = "v" .. i end return #G end`)
 	var err error
 	calls := 0
 	grew := heldAtTrip(t, func() {
@@ -174,9 +175,9 @@ function f() for i = 1, 100000 do G[#G+1] = "v" .. i end return #G end`)
 	}
 	t.Logf("call %d: %v; heap rose by %d MiB", calls, err, grew>>20)
 	if calls < 5 || calls > 20 {
-		t.Errorf("stopped at call %d; each adds about 5 MB to a 64 MB limit", calls)
+		t.Errorf("stopped at call %d; each adds about 1.3 MB to a 16 MB limit", calls)
 	}
-	if grew > 64<<20+32<<20 {
+	if grew > 16<<20+8<<20 {
 		t.Errorf("the heap rose by %d MiB", grew>>20)
 	}
 	if sb.Loaded() {
@@ -186,7 +187,7 @@ function f() for i = 1, 100000 do G[#G+1] = "v" .. i end return #G end`)
 		t.Errorf("%d MiB still held after the State was dropped", (after-base)>>20)
 	}
 	// The next call starts again from the script.
-	if got, err := run(t, sb, "f"); err != nil || got != "100000" {
+	if got, err := run(t, sb, "f"); err != nil || got != "25000" {
 		t.Fatalf("a fresh State: %q %v", got, err)
 	}
 }
