@@ -178,7 +178,7 @@ func (d *Decoder) run(m *pipeline.Message) ([]*pipeline.Message, error) {
 	switch {
 	case err != nil:
 		if d.fail.Failed(err) {
-			d.sb.Close() // disabled: let the collector have what the script held
+			d.sb.Release() // disabled: give back what the script held
 		}
 		return nil, err
 	case code == -2:
@@ -211,7 +211,7 @@ func (d *Decoder) disable(err error) {
 		d.dead = true
 		d.set.Logger.Error("lua: script disabled", "err", err.Error())
 		d.fail.Failed(err)
-		d.sb.Close()
+		d.sb.Release()
 	}
 }
 

@@ -315,16 +315,12 @@ func (f *Filter) countFailure(err error) {
 // it held; with preserve_data its globals are saved first (a State dropped
 // for holding more than its memory limit is already gone).
 func (f *Filter) release() {
-	if !f.sb.Loaded() {
-		f.sb.Close()
-		return
-	}
-	if f.cfg.PreserveData {
+	if f.sb.Loaded() && f.cfg.PreserveData {
 		if err := f.sb.SaveGlobals(f.preservePath()); err != nil {
 			f.set.Logger.Error("lua: preserving data failed", "err", err)
 		}
 	}
-	f.sb.Close()
+	f.sb.Release()
 }
 
 func (f *Filter) loadFailed(ctx context.Context, m *pipeline.Message, out pipeline.Injector, err error) error {

@@ -166,8 +166,10 @@ type Sandbox struct {
 	ms         *matchState
 	modules    map[string]bool // modules being loaded (require cycles)
 
-	mem   memState            // memory accounting (memory.go)
-	owned [ownCacheLen]string // copies of message strings (message.go)
+	mem memState // memory accounting (memory.go)
+	// droppedBig: a State over its memory limit was dropped since
+	droppedBig bool
+	owned      [ownCacheLen]string // copies of message strings (message.go)
 
 	reCache      map[string]*regexp.Regexp
 	builtins     map[string]bool
@@ -317,6 +319,22 @@ func (s *Sandbox) Close() {
 	s.mem = memState{}
 }
 
+// Release is Close for a script that will not run again (disabled): when
+// its State was big, the memory goes back to the system now rather than
+// over the minutes the runtime's scavenger takes (a full collection, a few
+// milliseconds, once).
+func (s *Sandbox) Release() {
+	big := s.mem.size > releaseNow || s.droppedBig
+	s.droppedBig = false
+	s.Close()
+	if big {
+		debug.FreeOSMemory()
+	}
+}
+
+// releaseNow is the State size from which Release returns memory at once.
+const releaseNow = 16 << 20
+
 // protect runs f, turning a Go panic that escaped go-lua into an error and
 // marking the State for a rebuild.
 func (s *Sandbox) protect(f func() error) (err error) {
@@ -357,6 +375,7 @@ func (s *Sandbox) pcall(n, nres int) error {
 				"limit", s.cfg.MemoryLimit, "held", s.mem.size)
 			s.l = nil
 			s.mem = memState{}
+			s.droppedBig = true
 		}
 		return s.tripped
 	}
