@@ -164,8 +164,20 @@ func (f *Filter) load() error {
 	if fresh && !f.restored && f.cfg.PreserveData {
 		f.restored = true
 		ok, err := f.sb.RestoreGlobals(f.preservePath())
+		if err == nil && ok {
+			if err = f.sb.CheckMemory(); err != nil {
+				f.sb.Close()
+			}
+		}
 		if err != nil {
 			f.set.Logger.Error("lua: preserved data not restored", "err", err)
+			if !f.sb.Loaded() {
+				// The saved data did not fit memory_limit: start from
+				// the script alone.
+				if _, err := f.sb.Load(); err != nil {
+					return err
+				}
+			}
 		} else if ok {
 			n := reattachHandles(f.sb.State())
 			f.set.Logger.Info("lua: preserved data restored", "file", f.preservePath(), "alert_handles", n)

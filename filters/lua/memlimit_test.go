@@ -2,6 +2,8 @@ package lua
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/ternlog/tern/internal/sandbox"
 	"github.com/ternlog/tern/pipeline/config"
+	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
 
 func liveHeap() int64 {
@@ -105,4 +108,54 @@ function process_message() error("always") end`, func(c *Config) {
 		t.Errorf("the disabled filter still holds %d MiB", held>>20)
 	}
 	runtime.KeepAlive(f)
+}
+
+// Preserved data saved under a larger memory_limit than the script has
+// now does not fit: it is not restored, and the script runs from its top
+// level alone.
+func TestPreservedDataOverTheLimit(t *testing.T) {
+	src := `
+n = n or 0
+function process_message() n = n + 1 _G["g" .. n] = string.rep("x", 100000) .. n return 0 end
+function timer_event() inject_message{Type = "n", Fields = {n = n}} return 0 end`
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "f.lua"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(limit config.Size) *Filter {
+		cfg := DefaultConfig()
+		cfg.Filename = "f.lua"
+		cfg.PreserveData = true
+		cfg.MemoryLimit = limit
+		cfg.InstructionLimit = 0
+		cfg.Deadline = config.Duration(10 * time.Second)
+		set := pipelinetest.Settings(t, "filters.p")
+		set.ConfigDir, set.DataDir = dir, filepath.Join(dir, "data")
+		f, err := New(set, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	f := mk(64 << 20)
+	for range 100 { // 100 globals of 100 KB
+		if err := f.Process(context.Background(), testMessage(), &recorder{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f = mk(4 << 20)
+	if err := f.Process(context.Background(), testMessage(), &recorder{}); err != nil {
+		t.Fatalf("the script must run without the data it cannot hold: %v", err)
+	}
+	rec := &recorder{}
+	if err := f.Tick(context.Background(), time.Now(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(rec.jsonl()), `"name":"n","type":"double","value":[1.0]`) {
+		t.Fatalf("want fresh globals: %s", rec.jsonl())
+	}
+	_ = f.Close(context.Background())
 }

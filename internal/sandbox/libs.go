@@ -269,7 +269,7 @@ func (s *Sandbox) tblRemove(l *lua.State) int {
 	if pos != size {
 		lua.ArgumentCheck(l, 1 <= pos && pos <= size+1, 2, "position out of bounds")
 	}
-	s.Charge(l, size-pos)
+	s.Charge(l, max(size-pos, 0))
 	l.RawGetInt(1, pos)
 	for ; pos < size; pos++ {
 		l.RawGetInt(1, pos+1)

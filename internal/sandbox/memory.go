@@ -58,6 +58,21 @@ func (s *Sandbox) ReleaseMemory(n int64) {
 // measurement of its State plus what was allocated since.
 func (s *Sandbox) MemoryUsed() int64 { return s.mem.size + s.mem.debt }
 
+// CheckMemory measures what the script holds now and returns a KindMemory
+// error when that is over its memory_limit. It is for use between calls,
+// after work the accounting did not follow as it went (restoring preserved
+// data runs a chunk too short to be watched).
+func (s *Sandbox) CheckMemory() error {
+	if s.l == nil || !s.memOn() {
+		return nil
+	}
+	s.measure()
+	if s.mem.size > s.cfg.MemoryLimit {
+		return &Error{Kind: KindMemory, Msg: fmt.Sprintf("memory limit of %d bytes exceeded: the script holds %d bytes", s.cfg.MemoryLimit, s.mem.size)}
+	}
+	return nil
+}
+
 // MemoryLimit is the script's memory_limit in bytes (negative: no limit).
 func (s *Sandbox) MemoryLimit() int64 { return s.cfg.MemoryLimit }
 
