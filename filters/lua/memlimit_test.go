@@ -5,11 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ternlog/tern/internal/sandbox"
+	"github.com/ternlog/tern/internal/testutil/testscale"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/pipelinetest"
 )
@@ -49,9 +51,11 @@ function process_message()
   for i = 1, 100000 do G[#G+1] = "v" .. i end
   return 0
 end`, 10, 20, func(c *Config) {
-			// 100,000 concatenations a call: only memory may stop it here.
+			// 100,000 concatenations a call: only memory may stop it here
+			// (a 6.4 MiB limit under -race, which slows the loop tenfold).
 			c.InstructionLimit = 0
 			c.Deadline = config.Duration(10 * time.Second)
+			c.MemoryLimit = config.Size(testscale.N(64<<20, 64<<20))
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -92,7 +96,7 @@ func TestDisabledScriptIsReleased(t *testing.T) {
 	base := liveHeap()
 	f, _ := newFilter(t, `
 G = {}
-for i = 1, 300000 do G[i] = "kept " .. i end
+for i = 1, `+strconv.Itoa(testscale.N(300_000, 300_000))+` do G[i] = "kept " .. i end
 function process_message() error("always") end`, func(c *Config) {
 		c.MaxFailures = 3
 		c.InstructionLimit = 0
@@ -138,7 +142,7 @@ function timer_event() inject_message{Type = "n", Fields = {n = n}} return 0 end
 		return f
 	}
 	f := mk(64 << 20)
-	for range 100 { // 100 globals of 100 KB
+	for range 40 { // 40 globals of 100 KB
 		if err := f.Process(context.Background(), testMessage(), &recorder{}); err != nil {
 			t.Fatal(err)
 		}
@@ -146,7 +150,7 @@ function timer_event() inject_message{Type = "n", Fields = {n = n}} return 0 end
 	if err := f.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	f = mk(4 << 20)
+	f = mk(2 << 20)
 	if err := f.Process(context.Background(), testMessage(), &recorder{}); err != nil {
 		t.Fatalf("the script must run without the data it cannot hold: %v", err)
 	}
