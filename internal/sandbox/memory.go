@@ -25,6 +25,9 @@ import (
 //
 // All of them run on the goroutine that runs the script (inside a call into
 // the script or in the setup function), like every other use of the State.
+// A charge may measure the State (time in proportion to what it holds, once
+// per that many bytes charged or allocated: O(1) amortised), which calls
+// MemSize of every Sized value the script reaches.
 
 // Sized is implemented by Go values a script holds as userdata whose memory
 // counts against the script's memory_limit. MemSize returns the bytes the
