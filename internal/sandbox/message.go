@@ -90,19 +90,16 @@ func (s *Sandbox) ReadMessage(l *lua.State, m *pipeline.Message, mode int) int {
 	return 1
 }
 
-// ownString is the length up to which strings from a message are copied
-// before a script gets them. A decoder's short strings are views into
-// 32 KiB chunks its batch shares (pipeline.Batch.Str, which copies strings
-// over 2 KiB on their own): a script that keeps one, say as a table key,
-// would keep the whole chunk alive, which no measurement of the script
-// sees. Copying a short string costs less than a lookup would.
-const ownString = 4 << 10
-
-// pushMessageString pushes a string of a message, copied when short, and
-// charges it.
+// pushMessageString pushes a string of a message as the script's own, and
+// charges it. A decoder's short strings are views into 32 KiB chunks its
+// batch shares (pipeline.Retain): a script that keeps one, say as a table
+// key, would keep the whole chunk alive, which no measurement of the
+// script sees.
 func (s *Sandbox) pushMessageString(l *lua.State, v string) {
-	if len(v) <= ownString {
+	if len(v) <= ownCacheSize {
 		v = s.own(v)
+	} else {
+		v = pipeline.Retain(v)
 	}
 	s.alloc(l, int64(len(v))+sizeStrHeader+sizeSlot, "read_message")
 	l.PushString(v)
