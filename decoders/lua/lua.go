@@ -104,8 +104,8 @@ func (d *Decoder) setup(sb *sandbox.Sandbox) error {
 		sandbox.PushGo(l, v)
 		return 1
 	})
-	l.Register("read_message", func(l *golua.State) int { return sandbox.ReadMessage(l, d.cur, sandbox.ReadPlain) })
-	l.Register("read_exact", func(l *golua.State) int { return sandbox.ReadMessage(l, d.cur, sandbox.ReadExact) })
+	l.Register("read_message", func(l *golua.State) int { return sb.ReadMessage(l, d.cur, sandbox.ReadPlain) })
+	l.Register("read_exact", func(l *golua.State) int { return sb.ReadMessage(l, d.cur, sandbox.ReadExact) })
 	l.Register("read_timestamp", func(l *golua.State) int { return sandbox.ReadTimestamp(l, d.cur) })
 	l.Register("write_message", func(l *golua.State) int {
 		if d.cur == nil {
@@ -178,7 +178,9 @@ func (d *Decoder) run(m *pipeline.Message) ([]*pipeline.Message, error) {
 	})
 	switch {
 	case err != nil:
-		d.fail.Failed(err)
+		if d.fail.Failed(err) {
+			d.sb.Release() // disabled: give back what the script held
+		}
 		return nil, err
 	case code == -2:
 		d.fail.Succeeded()
@@ -210,6 +212,7 @@ func (d *Decoder) disable(err error) {
 		d.dead = true
 		d.set.Logger.Error("lua: script disabled", "err", err.Error())
 		d.fail.Failed(err)
+		d.sb.Release()
 	}
 }
 

@@ -19,8 +19,8 @@ import (
 func (f *Filter) setup(sb *sandbox.Sandbox) error {
 	l := sb.State()
 	l.Register("read_config", f.readConfig)
-	l.Register("read_message", func(l *golua.State) int { return sandbox.ReadMessage(l, f.cur, sandbox.ReadPlain) })
-	l.Register("read_exact", func(l *golua.State) int { return sandbox.ReadMessage(l, f.cur, sandbox.ReadExact) })
+	l.Register("read_message", func(l *golua.State) int { return sb.ReadMessage(l, f.cur, sandbox.ReadPlain) })
+	l.Register("read_exact", func(l *golua.State) int { return sb.ReadMessage(l, f.cur, sandbox.ReadExact) })
 	l.Register("read_timestamp", func(l *golua.State) int { return sandbox.ReadTimestamp(l, f.cur) })
 	l.Register("inject_message", f.injectMessage)
 	l.Register("inject_payload", f.injectPayload)

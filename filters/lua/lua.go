@@ -168,8 +168,20 @@ func (f *Filter) load() error {
 	if fresh && !f.restored && f.cfg.PreserveData {
 		f.restored = true
 		ok, err := f.sb.RestoreGlobals(f.preservePath())
+		if err == nil && ok {
+			if err = f.sb.CheckMemory(); err != nil {
+				f.sb.Close()
+			}
+		}
 		if err != nil {
 			f.set.Logger.Error("lua: preserved data not restored", "err", err)
+			if !f.sb.Loaded() {
+				// The saved data did not fit memory_limit: start from
+				// the script alone.
+				if _, err := f.sb.Load(); err != nil {
+					return err
+				}
+			}
 		} else if ok {
 			n := reattachHandles(f.sb.State())
 			f.set.Logger.Info("lua: preserved data restored", "file", f.preservePath(), "alert_handles", n)
@@ -240,7 +252,7 @@ func (f *Filter) Tick(ctx context.Context, now time.Time, out pipeline.Injector)
 	if err != nil {
 		f.dropPending()
 		if sandbox.KindOf(err) != sandbox.KindReturn || code > 0 {
-			f.fail.Failed(err)
+			f.countFailure(err)
 		}
 		return err
 	}
@@ -303,7 +315,28 @@ func (f *Filter) disable(err error) {
 		f.dead = true
 		f.set.Logger.Error("lua: script disabled", "err", err.Error())
 		f.fail.Failed(err)
+		f.release()
 	}
+}
+
+// countFailure counts a failed call and releases the script once that
+// disabled it.
+func (f *Filter) countFailure(err error) {
+	if f.fail.Failed(err) {
+		f.release()
+	}
+}
+
+// release drops the State of a disabled script so the collector frees what
+// it held; with preserve_data its globals are saved first (a State dropped
+// for holding more than its memory limit is already gone).
+func (f *Filter) release() {
+	if f.sb.Loaded() && f.cfg.PreserveData {
+		if err := f.sb.SaveGlobals(f.preservePath()); err != nil {
+			f.set.Logger.Error("lua: preserving data failed", "err", err)
+		}
+	}
+	f.sb.Release()
 }
 
 func (f *Filter) loadFailed(ctx context.Context, m *pipeline.Message, out pipeline.Injector, err error) error {
@@ -324,7 +357,7 @@ func (f *Filter) failed(ctx context.Context, m *pipeline.Message, out pipeline.I
 		if sandbox.KindOf(err) == sandbox.KindReturn {
 			f.fail.Rejected(err)
 		} else {
-			f.fail.Failed(err)
+			f.countFailure(err)
 		}
 	}
 	reason := err

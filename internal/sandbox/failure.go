@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"errors"
 	"log/slog"
 	"sync"
 
@@ -59,7 +60,9 @@ func NewFailures(set pipeline.Settings, max int) *Failures {
 var kinds = []string{KindLoad, KindInstruction, KindDeadline, KindMemory, KindRuntime, KindPanic, KindReturn}
 
 // Failed records a failed call and reports whether the script is now
-// disabled (true on the call that disables it and after).
+// disabled (true on the call that disables it and after). A fatal error
+// (the script held more than its memory limit: Error.Fatal) disables it at
+// once unless max is 0; then the next call starts from a fresh State.
 func (f *Failures) Failed(err error) bool {
 	kind := KindOf(err)
 	if kind == "" {
@@ -76,12 +79,18 @@ func (f *Failures) Failed(err error) bool {
 	if f.off {
 		return true
 	}
-	if f.max > 0 && f.streak >= f.max {
+	var e *Error
+	fatal := errors.As(err, &e) && e.Fatal
+	if f.max > 0 && (f.streak >= f.max || fatal) {
 		f.off = true
 		if f.gauge != nil {
 			f.gauge(1)
 		}
-		f.log.Error("lua: script disabled after consecutive failures", "failures", f.streak, "last_error", err.Error())
+		if fatal {
+			f.log.Error("lua: script disabled: it held more than its memory limit", "err", err.Error())
+		} else {
+			f.log.Error("lua: script disabled after consecutive failures", "failures", f.streak, "last_error", err.Error())
+		}
 		return true
 	}
 	return false

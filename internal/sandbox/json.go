@@ -1,10 +1,11 @@
 package sandbox
 
 import (
+	"errors"
 	"math"
 	"sort"
 	"strconv"
-	"unicode/utf8"
+	"unsafe"
 
 	lua "github.com/Shopify/go-lua"
 
@@ -19,9 +20,12 @@ import (
 //	                   a fraction; NaN and ±Inf, functions and cycles are errors.
 //	json.decode(s)  -> value. null becomes json.null (a sentinel that is not nil,
 //	                   so arrays keep their length); numbers become Lua numbers.
+//	                   The input is strict JSON (RFC 8259), read by the scanner
+//	                   the rest of tern uses (internal/jsonx).
 //
 // Both are bounded: nesting depth maxJSONDepth, output and input size the
-// string limit, and one unit of budget per value.
+// string limit, one unit of budget per value, and what they build is charged
+// to the script's memory before it is made.
 
 const maxJSONDepth = 64
 
@@ -56,7 +60,7 @@ func isJSONNull(l *lua.State, idx int) bool {
 
 func (s *Sandbox) jsonEncode(l *lua.State) int {
 	lua.CheckAny(l, 1)
-	e := jsonEncoder{s: s, l: l, seen: map[any]bool{}}
+	e := jsonEncoder{s: s, l: l, seen: map[any]bool{}, g: growth{what: "json.encode"}}
 	e.value(1, 0)
 	l.PushString(string(e.buf))
 	return 1
@@ -68,12 +72,13 @@ type jsonEncoder struct {
 	buf  []byte
 	seen map[any]bool
 	n    int
+	g    growth
 }
 
+// grow comes before each value is written: the output so far and a
+// value's worth more (strings are checked as they are written).
 func (e *jsonEncoder) grow() {
-	if len(e.buf) > e.s.cfg.StringLimit {
-		e.s.CheckLen(e.l, -1, "json.encode")
-	}
+	e.g.need(e.s, e.l, len(e.buf)+64)
 	if e.n++; e.n&255 == 0 {
 		e.s.Charge(e.l, 256)
 	}
@@ -93,7 +98,9 @@ func (e *jsonEncoder) value(idx, depth int) {
 		e.buf = appendNumber(l, e.buf, f)
 	case lua.TypeString:
 		str, _ := l.ToString(idx)
+		e.g.need(e.s, l, len(e.buf)+len(str)+2) // escapes are checked after
 		e.buf, _ = jsonx.AppendString(e.buf, str)
+		e.g.need(e.s, l, len(e.buf))
 	case lua.TypeTable:
 		if depth >= maxJSONDepth {
 			lua.Errorf(l, "json.encode: nesting deeper than %d", maxJSONDepth)
@@ -220,218 +227,141 @@ func numberKey(f float64) string {
 
 func (s *Sandbox) jsonDecode(l *lua.State) int {
 	src := lua.CheckString(l, 1)
-	if len(src) > s.cfg.StringLimit {
-		s.CheckLen(l, -1, "json.decode")
-	}
-	d := jsonDecoder{s: s, l: l, src: src}
-	d.ws()
+	s.CheckLen(l, len(src), "json.decode")
+	d := jsonDecoder{s: s, l: l, n: len(src)}
+	// The scanner only reads: it may look at the string's bytes.
+	d.sc.Reset(unsafe.Slice(unsafe.StringData(src), len(src)))
 	d.value(0)
-	d.ws()
-	if d.pos != len(src) {
-		d.fail("unexpected data after the value")
+	if !d.sc.AtEnd() {
+		d.fail(d.sc.Errorf("unexpected data after the value"))
 	}
 	return 1
 }
 
+// jsonDecoder builds Lua values from the shared scanner's tokens, charging
+// each to the script's memory before it is made.
 type jsonDecoder struct {
-	s   *Sandbox
-	l   *lua.State
-	src string
-	pos int
-	n   int
+	s      *Sandbox
+	l      *lua.State
+	sc     jsonx.Scanner
+	n      int // the input's length
+	values int
+	buf    []byte
 }
 
-func (d *jsonDecoder) fail(msg string) {
-	lua.Errorf(d.l, "json.decode: %s at byte %d", msg, d.pos+1)
-}
-
-func (d *jsonDecoder) ws() {
-	for d.pos < len(d.src) {
-		switch d.src[d.pos] {
-		case ' ', '\t', '\n', '\r':
-			d.pos++
-		default:
-			return
-		}
+func (d *jsonDecoder) fail(err error) {
+	var se *jsonx.SyntaxError
+	if errors.As(err, &se) {
+		lua.Errorf(d.l, "json.decode: %s at byte %d", se.Msg, se.Offset+1)
 	}
+	lua.Errorf(d.l, "json.decode: %s", err.Error())
 }
 
 func (d *jsonDecoder) value(depth int) {
-	l := d.l
-	if d.n++; d.n&255 == 0 {
-		d.s.Charge(l, 256)
+	l, s, sc := d.l, d.s, &d.sc
+	if d.values++; d.values&255 == 0 {
+		s.Charge(l, 256)
 	}
 	if depth > maxJSONDepth {
-		d.fail("nesting too deep")
-	}
-	if d.pos >= len(d.src) {
-		d.fail("unexpected end")
+		d.fail(sc.Errorf("nesting deeper than %d", maxJSONDepth))
 	}
 	lua.CheckStackWithMessage(l, 4, "json.decode")
-	switch c := d.src[d.pos]; {
-	case c == '{':
-		d.pos++
+	switch c := sc.Peek(); c {
+	case '{':
+		sc.Advance()
+		s.alloc(l, tableCost, "json.decode")
 		l.NewTable()
-		d.ws()
-		if d.pos < len(d.src) && d.src[d.pos] == '}' {
-			d.pos++
+		if sc.Peek() == '}' {
+			sc.Advance()
 			return
 		}
 		for {
-			d.ws()
-			if d.pos >= len(d.src) || d.src[d.pos] != '"' {
-				d.fail("object key expected")
+			if sc.Peek() != '"' {
+				d.fail(sc.Unexpected("an object key"))
 			}
-			l.PushString(d.str())
-			d.ws()
-			if d.pos >= len(d.src) || d.src[d.pos] != ':' {
-				d.fail("':' expected")
+			d.str()
+			if sc.Peek() != ':' {
+				d.fail(sc.Unexpected("':'"))
 			}
-			d.pos++
-			d.ws()
+			sc.Advance()
 			d.value(depth + 1)
+			s.alloc(l, sizeMapEntry, "json.decode")
 			l.SetTable(-3)
-			d.ws()
-			if d.pos < len(d.src) && d.src[d.pos] == ',' {
-				d.pos++
+			switch sc.Peek() {
+			case ',':
+				sc.Advance()
 				continue
-			}
-			if d.pos < len(d.src) && d.src[d.pos] == '}' {
-				d.pos++
+			case '}':
+				sc.Advance()
 				return
 			}
-			d.fail("',' or '}' expected")
+			d.fail(sc.Unexpected("',' or '}'"))
 		}
-	case c == '[':
-		d.pos++
+	case '[':
+		sc.Advance()
+		s.alloc(l, tableCost, "json.decode")
 		l.NewTable()
-		d.ws()
-		if d.pos < len(d.src) && d.src[d.pos] == ']' {
-			d.pos++
+		if sc.Peek() == ']' {
+			sc.Advance()
 			return
 		}
 		for i := 1; ; i++ {
-			d.ws()
 			d.value(depth + 1)
+			s.alloc(l, 2*sizeSlot, "json.decode") // the slot and the array's doubling
 			l.RawSetInt(-2, i)
-			d.ws()
-			if d.pos < len(d.src) && d.src[d.pos] == ',' {
-				d.pos++
+			switch sc.Peek() {
+			case ',':
+				sc.Advance()
 				continue
-			}
-			if d.pos < len(d.src) && d.src[d.pos] == ']' {
-				d.pos++
+			case ']':
+				sc.Advance()
 				return
 			}
-			d.fail("',' or ']' expected")
+			d.fail(sc.Unexpected("',' or ']'"))
 		}
-	case c == '"':
-		l.PushString(d.str())
-	case c == 't' && len(d.src)-d.pos >= 4 && d.src[d.pos:d.pos+4] == "true":
-		d.pos += 4
-		l.PushBoolean(true)
-	case c == 'f' && len(d.src)-d.pos >= 5 && d.src[d.pos:d.pos+5] == "false":
-		d.pos += 5
-		l.PushBoolean(false)
-	case c == 'n' && len(d.src)-d.pos >= 4 && d.src[d.pos:d.pos+4] == "null":
-		d.pos += 4
-		pushJSONNull(l)
-	case c == '-' || ('0' <= c && c <= '9'):
-		start := d.pos
-		for d.pos < len(d.src) && isNumberByte(d.src[d.pos]) {
-			d.pos++
-		}
-		f, err := strconv.ParseFloat(d.src[start:d.pos], 64)
-		if err != nil {
-			d.pos = start
-			d.fail("bad number")
-		}
-		l.PushNumber(f)
-	default:
-		d.fail("unexpected character")
-	}
-}
-
-func isNumberByte(c byte) bool {
-	return ('0' <= c && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'
-}
-
-// str reads a JSON string at d.pos (which holds '"').
-func (d *jsonDecoder) str() string {
-	d.pos++
-	start := d.pos
-	// Fast path: no escapes.
-	for d.pos < len(d.src) {
-		c := d.src[d.pos]
-		if c == '"' {
-			s := d.src[start:d.pos]
-			d.pos++
-			return s
-		}
-		if c == '\\' {
-			break
-		}
-		d.pos++
-	}
-	buf := []byte(d.src[start:d.pos])
-	for d.pos < len(d.src) {
-		c := d.src[d.pos]
+	case '"':
+		d.str()
+	case 't', 'f', 'n':
 		switch {
-		case c == '"':
-			d.pos++
-			return string(buf)
-		case c == '\\':
-			d.pos++
-			if d.pos >= len(d.src) {
-				d.fail("unterminated string")
-			}
-			e := d.src[d.pos]
-			d.pos++
-			switch e {
-			case '"', '\\', '/':
-				buf = append(buf, e)
-			case 'b':
-				buf = append(buf, '\b')
-			case 'f':
-				buf = append(buf, '\f')
-			case 'n':
-				buf = append(buf, '\n')
-			case 'r':
-				buf = append(buf, '\r')
-			case 't':
-				buf = append(buf, '\t')
-			case 'u':
-				r := d.hex4()
-				if 0xD800 <= r && r < 0xDC00 && d.pos+6 <= len(d.src) && d.src[d.pos] == '\\' && d.src[d.pos+1] == 'u' {
-					d.pos += 2
-					r2 := d.hex4()
-					if 0xDC00 <= r2 && r2 < 0xE000 {
-						r = (r-0xD800)<<10 + (r2 - 0xDC00) + 0x10000
-					} else {
-						r = utf8.RuneError
-					}
-				}
-				buf = utf8.AppendRune(buf, r)
-			default:
-				d.fail("bad escape")
-			}
+		case sc.Literal("true"):
+			l.PushBoolean(true)
+		case sc.Literal("false"):
+			l.PushBoolean(false)
+		case sc.Literal("null"):
+			pushJSONNull(l)
 		default:
-			buf = append(buf, c)
-			d.pos++
+			d.fail(sc.Unexpected("a value"))
 		}
+	default:
+		if c != '-' && (c < '0' || c > '9') {
+			d.fail(sc.Unexpected("a value"))
+		}
+		start := sc.Pos()
+		raw, _, err := sc.Number()
+		if err != nil {
+			d.fail(err)
+		}
+		f, ok := jsonx.ParseFloat(raw)
+		if !ok {
+			sc.SetPos(start)
+			d.fail(sc.Errorf("number out of range"))
+		}
+		s.alloc(l, sizeNumber, "json.decode")
+		l.PushNumber(f)
 	}
-	d.fail("unterminated string")
-	return ""
 }
 
-func (d *jsonDecoder) hex4() rune {
-	if d.pos+4 > len(d.src) {
-		d.fail("bad \\u escape")
-	}
-	v, err := strconv.ParseUint(d.src[d.pos:d.pos+4], 16, 32)
+// str pushes the string at the scanner (Peek returned '"').
+func (d *jsonDecoder) str() {
+	raw, escaped, err := d.sc.String()
 	if err != nil {
-		d.fail("bad \\u escape")
+		d.fail(err)
 	}
-	d.pos += 4
-	return rune(v)
+	if escaped {
+		d.buf = jsonx.Unescape(d.buf[:0], raw)
+		d.s.alloc(d.l, int64(len(d.buf))+sizeStrHeader+sizeSlot, "json.decode")
+		d.l.PushString(string(d.buf))
+		return
+	}
+	d.s.pushPiece(d.l, unsafe.String(unsafe.SliceData(raw), len(raw)), d.n, "json.decode")
 }

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"strings"
 
 	lua "github.com/Shopify/go-lua"
@@ -42,11 +43,34 @@ func (s *Sandbox) openLibraries(l *lua.State) {
 		{Name: "match", Function: s.strMatch},
 		{Name: "gmatch", Function: s.strGmatch},
 		{Name: "gsub", Function: s.strGsub},
+		{Name: "byte", Function: s.strByte},
+		{Name: "sub", Function: s.strSub},
+		{Name: "upper", Function: s.strUpper},
+		{Name: "lower", Function: s.strLower},
 	}, 0)
+	s.wrap(l, "char", func(l *lua.State) { s.allocStr(l, l.Top(), "string.char") })
+	s.wrap(l, "reverse", func(l *lua.State) {
+		// go-lua reverses runes through a []rune: 4 bytes a byte, and a
+		// result up to 3 times as long (bad bytes become U+FFFD).
+		n := len(lua.CheckString(l, 1))
+		s.CheckLen(l, n, "string.reverse")
+		s.alloc(l, 7*int64(n)+sizeStrHeader, "string.reverse")
+	})
 	l.Pop(1)
 
 	l.Global("table")
-	lua.SetFunctions(l, []lua.RegistryFunction{{Name: "concat", Function: s.luaConcat}}, 0)
+	lua.SetFunctions(l, []lua.RegistryFunction{
+		{Name: "concat", Function: s.luaConcat},
+		{Name: "unpack", Function: s.tblUnpack},
+		{Name: "insert", Function: s.tblInsert},
+		{Name: "remove", Function: s.tblRemove},
+	}, 0)
+	s.wrap(l, "sort", func(l *lua.State) {
+		lua.CheckType(l, 1, lua.TypeTable)
+		n := lua.LengthEx(l, 1)
+		s.Charge(l, n*bits.Len(uint(n))/4)
+	})
+	s.wrap(l, "pack", func(l *lua.State) { s.alloc(l, int64(l.Top())*sizeSlot+tableCost, "table.pack") })
 	l.Pop(1)
 
 	s.openRe(l)
@@ -96,6 +120,166 @@ func (s *Sandbox) luaPrint(l *lua.State) int {
 	return 0
 }
 
+// wrap replaces the function name of the library table on top of the stack
+// with one that runs check (which raises on a breach) before the original.
+func (s *Sandbox) wrap(l *lua.State, name string, check func(l *lua.State)) {
+	l.Field(-1, name)
+	l.PushGoClosure(func(l *lua.State) int {
+		check(l)
+		l.PushValue(lua.UpValueIndex(1))
+		l.Insert(1)
+		l.Call(l.Top()-1, lua.MultipleReturns)
+		return l.Top()
+	}, 1)
+	l.SetField(-2, name)
+}
+
+// Costs a library function charges before it allocates (walk.go sizes).
+const (
+	// byteResult is one result of string.byte: its stack slot, the boxed
+	// number and the table slot it usually lands in ({s:byte(1, -1)}).
+	byteResult = 2*sizeSlot + sizeNumber
+	tableCost  = 128
+)
+
+// strByte is string.byte with its results charged before they are pushed.
+// Their number is bounded by go-lua's stack (a million slots), as Lua's
+// own is: string.byte(s, 1, -1) of a longer string fails.
+func (s *Sandbox) strByte(l *lua.State) int {
+	str := Str(l, 1)
+	i := posRelat(lua.OptInteger(l, 2, 1), len(str))
+	j := posRelat(lua.OptInteger(l, 3, i), len(str))
+	i, j = max(i, 1), min(j, len(str))
+	if i > j {
+		return 0
+	}
+	n := j - i + 1
+	s.alloc(l, int64(n)*byteResult, "string.byte")
+	lua.CheckStackWithMessage(l, n, "string slice too long")
+	for k := i - 1; k < j; k++ {
+		l.PushInteger(int(str[k]))
+	}
+	return n
+}
+
+// pieceSlack is how much longer than a piece its source string may be for
+// the piece to share the source's bytes: a short piece of a long string
+// (string.sub, a capture) is copied so it does not keep the whole string,
+// which no measurement would see, alive.
+const pieceSlack = 32
+
+// pushPiece pushes piece, a substring of a string of srcLen bytes, copied
+// when it is much shorter, and charges it.
+func (s *Sandbox) pushPiece(l *lua.State, piece string, srcLen int, what string) {
+	if len(piece)+pieceSlack < srcLen {
+		piece = s.own(piece)
+	}
+	s.alloc(l, int64(len(piece))+sizeStrHeader+sizeSlot, what)
+	l.PushString(piece)
+}
+
+// strSub is string.sub, copying short pieces of long strings (pushPiece).
+func (s *Sandbox) strSub(l *lua.State) int {
+	str := Str(l, 1)
+	i := posRelat(lua.CheckInteger(l, 2), len(str))
+	j := posRelat(lua.OptInteger(l, 3, -1), len(str))
+	i, j = max(i, 1), min(j, len(str))
+	if i > j {
+		l.PushString("")
+		return 1
+	}
+	s.pushPiece(l, str[i-1:j], len(str), "string.sub")
+	return 1
+}
+
+// strUpper and strLower charge their result first: Go's case mapping can
+// make a string up to 3 times longer (bad bytes become U+FFFD).
+func (s *Sandbox) strUpper(l *lua.State) int {
+	str := Str(l, 1)
+	s.allocStr(l, len(str), "string.upper")
+	s.alloc(l, 2*int64(len(str)), "string.upper")
+	l.PushString(strings.ToUpper(str))
+	return 1
+}
+
+func (s *Sandbox) strLower(l *lua.State) int {
+	str := Str(l, 1)
+	s.allocStr(l, len(str), "string.lower")
+	s.alloc(l, 2*int64(len(str)), "string.lower")
+	l.PushString(strings.ToLower(str))
+	return 1
+}
+
+// tblUnpack is table.unpack with its results charged before they are
+// pushed and bounded by go-lua's stack.
+func (s *Sandbox) tblUnpack(l *lua.State) int {
+	lua.CheckType(l, 1, lua.TypeTable)
+	i := lua.OptInteger(l, 2, 1)
+	var j int
+	if l.IsNoneOrNil(3) {
+		j = lua.LengthEx(l, 1)
+	} else {
+		j = lua.CheckInteger(l, 3)
+	}
+	if i > j {
+		return 0
+	}
+	n := j - i + 1
+	if n <= 0 || n >= 1<<30 {
+		lua.Errorf(l, "too many results to unpack")
+	}
+	s.alloc(l, int64(n)*2*sizeSlot, "table.unpack")
+	if !l.CheckStack(n) {
+		lua.Errorf(l, "too many results to unpack")
+	}
+	for ; i <= j; i++ {
+		l.RawGetInt(1, i)
+	}
+	return n
+}
+
+// tblInsert is table.insert; moving the elements after pos is charged to
+// the instruction budget (it is work the deadline cannot interrupt).
+func (s *Sandbox) tblInsert(l *lua.State) int {
+	lua.CheckType(l, 1, lua.TypeTable)
+	end := lua.LengthEx(l, 1) + 1 // the first free index
+	switch l.Top() {
+	case 2:
+		l.RawSetInt(1, end)
+	case 3:
+		pos := lua.CheckInteger(l, 2)
+		lua.ArgumentCheck(l, 1 <= pos && pos <= end, 2, "position out of bounds")
+		s.Charge(l, end-pos)
+		for k := end; k > pos; k-- {
+			l.RawGetInt(1, k-1)
+			l.RawSetInt(1, k)
+		}
+		l.RawSetInt(1, pos)
+	default:
+		lua.Errorf(l, "wrong number of arguments to 'insert'")
+	}
+	return 0
+}
+
+// tblRemove is table.remove, its moves charged like tblInsert's.
+func (s *Sandbox) tblRemove(l *lua.State) int {
+	lua.CheckType(l, 1, lua.TypeTable)
+	size := lua.LengthEx(l, 1)
+	pos := lua.OptInteger(l, 2, size)
+	if pos != size {
+		lua.ArgumentCheck(l, 1 <= pos && pos <= size+1, 2, "position out of bounds")
+	}
+	s.Charge(l, max(size-pos, 0))
+	l.RawGetInt(1, pos)
+	for ; pos < size; pos++ {
+		l.RawGetInt(1, pos+1)
+		l.RawSetInt(1, pos)
+	}
+	l.PushNil()
+	l.RawSetInt(1, pos)
+	return 1
+}
+
 // luaRep is string.rep with the result's size checked before it is built.
 func (s *Sandbox) luaRep(l *lua.State) int {
 	str := lua.CheckString(l, 1)
@@ -109,6 +293,7 @@ func (s *Sandbox) luaRep(l *lua.State) int {
 	if total > float64(s.cfg.StringLimit) {
 		s.CheckLen(l, -1, "string.rep")
 	}
+	s.allocStr(l, int(total), "string.rep")
 	cnt := int(n)
 	var b strings.Builder
 	b.Grow(int(total))
@@ -135,6 +320,7 @@ func (s *Sandbox) luaConcat(l *lua.State) int {
 		last = lua.CheckInteger(l, 4)
 	}
 	var b strings.Builder
+	g := growth{what: "table.concat"}
 	for ; i <= last; i++ {
 		l.RawGetInt(1, i)
 		var str string
@@ -147,9 +333,7 @@ func (s *Sandbox) luaConcat(l *lua.State) int {
 			lua.Errorf(l, "invalid value (%s) at index %d in table for 'concat'", lua.TypeNameOf(l, -1), i)
 		}
 		l.Pop(1)
-		if b.Len()+len(str)+len(sep) > s.cfg.StringLimit {
-			s.CheckLen(l, -1, "table.concat")
-		}
+		g.need(s, l, b.Len()+len(str)+len(sep))
 		b.WriteString(str)
 		if i < last {
 			b.WriteString(sep)
@@ -219,9 +403,7 @@ func (s *Sandbox) luaFormat(l *lua.State) int {
 			}
 		}
 	}
-	if size > s.cfg.StringLimit {
-		s.CheckLen(l, -1, "string.format")
-	}
+	s.allocStr(l, size, "string.format")
 	l.PushValue(lua.UpValueIndex(1))
 	l.Insert(1)
 	l.Call(l.Top()-1, 1)
@@ -251,6 +433,7 @@ func (s *Sandbox) luaRequire(l *lua.State) int {
 	if err != nil {
 		lua.Errorf(l, "require: %s", err.Error())
 	}
+	s.alloc(l, 4*int64(len(src)), "require") // the source and its compiled form
 	if err := lua.LoadBuffer(l, src, "@"+path, "t"); err != nil {
 		msg := loadMessage(l, err)
 		lua.Errorf(l, "require: %s", msg)

@@ -23,8 +23,8 @@ type Limits struct {
 	Deadline config.Duration `toml:"deadline"`
 	// StringLimit caps any one string a script builds.
 	StringLimit config.Size `toml:"string_limit"`
-	// MemoryLimit is the heap growth tolerated during one call (best
-	// effort: the heap is the whole router's).
+	// MemoryLimit caps the memory the script holds, across calls (its Lua
+	// State and the Go-backed values it keeps; Config.MemoryLimit).
 	MemoryLimit config.Size `toml:"memory_limit"`
 	// MaxInject caps the messages (a filter's alerts included) one call may
 	// inject.

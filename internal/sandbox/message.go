@@ -35,8 +35,9 @@ const (
 )
 
 // ReadMessage implements read_message and read_exact over m (nil: every
-// read returns nil).
-func ReadMessage(l *lua.State, m *pipeline.Message, mode int) int {
+// read returns nil). What it pushes is charged to the script's memory, and
+// short strings are copied (pushMessageString).
+func (s *Sandbox) ReadMessage(l *lua.State, m *pipeline.Message, mode int) int {
 	name := Str(l, 1)
 	fi, ai := 0, 0
 	if l.Top() >= 2 {
@@ -49,15 +50,15 @@ func ReadMessage(l *lua.State, m *pipeline.Message, mode int) int {
 	}
 	switch name {
 	case "Type":
-		l.PushString(m.Type)
+		s.pushMessageString(l, m.Type)
 	case "Logger":
-		l.PushString(m.Logger)
+		s.pushMessageString(l, m.Logger)
 	case "Payload":
-		l.PushString(m.Payload)
+		s.pushMessageString(l, m.Payload)
 	case "EnvVersion":
-		l.PushString(m.EnvVersion)
+		s.pushMessageString(l, m.EnvVersion)
 	case "Hostname":
-		l.PushString(m.Hostname)
+		s.pushMessageString(l, m.Hostname)
 	case "Timestamp":
 		if mode == ReadExact {
 			l.PushString(strconv.FormatInt(m.Timestamp, 10))
@@ -71,7 +72,9 @@ func ReadMessage(l *lua.State, m *pipeline.Message, mode int) int {
 	case "Uuid":
 		l.PushString(m.UUIDString())
 	case "raw":
-		l.PushString(string(codec.AppendJSON(nil, m)))
+		raw := string(codec.AppendJSON(nil, m))
+		s.alloc(l, int64(len(raw))+sizeStrHeader+sizeSlot, "read_message")
+		l.PushString(raw)
 	default:
 		field, ok := fieldName(name)
 		if !ok {
@@ -82,9 +85,52 @@ func ReadMessage(l *lua.State, m *pipeline.Message, mode int) int {
 			l.PushNil()
 			return 1
 		}
-		PushValue(l, f.Type, f.Value(ai), mode == ReadExact)
+		s.pushValue(l, f.Type, f.Value(ai), mode == ReadExact)
 	}
 	return 1
+}
+
+// pushMessageString pushes a string of a message as the script's own, and
+// charges it. A decoder's short strings are views into 32 KiB chunks its
+// batch shares (pipeline.Retain): a script that keeps one, say as a table
+// key, would keep the whole chunk alive, which no measurement of the
+// script sees.
+func (s *Sandbox) pushMessageString(l *lua.State, v string) {
+	if len(v) <= ownCacheSize {
+		v = s.own(v)
+	} else {
+		v = pipeline.Retain(v)
+	}
+	s.alloc(l, int64(len(v))+sizeStrHeader+sizeSlot, "read_message")
+	l.PushString(v)
+}
+
+// Copies of short strings are kept in a small direct-mapped cache: the
+// values a script reads and the pieces it cuts repeat (types, loggers,
+// hosts, field values, tokens), and a hit costs a hash and a compare where
+// a copy costs an allocation.
+const (
+	ownCacheLen  = 256
+	ownCacheSize = 64 // longest string cached
+)
+
+// own returns a copy of v that shares no memory with it.
+func (s *Sandbox) own(v string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	if len(v) > ownCacheSize {
+		return strings.Clone(v)
+	}
+	h := uint32(len(v))
+	for i := 0; i < len(v); i++ {
+		h = h*31 + uint32(v[i])
+	}
+	e := &s.owned[h%ownCacheLen]
+	if *e != v {
+		*e = strings.Clone(v)
+	}
+	return *e
 }
 
 // Str is lua.CheckString without go-lua's write-back of the converted
@@ -96,8 +142,8 @@ func Str(l *lua.State, idx int) string {
 	return lua.CheckString(l, idx)
 }
 
-// PushValue pushes one field value.
-func PushValue(l *lua.State, t pipeline.ValueType, v pipeline.Value, exact bool) {
+// pushValue pushes one field value.
+func (s *Sandbox) pushValue(l *lua.State, t pipeline.ValueType, v pipeline.Value, exact bool) {
 	switch t {
 	case pipeline.TypeInteger:
 		if exact {
@@ -116,7 +162,7 @@ func PushValue(l *lua.State, t pipeline.ValueType, v pipeline.Value, exact bool)
 	case pipeline.TypeBool:
 		l.PushBoolean(v.Bool())
 	default:
-		l.PushString(v.Str())
+		s.pushMessageString(l, v.Str())
 	}
 }
 

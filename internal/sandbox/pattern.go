@@ -44,6 +44,7 @@ type capture struct {
 }
 
 type matchState struct {
+	s        *Sandbox
 	src, pat string
 	level    int
 	capture  [maxCaptures]capture
@@ -405,7 +406,7 @@ func (ms *matchState) pushCapture(l *lua.State, i, s, e int) {
 	if isPos {
 		l.PushInteger(pos)
 	} else {
-		l.PushString(str)
+		ms.s.pushPiece(l, str, len(ms.src), "a pattern capture")
 	}
 }
 
@@ -476,7 +477,7 @@ func (s *Sandbox) newMatch(src, pat string) *matchState {
 	if s.ms == nil {
 		s.ms = &matchState{}
 	}
-	*s.ms = matchState{src: src, pat: pat}
+	*s.ms = matchState{s: s, src: src, pat: pat}
 	return s.ms
 }
 
@@ -559,7 +560,7 @@ func (s *Sandbox) strGmatch(l *lua.State) int {
 	pat := lua.CheckString(l, 2)
 	pos := 0
 	l.PushGoFunction(func(l *lua.State) int {
-		ms := &matchState{src: src, pat: pat}
+		ms := &matchState{s: s, src: src, pat: pat}
 		n := 0
 		s.runMatch(l, ms, func() {
 			for ; pos <= len(src); pos++ {
@@ -600,11 +601,8 @@ func (s *Sandbox) strGsub(l *lua.State) int {
 	ms := s.newMatch(src, pat)
 	var b strings.Builder
 	sp, n := 0, 0
-	grow := func(add int) {
-		if b.Len()+add > s.cfg.StringLimit {
-			s.CheckLen(l, -1, "string.gsub")
-		}
-	}
+	g := growth{what: "string.gsub"}
+	grow := func(add int) { g.need(s, l, b.Len()+add) }
 	for n < maxN {
 		ms.level = 0
 		e := -1

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"math"
 	"regexp"
 	"strings"
 
@@ -62,13 +63,13 @@ func (s *Sandbox) regexp(l *lua.State, idx int) *regexp.Regexp {
 // chargeScan charges a linear scan of n bytes.
 func (s *Sandbox) chargeScan(l *lua.State, n int) { s.Charge(l, n/16+1) }
 
-func pushSubmatches(l *lua.State, src string, loc []int, wholeIfNone bool) int {
+func (s *Sandbox) pushSubmatches(l *lua.State, src string, loc []int, wholeIfNone bool) int {
 	n := len(loc)/2 - 1
 	if n == 0 {
 		if !wholeIfNone {
 			return 0
 		}
-		l.PushString(src[loc[0]:loc[1]])
+		s.pushPiece(l, src[loc[0]:loc[1]], len(src), "a re capture")
 		return 1
 	}
 	lua.CheckStackWithMessage(l, n, "too many captures")
@@ -76,7 +77,7 @@ func pushSubmatches(l *lua.State, src string, loc []int, wholeIfNone bool) int {
 		if loc[2*i] < 0 {
 			l.PushBoolean(false)
 		} else {
-			l.PushString(src[loc[2*i]:loc[2*i+1]])
+			s.pushPiece(l, src[loc[2*i]:loc[2*i+1]], len(src), "a re capture")
 		}
 	}
 	return n
@@ -110,7 +111,7 @@ func (s *Sandbox) reMatch(l *lua.State) int {
 		l.PushNil()
 		return 1
 	}
-	return pushSubmatches(l, src[init-1:], loc, true)
+	return s.pushSubmatches(l, src[init-1:], loc, true)
 }
 
 func (s *Sandbox) reFind(l *lua.State) int {
@@ -121,7 +122,7 @@ func (s *Sandbox) reFind(l *lua.State) int {
 	}
 	l.PushInteger(init + loc[0])
 	l.PushInteger(init - 1 + loc[1])
-	return 2 + pushSubmatches(l, src[init-1:], loc, false)
+	return 2 + s.pushSubmatches(l, src[init-1:], loc, false)
 }
 
 func (s *Sandbox) reGmatch(l *lua.State) int {
@@ -146,7 +147,7 @@ func (s *Sandbox) reGmatch(l *lua.State) int {
 			} else {
 				pos = loc[1]
 			}
-			return pushSubmatches(l, src, loc, true)
+			return s.pushSubmatches(l, src, loc, true)
 		}
 		return 0
 	})
@@ -165,22 +166,27 @@ func (s *Sandbox) reGsub(l *lua.State) int {
 		tmpl = numberOrString(l, 3)
 	}
 	s.chargeScan(l, len(src))
+	// The regexp package finds all the matches before the first is
+	// replaced: bound how many it may collect.
+	per := int64(16*(re.NumSubexp()+1) + 48)
+	want, room := s.matchCap(maxN, per)
+	locs := re.FindAllStringSubmatchIndex(src, want)
+	s.checkMatches(l, len(locs), room, per, "re.gsub")
 	var b strings.Builder
+	g := growth{what: "re.gsub"}
 	last, n := 0, 0
-	for _, loc := range re.FindAllStringSubmatchIndex(src, maxN) {
+	for _, loc := range locs {
 		n++
 		b.WriteString(src[last:loc[0]])
 		switch tr {
 		case lua.TypeString, lua.TypeNumber:
 			dst := re.ExpandString(nil, tmpl, src, loc)
-			if b.Len()+len(dst) > s.cfg.StringLimit {
-				s.CheckLen(l, -1, "re.gsub")
-			}
+			g.need(s, l, b.Len()+len(dst))
 			b.Write(dst)
 		default:
 			if tr == lua.TypeFunction {
 				l.PushValue(3)
-				k := pushSubmatches(l, src, loc, true)
+				k := s.pushSubmatches(l, src, loc, true)
 				l.Call(k, 1)
 			} else {
 				l.PushString(src[loc[0]:loc[1]])
@@ -202,14 +208,10 @@ func (s *Sandbox) reGsub(l *lua.State) int {
 			l.Pop(1)
 		}
 		last = loc[1]
-		if b.Len() > s.cfg.StringLimit {
-			s.CheckLen(l, -1, "re.gsub")
-		}
+		g.need(s, l, b.Len())
 	}
+	g.need(s, l, b.Len()+len(src)-last)
 	b.WriteString(src[last:])
-	if b.Len() > s.cfg.StringLimit {
-		s.CheckLen(l, -1, "re.gsub")
-	}
 	l.PushString(b.String())
 	l.PushInteger(n)
 	return 2
@@ -220,12 +222,43 @@ func (s *Sandbox) reSplit(l *lua.State) int {
 	re := s.regexp(l, 2)
 	n := lua.OptInteger(l, 3, -1)
 	s.chargeScan(l, len(src))
-	parts := re.Split(src, n)
+	const per = 16 + 48 // a match's indexes and a piece's header
+	want, room := s.matchCap(n, per)
+	if room >= 0 && want > room { // one more piece than the room: see if there are more
+		want++
+	}
+	parts := re.Split(src, want)
+	s.checkMatches(l, len(parts)-1, room, per, "re.split")
 	s.Charge(l, len(parts))
+	s.alloc(l, int64(len(parts))*sizeSlot+tableCost, "re.split")
 	l.CreateTable(len(parts), 0)
 	for i, p := range parts {
-		l.PushString(p)
+		s.pushPiece(l, p, len(src), "re.split")
 		l.RawSetInt(-2, i+1)
 	}
 	return 1
+}
+
+// matchCap bounds how many matches a function that collects them all at
+// once may look for: as many as the memory left under the limit holds at
+// per bytes each, and one more to tell there are more. n < 0 means all.
+// room is that many, or -1 without a memory limit.
+func (s *Sandbox) matchCap(n int, per int64) (want, room int) {
+	if !s.memOn() {
+		return n, -1
+	}
+	room = int(min(max((s.cfg.MemoryLimit-s.MemoryUsed())/per, 0), math.MaxInt32))
+	if n < 0 || n > room {
+		return room + 1, room
+	}
+	return n, room
+}
+
+// checkMatches fails the call when more matches were found than the room
+// matchCap gave, and charges them.
+func (s *Sandbox) checkMatches(l *lua.State, found, room int, per int64, what string) {
+	if room >= 0 && found > room {
+		s.trip(KindMemory, s.memoryError(what).Msg)
+	}
+	s.alloc(l, int64(found)*per, what)
 }

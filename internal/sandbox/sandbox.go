@@ -12,15 +12,19 @@
 // os.time/os.date/os.clock. Scripts are loaded as text only: binary chunks
 // are refused.
 //
-// Limits, per call into the script (see Config): an instruction budget and a
+// Limits (see Config): per call into the script, an instruction budget and a
 // wall-clock deadline enforced by the count hook, which switches to a count of
 // one once tripped so nested pcall loops cannot outrun it; a cap on every
 // string a library function builds (string.rep, table.concat, string.format,
-// gsub, json.encode, …); a scan of the running frame's registers for
+// gsub, json.encode, …) and a scan of the running frame's registers for
 // oversized strings (the `..` operator is a VM instruction no library wrapper
-// sees); and a best-effort check of the process heap's growth. A Go panic
-// inside go-lua or a callback poisons the State: the next call rebuilds it
-// from the script.
+// sees). Across calls, a bound on the memory the script holds (memory.go):
+// library functions charge what they will allocate before they do, the hook
+// watches the process's allocation counter for what VM instructions
+// allocate, and the State is measured (walk.go) as often as that growth
+// makes it due; a State found over its limit is dropped. A Go panic inside
+// go-lua or a callback poisons the State: the next call rebuilds it from
+// the script.
 package sandbox
 
 import (
@@ -30,7 +34,6 @@ import (
 	"os"
 	"regexp"
 	"runtime/debug"
-	"runtime/metrics"
 	"strings"
 	"time"
 
@@ -47,8 +50,8 @@ const (
 	// count hook. Small enough that `s = s..s` cannot double a string more
 	// than a few times between two looks at the registers.
 	hookEvery = 16
-	// heapEvery is how many hook runs pass between two reads of the heap
-	// metric (about 0.5 µs each).
+	// heapEvery is how many hook runs pass between two looks at the
+	// process's allocation counter (about 0.4 µs each; memory.go).
 	heapEvery = 64
 	// minDeadlineWork is the work a call must have done before its
 	// deadline applies: a short call that the scheduler delayed on a
@@ -70,9 +73,10 @@ type Config struct {
 	// StringLimit caps the length of one string built by a library function
 	// or seen in the running frame; 0 means DefaultStringLimit.
 	StringLimit int
-	// MemoryLimit is the growth of the process heap tolerated during one
-	// call (best effort: the heap is shared with the rest of the router);
-	// 0 means DefaultMemoryLimit, negative disables the check.
+	// MemoryLimit caps the memory the script holds: its State (globals,
+	// registry, stack, upvalues: everything it can reach) and the Go values
+	// it holds as userdata that are Sized, as memory.go measures them; 0
+	// means DefaultMemoryLimit, negative disables the accounting.
 	MemoryLimit int64
 	// ModuleDir is where require looks for <name>.lua; "" disables require.
 	ModuleDir string
@@ -109,7 +113,7 @@ const (
 	KindLoad        = "load"              // the script or a module did not compile or its top level failed
 	KindInstruction = "instruction_limit" // the instruction budget ran out
 	KindDeadline    = "deadline"          // the wall-clock budget ran out
-	KindMemory      = "memory_limit"      // a string or the heap grew too much
+	KindMemory      = "memory_limit"      // a string or the memory the script holds grew too much
 	KindRuntime     = "runtime"           // a Lua error raised by the script
 	KindPanic       = "panic"             // a Go panic inside go-lua or a callback
 	KindReturn      = "return"            // the script returned a failure code
@@ -119,6 +123,10 @@ const (
 type Error struct {
 	Kind string
 	Msg  string
+	// Fatal is set when the State cannot be used any more and was
+	// dropped (it held more than its memory limit after the call): the
+	// next call builds a fresh one from the script, with fresh globals.
+	Fatal bool
 }
 
 func (e *Error) Error() string { return e.Kind + ": " + e.Msg }
@@ -149,15 +157,19 @@ type Sandbox struct {
 	used     int
 	limit    int
 	deadline time.Time
-	heapBase uint64
 	hooks    int
 	tripped  *Error
-	heapSmp  []metrics.Sample
 	hookFn   lua.Hook
+	hookOn   bool // the count hook runs every hookEvery instructions on s.l
 	// matchSteps are pattern-matching steps not yet charged
 	matchSteps int
 	ms         *matchState
 	modules    map[string]bool // modules being loaded (require cycles)
+
+	mem memState // memory accounting (memory.go)
+	// droppedBig: a State over its memory limit was dropped since
+	droppedBig bool
+	owned      [ownCacheLen]string // copies of message strings (message.go)
 
 	reCache      map[string]*regexp.Regexp
 	builtins     map[string]bool
@@ -193,11 +205,21 @@ func (s *Sandbox) Load() (fresh bool, err error) {
 		return false, nil
 	}
 	s.l, s.broken = nil, false
+	if s.memOn() {
+		if _, err := goLuaLayout(); err != nil {
+			return true, &Error{Kind: KindLoad, Msg: err.Error()}
+		}
+	}
 	l := lua.NewState()
 	s.start = time.Now()
 	s.modules = map[string]bool{}
 	s.l = l
+	s.hookOn = false
+	s.mem = memState{w: s.mem.w, sample: s.mem.sample}
 	err = s.protect(func() error {
+		if s.memOn() {
+			s.measure() // go-lua's own libraries: the first debt is due at minStep
+		}
 		s.openLibraries(l)
 		if s.setup != nil {
 			if err := s.setup(s); err != nil {
@@ -208,7 +230,16 @@ func (s *Sandbox) Load() (fresh bool, err error) {
 			return &Error{Kind: KindLoad, Msg: loadMessage(l, err)}
 		}
 		s.reset()
-		return s.pcall(0, 0)
+		if err := s.pcall(0, 0); err != nil {
+			return err
+		}
+		if s.memOn() {
+			s.measure()
+			if s.mem.size > s.cfg.MemoryLimit {
+				return s.memoryError("the script's top level")
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		if KindOf(err) != KindPanic {
@@ -243,7 +274,7 @@ func (s *Sandbox) Call(fn string, push func(l *lua.State) int, nres int, read fu
 	l := s.l
 	// No closure here: this is the per-message path.
 	defer s.recoverPanic(&err)
-	defer l.SetTop(0)
+	defer s.endCall(l)
 	l.Global(fn)
 	if !l.IsFunction(-1) {
 		return &Error{Kind: KindRuntime, Msg: fmt.Sprintf("%s: no function %s", s.cfg.Name, fn)}
@@ -262,6 +293,14 @@ func (s *Sandbox) Call(fn string, push func(l *lua.State) int, nres int, read fu
 	return nil
 }
 
+// endCall empties the stack after a call.
+func (s *Sandbox) endCall(l *lua.State) {
+	l.SetTop(0)
+	if s.mem.w.stack > bigStack {
+		s.clearStale(l)
+	}
+}
+
 // HasFunction reports whether the script defines the global function fn.
 func (s *Sandbox) HasFunction(fn string) bool {
 	if s.l == nil {
@@ -273,8 +312,28 @@ func (s *Sandbox) HasFunction(fn string) bool {
 	return ok
 }
 
-// Close drops the State.
-func (s *Sandbox) Close() { s.l = nil }
+// Close drops the State (its memory is the collector's once the plugin
+// holds nothing from it); the next call builds a new one.
+func (s *Sandbox) Close() {
+	s.l = nil
+	s.mem = memState{}
+}
+
+// Release is Close for a script that will not run again (disabled): when
+// its State was big, the memory goes back to the system now rather than
+// over the minutes the runtime's scavenger takes (a full collection, a few
+// milliseconds, once).
+func (s *Sandbox) Release() {
+	big := s.mem.size > releaseNow || s.droppedBig
+	s.droppedBig = false
+	s.Close()
+	if big {
+		debug.FreeOSMemory()
+	}
+}
+
+// releaseNow is the State size from which Release returns memory at once.
+const releaseNow = 16 << 20
 
 // protect runs f, turning a Go panic that escaped go-lua into an error and
 // marking the State for a rebuild.
@@ -305,6 +364,19 @@ func (s *Sandbox) pcall(n, nres int) error {
 	msg, _ := l.ToString(-1)
 	l.Pop(1)
 	if s.tripped != nil {
+		if s.tripped.Kind == KindMemory && testHookMemoryTrip != nil {
+			testHookMemoryTrip()
+		}
+		if s.tripped.Kind == KindMemory && s.overLimit() {
+			// What the script holds is over its limit: every later call
+			// would fail too. Drop the State so its memory is freed.
+			s.tripped.Fatal = true
+			s.cfg.Logger.Error("lua: the script holds more than its memory limit; its State is dropped",
+				"limit", s.cfg.MemoryLimit, "held", s.mem.size)
+			s.l = nil
+			s.mem = memState{}
+			s.droppedBig = true
+		}
 		return s.tripped
 	}
 	if !isLuaError(err) {
@@ -335,25 +407,16 @@ func (s *Sandbox) reset() {
 	s.deadline = time.Now().Add(s.cfg.Deadline)
 	s.hooks = 0
 	s.tripped = nil
-	s.heapBase = 0 // read at the first heap check: a metrics read costs ~0.5 µs
 	if s.hookFn == nil {
 		s.hookFn = s.hook
 	}
-	lua.SetDebugHook(s.l, s.hookFn, lua.MaskCount, hookEvery)
-}
-
-func (s *Sandbox) heapBytes() uint64 {
-	if s.cfg.MemoryLimit < 0 {
-		return 0
+	// The hook keeps counting across calls (it is set again only after a
+	// trip made it run on every instruction), so calls shorter than
+	// hookEvery instructions are seen too.
+	if !s.hookOn {
+		lua.SetDebugHook(s.l, s.hookFn, lua.MaskCount, hookEvery)
+		s.hookOn = true
 	}
-	if s.heapSmp == nil {
-		s.heapSmp = []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	}
-	metrics.Read(s.heapSmp)
-	if s.heapSmp[0].Value.Kind() != metrics.KindUint64 {
-		return 0
-	}
-	return s.heapSmp[0].Value.Uint64()
 }
 
 // hook is the count hook: it charges the budget, scans the running frame
@@ -371,16 +434,19 @@ func (s *Sandbox) hook(l *lua.State, _ lua.Debug) {
 		s.trip(KindDeadline, fmt.Sprintf("deadline exceeded (%s)", s.cfg.Deadline))
 	}
 	// The running frame's registers: the result of `..` lands in one.
+	big := false
 	for i, n := 1, l.Top(); i <= n; i++ {
-		if l.TypeOf(i) == lua.TypeString && l.RawLength(i) > s.cfg.StringLimit {
-			s.trip(KindMemory, fmt.Sprintf("string longer than %d bytes", s.cfg.StringLimit))
+		if l.TypeOf(i) == lua.TypeString {
+			if n := l.RawLength(i); n > s.cfg.StringLimit {
+				s.trip(KindMemory, fmt.Sprintf("string longer than %d bytes", s.cfg.StringLimit))
+			} else if n >= bigString {
+				big = true
+			}
 		}
 	}
-	if s.cfg.MemoryLimit > 0 && s.hooks%heapEvery == 0 {
-		if s.heapBase == 0 {
-			s.heapBase = s.heapBytes()
-		} else if h := s.heapBytes(); h > s.heapBase && int64(h-s.heapBase) > s.cfg.MemoryLimit {
-			s.trip(KindMemory, fmt.Sprintf("heap grew by more than %d bytes during one call", s.cfg.MemoryLimit))
+	if s.memOn() {
+		if s.mem.ticks++; s.mem.ticks >= heapEvery || big && s.mem.ticks >= bigStringEvery {
+			s.observeHeap(l)
 		}
 	}
 }
@@ -390,6 +456,7 @@ func (s *Sandbox) hook(l *lua.State, _ lua.Debug) {
 func (s *Sandbox) trip(kind, msg string) {
 	s.tripped = &Error{Kind: kind, Msg: msg}
 	lua.SetDebugHook(s.l, s.hookFn, lua.MaskCount, 1)
+	s.hookOn = false
 	lua.Errorf(s.l, "%s", msg)
 }
 

@@ -475,3 +475,43 @@ func TestFailures(t *testing.T) {
 		t.Fatal("plain errors have no kind")
 	}
 }
+
+// The accounting API of Go-backed primitives: a charge over the limit is
+// refused with a memory error and charges nothing; Raise makes it a
+// memory_limit failure that pcall cannot swallow.
+func TestChargeMemoryAPI(t *testing.T) {
+	var sb *Sandbox
+	setup := func(s *Sandbox) error {
+		s.State().Register("grow", func(l *lua.State) int {
+			if err := s.ChargeMemory(int64(lua.CheckInteger(l, 1)), "grow"); err != nil {
+				s.Raise(l, err)
+			}
+			return 0
+		})
+		return nil
+	}
+	sb = New(Config{Name: "test", MemoryLimit: 4 << 20}, "t.lua", `
+function small() grow(1024) return "ok" end
+function big() pcall(grow, 8 * 1024 * 1024) return "swallowed" end`, setup)
+	if _, err := sb.Load(); err != nil {
+		t.Fatal(err)
+	}
+	used := sb.MemoryUsed()
+	if got, err := run(t, sb, "small"); err != nil || got != "ok" {
+		t.Fatalf("%q %v", got, err)
+	}
+	if sb.MemoryUsed() != used+1024 {
+		t.Fatalf("a charge of 1024: %d -> %d", used, sb.MemoryUsed())
+	}
+	sb.ReleaseMemory(1024)
+	if sb.MemoryUsed() != used {
+		t.Fatalf("release: %d -> %d", used, sb.MemoryUsed())
+	}
+	_, err := run(t, sb, "big")
+	if KindOf(err) != KindMemory || !strings.Contains(err.Error(), "memory limit of 4194304 bytes exceeded in grow") {
+		t.Fatalf("want the memory error, got %v", err)
+	}
+	if sb.MemoryUsed() > 1<<20 {
+		t.Fatalf("a refused charge counted: %d", sb.MemoryUsed())
+	}
+}
