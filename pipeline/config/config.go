@@ -126,10 +126,30 @@ type Section struct {
 	File   string
 	Line   int
 	Config any // pointer to the plugin's Config, decoded over its defaults
+
+	keyLines map[string]int // line of each key, by its name inside the section
 }
 
 // ID is the instance id, "<kind>.<name>".
 func (s *Section) ID() string { return s.Kind + "." + s.Name }
+
+// Errors places err (or each error it joins) at this section, on the line
+// of the key it names when it reads "key: message", as Validate errors do.
+// The engine uses it for what plugins report after the config is read
+// (construction, Check).
+func (s *Section) Errors(err error) Errors {
+	var errs Errors
+	for _, one := range Unjoin(err) {
+		key, msg := splitKeyMsg(one.Error())
+		line, ok := s.keyLines[key]
+		if key == "" || !ok {
+			errs = append(errs, &Error{File: s.File, Line: s.Line, Key: s.ID(), Msg: one.Error()})
+			continue
+		}
+		errs = append(errs, &Error{File: s.File, Line: line, Key: s.ID() + "." + key, Msg: msg})
+	}
+	return errs
+}
 
 // Input is an [inputs.*] section.
 type Input struct {
@@ -255,6 +275,18 @@ func (l *loader) add(line int, key, format string, args ...any) {
 }
 
 // line finds the line of a key, or of its closest enclosing table.
+// sectionLines is the line of every key under the section id, by its name
+// inside the section.
+func (l *loader) sectionLines(id string) map[string]int {
+	out := map[string]int{}
+	for k, n := range l.lines {
+		if rest, ok := strings.CutPrefix(k, id+"."); ok {
+			out[rest] = n
+		}
+	}
+	return out
+}
+
 func (l *loader) line(key string) int {
 	for k := key; k != ""; {
 		if n, ok := l.lines[k]; ok {
@@ -337,8 +369,24 @@ type outputKeys struct {
 	Buffering      Buffering `toml:"buffering"`
 }
 
-// Engine-owned keys per kind, for the error that tells a user a key belongs
-// elsewhere.
+// EngineKey reports whether key, at the top of a [kind.*] section, is read
+// by the engine rather than by the plugin (type, message_matcher, decoder…).
+func EngineKey(kind, key string) bool {
+	t, ok := engineKeys[kind]
+	if !ok {
+		return false
+	}
+	for i := 0; i < t.NumField(); i++ {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ","); name == key {
+			return true
+		}
+	}
+	return false
+}
+
+// Engine-owned keys per kind, listed once: the section decoding, the error
+// that tells a user a key belongs elsewhere and the plugins' sample checks
+// (EngineKey) all read them.
 var engineKeys = map[string]reflect.Type{
 	"inputs": reflect.TypeOf(inputKeys{}), "decoders": reflect.TypeOf(codecKeys{}),
 	"filters": reflect.TypeOf(filterKeys{}), "encoders": reflect.TypeOf(codecKeys{}),
@@ -541,12 +589,8 @@ func (l *loader) hint(k toml.Key) string {
 		if kind == k[0] {
 			continue
 		}
-		t := engineKeys[kind]
-		for i := 0; i < t.NumField(); i++ {
-			if name, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ","); name == k[2] {
-				in = append(in, "["+kind+".*]")
-				break
-			}
+		if EngineKey(kind, k[2]) {
+			in = append(in, "["+kind+".*]")
 		}
 	}
 	if len(in) == 0 {
@@ -616,7 +660,7 @@ func (l *loader) section(kind, name string, prim toml.Primitive, keys any, looku
 	l.expand(reflect.ValueOf(cfg), []string{kind, name})
 	if v, ok := cfg.(pipeline.Validator); ok && !bad {
 		if err := v.Validate(); err != nil {
-			for _, e := range unjoin(err) {
+			for _, e := range Unjoin(err) {
 				key, msg := splitKeyMsg(e.Error())
 				full := id
 				if key != "" {
@@ -629,7 +673,7 @@ func (l *loader) section(kind, name string, prim toml.Primitive, keys any, looku
 			}
 		}
 	}
-	sec := &Section{Kind: kind, Name: name, Type: typ, File: l.file, Line: line, Config: cfg}
+	sec := &Section{Kind: kind, Name: name, Type: typ, File: l.file, Line: line, Config: cfg, keyLines: l.sectionLines(id)}
 	if bad {
 		// Keep checking the engine keys (matcher, references) so every
 		// mistake is reported, but leave the section out of the plan.
@@ -664,11 +708,16 @@ func splitKeyMsg(s string) (string, string) {
 	return "", s
 }
 
-func unjoin(err error) []error {
+// Unjoin flattens errors.Join trees into their leaves, so each is reported
+// on its own line.
+func Unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		var out []error
 		for _, e := range j.Unwrap() {
-			out = append(out, unjoin(e)...)
+			out = append(out, Unjoin(e)...)
 		}
 		return out
 	}

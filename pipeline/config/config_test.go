@@ -272,3 +272,36 @@ decoder = "${SECRET}"
 	assert.Contains(t, errs[1].Msg, "${HOST}:")
 	assert.Contains(t, errs[2].Msg, "${SECRET}")
 }
+
+// TestSectionErrorsAtKeyLine: what a plugin reports after the config is
+// read (Check, construction) is placed on the line of the key it names, and
+// a joined error becomes one entry per leaf.
+func TestSectionErrorsAtKeyLine(t *testing.T) {
+	src := `[inputs.in]
+type = "stdin"
+decoder = "payload"
+
+[outputs.o]
+type = "file"
+message_matcher = "TRUE"
+
+path = "out.txt"
+`
+	plan, errs := parse(t, src, nil)
+	require.Empty(t, errs)
+	sec := &plan.Outputs[0].Section
+	got := sec.Errors(errors.Join(errors.New("path: cannot create"), errors.New("disk on fire"), errors.New("nokey: x")))
+	require.Len(t, got, 3)
+	assert.Equal(t, "test.toml:9: outputs.o.path: cannot create", got[0].Error())
+	assert.Equal(t, "test.toml:5: outputs.o: disk on fire", got[1].Error())
+	assert.Equal(t, "test.toml:5: outputs.o: nokey: x", got[2].Error())
+	assert.Empty(t, sec.Errors(nil))
+}
+
+func TestEngineKey(t *testing.T) {
+	assert.True(t, config.EngineKey("outputs", "use_buffering"))
+	assert.True(t, config.EngineKey("inputs", "decoder"))
+	assert.False(t, config.EngineKey("inputs", "use_buffering"))
+	assert.False(t, config.EngineKey("filters", "path"))
+	assert.False(t, config.EngineKey("nope", "type"))
+}

@@ -176,11 +176,7 @@ func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error
 		"Dead letters whose source can be told that waited for room in the fallback file's queue.")
 	e.dead.waited = func() { waits(1) }
 	var errs config.Errors
-	fail := func(sec *config.Section, err error) {
-		for _, one := range unjoin(err) {
-			errs = append(errs, &config.Error{File: sec.File, Line: sec.Line, Key: sec.ID(), Msg: one.Error()})
-		}
-	}
+	fail := func(sec *config.Section, err error) { errs = append(errs, sec.Errors(err)...) }
 	settings := func(id, kind, name string) pipeline.Settings {
 		return pipeline.Settings{
 			Name: id, Logger: e.log.With("plugin", id), Now: e.now, Hostname: host,
@@ -362,9 +358,7 @@ func (e *Engine) Check() error {
 	}
 	for _, c := range e.checks {
 		if err := c.c.Check(); err != nil {
-			for _, one := range unjoin(err) {
-				errs = append(errs, &config.Error{File: c.sec.File, Line: c.sec.Line, Key: c.sec.ID(), Msg: one.Error()})
-			}
+			errs = append(errs, c.sec.Errors(err)...)
 		}
 	}
 	if len(errs) > 0 {
@@ -377,17 +371,6 @@ func (e *Engine) addCloser(id string, p any, life *lifetime) {
 	if c, ok := p.(pipeline.Closer); ok {
 		e.closers = append(e.closers, namedCloser{id, c, life})
 	}
-}
-
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, unjoin(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }
 
 // Hostname is the host name the engine stamps on messages it creates.

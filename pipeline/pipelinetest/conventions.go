@@ -9,15 +9,8 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/config"
 )
-
-// engineKeys are the keys the engine, not the plugin, reads from a section.
-var engineKeys = map[string]bool{
-	"type": true, "decoder": true, "message_matcher": true, "ticker_interval": true,
-	"queue_max_bytes": true, "encoder": true, "full_action": true, "batch_max_count": true,
-	"batch_max_bytes": true, "flush_interval": true, "retries": true, "use_buffering": true,
-	"buffering": true,
-}
 
 // CheckKind enforces the house rules for every plugin directory under
 // kindDir (e.g. "." from inputs/registry_test.go): the directory name is the
@@ -110,7 +103,7 @@ func CheckSample[P any](t *testing.T, kind string, f pipeline.Factory[P]) {
 		}
 	}
 	for _, k := range md.Undecoded() {
-		if len(k) >= 3 && !engineKeys[k[2]] {
+		if len(k) >= 3 && !config.EngineKey(k[0], k[2]) {
 			t.Errorf("sample.toml: key %s is not in the plugin's Config", k)
 		}
 	}
