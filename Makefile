@@ -18,6 +18,7 @@ run: ## run the demo pipeline in plugins.toml (Ctrl-C to stop)
 
 test: ## the full suite with the race detector (what CI runs)
 	$(GO) vet $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 test-short: ## quick tests, skipping integration tests
@@ -32,8 +33,9 @@ fmt: ## format the code
 fmt-check: ## fail if gofmt would change anything
 	@out=$$(gofmt -l -s .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-vet: ## go vet
+vet: ## go vet and staticcheck (its version is pinned in go.mod's tool line)
 	$(GO) vet $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
 
 bench: ## Go benchmarks of the hot paths into bench/new.txt
 	@mkdir -p bench

@@ -15,7 +15,6 @@ import (
 // (docs/alerts.md).
 type tree struct {
 	leaves []leaf
-	segs   []string // scratch
 }
 
 type leaf struct {
