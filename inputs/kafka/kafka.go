@@ -15,6 +15,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/ternlog/tern/internal/kafkax"
+	"github.com/ternlog/tern/internal/ratelog"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
 )
@@ -230,17 +231,14 @@ func (in *Input) Run(ctx context.Context, out pipeline.Emitter) error {
 }
 
 func (in *Input) drainErrors(errs <-chan error) {
-	var last time.Time
+	logs := ratelog.Every(10 * time.Second)
 	for err := range errs {
 		if errors.Is(err, sarama.ErrMessageTooLarge) {
 			in.set.Drop("oversize", 1)
 		} else {
 			in.set.Error("consumer")
 		}
-		if time.Since(last) > 10*time.Second {
-			last = time.Now()
-			in.set.Logger.Warn("kafka consumer error", "err", err)
-		}
+		logs.Warn(in.set.Logger, "kafka consumer error", "err", err)
 	}
 }
 

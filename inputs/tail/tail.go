@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ternlog/tern/internal/ratelog"
 	"github.com/ternlog/tern/internal/watermark"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
@@ -215,8 +216,8 @@ type Input struct {
 	kick     chan struct{} // wakes the checkpoint writer early
 	settled  chan struct{} // signalled when inflight drops to zero
 
-	saveMu sync.Mutex // one checkpoint write at a time
-	warned map[string]time.Time
+	saveMu sync.Mutex     // one checkpoint write at a time
+	warns  *ratelog.Keyed // by kind and path
 
 	loopState
 	held   atomic.Pointer[map[string]bool] // paths of open files, for the waker
@@ -238,7 +239,7 @@ func New(set pipeline.Settings, cfg Config) (*Input, error) {
 		ckpt:    checkpointFiles{dir: set.DataDir},
 		kick:    make(chan struct{}, 1),
 		settled: make(chan struct{}, 1),
-		warned:  map[string]time.Time{},
+		warns:   ratelog.EveryKeyed(10 * time.Second).Bounded(1024),
 	}
 	for _, p := range cfg.Paths {
 		t.patterns = append(t.patterns, filepath.Clean(set.Resolve(p)))
@@ -274,19 +275,7 @@ func (t *Input) Close(context.Context) error {
 // warnLimited logs at most one warning per key every ten seconds, so a file
 // that keeps failing cannot flood the log.
 func (t *Input) warnLimited(key, msg string, args ...any) {
-	now := time.Now()
-	t.mu.Lock()
-	last, ok := t.warned[key]
-	if ok && now.Sub(last) < 10*time.Second {
-		t.mu.Unlock()
-		return
-	}
-	if len(t.warned) > 1024 {
-		clear(t.warned)
-	}
-	t.warned[key] = now
-	t.mu.Unlock()
-	t.log.Warn(msg, args...)
+	t.warns.For(key).Warn(t.log, msg, args...)
 }
 
 // snapshot copies the known files' state (for tests and debugging).

@@ -73,13 +73,23 @@ func (l *Limiter) Warn(lg *slog.Logger, msg string, args ...any) bool {
 }
 
 // Keyed holds one Limiter per key, for events of several kinds that should
-// not hide one another. Keys must come from a fixed set (reasons, kinds),
-// never from a peer: the limiters are kept for good.
+// not hide one another. Keys must come from a fixed set (reasons, kinds,
+// plugin ids), never from a peer: the limiters are kept for good, unless
+// Bounded caps them.
 type Keyed struct {
 	every time.Duration
 	now   func() time.Time
+	max   int
 	mu    sync.Mutex
 	m     map[string]*Limiter
+}
+
+// Bounded caps the number of keys held at n, for keys from a large but
+// local set (file paths): past n, every limiter is forgotten at once, which
+// at worst lets one more line per key through.
+func (k *Keyed) Bounded(n int) *Keyed {
+	k.max = n
+	return k
 }
 
 // EveryKeyed returns limiters of interval d, one per key.
@@ -99,6 +109,9 @@ func (k *Keyed) For(key string) *Limiter {
 	defer k.mu.Unlock()
 	l := k.m[key]
 	if l == nil {
+		if k.max > 0 && len(k.m) >= k.max {
+			clear(k.m)
+		}
 		l = New(k.every, k.now)
 		k.m[key] = l
 	}

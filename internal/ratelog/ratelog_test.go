@@ -89,3 +89,19 @@ func TestNilAndKeyed(t *testing.T) {
 	assert.False(t, ok)
 	assert.Same(t, k.For("401"), k.For("401"))
 }
+
+func TestBoundedForgetsAtCap(t *testing.T) {
+	c := newClock()
+	k := NewKeyed(time.Minute, c.now).Bounded(2)
+	for _, key := range []string{"a", "b"} {
+		_, ok := k.For(key).Allow()
+		assert.True(t, ok)
+	}
+	_, ok := k.For("a").Allow()
+	assert.False(t, ok, "under the cap, a key stays limited")
+	_, ok = k.For("c").Allow() // third key: the others are forgotten
+	assert.True(t, ok)
+	assert.Len(t, k.m, 1)
+	_, ok = k.For("a").Allow()
+	assert.True(t, ok, "a forgotten key lets one more line through")
+}

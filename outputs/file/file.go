@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ternlog/tern/internal/ratelog"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/template"
@@ -139,19 +140,19 @@ type Output struct {
 	violations func(float64, ...string)
 	fsync      func(*os.File) error // (*os.File).Sync; tests slow it down
 
-	mu       sync.Mutex
-	root     *os.Root
-	files    map[string]*lfile
-	lru      list.List // open files, most recently written first
-	nextDue  time.Time // earliest interval rotation
-	pathBuf  []byte
-	scratch  []byte
-	errs     []error
-	touched  []*lfile
-	bgStop   chan struct{}
-	bgDone   chan struct{}
-	closed   bool
-	lastWarn map[string]time.Time
+	mu      sync.Mutex
+	root    *os.Root
+	files   map[string]*lfile
+	lru     list.List // open files, most recently written first
+	nextDue time.Time // earliest interval rotation
+	pathBuf []byte
+	scratch []byte
+	errs    []error
+	touched []*lfile
+	bgStop  chan struct{}
+	bgDone  chan struct{}
+	closed  bool
+	warns   *ratelog.Keyed // by kind
 }
 
 // lfile is one output file as the output knows it, open or not.
@@ -193,7 +194,7 @@ func New(set pipeline.Settings, cfg Config) (*Output, error) {
 	}
 	o := &Output{
 		cfg: cfg, set: set, base: set.Resolve(base), tmpl: rest, perm: perm, dirs: dirs,
-		delim: []byte("\n"), loc: time.UTC, files: map[string]*lfile{}, lastWarn: map[string]time.Time{},
+		delim: []byte("\n"), loc: time.UTC, files: map[string]*lfile{}, warns: ratelog.EveryKeyed(10 * time.Second),
 		violations: func(float64, ...string) {}, fsync: (*os.File).Sync,
 	}
 	if cfg.LocalTime {
@@ -894,10 +895,5 @@ func (o *Output) Close(context.Context) error {
 
 // warn logs at most once every ten seconds per kind.
 func (o *Output) warn(kind, msg string, args ...any) {
-	now := time.Now()
-	if t, ok := o.lastWarn[kind]; ok && now.Sub(t) < 10*time.Second {
-		return
-	}
-	o.lastWarn[kind] = now
-	o.set.Logger.Warn(msg, args...)
+	o.warns.For(kind).Warn(o.set.Logger, msg, args...)
 }

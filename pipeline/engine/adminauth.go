@@ -52,9 +52,7 @@ func (a *adminAuth) allowed(r *http.Request) bool {
 func (e *Engine) guard(a *adminAuth, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.allowed(r) {
-			if e.limiter.allow("admin/auth") {
-				e.log.Warn("metrics address: request without a valid token", "remote", r.RemoteAddr, "path", r.URL.Path)
-			}
+			e.logs.For("admin/auth").Warn(e.log, "metrics address: request without a valid token", "remote", r.RemoteAddr, "path", r.URL.Path)
 			e.metrics.pluginError("engine", "admin_auth")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tern"`)
 			http.Error(w, "a valid bearer token is required (metrics_tokens)", http.StatusUnauthorized)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/ternlog/tern/internal/ratelog"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/codec"
 )
@@ -63,7 +64,7 @@ type fallbackFile struct {
 	max      int64 // file size cap
 	queueMax int   // bytes queued for the writer
 	log      *slog.Logger
-	allowLog func(key string) bool
+	logs     *ratelog.Keyed // nil: every line is written (tests)
 	dropped  func(reason string, n int)
 	waited   func() // a told dead letter waited for room
 
@@ -92,7 +93,7 @@ type fallbackItem struct {
 func newFallbackFile(path string, log *slog.Logger) *fallbackFile {
 	return &fallbackFile{
 		path: path, max: 256 << 20, queueMax: 4 << 20, log: log,
-		allowLog: func(string) bool { return true }, dropped: func(string, int) {}, waited: func() {},
+		dropped: func(string, int) {}, waited: func() {},
 		room: make(chan struct{}), kick: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
@@ -120,9 +121,7 @@ func (d *fallbackFile) write(ctx context.Context, m *pipeline.Message, tr *track
 		if d.closed || !d.started {
 			d.mu.Unlock()
 			d.dropped("deadletter_lost", 1)
-			if d.allowLog("deadletter/closed") {
-				d.log.Error("dead letter lost: the engine has stopped", "plugin", pluginOf(m))
-			}
+			d.logs.For("closed").Log(d.log, slog.LevelError, "dead letter lost: the engine has stopped", "plugin", pluginOf(m))
 			if tr != nil {
 				tr.hold()
 				tr.Abandon()
@@ -135,9 +134,7 @@ func (d *fallbackFile) write(ctx context.Context, m *pipeline.Message, tr *track
 		if !told {
 			d.mu.Unlock()
 			d.dropped("deadletter_queue_full", 1)
-			if d.allowLog("deadletter/full") {
-				d.log.Error("dead letter lost: the fallback file's queue is full", "path", d.path, "plugin", pluginOf(m))
-			}
+			d.logs.For("full").Log(d.log, slog.LevelError, "dead letter lost: the fallback file's queue is full", "path", d.path, "plugin", pluginOf(m))
 			return
 		}
 		if !waited {
@@ -222,24 +219,20 @@ func (d *fallbackFile) writeItems(items []fallbackItem) int {
 	}
 	if len(lost) > 0 {
 		d.dropped("deadletter_lost", len(lost))
-		if d.allowLog("deadletter/max") {
-			d.log.Error("dead letters lost: fallback file full", "path", d.path, "max_bytes", d.max, "lost", len(lost))
-		}
+		d.logs.For("max").Log(d.log, slog.LevelError, "dead letters lost: fallback file full", "path", d.path, "max_bytes", d.max, "lost", len(lost))
 	}
 	if kept > 0 {
 		if err := d.open(); err != nil {
 			d.dropped("deadletter_lost", kept)
-			if d.allowLog("deadletter/open") {
-				d.log.Error("dead letters lost: cannot open fallback file", "path", d.path, "err", err, "lost", kept)
-			}
+			d.logs.For("open").Log(d.log, slog.LevelError, "dead letters lost: cannot open fallback file", "path", d.path, "err", err, "lost", kept)
 		} else {
 			n, err := d.f.Write(d.buf)
 			d.written += int64(n)
 			if err != nil {
 				d.dropped("deadletter_lost", kept)
 				d.log.Error("dead letters lost: write failed", "path", d.path, "err", err, "lost", kept)
-			} else if d.allowLog("deadletter/kept") {
-				d.log.Warn("dead letter matched no output; kept in fallback file", "path", d.path, "plugin", items[0].plugin, "count", kept)
+			} else {
+				d.logs.For("kept").Warn(d.log, "dead letter matched no output; kept in fallback file", "path", d.path, "plugin", items[0].plugin, "count", kept)
 			}
 		}
 	}

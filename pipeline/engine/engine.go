@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ternlog/tern/internal/ratelog"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/queue"
@@ -49,7 +50,7 @@ type Engine struct {
 	dataDir  string
 	maxLoops int
 	metrics  *metrics
-	limiter  *limiter
+	logs     *ratelog.Keyed // keys: fixed strings and plugin ids, never from input
 	dead     *fallbackFile
 
 	inputs  []*inputRunner
@@ -162,7 +163,7 @@ func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error
 	e := &Engine{
 		plan: plan, log: opt.Logger, now: opt.Now, uuid: opt.UUID, hostname: host, dataDir: dataDir,
 		maxLoops: plan.Global.MaxMessageLoops, metrics: newMetrics(opt.Metrics),
-		limiter: newLimiter(10 * time.Second), states: map[string]*pluginState{},
+		logs: ratelog.EveryKeyed(10 * time.Second), states: map[string]*pluginState{},
 	}
 	e.metrics.declare(plan)
 	e.finalCtx = context.Background
@@ -171,7 +172,7 @@ func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error
 	e.drainKick = make(chan struct{}, 1)
 	e.dead = newFallbackFile(filepath.Join(dataDir, "deadletter", "unrouted.jsonl"), e.log)
 	e.dead.dropped = e.dropFn("engine")
-	e.dead.allowLog = e.limiter.allow
+	e.dead.logs = ratelog.EveryKeyed(10 * time.Second)
 	waits := telemetry{m: e.metrics, plugin: "engine"}.Counter("deadletter_queue_waits_total",
 		"Dead letters whose source can be told that waited for room in the fallback file's queue.")
 	e.dead.waited = func() { waits(1) }

@@ -97,9 +97,7 @@ func (r *filterRunner) process(ctx context.Context, m *pipeline.Message, inj inj
 	}()
 	if err != nil {
 		r.m.errors.Inc()
-		if r.e.limiter.allow(r.id + "/process") {
-			r.e.log.Warn("filter failed on a message", "plugin", r.id, "err", err)
-		}
+		r.e.logs.For(r.id+"/process").Warn(r.e.log, "filter failed on a message", "plugin", r.id, "err", err)
 	}
 }
 
@@ -118,8 +116,6 @@ func (r *filterRunner) tick(ctx context.Context) {
 	}()
 	if err != nil {
 		r.m.errors.Inc()
-		if r.e.limiter.allow(r.id + "/tick") {
-			r.e.log.Warn("filter tick failed", "plugin", r.id, "err", err)
-		}
+		r.e.logs.For(r.id+"/tick").Warn(r.e.log, "filter tick failed", "plugin", r.id, "err", err)
 	}
 }

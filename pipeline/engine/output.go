@@ -195,9 +195,7 @@ func (r *outputRunner) deliver(ctx context.Context, msgs []*pipeline.Message) bo
 		if asked, ok := pipeline.RetryDelay(err); ok && asked > d {
 			d = asked // the peer asked for a longer wait (Retry-After)
 		}
-		if r.e.limiter.allow(r.id + "/write") {
-			r.e.log.Warn("output write failed; retrying", "plugin", r.id, "records", len(pending), "err", err, "in", d)
-		}
+		r.e.logs.For(r.id+"/write").Warn(r.e.log, "output write failed; retrying", "plugin", r.id, "records", len(pending), "err", err, "in", d)
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:

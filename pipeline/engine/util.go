@@ -5,29 +5,6 @@ import (
 	"time"
 )
 
-// limiter lets a log line through at most once per interval per key, so a
-// flood of bad input is counted in metrics without flooding the log.
-type limiter struct {
-	mu    sync.Mutex
-	every time.Duration
-	last  map[string]time.Time
-}
-
-func newLimiter(every time.Duration) *limiter {
-	return &limiter{every: every, last: map[string]time.Time{}}
-}
-
-func (l *limiter) allow(key string) bool {
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if t, ok := l.last[key]; ok && now.Sub(t) < l.every {
-		return false
-	}
-	l.last[key] = now
-	return true
-}
-
 // pluginState is what /health reports for one plugin.
 type pluginState struct {
 	mu    sync.Mutex
