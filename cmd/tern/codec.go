@@ -127,9 +127,9 @@ func cmdDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	oversize := 0
 	if lines != nil {
-		oversize = lines.Oversize
+		oversize = lines.Oversize()
 	} else {
-		oversize = frames.Oversize
+		oversize = frames.Oversize()
 	}
 	if oversize > 0 {
 		fmt.Fprintf(stderr, "tern decode: %d record(s) over %d bytes skipped\n", oversize, *maxLine)

@@ -543,7 +543,7 @@ func (b *batcher) lines(body io.Reader) error {
 		if trap.err != nil {
 			return readError(trap.err, "bad_body")
 		}
-		if lr.Oversize > 0 {
+		if lr.Oversize() > 0 {
 			b.in.set.Drop("oversize", 1)
 			return errRecordLarge
 		}

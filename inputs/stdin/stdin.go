@@ -56,7 +56,7 @@ var _ pipeline.Input = (*Input)(nil)
 
 // New returns a stdin input.
 func New(set pipeline.Settings, cfg Config) (*Input, error) {
-	framing.DeclareLines(set)
+	framing.Declare(set)
 	return &Input{cfg: cfg, set: set, r: os.Stdin}, nil
 }
 
@@ -70,7 +70,7 @@ func Factory() pipeline.Factory[pipeline.Input] {
 // Run reads until EOF, then reports the end of input.
 func (in *Input) Run(ctx context.Context, out pipeline.Emitter) error {
 	lines := framing.NewLineReader(in.r, in.cfg.MaxLineBytes.N())
-	err := framing.EmitLines(ctx, lines, pipeline.Record{Source: "stdin"}, in.cfg.BatchMaxCount, out, in.set)
+	err := framing.Emit(ctx, lines, pipeline.Record{Source: "stdin"}, in.cfg.BatchMaxCount, out, in.set, nil)
 	if errors.Is(err, io.EOF) {
 		return pipeline.ErrEndOfInput
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/ternlog/tern/internal/ratelog"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
+	"github.com/ternlog/tern/pipeline/framing"
 )
 
 //go:embed sample.toml
@@ -230,7 +231,7 @@ func (in *Input) serve(ctx context.Context, c net.Conn, out pipeline.Emitter) {
 	r := &netio.IdleReader{C: c, Idle: in.cfg.IdleTimeout.D()}
 	// Empty frames carry no message (RFC 6587 senders sometimes end with
 	// CR LF LF): they are skipped, not decoded into errors.
-	rd := netio.SkipEmpty(netio.NewReader(in.cfg.Framing, r, netio.FrameOpts{Max: in.cfg.MaxFrameBytes.N(), NULTrailer: in.cfg.NULTrailer}))
-	err := netio.EmitFrames(ctx, rd, proto, in.cfg.BatchMaxCount, out, in.set, in.logs)
+	rd := framing.SkipEmpty(netio.NewReader(in.cfg.Framing, r, netio.FrameOpts{Max: in.cfg.MaxFrameBytes.N(), NULTrailer: in.cfg.NULTrailer}))
+	err := framing.Emit(ctx, rd, proto, in.cfg.BatchMaxCount, out, in.set, in.logs)
 	netio.ConnEnded(c, err, in.set, in.logs)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/ternlog/tern/internal/ternproto"
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/config"
+	"github.com/ternlog/tern/pipeline/framing"
 )
 
 //go:embed sample.toml
@@ -180,6 +181,6 @@ func (in *Input) serve(ctx context.Context, c net.Conn, out pipeline.Emitter) {
 	src := "tcp://" + c.RemoteAddr().String()
 	r := &netio.IdleReader{C: c, Idle: in.cfg.IdleTimeout.D()}
 	rd := netio.NewReader(in.cfg.Framing, r, netio.FrameOpts{Max: in.cfg.MaxFrameBytes.N(), NULTrailer: in.cfg.NULTrailer})
-	err := netio.EmitFrames(ctx, rd, pipeline.Record{Source: src}, in.cfg.BatchMaxCount, out, in.set, in.logs)
+	err := framing.Emit(ctx, rd, pipeline.Record{Source: src}, in.cfg.BatchMaxCount, out, in.set, in.logs)
 	netio.ConnEnded(c, err, in.set, in.logs)
 }

@@ -1,15 +1,11 @@
 package netio
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
-	"time"
 
-	"github.com/ternlog/tern/internal/ratelog"
-	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/framing"
 )
 
@@ -31,34 +27,20 @@ type FrameOpts struct {
 	NULTrailer bool
 }
 
-// Reader reads bounded records from a stream. Next returns a record valid
-// until the next call that may read; Buffered tells whether Next can return
-// one without reading; Oversize counts records refused for their size.
-type Reader interface {
-	Next() ([]byte, error)
-	Buffered() bool
-	Oversize() int
-}
-
-type lineReader struct{ *framing.LineReader }
-
-func (r lineReader) Oversize() int { return r.LineReader.Oversize }
-
-type syslogReader struct{ *framing.SyslogReader }
-
-func (r syslogReader) Oversize() int { return r.SyslogReader.Oversize }
+// Reader is framing.Reader: the readers NewReader returns.
+type Reader = framing.Reader
 
 func newSyslog(mode framing.SyslogFraming) func(io.Reader, FrameOpts) Reader {
 	return func(r io.Reader, o FrameOpts) Reader {
 		sr := framing.NewSyslogReader(r, o.Max, mode)
 		sr.NULTrailer = o.NULTrailer
-		return syslogReader{sr}
+		return sr
 	}
 }
 
 // framings maps a framing name to its reader. New framings are one line.
 var framings = map[string]func(r io.Reader, o FrameOpts) Reader{
-	FramingNewline:        func(r io.Reader, o FrameOpts) Reader { return lineReader{framing.NewLineReader(r, o.Max)} },
+	FramingNewline:        func(r io.Reader, o FrameOpts) Reader { return framing.NewLineReader(r, o.Max) },
 	FramingOctet:          newSyslog(framing.FramingOctetCounting),
 	FramingNonTransparent: newSyslog(framing.FramingNonTransparent),
 	FramingAuto:           newSyslog(framing.FramingAuto),
@@ -100,63 +82,3 @@ func NewReader(name string, r io.Reader, o FrameOpts) Reader {
 	}
 	return f(r, o)
 }
-
-// EmitFrames reads records and emits them in batches until the reader
-// fails: a batch goes out when no further record is buffered (so a slow
-// sender sees no delay) or when it holds maxBatch records. Each record is
-// a copy of proto with Data set. Oversize records are counted as drops
-// with reason "oversize" and logged through logs (shared by the input's
-// connections; nil: at most every 10 seconds per connection). It returns
-// the reader's error (io.EOF at the end), or nil once ctx is done.
-func EmitFrames(ctx context.Context, rd Reader, proto pipeline.Record, maxBatch int, out pipeline.Emitter, set pipeline.Settings, logs *ratelog.Keyed) error {
-	if maxBatch < 1 {
-		maxBatch = 1024
-	}
-	skip := false
-	if se, ok := rd.(skipEmpty); ok {
-		rd, skip = se.Reader, true
-	}
-	recs := make([]pipeline.Record, 0, maxBatch)
-	oversize := 0
-	warn := logs.For("oversize")
-	if warn == nil {
-		warn = ratelog.Every(10 * time.Second)
-	}
-	for {
-		if len(recs) > 0 && (len(recs) >= maxBatch || !rd.Buffered()) {
-			if err := out.Emit(ctx, recs, nil); err != nil {
-				return nil // stopping
-			}
-			recs = recs[:0]
-		}
-		data, err := rd.Next()
-		if n := rd.Oversize(); n > oversize {
-			set.Drop("oversize", n-oversize)
-			oversize = n
-			warn.Warn(set.Logger, "records over the size cap dropped", "source", proto.Source, "on_connection", oversize)
-		}
-		if err != nil {
-			if len(recs) > 0 && out.Emit(ctx, recs, nil) != nil {
-				return nil
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		if skip && len(data) == 0 {
-			continue
-		}
-		rec := proto
-		rec.Data = data
-		recs = append(recs, rec)
-	}
-}
-
-// SkipEmpty marks r so that EmitFrames drops its empty records (RFC 6587
-// senders that end messages with CR LF LF, keep-alive blank lines). The
-// records are dropped there, not in Next: a Next that skipped would read
-// past what Buffered promised, overwriting records the batch still holds.
-func SkipEmpty(r Reader) Reader { return skipEmpty{r} }
-
-type skipEmpty struct{ Reader }

@@ -264,14 +264,14 @@ func TestEmitFramesCountsOversize(t *testing.T) {
 	set := pipelinetest.Settings(t, "inputs.x")
 	var em pipelinetest.Emitter
 	in := "ok1\n" + strings.Repeat("x", 50) + "\nok2\n"
-	err := EmitFrames(context.Background(), NewReader(FramingNewline, strings.NewReader(in), FrameOpts{Max: 10}), pipeline.Record{Source: "s"}, 10, &em, set, nil)
+	err := framing.Emit(context.Background(), NewReader(FramingNewline, strings.NewReader(in), FrameOpts{Max: 10}), pipeline.Record{Source: "s"}, 10, &em, set, nil)
 	assert.ErrorIs(t, err, io.EOF)
 	assert.Equal(t, []string{"ok1", "ok2"}, em.Lines())
 	assert.Equal(t, 1, set.Telemetry.(*pipelinetest.Telemetry).Dropped("oversize"))
 
 	var em2 pipelinetest.Emitter
 	set2 := pipelinetest.Settings(t, "inputs.x")
-	err = EmitFrames(context.Background(), NewReader(FramingOctet, strings.NewReader("2 ok99 xx"), FrameOpts{Max: 10}), pipeline.Record{}, 10, &em2, set2, nil)
+	err = framing.Emit(context.Background(), NewReader(FramingOctet, strings.NewReader("2 ok99 xx"), FrameOpts{Max: 10}), pipeline.Record{}, 10, &em2, set2, nil)
 	assert.ErrorIs(t, err, framing.ErrSyslogTooLarge)
 	assert.Equal(t, []string{"ok"}, em2.Lines())
 	assert.Equal(t, 1, set2.Telemetry.(*pipelinetest.Telemetry).Dropped("oversize"))
@@ -328,7 +328,7 @@ func TestEmitFramesSkipEmpty(t *testing.T) {
 	set := pipelinetest.Settings(t, "inputs.x")
 	var em pipelinetest.Emitter
 	r := &chunks{"<34>first record\r\n\n", "<13>unterminated"}
-	err := EmitFrames(context.Background(), SkipEmpty(NewReader(FramingNewline, r, FrameOpts{Max: 64})), pipeline.Record{}, 10, &em, set, nil)
+	err := framing.Emit(context.Background(), framing.SkipEmpty(NewReader(FramingNewline, r, FrameOpts{Max: 64})), pipeline.Record{}, 10, &em, set, nil)
 	assert.ErrorIs(t, err, io.EOF)
 	assert.Equal(t, []string{"<34>first record", "<13>unterminated"}, em.Lines())
 }

@@ -8,31 +8,65 @@ import (
 	"github.com/ternlog/tern/pipeline"
 )
 
-// EmitLines reads lines and emits them in batches until the reader fails:
-// a batch goes out when no further line is already buffered (so a slow
-// sender sees no delay) or when it holds maxBatch records. Every record is a
-// copy of proto with Data set. Over-long lines are counted as drops with
-// reason "oversize". It returns the reader's error (io.EOF at the end), or
+// Reader reads bounded records from a stream: LineReader and SyslogReader.
+// Next returns a record valid until the next call that may read; Buffered
+// tells whether Next can return one without reading; Oversize counts the
+// records refused so far for their size.
+type Reader interface {
+	Next() ([]byte, error)
+	Buffered() bool
+	Oversize() int
+}
+
+// SkipEmpty marks r so that Emit drops its empty records (RFC 6587 senders
+// that end messages with CR LF LF, keep-alive blank lines). They are dropped
+// in Emit, not in Next: a Next that skipped would read past what Buffered
+// promised, overwriting records the batch still holds.
+func SkipEmpty(r Reader) Reader { return skipEmpty{r} }
+
+type skipEmpty struct{ Reader }
+
+// Declare declares, for the plugin of set, what Emit counts (records over
+// the size cap), so the series exist at zero. Call it from the plugin's
+// constructor.
+func Declare(set pipeline.Settings) {
+	set.DeclareDrops("oversize")
+}
+
+// Emit is the one batch loop of the stream inputs: it reads records and
+// emits them in batches until the reader fails. A batch goes out when no
+// further record is buffered (so a slow sender sees no delay) or when it
+// holds maxBatch records; each record is a copy of proto with Data set.
+// Oversize records are counted as drops ("oversize") and logged through
+// logs (shared by a listener's connections; nil: at most every 10 seconds
+// for this stream). It returns the reader's error (io.EOF at the end), or
 // nil once ctx is done.
-func EmitLines(ctx context.Context, lines *LineReader, proto pipeline.Record, maxBatch int, out pipeline.Emitter, set pipeline.Settings) error {
+func Emit(ctx context.Context, rd Reader, proto pipeline.Record, maxBatch int, out pipeline.Emitter, set pipeline.Settings, logs *ratelog.Keyed) error {
 	if maxBatch < 1 {
 		maxBatch = 1024
 	}
+	skip := false
+	if se, ok := rd.(skipEmpty); ok {
+		rd, skip = se.Reader, true
+	}
 	recs := make([]pipeline.Record, 0, maxBatch)
-	oversize := lines.Oversize
-	warn := ratelog.Every(10 * time.Second)
+	oversize := rd.Oversize()
+	warn := logs.For("oversize")
+	if warn == nil {
+		warn = ratelog.Every(10 * time.Second)
+	}
 	for {
-		if len(recs) > 0 && (len(recs) >= maxBatch || !lines.Buffered()) {
+		if len(recs) > 0 && (len(recs) >= maxBatch || !rd.Buffered()) {
 			if err := out.Emit(ctx, recs, nil); err != nil {
 				return nil // stopping
 			}
 			recs = recs[:0]
 		}
-		line, err := lines.Next()
-		if lines.Oversize > oversize {
-			set.Drop("oversize", lines.Oversize-oversize)
-			warn.Warn(set.Logger, "lines over the size cap dropped", "source", proto.Source, "max_bytes", lines.max, "total", lines.Oversize)
-			oversize = lines.Oversize
+		data, err := rd.Next()
+		if n := rd.Oversize(); n > oversize {
+			set.Drop("oversize", n-oversize)
+			oversize = n
+			warn.Warn(set.Logger, "records over the size cap dropped", "source", proto.Source, "on_stream", oversize)
 		}
 		if err != nil {
 			if len(recs) > 0 && out.Emit(ctx, recs, nil) != nil {
@@ -43,8 +77,11 @@ func EmitLines(ctx context.Context, lines *LineReader, proto pipeline.Record, ma
 			}
 			return err
 		}
+		if skip && len(data) == 0 {
+			continue
+		}
 		rec := proto
-		rec.Data = line
+		rec.Data = data
 		recs = append(recs, rec)
 	}
 }

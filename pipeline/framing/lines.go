@@ -23,8 +23,7 @@ type LineReader struct {
 	discarding bool // inside an over-long line, skipping to its newline
 	err        error
 
-	// Oversize counts lines dropped for exceeding the cap.
-	Oversize int
+	oversize int // lines dropped for exceeding the cap
 	// KeepCR keeps a '\r' before the '\n' (it is stripped by default).
 	KeepCR bool
 	// FlushPartial makes the last line count even without a newline at EOF.
@@ -45,6 +44,9 @@ func NewLineReader(r io.Reader, max int) *LineReader {
 // ErrLineTooLong is never returned; over-long lines are skipped and counted
 // in Oversize. It documents the behaviour for callers that log it.
 var ErrLineTooLong = errors.New("line exceeds the maximum size")
+
+// Oversize counts the lines dropped so far for exceeding the cap.
+func (l *LineReader) Oversize() int { return l.oversize }
 
 // Buffered reports whether a complete line can be returned without reading,
 // i.e. whether Next will not invalidate lines returned earlier.
@@ -84,7 +86,7 @@ func (l *LineReader) Next() ([]byte, error) {
 				line := l.buf[l.start : l.start+i]
 				l.start += i + 1
 				if len(line) > l.max {
-					l.Oversize++
+					l.oversize++
 					continue
 				}
 				return l.trim(line), nil
@@ -92,7 +94,7 @@ func (l *LineReader) Next() ([]byte, error) {
 			if l.end-l.start > l.max {
 				// No newline within the cap: drop what we have and skip
 				// to the next newline.
-				l.Oversize++
+				l.oversize++
 				l.discarding = true
 				l.start, l.end = 0, 0
 				continue

@@ -51,8 +51,8 @@ func TestBufferedIgnoresOverlongLines(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("lines %q, want %q", got, want)
 	}
-	if l.Oversize != 1 {
-		t.Errorf("Oversize = %d", l.Oversize)
+	if l.Oversize() != 1 {
+		t.Errorf("Oversize = %d", l.Oversize())
 	}
 }
 

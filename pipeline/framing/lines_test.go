@@ -22,7 +22,7 @@ func readLines(t testing.TB, r io.Reader, max int) ([]string, int) {
 			if !errors.Is(err, io.EOF) {
 				t.Fatalf("unexpected error %v", err)
 			}
-			return out, l.Oversize
+			return out, l.Oversize()
 		}
 		out = append(out, string(line))
 	}
@@ -56,7 +56,7 @@ func TestOversizeBoundsMemory(t *testing.T) {
 		assert.LessOrEqual(t, len(l.buf), 1<<20+1)
 	}
 	assert.Equal(t, []string{"first", "last"}, got)
-	assert.Equal(t, 1, l.Oversize)
+	assert.Equal(t, 1, l.Oversize())
 }
 
 type repeatReader byte

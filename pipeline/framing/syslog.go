@@ -2,15 +2,10 @@ package framing
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
-	"time"
-
-	"github.com/ternlog/tern/internal/ratelog"
-	"github.com/ternlog/tern/pipeline"
 )
 
 // SyslogFraming is how syslog messages are delimited on a stream (RFC 6587).
@@ -86,9 +81,7 @@ type SyslogReader struct {
 	err        error // from r, io.EOF at the end
 	ferr       error // a framing error, final
 
-	// Oversize counts messages refused for exceeding the cap: non-transparent
-	// ones are skipped, an octet-counted one ends the stream.
-	Oversize int
+	oversize int // see Oversize
 	// KeepCR keeps a '\r' before an LF trailer (it is dropped by default).
 	KeepCR bool
 	// NULTrailer makes NUL end a non-transparent message too, for senders
@@ -111,6 +104,10 @@ func NewSyslogReader(r io.Reader, max int, mode SyslogFraming) *SyslogReader {
 
 // Framing is the framing in use: FramingAuto until the first byte decided.
 func (s *SyslogReader) Framing() SyslogFraming { return s.mode }
+
+// Oversize counts the messages refused so far for exceeding the cap:
+// non-transparent ones are skipped, an octet-counted one ends the stream.
+func (s *SyslogReader) Oversize() int { return s.oversize }
 
 // Buffered reports whether a complete message can be returned without
 // reading, i.e. whether Next will not invalidate messages returned earlier.
@@ -213,7 +210,7 @@ func (s *SyslogReader) nextOctet() ([]byte, error) {
 		lo, hi, ok, err := s.octetFrame()
 		if err != nil {
 			if errors.Is(err, ErrSyslogTooLarge) {
-				s.Oversize++
+				s.oversize++
 			}
 			s.ferr = err
 			return nil, err
@@ -270,13 +267,13 @@ func (s *SyslogReader) nextNonTransparent() ([]byte, error) {
 					continue
 				}
 				if len(msg) > s.max {
-					s.Oversize++
+					s.oversize++
 					continue
 				}
 				return msg, nil
 			}
 			if len(b) > s.max {
-				s.Oversize++
+				s.oversize++
 				s.discarding = true
 				s.start, s.end = 0, 0
 				continue
@@ -311,53 +308,5 @@ func (s *SyslogReader) fill() {
 	s.end += n
 	if err != nil {
 		s.err = err
-	}
-}
-
-// EmitSyslog is EmitLines for a SyslogReader: it emits messages in batches
-// until the reader fails, a batch going out when no further message is
-// buffered or when it holds maxBatch records. Oversize messages are counted
-// as drops ("oversize"); a broken octet-counting stream is counted as a
-// plugin error "stream_error" after the messages before it went out. It
-// returns the reader's error (io.EOF at the end, or one wrapping
-// ErrSyslogFrame), or nil once ctx is done.
-func EmitSyslog(ctx context.Context, r *SyslogReader, proto pipeline.Record, maxBatch int, out pipeline.Emitter, set pipeline.Settings) error {
-	if maxBatch < 1 {
-		maxBatch = 1024
-	}
-	recs := make([]pipeline.Record, 0, maxBatch)
-	oversize := r.Oversize
-	warn := ratelog.Every(10 * time.Second)
-	for {
-		if len(recs) > 0 && (len(recs) >= maxBatch || !r.Buffered()) {
-			if err := out.Emit(ctx, recs, nil); err != nil {
-				return nil // stopping
-			}
-			recs = recs[:0]
-		}
-		msg, err := r.Next()
-		if r.Oversize > oversize {
-			set.Drop("oversize", r.Oversize-oversize)
-			warn.Warn(set.Logger, "syslog messages over the size cap dropped", "source", proto.Source, "max_bytes", r.max, "total", r.Oversize)
-			oversize = r.Oversize
-		}
-		if err != nil {
-			if len(recs) > 0 && out.Emit(ctx, recs, nil) != nil {
-				return nil
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, ErrSyslogFrame) {
-				set.Error("stream_error")
-				if set.Logger != nil {
-					set.Logger.Warn("syslog stream broken, closing it", "source", proto.Source, "err", err.Error())
-				}
-			}
-			return err
-		}
-		rec := proto
-		rec.Data = msg
-		recs = append(recs, rec)
 	}
 }

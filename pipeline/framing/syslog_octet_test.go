@@ -58,8 +58,8 @@ func TestSyslogOctet(t *testing.T) {
 				if _, err2 := or.Next(); !errors.Is(err2, c.err) {
 					t.Errorf("errors must be final: then %v", err2)
 				}
-				if c.err == ErrSyslogTooLarge && or.Oversize != 1 {
-					t.Errorf("Oversize = %d, want 1", or.Oversize)
+				if c.err == ErrSyslogTooLarge && or.Oversize() != 1 {
+					t.Errorf("Oversize = %d, want 1", or.Oversize())
 				}
 			}
 		})

@@ -91,8 +91,8 @@ func TestSyslogFramingContract(t *testing.T) {
 				if _, again := r.Next(); again == nil || again.Error() != err.Error() {
 					t.Errorf("oneByte=%v: the error is not final: %v then %v", oneByte, err, again)
 				}
-				if r.Oversize != c.oversize {
-					t.Errorf("oneByte=%v: Oversize %d, want %d", oneByte, r.Oversize, c.oversize)
+				if r.Oversize() != c.oversize {
+					t.Errorf("oneByte=%v: Oversize %d, want %d", oneByte, r.Oversize(), c.oversize)
 				}
 			}
 		})
@@ -172,8 +172,8 @@ func TestSyslogCapWithoutBuffering(t *testing.T) {
 	if _, err := r.Next(); err != io.EOF {
 		t.Fatalf("err = %v", err)
 	}
-	if r.Oversize != 1 || len(r.buf) > 1<<20+64 {
-		t.Errorf("Oversize %d, buffer %d bytes", r.Oversize, len(r.buf))
+	if r.Oversize() != 1 || len(r.buf) > 1<<20+64 {
+		t.Errorf("Oversize %d, buffer %d bytes", r.Oversize(), len(r.buf))
 	}
 }
 
@@ -237,26 +237,23 @@ func TestParseSyslogFraming(t *testing.T) {
 	}
 }
 
-// EmitSyslog hands on every message before a broken frame, then counts the
-// stream error; oversize messages are counted as drops.
+// Emit hands on every message before a broken frame, then returns the
+// framing error; oversize messages are counted as drops.
 func TestEmitSyslog(t *testing.T) {
 	set := pipelinetest.Settings(t, "inputs.test")
 	tel := set.Telemetry.(*pipelinetest.Telemetry)
 	var em pipelinetest.Emitter
 	r := NewSyslogReader(strings.NewReader("3 abc3 def05 x"), 0, FramingAuto)
-	err := EmitSyslog(context.Background(), r, pipeline.Record{Source: "tcp://test"}, 1, &em, set)
+	err := Emit(context.Background(), r, pipeline.Record{Source: "tcp://test"}, 1, &em, set, nil)
 	if !errors.Is(err, ErrSyslogFrame) {
 		t.Fatalf("err = %v", err)
 	}
 	if got := em.Lines(); fmt.Sprint(got) != "[abc def]" || em.Batches != 2 {
 		t.Errorf("emitted %q in %d batches", got, em.Batches)
 	}
-	if tel.Errors["stream_error"] != 1 {
-		t.Errorf("errors %v", tel.Errors)
-	}
 	em = pipelinetest.Emitter{}
 	r = NewSyslogReader(strings.NewReader("a\n0123456789ABC\nb\n"), 10, FramingNonTransparent)
-	if err := EmitSyslog(context.Background(), r, pipeline.Record{}, 0, &em, set); err != io.EOF {
+	if err := Emit(context.Background(), r, pipeline.Record{}, 0, &em, set, nil); err != io.EOF {
 		t.Fatalf("err = %v", err)
 	}
 	if got := em.Lines(); fmt.Sprint(got) != "[a b]" || em.Batches != 1 || tel.Dropped("oversize") != 1 {
@@ -265,7 +262,7 @@ func TestEmitSyslog(t *testing.T) {
 }
 
 // serveOne accepts one connection on a random loopback port and returns
-// what EmitSyslog handed on, once the peer closed.
+// what Emit handed on, once the peer closed.
 func serveOne(t *testing.T) (addr string, result func() ([]string, SyslogFraming, error)) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -289,7 +286,7 @@ func serveOne(t *testing.T) (addr string, result func() ([]string, SyslogFraming
 		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
 		var em pipelinetest.Emitter
 		r := NewSyslogReader(c, 0, FramingAuto)
-		err = EmitSyslog(context.Background(), r, pipeline.Record{}, 0, &em, pipelinetest.Settings(t, "inputs.test"))
+		err = Emit(context.Background(), r, pipeline.Record{}, 0, &em, pipelinetest.Settings(t, "inputs.test"), nil)
 		done <- res{em.Lines(), err, r.Framing()}
 	}()
 	return ln.Addr().String(), func() ([]string, SyslogFraming, error) {
