@@ -90,7 +90,7 @@ func (l DatagramLimits) Validate() error {
 }
 
 // ConnEnded logs how reading stream connection c ended (err is what
-// EmitFrames returned): at its end or at a stop, nothing; after the idle
+// framing.Emit returned): at its end or at a stop, nothing; after the idle
 // timeout, at debug level; on broken framing, a warning through logs
 // (shared by the input's connections; nil: every one), counted with
 // set.Error("framing"); on anything else, at debug level.

@@ -21,7 +21,7 @@ func DeclareServe(set pipeline.Settings, maxConns int, tls bool) {
 // from the listener's start): nothing, today.
 func DeclareLimit(set pipeline.Settings) {}
 
-// DeclareFrames declares what EmitFrames and ConnEnded count: records over
+// DeclareFrames declares what framing.Emit and ConnEnded count: records over
 // the size limit and connections closed on broken framing.
 func DeclareFrames(set pipeline.Settings) {
 	set.DeclareDrops("oversize")

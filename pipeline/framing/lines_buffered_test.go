@@ -21,7 +21,7 @@ func (c *chunks) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// A caller that holds lines while Buffered is true (EmitLines batches them)
+// A caller that holds lines while Buffered is true (Emit batches them)
 // must never see them overwritten: an over-long line in the buffer is not
 // a line Next can return without reading.
 func TestBufferedIgnoresOverlongLines(t *testing.T) {
