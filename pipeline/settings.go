@@ -74,6 +74,15 @@ func (s Settings) DeclareErrors(kinds ...string) {
 	}
 }
 
+// DeclareDeadLetters makes tern_dead_letters_total{plugin,reason="filter_failed"}
+// exist at zero, for a filter that injects dead letters (messages of Type
+// "tern.deadletter", which the engine counts under that reason).
+func (s Settings) DeclareDeadLetters() {
+	if d, ok := s.Telemetry.(interface{ DeclareDeadLetters() }); ok {
+		d.DeclareDeadLetters()
+	}
+}
+
 // Declarer is implemented by a Telemetry that can export counters before
 // they count (the engine's); Settings.DeclareDrops and DeclareErrors use it.
 type Declarer interface {

@@ -464,6 +464,10 @@ use_buffering = true
 		`tern_dropped_total{plugin="outputs.siem",reason="queue_full"}`,
 		`tern_dropped_total{plugin="outputs.spool",reason="queue_full"}`,
 		`tern_dropped_total{plugin="engine",reason="deadletter_lost"}`,
+		`tern_dropped_total{plugin="engine",reason="deadletter_queue_full"}`,
+		`tern_dropped_total{plugin="filters.ssh",reason="overflow_full"}`,
+		`tern_dropped_total{plugin="outputs.eve",reason="overflow_full"}`,
+		`tern_dead_letters_total{plugin="filters.ssh",reason="filter_failed"}`,
 		// declared by the plugins
 		`tern_dropped_total{plugin="inputs.lines",reason="oversize"}`,
 		`tern_connections_refused_total{plugin="inputs.lines"}`,

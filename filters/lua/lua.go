@@ -130,6 +130,7 @@ func New(set pipeline.Settings, cfg Config) (*Filter, error) {
 	set.DeclareDrops("lua_failed_call", "inject_failed", "filter_disabled")
 	if cfg.FailurePolicy == sandbox.PolicyDeadLetter {
 		set.DeclareDrops("deadletter_failed")
+		set.DeclareDeadLetters()
 	}
 	f.sb = sandbox.New(cfg.Limits.SandboxConfig(set), f.path, "", f.setup)
 	return f, nil

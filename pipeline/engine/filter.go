@@ -46,6 +46,11 @@ func (in injector) Inject(m *pipeline.Message) error {
 		m.Hostname = e.hostname
 	}
 	r.m.injected.Inc()
+	if m.Type == DeadLetterType {
+		// A filter giving up on a message (a Lua failure_policy of
+		// "deadletter"): counted like the engine's own dead letters.
+		e.metrics.deadLetter(r.id, "filter_failed")
+	}
 	return e.route(in.ctx, []*pipeline.Message{m}, in.tr, in.loops, r, modeInject, r.id)
 }
 

@@ -167,6 +167,11 @@ func (t telemetry) DeclareDrops(reasons ...string) {
 	}
 }
 
+// DeclareDeadLetters: see pipeline.Settings.DeclareDeadLetters.
+func (t telemetry) DeclareDeadLetters() {
+	t.m.deadLetters.WithLabelValues(t.plugin, "filter_failed")
+}
+
 func (t telemetry) DeclareErrors(kinds ...string) {
 	for _, k := range kinds {
 		t.m.errs.WithLabelValues(t.plugin, k)

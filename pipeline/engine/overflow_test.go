@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ternlog/tern/pipeline"
+	"github.com/ternlog/tern/pipeline/engine"
 )
 
 // spray injects count messages of Type "spray" with a payload of size bytes
@@ -129,4 +130,42 @@ queue_max_bytes = "16KiB"
 		require.NoError(t, waitAck(t, a))
 	}
 	assert.Greater(t, r.metric(t, "tern_dropped_total", map[string]string{"reason": "overflow_full"}), 0.0)
+}
+
+// giveUp turns every message it processes into a dead letter, as a Lua
+// filter with failure_policy = "deadletter" does, and declares the count.
+type giveUp struct{}
+
+func (giveUp) Process(_ context.Context, m *pipeline.Message, out pipeline.Injector) error {
+	d := pipeline.NewMessage()
+	d.Type = engine.DeadLetterType
+	d.Payload = m.Payload
+	return out.Inject(d)
+}
+
+// A filter's dead letters are counted in tern_dead_letters_total (reason
+// filter_failed); cmd/tern's TestMetricsFromZero sees the Lua filter's
+// declaration.
+func TestFilterDeadLettersAreCounted(t *testing.T) {
+	reg := registry()
+	reg.Filters = append(reg.Filters, pipeline.NewFactory("giveup", "", func() struct{} { return struct{}{} },
+		func(set pipeline.Settings, _ struct{}) (pipeline.Filter, error) {
+			set.DeclareDeadLetters()
+			return giveUp{}, nil
+		}))
+	r := runEngine(t, reg, `
+[inputs.in]
+type = "feed"
+name = "@in"
+decoder = "line"
+[filters.giveup]
+type = "giveup"
+message_matcher = "Type == 'x'"
+`, "300ms")
+	labels := map[string]string{"plugin": "filters.giveup", "reason": "filter_failed"}
+	in := getFeed(r.names("in"))
+	for range 3 {
+		require.NoError(t, waitAck(t, in.send("x:bad")))
+	}
+	assert.Equal(t, 3.0, r.metric(t, "tern_dead_letters_total", labels))
 }
