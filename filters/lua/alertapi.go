@@ -510,7 +510,6 @@ func parseAlertField(l *golua.State, k string, a *alert.Alert) error {
 
 func parseMethod(l *golua.State, idx int) (*alert.Method, error) {
 	m := &alert.Method{}
-	var keys []string
 	l.PushNil()
 	for l.Next(idx) {
 		k := tostr(l, -2)
@@ -518,7 +517,6 @@ func parseMethod(l *golua.State, idx int) (*alert.Method, error) {
 			l.Pop(2)
 			return nil, fmt.Errorf("unexpected field '%s'", k)
 		}
-		keys = append(keys, k)
 		l.Pop(1)
 	}
 	l.Field(idx, "description")

@@ -130,26 +130,26 @@ func (s *Sandbox) reGmatch(l *lua.State) int {
 	re := s.regexp(l, 2)
 	pos := 0
 	l.PushGoFunction(func(l *lua.State) int {
-		for pos <= len(src) {
-			s.chargeScan(l, len(src)-pos)
-			loc := re.FindStringSubmatchIndex(src[pos:])
-			if loc == nil {
-				pos = len(src) + 1
-				return 0
-			}
-			for i := range loc {
-				if loc[i] >= 0 {
-					loc[i] += pos
-				}
-			}
-			if loc[1] == loc[0] {
-				pos = loc[1] + 1
-			} else {
-				pos = loc[1]
-			}
-			return s.pushSubmatches(l, src, loc, true)
+		if pos > len(src) {
+			return 0
 		}
-		return 0
+		s.chargeScan(l, len(src)-pos)
+		loc := re.FindStringSubmatchIndex(src[pos:])
+		if loc == nil {
+			pos = len(src) + 1
+			return 0
+		}
+		for i := range loc {
+			if loc[i] >= 0 {
+				loc[i] += pos
+			}
+		}
+		if loc[1] == loc[0] {
+			pos = loc[1] + 1
+		} else {
+			pos = loc[1]
+		}
+		return s.pushSubmatches(l, src, loc, true)
 	})
 	return 1
 }
