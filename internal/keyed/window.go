@@ -1,0 +1,520 @@
+package keyed
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// WindowConfig sets up a Window.
+type WindowConfig struct {
+	// Span is the sliding window; a key quiet for longer expires.
+	Span time.Duration
+	// Resolution is the width of a time slot: events are counted per slot
+	// and a slot leaves the window whole. 0 means one second (or Span
+	// when shorter). Span must be a multiple of it.
+	Resolution time.Duration
+	// Distinct is how many distinct values are kept per key (0: none).
+	Distinct int
+	Limits
+}
+
+// Window counts the events of each key over a sliding window of Span, at the
+// granularity of Resolution, and keeps up to Distinct distinct values per
+// key.
+//
+// A key is active from its first event until it has been quiet for more than
+// Span (its last event's slot has left the window): Total, First, Last and
+// the distinct values cover that active period, Count the window. Keys are
+// kept in the order they were last touched; Expired pops them from the front,
+// so the work per event is O(1) amortised and keys expire exactly at the
+// window's edge when time moves forward (a key touched with an older time
+// than others can outlive its window until the keys before it expire; a touch
+// of a stale key still starts a new period). An event older than the key's
+// newest is counted in the newest slot.
+//
+// Memory per key is a fixed record, the key, 16 bytes per slot in use (at most
+// Span/Resolution + 1) and the values kept.
+type Window struct {
+	cfg       WindowConfig
+	res       int64
+	spanSlots int64
+	o         order[winRec]
+	gone      []*node[winRec] // detached records Expired has yet to report
+	goneHead  int
+	cur       *node[winRec] // the record Expired reported last
+	acct      accounting
+}
+
+type slot struct{ at, n int64 }
+
+type winRec struct {
+	first, last int64 // ns of the period's first and newest events
+	lastSlot    int64
+	total       int64
+	count       int64 // events in ring
+	ring        []slot
+	head, n     int
+	vals        []string
+	set         map[string]struct{} // index of vals once it grows
+	capped      bool                // more distinct values were seen than kept
+	bytes       int64
+}
+
+const (
+	winRecBytes = nodeBytes + 160
+	slotBytes   = 16
+	setEntry    = 48 // a map entry of the distinct-value index
+	setFrom     = 8  // values kept in a slice before they get an index
+	// maxGone is how many detached records wait for Expired; older ones
+	// are dropped when the script does not drain them.
+	maxGone = 64
+)
+
+// NewWindow returns a Window; budget may be nil.
+func NewWindow(cfg WindowConfig, budget Budget) (*Window, error) {
+	if cfg.Span <= 0 {
+		return nil, fmt.Errorf("span must be positive")
+	}
+	if cfg.Resolution == 0 {
+		cfg.Resolution = min(time.Second, cfg.Span)
+	}
+	if cfg.Resolution < 0 || cfg.Span%cfg.Resolution != 0 {
+		return nil, fmt.Errorf("span (%s) must be a multiple of resolution (%s)", cfg.Span, cfg.Resolution)
+	}
+	if cfg.Distinct < 0 || cfg.Distinct > 1<<16 {
+		return nil, fmt.Errorf("distinct must be 0..65536")
+	}
+	if err := checkLimits(cfg.Limits); err != nil {
+		return nil, err
+	}
+	cfg.Limits = cfg.Limits.withDefaults()
+	return &Window{
+		cfg: cfg, res: int64(cfg.Resolution), spanSlots: int64(cfg.Span / cfg.Resolution),
+		o: newOrder[winRec](), acct: accounting{budget: budget},
+	}, nil
+}
+
+// Config returns the effective configuration.
+func (w *Window) Config() WindowConfig { return w.cfg }
+
+// Stats returns the gauges and counters.
+func (w *Window) Stats() Stats {
+	s := w.acct.stats
+	s.Keys, s.Bytes = w.o.len(), w.acct.bytes
+	return s
+}
+
+// Close releases the bytes charged to the budget.
+func (w *Window) Close() { w.acct.Close() }
+
+// Add counts one event of key at now (ns) and, when hasValue, value as one
+// of its distinct values. It returns the key's events within the window. A
+// key longer than MaxKeyBytes is refused (ErrTooLong); a longer value is
+// not kept (counted as rejected). Any other error is the budget's: the event
+// was counted but the memory it took was not charged.
+func (w *Window) Add(now int64, key, value string, hasValue bool) (int64, error) {
+	if len(key) > w.cfg.MaxKeyBytes {
+		w.acct.stats.Rejected++
+		return 0, ErrTooLong
+	}
+	s := floorDiv(now, w.res)
+	n := w.o.get(key)
+	if n != nil && s-n.val.lastSlot > w.spanSlots {
+		// Stale: its period ended although Expired has not reached it.
+		w.o.detach(n)
+		w.acct.stats.Expirations++
+		w.pushGone(n)
+		n = nil
+	}
+	if n == nil {
+		w.makeRoom(s)
+		n = w.o.insert(clone(key))
+		r := &n.val
+		r.first, r.last, r.lastSlot = now, now, s
+		r.bytes = winRecBytes + int64(len(key))
+		w.acct.bytes += r.bytes
+	} else {
+		w.o.moveBack(n)
+	}
+	r := &n.val
+	w.addEvent(r, s)
+	r.last = max(r.last, now)
+	r.lastSlot = max(r.lastSlot, s)
+	r.total++
+	if hasValue {
+		w.addValue(r, value)
+	}
+	w.trim(n)
+	return r.count, w.acct.sync()
+}
+
+// addEvent counts one event in slot s.
+func (w *Window) addEvent(r *winRec, s int64) {
+	w.dropBefore(r, s-w.spanSlots)
+	r.count++
+	if r.n > 0 {
+		if last := &r.ring[(r.head+r.n-1)%len(r.ring)]; last.at >= s {
+			last.n++
+			return
+		}
+	}
+	if r.n == len(r.ring) {
+		w.grow(r)
+	}
+	r.ring[(r.head+r.n)%len(r.ring)] = slot{at: s, n: 1}
+	r.n++
+}
+
+func (w *Window) grow(r *winRec) {
+	c := max(2, 2*len(r.ring))
+	ring := make([]slot, c)
+	for i := 0; i < r.n; i++ {
+		ring[i] = r.ring[(r.head+i)%len(r.ring)]
+	}
+	delta := int64(c-len(r.ring)) * slotBytes
+	r.ring, r.head = ring, 0
+	r.bytes += delta
+	w.acct.bytes += delta
+}
+
+// dropBefore forgets the slots before lo.
+func (w *Window) dropBefore(r *winRec, lo int64) {
+	for r.n > 0 && r.ring[r.head].at < lo {
+		r.count -= r.ring[r.head].n
+		r.head = (r.head + 1) % len(r.ring)
+		r.n--
+	}
+	if r.n == 0 {
+		r.head = 0
+	}
+}
+
+func (w *Window) addValue(r *winRec, v string) {
+	if w.cfg.Distinct == 0 {
+		return
+	}
+	if len(v) > w.cfg.MaxKeyBytes {
+		w.acct.stats.Rejected++
+		return
+	}
+	if r.set != nil {
+		if _, ok := r.set[v]; ok {
+			return
+		}
+	} else if slices.Contains(r.vals, v) {
+		return
+	}
+	if len(r.vals) >= w.cfg.Distinct {
+		r.capped = true
+		return
+	}
+	v = clone(v)
+	r.vals = append(r.vals, v)
+	delta := int64(stringBytes + len(v))
+	switch {
+	case r.set != nil:
+		r.set[v] = struct{}{}
+		delta += setEntry
+	case len(r.vals) > setFrom:
+		r.set = make(map[string]struct{}, 2*len(r.vals))
+		for _, x := range r.vals {
+			r.set[x] = struct{}{}
+		}
+		delta += setEntry * int64(len(r.vals))
+	}
+	r.bytes += delta
+	w.acct.bytes += delta
+}
+
+func (w *Window) pending() int { return len(w.gone) - w.goneHead }
+
+func (w *Window) pushGone(n *node[winRec]) {
+	if w.goneHead > 0 && w.goneHead == len(w.gone) {
+		w.gone, w.goneHead = w.gone[:0], 0
+	}
+	w.gone = append(w.gone, n)
+	if w.pending() > maxGone {
+		w.free(w.popGone())
+	}
+}
+
+func (w *Window) popGone() *node[winRec] {
+	n := w.gone[w.goneHead]
+	w.gone[w.goneHead] = nil
+	w.goneHead++
+	return n
+}
+
+func (w *Window) free(n *node[winRec]) {
+	w.acct.bytes -= n.val.bytes
+	w.o.recycle(n, resetWinRec)
+}
+
+func resetWinRec(r *winRec) {
+	ring := r.ring
+	*r = winRec{}
+	// Keep a small ring for the next key: steady churn allocates nothing.
+	if len(ring) <= 4 {
+		r.ring = ring
+	}
+}
+
+// evictFront detaches the oldest key; it counts as expired when its window
+// has passed at slot s.
+func (w *Window) evictFront(s int64) {
+	h := w.o.head
+	w.o.detach(h)
+	if s-h.val.lastSlot > w.spanSlots {
+		w.acct.stats.Expirations++
+	} else {
+		w.acct.stats.Evictions++
+	}
+	w.pushGone(h)
+}
+
+// makeRoom makes room for one more key.
+func (w *Window) makeRoom(s int64) {
+	for w.o.len() >= w.cfg.MaxKeys && w.o.head != nil {
+		w.evictFront(s)
+	}
+}
+
+// trim evicts the oldest keys but keep while the bytes exceed MaxBytes.
+// The evicted records wait for Expired (at most maxGone of them), so the
+// bytes held can exceed MaxBytes by that many records.
+func (w *Window) trim(keep *node[winRec]) {
+	for w.acct.bytes > w.cfg.MaxBytes && w.o.head != nil && w.o.head != keep {
+		w.evictFront(keep.val.lastSlot)
+	}
+}
+
+// Expired returns the next key whose period is over at now: first the keys
+// evicted or found stale since the last call, then, from the front, the
+// keys quiet for more than Span. The key's record stays readable (Total,
+// First, Last, Distinct, Values) until the next call of Expired; its total
+// is returned too.
+func (w *Window) Expired(now int64) (string, int64, bool) {
+	w.releaseCur()
+	if w.pending() > 0 {
+		w.cur = w.popGone()
+		return w.cur.key, w.cur.val.total, true
+	}
+	if h := w.o.head; h != nil && floorDiv(now, w.res)-h.val.lastSlot > w.spanSlots {
+		w.o.detach(h)
+		w.acct.stats.Expirations++
+		w.cur = h
+		return h.key, h.val.total, true
+	}
+	return "", 0, false
+}
+
+func (w *Window) releaseCur() {
+	if w.cur != nil {
+		w.free(w.cur)
+		w.cur = nil
+		_ = w.acct.sync() // a release cannot fail
+	}
+}
+
+func (w *Window) lookup(key string) *winRec {
+	if n := w.o.get(key); n != nil {
+		return &n.val
+	}
+	if w.cur != nil && w.cur.key == key {
+		return &w.cur.val
+	}
+	return nil
+}
+
+// Has reports whether key is active (or is the one Expired just returned).
+func (w *Window) Has(key string) bool { return w.lookup(key) != nil }
+
+// Count returns the events of key within the window ending at now.
+func (w *Window) Count(now int64, key string) int64 {
+	r := w.lookup(key)
+	if r == nil {
+		return 0
+	}
+	w.dropBefore(r, floorDiv(now, w.res)-w.spanSlots)
+	return r.count
+}
+
+// Total returns the events of key's active period.
+func (w *Window) Total(key string) int64 {
+	if r := w.lookup(key); r != nil {
+		return r.total
+	}
+	return 0
+}
+
+// Times returns the nanoseconds of the first and newest events of key's
+// active period.
+func (w *Window) Times(key string) (first, last int64, ok bool) {
+	if r := w.lookup(key); r != nil {
+		return r.first, r.last, true
+	}
+	return 0, 0, false
+}
+
+// Distinct returns how many distinct values key has (at most Distinct) and
+// whether more were seen than kept.
+func (w *Window) Distinct(key string) (int, bool) {
+	if r := w.lookup(key); r != nil {
+		return len(r.vals), r.capped
+	}
+	return 0, false
+}
+
+// Values returns key's distinct values, sorted (a new slice).
+func (w *Window) Values(key string) []string {
+	r := w.lookup(key)
+	if r == nil {
+		return nil
+	}
+	v := slices.Clone(r.vals)
+	slices.Sort(v)
+	return v
+}
+
+// Remove forgets key.
+func (w *Window) Remove(key string) {
+	if n := w.o.get(key); n != nil {
+		w.o.detach(n)
+		w.free(n)
+		_ = w.acct.sync()
+	}
+}
+
+// Snapshot appends the window's parameters and records (those awaiting
+// Expired first, then the active keys from the front) to b.
+func (w *Window) Snapshot(b []byte) []byte {
+	e := encoder{b: b}
+	e.byte(tagWindow)
+	e.byte(snapshotVersion)
+	e.i(int64(w.cfg.Span))
+	e.i(w.res)
+	e.u(uint64(w.cfg.Distinct))
+	e.limits(w.cfg.Limits)
+	e.u(uint64(w.pending() + w.o.len()))
+	rec := func(n *node[winRec], gone bool) {
+		r := &n.val
+		e.str(n.key)
+		e.bool(gone)
+		e.i(r.first)
+		e.i(r.last)
+		e.i(r.total)
+		e.bool(r.capped)
+		e.u(uint64(r.n))
+		for i := 0; i < r.n; i++ {
+			s := r.ring[(r.head+i)%len(r.ring)]
+			e.i(s.at * w.res)
+			e.i(s.n)
+		}
+		e.u(uint64(len(r.vals)))
+		for _, v := range r.vals {
+			e.str(v)
+		}
+	}
+	for i := w.goneHead; i < len(w.gone); i++ {
+		rec(w.gone[i], true)
+	}
+	for n := w.o.head; n != nil; n = n.next {
+		rec(n, false)
+	}
+	return e.b
+}
+
+// WindowConfigOf returns the configuration a window snapshot was taken with.
+func WindowConfigOf(snap []byte) (WindowConfig, error) {
+	d := decoder{b: snap}
+	d.header(tagWindow)
+	cfg := WindowConfig{Span: time.Duration(d.i()), Resolution: time.Duration(d.i()), Distinct: int(min(d.u(), 1<<16))}
+	cfg.Limits = d.limits()
+	return cfg, d.err
+}
+
+// Load merges a snapshot into w, which may have other parameters: events
+// move to w's slots, values beyond w's Distinct are dropped, keys beyond its
+// caps are evicted (counted). A key already active is replaced.
+func (w *Window) Load(snap []byte) error {
+	if _, err := WindowConfigOf(snap); err != nil {
+		return err
+	}
+	d := decoder{b: snap}
+	d.header(tagWindow)
+	d.i()
+	d.i()
+	d.u()
+	d.limits()
+	nrec := d.count(6)
+	for k := 0; k < nrec && d.err == nil; k++ {
+		key := d.str()
+		gone := d.bool()
+		first, last, total := d.i(), d.i(), d.i()
+		capped := d.bool()
+		nslots := d.count(2)
+		slots := make([]slot, 0, nslots)
+		for i := 0; i < nslots; i++ {
+			slots = append(slots, slot{at: d.i(), n: d.i()})
+		}
+		nvals := d.count(1)
+		vals := make([]string, 0, min(nvals, 64))
+		for i := 0; i < nvals; i++ {
+			vals = append(vals, d.str())
+		}
+		if d.err != nil || len(key) > w.cfg.MaxKeyBytes {
+			continue
+		}
+		if old := w.o.get(key); old != nil && !gone {
+			w.o.detach(old)
+			w.free(old)
+		}
+		var n *node[winRec]
+		if gone {
+			n = &node[winRec]{key: key}
+		} else {
+			w.makeRoom(floorDiv(last, w.res))
+			n = w.o.insert(key)
+		}
+		r := &n.val
+		r.first, r.last, r.total, r.capped = first, last, total, capped
+		r.lastSlot = floorDiv(last, w.res)
+		r.bytes = winRecBytes + int64(len(key))
+		w.acct.bytes += r.bytes
+		for _, s := range slots {
+			at := floorDiv(s.at, w.res)
+			if s.n <= 0 {
+				continue
+			}
+			if r.n > 0 {
+				if l := &r.ring[(r.head+r.n-1)%len(r.ring)]; l.at >= at {
+					l.n += s.n
+					r.count += s.n
+					continue
+				}
+			}
+			if r.n == len(r.ring) {
+				w.grow(r)
+			}
+			r.ring[(r.head+r.n)%len(r.ring)] = slot{at: at, n: s.n}
+			r.n++
+			r.count += s.n
+		}
+		for _, v := range vals {
+			w.addValue(r, v)
+		}
+		if len(vals) > w.cfg.Distinct {
+			r.capped = true
+		}
+		if gone {
+			w.pushGone(n)
+		} else {
+			w.trim(n)
+		}
+	}
+	if d.err != nil {
+		return d.err
+	}
+	return w.acct.sync()
+}
