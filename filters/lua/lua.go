@@ -110,6 +110,9 @@ type Filter struct {
 	readReturn func(*golua.State) error // f.returnCode, made once
 	retCode    int
 	retMsg     string
+
+	clock   int64 // ns: the message's timestamp, or the timer's
+	metrics stateMetrics
 }
 
 var (
@@ -133,6 +136,8 @@ func New(set pipeline.Settings, cfg Config) (*Filter, error) {
 		set.DeclareDeadLetters()
 	}
 	f.sb = sandbox.New(cfg.Limits.SandboxConfig(set), f.path, "", f.setup)
+	f.sb.SetClock(func() int64 { return f.clock })
+	f.metrics = newStateMetrics(set.Telemetry)
 	return f, nil
 }
 
@@ -220,6 +225,9 @@ func (f *Filter) Process(ctx context.Context, m *pipeline.Message, out pipeline.
 		return f.failed(ctx, m, out, err, false)
 	}
 	f.fail.Succeeded()
+	if f.now.Sub(f.metrics.at) >= time.Second {
+		f.metrics.export(f.sb, f.now)
+	}
 	return f.flush(ctx, out)
 }
 
@@ -234,10 +242,12 @@ func (f *Filter) Tick(ctx context.Context, now time.Time, out pipeline.Injector)
 		f.loadFailed(ctx, nil, out, err)
 		return err
 	}
+	defer f.metrics.export(f.sb, f.now)
 	if !f.sb.HasFunction("timer_event") {
 		return nil
 	}
 	ns := now.UnixNano()
+	f.clock = ns
 	err := f.sb.Call("timer_event", func(l *golua.State) int {
 		l.PushNumber(float64(ns))
 		l.PushString(fmt.Sprint(ns))
@@ -286,6 +296,10 @@ func (f *Filter) begin(m *pipeline.Message) {
 	f.pending = f.pending[:0]
 	f.payload.Reset()
 	f.now = f.set.Now()
+	f.clock = f.now.UnixNano()
+	if m != nil && m.Timestamp != 0 {
+		f.clock = m.Timestamp
+	}
 }
 
 func (f *Filter) end() { f.cur = nil }
@@ -392,6 +406,7 @@ func (f *Filter) failed(ctx context.Context, m *pipeline.Message, out pipeline.I
 // Close saves the globals when preserve_data is on.
 func (f *Filter) Close(context.Context) error {
 	defer f.sb.Close()
+	f.metrics.export(f.sb, f.set.Now())
 	if !f.cfg.PreserveData || !f.sb.Loaded() {
 		return nil
 	}

@@ -1,9 +1,6 @@
 package keyed
 
-import (
-	"fmt"
-	"math"
-)
+import "errors"
 
 // Value is a scalar a Table holds: a string, a number or a boolean.
 type Value struct {
@@ -111,17 +108,17 @@ func (t *Table) Set(key string, v Value) error {
 func (t *Table) Incr(key string, d float64) (float64, error) {
 	if n := t.o.get(key); n != nil {
 		if n.val.Kind != KindNumber {
-			return 0, fmt.Errorf("the value is not a number")
+			return 0, ErrNotNumber
 		}
 		n.val.Num += d
 		t.o.moveBack(n)
 		return n.val.Num, nil
 	}
-	if math.IsNaN(d) {
-		return 0, fmt.Errorf("not a number")
-	}
 	return d, t.Set(key, Value{Kind: KindNumber, Num: d})
 }
+
+// ErrNotNumber is Incr's error for a key whose value is not a number.
+var ErrNotNumber = errors.New("the value is not a number")
 
 // Delete forgets key.
 func (t *Table) Delete(key string) {

@@ -175,6 +175,11 @@ type Sandbox struct {
 	builtins     map[string]bool
 	logLevel     int
 	moduleLevels map[string]int
+
+	// Go-backed state (state.go)
+	states     []stateHolder
+	stateBytes int64
+	clock      func() int64
 }
 
 // New prepares a sandbox for the script src; chunkName names it in error
@@ -205,6 +210,7 @@ func (s *Sandbox) Load() (fresh bool, err error) {
 		return false, nil
 	}
 	s.l, s.broken = nil, false
+	s.closeStates()
 	if s.memOn() {
 		if _, err := goLuaLayout(); err != nil {
 			return true, &Error{Kind: KindLoad, Msg: err.Error()}
@@ -313,10 +319,12 @@ func (s *Sandbox) HasFunction(fn string) bool {
 }
 
 // Close drops the State (its memory is the collector's once the plugin
-// holds nothing from it); the next call builds a new one.
+// holds nothing from it) and the Go-backed states the script made; the
+// next call builds a new one.
 func (s *Sandbox) Close() {
 	s.l = nil
 	s.mem = memState{}
+	s.closeStates()
 }
 
 // Release is Close for a script that will not run again (disabled): when
