@@ -101,7 +101,7 @@ type order[V any] struct {
 	free       []*node[V] // recycled nodes, so steady churn allocates nothing
 }
 
-const maxFree = 256
+const maxFree = 1024
 
 func newOrder[V any]() order[V] { return order[V]{m: map[string]*node[V]{}} }
 

@@ -43,6 +43,7 @@ type Window struct {
 	gone      []*node[winRec] // detached records Expired has yet to report
 	goneHead  int
 	cur       *node[winRec] // the record Expired reported last
+	freeBytes int64         // bytes of the recycled records (in acct.bytes)
 	acct      accounting
 }
 
@@ -58,7 +59,8 @@ type winRec struct {
 	vals        []string
 	set         map[string]struct{} // index of vals once it grows
 	capped      bool                // more distinct values were seen than kept
-	bytes       int64
+	valBytes    int64               // the values' bytes
+	bytes       int64               // the record's bytes as counted in acct
 }
 
 const (
@@ -69,7 +71,25 @@ const (
 	// maxGone is how many detached records wait for Expired; older ones
 	// are dropped when the script does not drain them.
 	maxGone = 64
+	// keepRing and keepVals are the capacities a recycled record keeps.
+	keepRing, keepVals = 4, 4
 )
+
+// size returns the bytes record r of key holds.
+func (r *winRec) size(key string) int64 {
+	b := winRecBytes + int64(len(key)) + slotBytes*int64(cap(r.ring)) + stringBytes*int64(cap(r.vals)) + r.valBytes
+	if r.set != nil {
+		b += setEntry * int64(len(r.set))
+	}
+	return b
+}
+
+// resize updates the bytes counted for r.
+func (w *Window) resize(n *node[winRec]) {
+	b := n.val.size(n.key)
+	w.acct.bytes += b - n.val.bytes
+	n.val.bytes = b
+}
 
 // NewWindow returns a Window; budget may be nil.
 func NewWindow(cfg WindowConfig, budget Budget) (*Window, error) {
@@ -129,11 +149,9 @@ func (w *Window) Add(now int64, key, value string, hasValue bool) (int64, error)
 	}
 	if n == nil {
 		w.makeRoom(s)
-		n = w.o.insert(clone(key))
+		n = w.insert(clone(key))
 		r := &n.val
 		r.first, r.last, r.lastSlot = now, now, s
-		r.bytes = winRecBytes + int64(len(key))
-		w.acct.bytes += r.bytes
 	} else {
 		w.o.moveBack(n)
 	}
@@ -145,8 +163,21 @@ func (w *Window) Add(now int64, key, value string, hasValue bool) (int64, error)
 	if hasValue {
 		w.addValue(r, value)
 	}
+	w.resize(n)
 	w.trim(n)
 	return r.count, w.acct.sync()
+}
+
+// insert adds key, on a recycled record when there is one.
+func (w *Window) insert(key string) *node[winRec] {
+	n := w.o.insert(key)
+	if b := n.val.bytes; b != 0 { // recycled: its bytes leave the free list
+		w.freeBytes -= b
+		w.acct.bytes -= b
+		n.val.bytes = 0
+	}
+	w.resize(n)
+	return n
 }
 
 // addEvent counts one event in slot s.
@@ -167,15 +198,11 @@ func (w *Window) addEvent(r *winRec, s int64) {
 }
 
 func (w *Window) grow(r *winRec) {
-	c := max(2, 2*len(r.ring))
-	ring := make([]slot, c)
+	ring := make([]slot, max(2, 2*len(r.ring)))
 	for i := 0; i < r.n; i++ {
 		ring[i] = r.ring[(r.head+i)%len(r.ring)]
 	}
-	delta := int64(c-len(r.ring)) * slotBytes
 	r.ring, r.head = ring, 0
-	r.bytes += delta
-	w.acct.bytes += delta
 }
 
 // dropBefore forgets the slots before lo.
@@ -211,20 +238,16 @@ func (w *Window) addValue(r *winRec, v string) {
 	}
 	v = clone(v)
 	r.vals = append(r.vals, v)
-	delta := int64(stringBytes + len(v))
+	r.valBytes += int64(len(v))
 	switch {
 	case r.set != nil:
 		r.set[v] = struct{}{}
-		delta += setEntry
 	case len(r.vals) > setFrom:
 		r.set = make(map[string]struct{}, 2*len(r.vals))
 		for _, x := range r.vals {
 			r.set[x] = struct{}{}
 		}
-		delta += setEntry * int64(len(r.vals))
 	}
-	r.bytes += delta
-	w.acct.bytes += delta
 }
 
 func (w *Window) pending() int { return len(w.gone) - w.goneHead }
@@ -246,18 +269,36 @@ func (w *Window) popGone() *node[winRec] {
 	return n
 }
 
+// free drops a detached record; it is kept for the next key (small
+// buffers included: steady churn then allocates only the key) while the
+// free list has room, and its bytes stay counted until then.
 func (w *Window) free(n *node[winRec]) {
 	w.acct.bytes -= n.val.bytes
-	w.o.recycle(n, resetWinRec)
+	if len(w.o.free) >= maxFree || w.acct.bytes+winRecBytes+slotBytes*keepRing+stringBytes*keepVals > w.cfg.MaxBytes {
+		return
+	}
+	r := &n.val
+	ring, vals := r.ring, r.vals
+	*r = winRec{}
+	if cap(ring) <= keepRing {
+		r.ring = ring[:cap(ring)]
+	}
+	if cap(vals) <= keepVals {
+		clear(vals[:cap(vals)])
+		r.vals = vals[:0]
+	}
+	r.bytes = r.size("")
+	w.freeBytes += r.bytes
+	w.acct.bytes += r.bytes
+	w.o.recycle(n, func(*winRec) {})
 }
 
-func resetWinRec(r *winRec) {
-	ring := r.ring
-	*r = winRec{}
-	// Keep a small ring for the next key: steady churn allocates nothing.
-	if len(ring) <= 4 {
-		r.ring = ring
-	}
+// dropFree lets the collector have the recycled records.
+func (w *Window) dropFree() {
+	w.acct.bytes -= w.freeBytes
+	w.freeBytes = 0
+	clear(w.o.free)
+	w.o.free = w.o.free[:0]
 }
 
 // evictFront detaches the oldest key; it counts as expired when its window
@@ -280,10 +321,14 @@ func (w *Window) makeRoom(s int64) {
 	}
 }
 
-// trim evicts the oldest keys but keep while the bytes exceed MaxBytes.
-// The evicted records wait for Expired (at most maxGone of them), so the
-// bytes held can exceed MaxBytes by that many records.
+// trim evicts the oldest keys but keep while the bytes exceed MaxBytes
+// (recycled records go first). The evicted records wait for Expired (at
+// most maxGone of them), so the bytes held can exceed MaxBytes by that many
+// records.
 func (w *Window) trim(keep *node[winRec]) {
+	if w.acct.bytes > w.cfg.MaxBytes {
+		w.dropFree()
+	}
 	for w.acct.bytes > w.cfg.MaxBytes && w.o.head != nil && w.o.head != keep {
 		w.evictFront(keep.val.lastSlot)
 	}
@@ -473,15 +518,14 @@ func (w *Window) Load(snap []byte) error {
 		var n *node[winRec]
 		if gone {
 			n = &node[winRec]{key: key}
+			w.resize(n)
 		} else {
 			w.makeRoom(floorDiv(last, w.res))
-			n = w.o.insert(key)
+			n = w.insert(key)
 		}
 		r := &n.val
 		r.first, r.last, r.total, r.capped = first, last, total, capped
 		r.lastSlot = floorDiv(last, w.res)
-		r.bytes = winRecBytes + int64(len(key))
-		w.acct.bytes += r.bytes
 		for _, s := range slots {
 			at := floorDiv(s.at, w.res)
 			if s.n <= 0 {
@@ -507,6 +551,7 @@ func (w *Window) Load(snap []byte) error {
 		if len(vals) > w.cfg.Distinct {
 			r.capped = true
 		}
+		w.resize(n)
 		if gone {
 			w.pushGone(n)
 		} else {
