@@ -180,6 +180,9 @@ type Sandbox struct {
 	states     []stateHolder
 	stateBytes int64
 	clock      func() int64
+	// the last function name Call looked up, boxed once (see pushGlobal)
+	lastFn    string
+	lastBoxed any
 }
 
 // New prepares a sandbox for the script src; chunkName names it in error
@@ -281,7 +284,7 @@ func (s *Sandbox) Call(fn string, push func(l *lua.State) int, nres int, read fu
 	// No closure here: this is the per-message path.
 	defer s.recoverPanic(&err)
 	defer s.endCall(l)
-	l.Global(fn)
+	s.pushGlobal(l, fn)
 	if !l.IsFunction(-1) {
 		return &Error{Kind: KindRuntime, Msg: fmt.Sprintf("%s: no function %s", s.cfg.Name, fn)}
 	}

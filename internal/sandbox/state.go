@@ -360,6 +360,38 @@ func pushStats(l *lua.State, h stateHolder) int {
 	return 1
 }
 
+// go-lua keeps every value as an interface{}, so pushing a number or a
+// string boxes it: an allocation per result. PushLightUserData pushes an
+// interface{} as it is, and a float64 or a string in one is a Lua number or
+// string: the values below are boxed once. (TestBoxedValues guards this
+// go-lua behaviour.)
+var smallNumbers = func() (t [1024]any) {
+	for i := range t {
+		t[i] = float64(i)
+	}
+	return t
+}()
+
+// pushCount pushes n without allocating when it is small.
+func pushCount(l *lua.State, n int64) {
+	if n >= 0 && n < int64(len(smallNumbers)) {
+		l.PushLightUserData(smallNumbers[n])
+		return
+	}
+	l.PushNumber(float64(n))
+}
+
+// pushGlobal is l.Global(name) without boxing name anew on every call.
+func (s *Sandbox) pushGlobal(l *lua.State, name string) {
+	if name != s.lastFn || s.lastBoxed == nil {
+		s.lastFn, s.lastBoxed = name, name
+	}
+	l.PushGlobalTable()
+	l.PushLightUserData(s.lastBoxed)
+	l.Table(-2)
+	l.Remove(-2)
+}
+
 func pushNanos(l *lua.State, ns int64, ok bool) {
 	if !ok {
 		l.PushNil()
@@ -433,19 +465,19 @@ func (s *Sandbox) windowAdd(l *lua.State) int {
 	case err != nil:
 		s.stateFailed(l, "window.add", err)
 	}
-	l.PushNumber(float64(n))
+	pushCount(l, n)
 	return 1
 }
 
 func (s *Sandbox) windowCount(l *lua.State) int {
 	w := checkWindow(l)
-	l.PushNumber(float64(w.Count(s.now(), keyArg(l, 2))))
+	pushCount(l, w.Count(s.now(), keyArg(l, 2)))
 	return 1
 }
 
 func (s *Sandbox) windowTotal(l *lua.State) int {
 	w := checkWindow(l)
-	l.PushNumber(float64(w.Total(keyArg(l, 2))))
+	pushCount(l, w.Total(keyArg(l, 2)))
 	return 1
 }
 
@@ -494,7 +526,7 @@ func (s *Sandbox) windowNext(l *lua.State) int {
 		return 0
 	}
 	l.PushString(key)
-	l.PushNumber(float64(total))
+	pushCount(l, total)
 	return 2
 }
 
@@ -563,14 +595,14 @@ func (s *Sandbox) throttleAllow(l *lua.State) int {
 		s.stateFailed(l, "throttle.allow", err)
 	}
 	l.PushBoolean(ok)
-	l.PushNumber(float64(n))
+	pushCount(l, n)
 	return 2
 }
 
 func (s *Sandbox) throttleCount(l *lua.State) int {
 	ev, sup := checkThrottle(l).Count(keyArg(l, 2))
-	l.PushNumber(float64(ev))
-	l.PushNumber(float64(sup))
+	pushCount(l, ev)
+	pushCount(l, sup)
 	return 2
 }
 
@@ -599,7 +631,7 @@ func (s *Sandbox) throttleNext(l *lua.State) int {
 		return 0
 	}
 	l.PushString(key)
-	l.PushNumber(float64(sup))
+	pushCount(l, sup)
 	return 2
 }
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	lua "github.com/Shopify/go-lua"
 )
 
 // clockSB returns a sandbox whose primitives' clock is *now (ns).
@@ -71,7 +73,7 @@ function long() return tostring(fails:add(string.rep("x", 2000))) end
 	if got := call(t, sb, "long"); got != "nil" {
 		t.Fatalf("a key over max_key_bytes: %q", got)
 	}
-	if got := call(t, sb, "stats"); got != "0 none 0 2 1" {
+	if got := call(t, sb, "stats"); got != "0 bytes 0 2 1" { // bytes: records kept for reuse
 		t.Fatalf("stats %q", got)
 	}
 }
@@ -246,5 +248,24 @@ end
 	}
 	if len(sb2.States()) != 3 {
 		t.Fatalf("%+v", sb2.States())
+	}
+}
+
+// The allocation-free pushes rely on go-lua taking a float64 or a string in
+// an interface{} as a Lua number or string.
+func TestBoxedValues(t *testing.T) {
+	sb := New(Config{Name: "test"}, "b.lua", `function f(n, s) return type(n) .. (n + 1) .. type(s) .. #s .. tostring(s == "process_message") end`, nil)
+	err := sb.Call("f", func(l *lua.State) int {
+		pushCount(l, 41)
+		l.PushLightUserData(any("process_message"))
+		return 2
+	}, 1, func(l *lua.State) error {
+		if got, _ := l.ToString(-1); got != "number42string15true" {
+			t.Fatalf("%q", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
