@@ -70,8 +70,9 @@ type Stats struct {
 }
 
 // Budget is what a primitive charges its bytes to: the script's memory
-// limit. Charge fails when the bytes do not fit; the primitive keeps
-// working and tries again at its next change.
+// limit. A primitive charges an estimate of what an operation may add
+// before it changes anything: when Charge refuses, the operation fails
+// with its error and changes nothing. It releases bytes as they are freed.
 type Budget interface {
 	Charge(n int64) error
 	Release(n int64)
@@ -196,6 +197,22 @@ type accounting struct {
 	bytes   int64
 	charged int64
 	stats   Stats
+}
+
+// reserve charges, before the primitive grows, up to need bytes more than
+// it holds; on refusal nothing is charged and the primitive must not grow.
+// sync then gives back what the change did not use.
+func (a *accounting) reserve(need int64) error {
+	if a.budget == nil {
+		return nil
+	}
+	if d := a.bytes + need - a.charged; d > 0 {
+		if err := a.budget.Charge(d); err != nil {
+			return err
+		}
+		a.charged += d
+	}
+	return nil
 }
 
 // sync charges or releases the difference between the bytes held and the

@@ -81,6 +81,14 @@ func (t *Table) Set(key string, v Value) error {
 		t.acct.stats.Rejected++
 		return ErrTooLong
 	}
+	need := recBytes(key, v)
+	old := t.o.get(key)
+	for t.acct.bytes+need > t.cfg.MaxBytes && t.o.head != nil && t.o.head != old {
+		t.evictFront()
+	}
+	if err := t.acct.reserve(need); err != nil {
+		return err
+	}
 	if v.Kind == KindString {
 		v.Str = clone(v.Str)
 	}

@@ -76,6 +76,15 @@ func (t *Throttle) Allow(now int64, key string) (bool, int64, error) {
 		return false, 0, ErrTooLong
 	}
 	n := t.o.get(key)
+	if n == nil || now-n.val.first >= t.span {
+		need := thrRecBytes + int64(len(key))
+		for t.acct.bytes+need > t.cfg.MaxBytes && t.o.head != nil && t.o.head != n {
+			t.evictFront(now)
+		}
+		if err := t.acct.reserve(need); err != nil {
+			return false, 0, err
+		}
+	}
 	if n != nil && now-n.val.first >= t.span {
 		t.o.detach(n)
 		t.acct.stats.Expirations++
@@ -247,6 +256,9 @@ func (t *Throttle) Load(snap []byte) error {
 		if old := t.o.get(key); old != nil && !gone {
 			t.o.detach(old)
 			t.free(old)
+		}
+		if err := t.acct.reserve(thrRecBytes + int64(len(key))); err != nil {
+			return err
 		}
 		var n *node[thrRec]
 		if gone {

@@ -70,8 +70,18 @@ func (t *TopN) Add(key string, w float64) error {
 	if !(w > 0) || math.IsInf(w, 1) {
 		return fmt.Errorf("weight must be a positive number")
 	}
+	i, tracked := t.idx[key]
+	if !tracked {
+		need := int64(len(key))
+		if len(t.h) < t.cfg.Size {
+			need += topItemBytes
+		}
+		if err := t.acct.reserve(need); err != nil {
+			return err
+		}
+	}
 	t.sum += w
-	if i, ok := t.idx[key]; ok {
+	if tracked {
 		t.h[i].Count += w
 		t.down(i)
 		return nil
@@ -243,6 +253,9 @@ func (t *TopN) Load(snap []byte) error {
 		if len(t.h) >= t.cfg.Size {
 			t.acct.stats.Evictions++
 			continue
+		}
+		if err := t.acct.reserve(topItemBytes + int64(len(it.Key))); err != nil {
+			return err
 		}
 		t.h = append(t.h, it)
 		t.idx[it.Key] = len(t.h) - 1

@@ -140,6 +140,12 @@ func (w *Window) Add(now int64, key, value string, hasValue bool) (int64, error)
 	}
 	s := floorDiv(now, w.res)
 	n := w.o.get(key)
+	// Make room under MaxBytes, then charge the budget, before growing.
+	need := w.growth(n, key, value, hasValue)
+	w.trim(n, need)
+	if err := w.acct.reserve(need); err != nil {
+		return 0, err
+	}
 	if n != nil && s-n.val.lastSlot > w.spanSlots {
 		// Stale: its period ended although Expired has not reached it.
 		w.o.detach(n)
@@ -164,8 +170,29 @@ func (w *Window) Add(now int64, key, value string, hasValue bool) (int64, error)
 		w.addValue(r, value)
 	}
 	w.resize(n)
-	w.trim(n)
+	w.trim(n, 0)
 	return r.count, w.acct.sync()
+}
+
+// growth bounds what adding an event of key (record n, nil if new) can add
+// to the bytes held.
+func (w *Window) growth(n *node[winRec], key, value string, hasValue bool) int64 {
+	var need int64
+	if n == nil {
+		need = winRecBytes + int64(len(key)) + slotBytes*keepRing + stringBytes*keepVals
+	} else {
+		need = slotBytes * int64(max(2, len(n.val.ring))) // the ring may double
+	}
+	if hasValue && w.cfg.Distinct > 0 && len(value) <= w.cfg.MaxKeyBytes {
+		need += int64(len(value)) + stringBytes*setFrom + setEntry*(setFrom+1)
+		if n != nil {
+			need += stringBytes * int64(cap(n.val.vals)) // vals may double
+			if len(n.val.set) > 0 {
+				need += setEntry * int64(len(n.val.set)) // the index may grow
+			}
+		}
+	}
+	return need
 }
 
 // insert adds key, on a recycled record when there is one.
@@ -321,17 +348,28 @@ func (w *Window) makeRoom(s int64) {
 	}
 }
 
-// trim evicts the oldest keys but keep while the bytes exceed MaxBytes
-// (recycled records go first). The evicted records wait for Expired (at
+// trim evicts the oldest keys but keep while the bytes plus need exceed
+// MaxBytes (recycled records go first). The evicted records wait for Expired (at
 // most maxGone of them), so the bytes held can exceed MaxBytes by that many
 // records.
-func (w *Window) trim(keep *node[winRec]) {
-	if w.acct.bytes > w.cfg.MaxBytes {
-		w.dropFree()
+func (w *Window) trim(keep *node[winRec], need int64) {
+	if w.acct.bytes+need <= w.cfg.MaxBytes {
+		return
 	}
-	for w.acct.bytes > w.cfg.MaxBytes && w.o.head != nil && w.o.head != keep {
-		w.evictFront(keep.val.lastSlot)
+	w.dropFree()
+	s := w.lastSlot()
+	for w.acct.bytes+need > w.cfg.MaxBytes && w.o.head != nil && w.o.head != keep {
+		w.evictFront(s)
 	}
+}
+
+// lastSlot is the newest slot of the most recently touched key: the
+// window's notion of now when it evicts.
+func (w *Window) lastSlot() int64 {
+	if w.o.tail == nil {
+		return 0
+	}
+	return w.o.tail.val.lastSlot
 }
 
 // Expired returns the next key whose period is over at now: first the keys
@@ -515,6 +553,13 @@ func (w *Window) Load(snap []byte) error {
 			w.o.detach(old)
 			w.free(old)
 		}
+		need := winRecBytes + int64(len(key)) + slotBytes*2*int64(len(slots)) + setEntry*int64(len(vals))
+		for _, v := range vals {
+			need += stringBytes*2 + int64(len(v))
+		}
+		if err := w.acct.reserve(need); err != nil {
+			return err
+		}
 		var n *node[winRec]
 		if gone {
 			n = &node[winRec]{key: key}
@@ -555,7 +600,7 @@ func (w *Window) Load(snap []byte) error {
 		if gone {
 			w.pushGone(n)
 		} else {
-			w.trim(n)
+			w.trim(n, 0)
 		}
 	}
 	if d.err != nil {

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"weak"
 
 	lua "github.com/Shopify/go-lua"
 
@@ -79,8 +80,8 @@ func (s *Sandbox) SaveGlobals(path string) error {
 		w := &serializer{sb: s, l: s.l, ids: map[any]int{}, out: &out}
 		out.WriteString(preserveHeader + strings.ReplaceAll(s.preservationVersion(), "\n", " ") + "\n")
 		out.WriteString("local R = ...\nlocal T = {}\nlocal S = {}\n")
-		for i, h := range s.states {
-			b := h.base()
+		w.states = s.liveStates()
+		for i, b := range w.states {
 			snap := base64.StdEncoding.EncodeToString(b.prim.Snapshot(nil))
 			fmt.Fprintf(&out, "S[%d] = R.state(%s, %s, %q)\n", i+1, quoteLua(b.kind), quoteLua(b.name), snap)
 			if out.Len() > maxPreserveSize {
@@ -176,37 +177,39 @@ func (s *Sandbox) restoreState(l *lua.State) int {
 	if err != nil || keyed.Kind(snap) != keyedKinds[kind] {
 		raise(l, "preserved %s %s: not a %s snapshot", kind, name, kind)
 	}
-	h := s.findState(kind, name)
-	if h == nil {
+	o := s.findState(kind, name)
+	if o == nil {
 		open := stateModules["tern."+kind]
 		open(s, l) // the methods' metatable
 		l.Pop(1)
-		if h, err = s.stateFromSnapshot(kind, snap); err != nil {
+		h, err := s.stateFromSnapshot(kind, name, snap)
+		if err != nil {
 			raise(l, "preserved %s %s: %v", kind, name, err)
 		}
-		if len(s.states) >= maxStates {
+		if len(s.liveStates()) >= maxStates {
 			h.base().prim.Close()
 			raise(l, "preserved %s %s: more than %d Go-backed states", kind, name, maxStates)
 		}
-		h.base().name = name
-		s.states = append(s.states, h)
+		o = h.base()
+		o.self = h
+		s.states = append(s.states, weak.Make(o))
 	}
-	if err := h.base().prim.Load(snap); err != nil {
-		raise(l, "preserved %s %s: %v", kind, name, err)
+	if err := o.prim.Load(snap); err != nil {
+		s.Raise(l, fmt.Errorf("preserved %s %s: %w", kind, name, err))
 	}
-	pushState(l, h)
+	pushState(l, o.self)
 	return 1
 }
 
 // stateFromSnapshot builds an empty state with a snapshot's parameters,
 // its byte cap held to the memory limit.
-func (s *Sandbox) stateFromSnapshot(kind string, snap []byte) (stateHolder, error) {
+func (s *Sandbox) stateFromSnapshot(kind, name string, snap []byte) (stateHolder, error) {
 	clamp := func(l *keyed.Limits) {
-		if m := s.cfg.MemoryLimit; m > 0 && l.MaxBytes > m {
-			l.MaxBytes = m
+		if m := s.cfg.MemoryLimit; m > 0 && l.MaxBytes > m/2 {
+			l.MaxBytes = m / 2
 		}
 	}
-	b := stateObj{kind: kind}
+	b := stateObj{kind: kind, name: name, what: kind + " " + name}
 	switch kind {
 	case "window":
 		cfg, err := keyed.WindowConfigOf(snap)
@@ -214,58 +217,59 @@ func (s *Sandbox) stateFromSnapshot(kind string, snap []byte) (stateHolder, erro
 			return nil, err
 		}
 		clamp(&cfg.Limits)
-		w, err := keyed.NewWindow(cfg, stateBudget{s})
-		if err != nil {
+		h := &windowObj{stateObj: b}
+		if h.w, err = keyed.NewWindow(cfg, stateBudget{s, &h.stateObj}); err != nil {
 			return nil, err
 		}
-		b.prim = w
-		return &windowObj{b, w}, nil
+		h.prim = h.w
+		return h, nil
 	case "throttle":
 		cfg, err := keyed.ThrottleConfigOf(snap)
 		if err != nil {
 			return nil, err
 		}
 		clamp(&cfg.Limits)
-		t, err := keyed.NewThrottle(cfg, stateBudget{s})
-		if err != nil {
+		h := &throttleObj{stateObj: b}
+		if h.t, err = keyed.NewThrottle(cfg, stateBudget{s, &h.stateObj}); err != nil {
 			return nil, err
 		}
-		b.prim = t
-		return &throttleObj{b, t}, nil
+		h.prim = h.t
+		return h, nil
 	case "topn":
 		cfg, err := keyed.TopNConfigOf(snap)
 		if err != nil {
 			return nil, err
 		}
 		clamp(&cfg.Limits)
-		t, err := keyed.NewTopN(cfg, stateBudget{s})
-		if err != nil {
+		h := &topnObj{stateObj: b}
+		if h.t, err = keyed.NewTopN(cfg, stateBudget{s, &h.stateObj}); err != nil {
 			return nil, err
 		}
-		b.prim = t
-		return &topnObj{b, t}, nil
+		h.prim = h.t
+		return h, nil
 	case "lru":
 		cfg, err := keyed.TableConfigOf(snap)
 		if err != nil {
 			return nil, err
 		}
 		clamp(&cfg.Limits)
-		t, err := keyed.NewTable(cfg, stateBudget{s})
-		if err != nil {
+		h := &lruObj{stateObj: b}
+		if h.t, err = keyed.NewTable(cfg, stateBudget{s, &h.stateObj}); err != nil {
 			return nil, err
 		}
-		b.prim = t
-		return &lruObj{b, t}, nil
+		h.prim = h.t
+		return h, nil
 	}
 	return nil, fmt.Errorf("unknown kind")
 }
 
 type serializer struct {
-	sb   *Sandbox
-	l    *lua.State
-	ids  map[any]int
-	out  *strings.Builder
-	next int
+	sb     *Sandbox
+	states []*stateObj
+	l      *lua.State
+	ids    map[any]int
+	out    *strings.Builder
+	next   int
 }
 
 func (w *serializer) storable(idx int) bool {
@@ -285,8 +289,8 @@ func (w *serializer) stateIndex(idx int) int {
 	if !ok {
 		return 0
 	}
-	for i, x := range w.sb.states {
-		if x == h {
+	for i, x := range w.states {
+		if x == h.base() {
 			return i + 1
 		}
 	}

@@ -36,6 +36,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+	"weak"
 
 	lua "github.com/Shopify/go-lua"
 )
@@ -177,9 +178,9 @@ type Sandbox struct {
 	moduleLevels map[string]int
 
 	// Go-backed state (state.go)
-	states     []stateHolder
-	stateBytes int64
-	clock      func() int64
+	states   []weak.Pointer[stateObj]
+	stateSeq int
+	clock    func() int64
 	// the last function name Call looked up, boxed once (see pushGlobal)
 	lastFn    string
 	lastBoxed any

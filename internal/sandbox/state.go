@@ -3,9 +3,11 @@ package sandbox
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"weak"
 
 	lua "github.com/Shopify/go-lua"
 
@@ -33,8 +35,17 @@ const maxStates = 256
 
 type stateObj struct {
 	kind, name string
+	what       string // "<kind> <name>", for errors
 	prim       statePrim
+	self       stateHolder // the userdata's value (for pushState)
 }
+
+// holderBytes is what a state costs beside its primitive's bytes: the
+// holder, its userdata and metatable slot.
+const holderBytes = 160
+
+// MemSize is the state's memory for the sandbox's accounting (Sized).
+func (o *stateObj) MemSize() int64 { return holderBytes + o.prim.Stats().Bytes }
 
 type statePrim interface {
 	Stats() keyed.Stats
@@ -85,40 +96,55 @@ type StateInfo struct {
 	keyed.Stats
 }
 
-// States returns the primitives of the current State, in creation order.
+// States returns the primitives of the current State the script can still
+// reach, in creation order.
 func (s *Sandbox) States() []StateInfo {
-	out := make([]StateInfo, 0, len(s.states))
-	for _, h := range s.states {
-		o := h.base()
+	live := s.liveStates()
+	out := make([]StateInfo, 0, len(live))
+	for _, o := range live {
 		out = append(out, StateInfo{Kind: o.kind, Name: o.name, Stats: o.prim.Stats()})
 	}
 	return out
 }
 
+// liveStates returns the states not yet collected, dropping the others
+// from the list. The list holds them weakly: a state the script dropped
+// neither counts against its memory (the sandbox's measurement sees only
+// what the script reaches) nor stays alive for the metrics or the
+// preserved data.
+func (s *Sandbox) liveStates() []*stateObj {
+	live := make([]*stateObj, 0, len(s.states))
+	kept := s.states[:0]
+	for _, p := range s.states {
+		if o := p.Value(); o != nil {
+			live = append(live, o)
+			kept = append(kept, p)
+		}
+	}
+	clear(s.states[len(kept):])
+	s.states = kept
+	return live
+}
+
 // closeStates drops the primitives with the State they belong to.
 func (s *Sandbox) closeStates() {
-	for _, h := range s.states {
-		h.base().prim.Close()
+	for _, p := range s.states {
+		if o := p.Value(); o != nil {
+			o.prim.Close()
+		}
 	}
-	s.states = nil
+	s.states, s.stateSeq = nil, 0
 }
 
-// stateBudget charges the primitives' bytes to the script's memory limit.
-type stateBudget struct{ s *Sandbox }
-
-func (b stateBudget) Charge(n int64) error {
-	s := b.s
-	if lim := s.cfg.MemoryLimit; lim > 0 && s.stateBytes+n > lim {
-		return fmt.Errorf("memory_limit: Go-backed state would hold more than %d bytes", lim)
-	}
-	s.stateBytes += n
-	return nil
+// stateBudget charges a primitive's bytes to the script's memory limit.
+type stateBudget struct {
+	s *Sandbox
+	o *stateObj // for the name in errors
 }
 
-func (b stateBudget) Release(n int64) { b.s.stateBytes -= n }
+func (b stateBudget) Charge(n int64) error { return b.s.ChargeMemory(n, b.o.what) }
 
-// StateBytes returns the bytes the primitives hold.
-func (s *Sandbox) StateBytes() int64 { return s.stateBytes }
+func (b stateBudget) Release(n int64) { b.s.ReleaseMemory(n) }
 
 // keyedKinds maps the kinds scripts see to keyed.Kind's names.
 var keyedKinds = map[string]string{"window": "window", "throttle": "throttle", "topn": "topn", "lru": "table"}
@@ -237,16 +263,17 @@ func (o opts) str(key, def string) string {
 }
 
 // limits reads max_keys, max_bytes and max_key_bytes; max_bytes defaults
-// to the smaller of its default and the memory limit.
+// to the smaller of its default and half the memory limit (the rest is the
+// script's own), so that a full state evicts rather than fails the call.
 func (s *Sandbox) limits(o opts) keyed.Limits {
 	defBytes := int64(keyed.DefaultMaxBytes)
 	if lim := s.cfg.MemoryLimit; lim > 0 {
-		defBytes = min(defBytes, lim)
+		defBytes = min(defBytes, lim/2)
 	}
 	lim := keyed.Limits{
 		MaxKeys:     int(o.integer("max_keys", keyed.DefaultMaxKeys, 1, 1<<30)),
 		MaxBytes:    o.size("max_bytes", defBytes),
-		MaxKeyBytes: int(o.integer("max_key_bytes", keyed.DefaultMaxKeyBytes, 1, 1<<20)),
+		MaxKeyBytes: int(o.integer("max_key_bytes", keyed.DefaultMaxKeyBytes, 1, 64<<10)),
 	}
 	if m := s.cfg.MemoryLimit; m > 0 && lim.MaxBytes > m {
 		o.err("max_bytes", "(%d) exceeds the script's memory_limit (%d)", lim.MaxBytes, m)
@@ -260,23 +287,31 @@ var limitOpts = []string{"name", "max_keys", "max_bytes", "max_key_bytes"}
 // pushes it.
 func (s *Sandbox) register(l *lua.State, o opts, h stateHolder) {
 	b := h.base()
-	if len(s.states) >= maxStates {
+	b.self = h
+	if len(s.states) >= maxStates && len(s.liveStates()) >= maxStates {
 		b.prim.Close()
 		raise(l, "%s: more than %d Go-backed states in one script (create them once, at the top level)", o.fn, maxStates)
 	}
-	b.name = o.str("name", b.kind+strconv.Itoa(len(s.states)+1))
-	if s.findState(b.kind, b.name) != nil {
-		b.prim.Close()
-		raise(l, "%s: a %s named '%s' exists already", o.fn, b.kind, b.name)
+	s.stateSeq++
+	b.name = o.str("name", b.kind+strconv.Itoa(s.stateSeq))
+	b.what = b.kind + " " + b.name
+	// A state of the same kind and name (one the script dropped, or still
+	// holds) leaves the list: the newest is the one exported and preserved.
+	if old := s.findState(b.kind, b.name); old != nil {
+		s.unlist(old)
 	}
-	s.states = append(s.states, h)
+	s.states = append(s.states, weak.Make(b))
 	pushState(l, h)
 }
 
-func (s *Sandbox) findState(kind, name string) stateHolder {
-	for _, h := range s.states {
-		if b := h.base(); b.kind == kind && b.name == name {
-			return h
+func (s *Sandbox) unlist(o *stateObj) {
+	s.states = slices.DeleteFunc(s.states, func(p weak.Pointer[stateObj]) bool { return p.Value() == o })
+}
+
+func (s *Sandbox) findState(kind, name string) *stateObj {
+	for _, o := range s.liveStates() {
+		if o.kind == kind && o.name == name {
+			return o
 		}
 	}
 	return nil
@@ -299,10 +334,10 @@ func keyArg(l *lua.State, idx int) string {
 	return numberString(l, idx)
 }
 
-// fail raises a primitive's error: a refused charge is a memory-limit
-// breach of the call.
-func (s *Sandbox) stateFailed(l *lua.State, what string, err error) {
-	s.trip(KindMemory, what+": "+err.Error())
+// stateFailed raises a primitive's error: a refused charge (the budget's
+// *Error) is a memory-limit breach of the call.
+func (s *Sandbox) stateFailed(l *lua.State, _ string, err error) {
+	s.Raise(l, err)
 }
 
 // openMethods makes the metatable meta with methods, #x (keys) and
@@ -431,11 +466,13 @@ func (s *Sandbox) windowNew(l *lua.State) int {
 	if cfg.Span == 0 {
 		o.err("span", "is required")
 	}
-	w, err := keyed.NewWindow(cfg, stateBudget{s})
+	h := &windowObj{stateObj: stateObj{kind: "window"}}
+	w, err := keyed.NewWindow(cfg, stateBudget{s, &h.stateObj})
 	if err != nil {
-		lua.Errorf(l, "window.new: %s", err.Error())
+		raise(l, "window.new: %v", err)
 	}
-	s.register(l, o, &windowObj{stateObj{kind: "window", prim: w}, w})
+	h.prim, h.w = w, w
+	s.register(l, o, h)
 	return 1
 }
 
@@ -567,11 +604,13 @@ func (s *Sandbox) throttleNew(l *lua.State) int {
 	if cfg.Span == 0 {
 		o.err("span", "is required")
 	}
-	t, err := keyed.NewThrottle(cfg, stateBudget{s})
+	h := &throttleObj{stateObj: stateObj{kind: "throttle"}}
+	t, err := keyed.NewThrottle(cfg, stateBudget{s, &h.stateObj})
 	if err != nil {
-		lua.Errorf(l, "throttle.new: %s", err.Error())
+		raise(l, "throttle.new: %v", err)
 	}
-	s.register(l, o, &throttleObj{stateObj{kind: "throttle", prim: t}, t})
+	h.prim, h.t = t, t
+	s.register(l, o, h)
 	return 1
 }
 
@@ -667,11 +706,13 @@ func (s *Sandbox) topnNew(l *lua.State) int {
 	if cfg.Size == 0 {
 		o.err("size", "is required")
 	}
-	t, err := keyed.NewTopN(cfg, stateBudget{s})
+	h := &topnObj{stateObj: stateObj{kind: "topn"}}
+	t, err := keyed.NewTopN(cfg, stateBudget{s, &h.stateObj})
 	if err != nil {
-		lua.Errorf(l, "topn.new: %s", err.Error())
+		raise(l, "topn.new: %v", err)
 	}
-	s.register(l, o, &topnObj{stateObj{kind: "topn", prim: t}, t})
+	h.prim, h.t = t, t
+	s.register(l, o, h)
 	return 1
 }
 
@@ -758,11 +799,13 @@ func (s *Sandbox) openLRU(l *lua.State) {
 
 func (s *Sandbox) lruNew(l *lua.State) int {
 	o := s.readOpts(l, "lru.new", limitOpts...)
-	t, err := keyed.NewTable(keyed.TableConfig{Limits: s.limits(o)}, stateBudget{s})
+	h := &lruObj{stateObj: stateObj{kind: "lru"}}
+	t, err := keyed.NewTable(keyed.TableConfig{Limits: s.limits(o)}, stateBudget{s, &h.stateObj})
 	if err != nil {
-		lua.Errorf(l, "lru.new: %s", err.Error())
+		raise(l, "lru.new: %v", err)
 	}
-	s.register(l, o, &lruObj{stateObj{kind: "lru", prim: t}, t})
+	h.prim, h.t = t, t
+	s.register(l, o, h)
 	return 1
 }
 
@@ -853,3 +896,10 @@ func (s *Sandbox) lruStats(l *lua.State) int {
 	checkLRU(l)
 	return pushStats(l, l.ToUserData(1).(stateHolder))
 }
+
+var (
+	_ Sized = (*windowObj)(nil)
+	_ Sized = (*throttleObj)(nil)
+	_ Sized = (*topnObj)(nil)
+	_ Sized = (*lruObj)(nil)
+)
