@@ -49,22 +49,22 @@ type Window struct {
 
 type slot struct{ at, n int64 }
 
+// winRec is one key's record: small, since a window may hold 100,000s.
 type winRec struct {
 	first, last int64 // ns of the period's first and newest events
-	lastSlot    int64
 	total       int64
 	count       int64 // events in ring
 	ring        []slot
-	head, n     int
 	vals        []string
 	set         map[string]struct{} // index of vals once it grows
-	capped      bool                // more distinct values were seen than kept
 	valBytes    int64               // the values' bytes
 	bytes       int64               // the record's bytes as counted in acct
+	head, n     int32               // the ring's used part
+	capped      bool                // more distinct values were seen than kept
 }
 
 const (
-	winRecBytes = nodeBytes + 160
+	winRecBytes = nodeBytes + 128
 	slotBytes   = 16
 	setEntry    = 48 // a map entry of the distinct-value index
 	setFrom     = 8  // values kept in a slice before they get an index
@@ -146,7 +146,7 @@ func (w *Window) Add(now int64, key, value string, hasValue bool) (int64, error)
 	if err := w.acct.reserve(need); err != nil {
 		return 0, err
 	}
-	if n != nil && s-n.val.lastSlot > w.spanSlots {
+	if n != nil && s-w.slot(n.val.last) > w.spanSlots {
 		// Stale: its period ended although Expired has not reached it.
 		w.o.detach(n)
 		w.acct.stats.Expirations++
@@ -157,14 +157,13 @@ func (w *Window) Add(now int64, key, value string, hasValue bool) (int64, error)
 		w.makeRoom(s)
 		n = w.insert(clone(key))
 		r := &n.val
-		r.first, r.last, r.lastSlot = now, now, s
+		r.first, r.last = now, now
 	} else {
 		w.o.moveBack(n)
 	}
 	r := &n.val
 	w.addEvent(r, s)
 	r.last = max(r.last, now)
-	r.lastSlot = max(r.lastSlot, s)
 	r.total++
 	if hasValue {
 		w.addValue(r, value)
@@ -212,22 +211,28 @@ func (w *Window) addEvent(r *winRec, s int64) {
 	w.dropBefore(r, s-w.spanSlots)
 	r.count++
 	if r.n > 0 {
-		if last := &r.ring[(r.head+r.n-1)%len(r.ring)]; last.at >= s {
+		if last := &r.ring[r.at(r.n-1)]; last.at >= s {
 			last.n++
 			return
 		}
 	}
-	if r.n == len(r.ring) {
+	if int(r.n) == len(r.ring) {
 		w.grow(r)
 	}
-	r.ring[(r.head+r.n)%len(r.ring)] = slot{at: s, n: 1}
+	r.ring[r.at(r.n)] = slot{at: s, n: 1}
 	r.n++
 }
 
+// at is the ring index of the i-th slot in use.
+func (r *winRec) at(i int32) int { return int(r.head+i) % len(r.ring) }
+
+// slot is the slot of time ns.
+func (w *Window) slot(ns int64) int64 { return floorDiv(ns, w.res) }
+
 func (w *Window) grow(r *winRec) {
 	ring := make([]slot, max(2, 2*len(r.ring)))
-	for i := 0; i < r.n; i++ {
-		ring[i] = r.ring[(r.head+i)%len(r.ring)]
+	for i := range r.n {
+		ring[i] = r.ring[r.at(i)]
 	}
 	r.ring, r.head = ring, 0
 }
@@ -236,7 +241,7 @@ func (w *Window) grow(r *winRec) {
 func (w *Window) dropBefore(r *winRec, lo int64) {
 	for r.n > 0 && r.ring[r.head].at < lo {
 		r.count -= r.ring[r.head].n
-		r.head = (r.head + 1) % len(r.ring)
+		r.head = int32((int(r.head) + 1) % len(r.ring))
 		r.n--
 	}
 	if r.n == 0 {
@@ -333,7 +338,7 @@ func (w *Window) dropFree() {
 func (w *Window) evictFront(s int64) {
 	h := w.o.head
 	w.o.detach(h)
-	if s-h.val.lastSlot > w.spanSlots {
+	if s-w.slot(h.val.last) > w.spanSlots {
 		w.acct.stats.Expirations++
 	} else {
 		w.acct.stats.Evictions++
@@ -369,7 +374,7 @@ func (w *Window) lastSlot() int64 {
 	if w.o.tail == nil {
 		return 0
 	}
-	return w.o.tail.val.lastSlot
+	return w.slot(w.o.tail.val.last)
 }
 
 // Expired returns the next key whose period is over at now: first the keys
@@ -383,7 +388,7 @@ func (w *Window) Expired(now int64) (string, int64, bool) {
 		w.cur = w.popGone()
 		return w.cur.key, w.cur.val.total, true
 	}
-	if h := w.o.head; h != nil && floorDiv(now, w.res)-h.val.lastSlot > w.spanSlots {
+	if h := w.o.head; h != nil && w.slot(now)-w.slot(h.val.last) > w.spanSlots {
 		w.o.detach(h)
 		w.acct.stats.Expirations++
 		w.cur = h
@@ -489,8 +494,8 @@ func (w *Window) Snapshot(b []byte) []byte {
 		e.i(r.total)
 		e.bool(r.capped)
 		e.u(uint64(r.n))
-		for i := 0; i < r.n; i++ {
-			s := r.ring[(r.head+i)%len(r.ring)]
+		for i := range r.n {
+			s := r.ring[r.at(i)]
 			e.i(s.at * w.res)
 			e.i(s.n)
 		}
@@ -570,23 +575,22 @@ func (w *Window) Load(snap []byte) error {
 		}
 		r := &n.val
 		r.first, r.last, r.total, r.capped = first, last, total, capped
-		r.lastSlot = floorDiv(last, w.res)
 		for _, s := range slots {
 			at := floorDiv(s.at, w.res)
 			if s.n <= 0 {
 				continue
 			}
 			if r.n > 0 {
-				if l := &r.ring[(r.head+r.n-1)%len(r.ring)]; l.at >= at {
+				if l := &r.ring[r.at(r.n-1)]; l.at >= at {
 					l.n += s.n
 					r.count += s.n
 					continue
 				}
 			}
-			if r.n == len(r.ring) {
+			if int(r.n) == len(r.ring) {
 				w.grow(r)
 			}
-			r.ring[(r.head+r.n)%len(r.ring)] = slot{at: at, n: s.n}
+			r.ring[r.at(r.n)] = slot{at: at, n: s.n}
 			r.n++
 			r.count += s.n
 		}
