@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
+	"weak"
 
 	"github.com/ternlog/tern/internal/testutil/testscale"
 	"github.com/ternlog/tern/pipeline"
@@ -250,4 +253,55 @@ func TestDetectionCardinality(t *testing.T) {
 		t.Fatalf("metrics %v", tel.Counts)
 	}
 	t.Logf("%d sources: %+v, %d alerts", n, st[0], raised)
+}
+
+// A string the script keeps is its own copy, not a view into the batch's
+// buffer (which it would keep alive whole).
+func TestReadMessageCopies(t *testing.T) {
+	f, _ := newFilter(t, `
+kept = {}
+function process_message() kept.src = read_message("Fields[src]"); kept.host = read_message("Hostname") return 0 end
+function timer_event() inject_message{Type = "kept", Payload = kept.src .. " " .. kept.host} return 0 end`, nil)
+	buf := []byte("192.0.2.1 web-1")
+	m := pipeline.NewMessage()
+	m.AddString("src", unsafe.String(&buf[0], 9)) // what decoders hand out
+	m.Hostname = unsafe.String(&buf[10], 5)
+	process(t, f, &recorder{}, m)
+	copy(buf, "XXXXXXXXXXXXXXX") // the batch's memory, reused or not, is not the script's
+	rec := &recorder{}
+	if err := f.Tick(context.Background(), time.Unix(0, base), rec); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.msgs) != 1 || rec.msgs[0].Payload != "192.0.2.1 web-1" {
+		t.Fatalf("%q", payloads(rec))
+	}
+}
+
+// The detection keeps no batch alive: what it holds on to (sources in its
+// window, alerted sources in a Lua table) are copies.
+func TestDetectionKeepsNoBatch(t *testing.T) {
+	f := detection(t, "auth_failure_burst", map[string]any{"threshold": int64(3)}, nil)
+	defer f.Close(context.Background())
+	var chunks []weak.Pointer[byte]
+	for bi := range 50 {
+		b := pipeline.NewBatch()
+		for i := range 64 {
+			m := b.Add()
+			m.Timestamp = base + int64(bi*64+i)*sec/10
+			m.Hostname = b.Str([]byte("web-1"))
+			m.AddString("deviceEventClassId", b.Str([]byte("AuthFail")))
+			m.AddString("src", b.Str(fmt.Appendf(nil, "10.0.%d.%d", bi%4, i%3)))
+			m.AddString("suser", b.Str([]byte("u")))
+		}
+		process(t, f, &recorder{}, b.Msgs...)
+		src, _ := b.Msgs[0].FieldString("src")
+		chunks = append(chunks, weak.Make(unsafe.StringData(src)))
+	}
+	runtime.GC()
+	runtime.GC()
+	for i, c := range chunks {
+		if c.Value() != nil {
+			t.Fatalf("the string chunk of batch %d is still alive", i)
+		}
+	}
 }
