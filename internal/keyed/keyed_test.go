@@ -76,7 +76,7 @@ func TestWindowEdges(t *testing.T) {
 // been quiet for more than the span, and the record stays readable during
 // the step that reports it.
 func TestWindowExpiryOrder(t *testing.T) {
-	w := newWindow(t, WindowConfig{Span: 10 * time.Second, Distinct: 4})
+	w := newWindow(t, WindowConfig{Span: 10 * time.Second, Distinct: 4, Values: true})
 	add(t, w, t0, "b", "u1")
 	add(t, w, t0+1*sec, "a", "u2")
 	add(t, w, t0+2*sec, "b", "u3") // b moves behind a
@@ -110,7 +110,7 @@ func TestWindowExpiryOrder(t *testing.T) {
 // A touch of a key whose period ended (Expired did not reach it) reports
 // the old period and starts a new one.
 func TestWindowStaleTouch(t *testing.T) {
-	w := newWindow(t, WindowConfig{Span: 10 * time.Second, Distinct: 4})
+	w := newWindow(t, WindowConfig{Span: 10 * time.Second, Distinct: 4, Values: true})
 	add(t, w, t0+100*sec, "x", "") // x at the front, far in the future
 	add(t, w, t0, "a", "u1")
 	add(t, w, t0+1*sec, "a", "u1")
@@ -167,7 +167,7 @@ func TestWindowDistinct(t *testing.T) {
 	if n != 10 || !capped {
 		t.Fatalf("%d %v", n, capped)
 	}
-	w2 := newWindow(t, WindowConfig{Span: time.Minute, Distinct: 100})
+	w2 := newWindow(t, WindowConfig{Span: time.Minute, Distinct: 100, Values: true})
 	for i := range 300 {
 		add(t, w2, t0, "a", fmt.Sprintf("u%02d", i%20))
 	}
@@ -217,7 +217,7 @@ func TestWindowMaxBytes(t *testing.T) {
 // Hostile keys: too long ones are refused and counted, binary ones work,
 // the kept key does not alias the caller's bytes.
 func TestWindowHostileKeys(t *testing.T) {
-	w := newWindow(t, WindowConfig{Span: time.Minute, Distinct: 4, Limits: Limits{MaxKeyBytes: 64}})
+	w := newWindow(t, WindowConfig{Span: time.Minute, Distinct: 4, Values: true, Limits: Limits{MaxKeyBytes: 64}})
 	if _, err := w.Add(t0, strings.Repeat("x", 1<<20), "", false); !errors.Is(err, ErrTooLong) {
 		t.Fatalf("%v", err)
 	}
@@ -263,7 +263,7 @@ func TestWindowCardinality(t *testing.T) {
 }
 
 func TestWindowSnapshot(t *testing.T) {
-	w := newWindow(t, WindowConfig{Span: 30 * time.Second, Distinct: 8, Limits: Limits{MaxKeys: 4}})
+	w := newWindow(t, WindowConfig{Span: 30 * time.Second, Distinct: 8, Values: true, Limits: Limits{MaxKeys: 4}})
 	add(t, w, t0, "a", "u1")
 	add(t, w, t0+sec, "a", "u2")
 	add(t, w, t0+2*sec, "b", "")
@@ -273,7 +273,7 @@ func TestWindowSnapshot(t *testing.T) {
 	add(t, w, t0+4*sec, "3", "\x00bin")
 	snap := w.Snapshot(nil)
 
-	r := newWindow(t, WindowConfig{Span: 30 * time.Second, Distinct: 8, Limits: Limits{MaxKeys: 4}})
+	r := newWindow(t, WindowConfig{Span: 30 * time.Second, Distinct: 8, Values: true, Limits: Limits{MaxKeys: 4}})
 	if err := r.Load(snap); err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func TestWindowSnapshot(t *testing.T) {
 
 	// Into other parameters: a coarser resolution merges slots, fewer keys
 	// evict the oldest.
-	o := newWindow(t, WindowConfig{Span: 60 * time.Second, Resolution: 10 * time.Second, Distinct: 1, Limits: Limits{MaxKeys: 2}})
+	o := newWindow(t, WindowConfig{Span: 60 * time.Second, Resolution: 10 * time.Second, Distinct: 1, Values: true, Limits: Limits{MaxKeys: 2}})
 	if err := o.Load(snap); err != nil {
 		t.Fatal(err)
 	}
@@ -538,5 +538,34 @@ func TestTableMaxBytes(t *testing.T) {
 	st := tb.Stats()
 	if st.Bytes > 100*(tableRecBytes+20) || st.Keys < 90 || st.Evictions != uint64(n-st.Keys) {
 		t.Fatalf("%+v", st)
+	}
+}
+
+// Without Values, distinct values are counted by their hashes: two inline,
+// then a slice, then an index; the count survives a snapshot.
+func TestWindowDistinctHashes(t *testing.T) {
+	w := newWindow(t, WindowConfig{Span: time.Minute, Distinct: 1000})
+	for i := range 3000 {
+		add(t, w, t0, "a", fmt.Sprint("user", i%500))
+		add(t, w, t0, "b", fmt.Sprint("user", i%2))
+	}
+	if n, capped := w.Distinct("a"); n != 500 || capped {
+		t.Fatalf("a: %d %v", n, capped)
+	}
+	if n, capped := w.Distinct("b"); n != 2 || capped {
+		t.Fatalf("b: %d %v", n, capped)
+	}
+	if w.Values("a") != nil {
+		t.Fatal("values kept")
+	}
+	r := newWindow(t, WindowConfig{Span: time.Minute, Distinct: 100})
+	if err := r.Load(w.Snapshot(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if n, capped := r.Distinct("a"); n != 100 || !capped {
+		t.Fatalf("restored a: %d %v", n, capped)
+	}
+	if n, _ := r.Distinct("b"); n != 2 {
+		t.Fatalf("restored b: %d", n)
 	}
 }

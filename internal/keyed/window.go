@@ -2,6 +2,7 @@ package keyed
 
 import (
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"time"
 )
@@ -14,8 +15,11 @@ type WindowConfig struct {
 	// and a slot leaves the window whole. 0 means one second (or Span
 	// when shorter). Span must be a multiple of it.
 	Resolution time.Duration
-	// Distinct is how many distinct values are kept per key (0: none).
+	// Distinct is how many distinct values are counted per key (0: none),
+	// by a 64-bit hash of each (seeded per window).
 	Distinct int
+	// Values keeps the distinct values themselves too (for Values).
+	Values bool
 	Limits
 }
 
@@ -44,42 +48,67 @@ type Window struct {
 	goneHead  int
 	cur       *node[winRec] // the record Expired reported last
 	freeBytes int64         // bytes of the recycled records (in acct.bytes)
+	seed      maphash.Seed  // of the distinct values' hashes
 	acct      accounting
 }
 
 type slot struct{ at, n int64 }
 
 // winRec is one key's record: small, since a window may hold 100,000s.
+// The hashes of its first two distinct values sit in the record; more
+// values, and the values themselves when kept, in an extension.
 type winRec struct {
 	first, last int64 // ns of the period's first and newest events
 	total       int64
 	count       int64 // events in ring
 	ring        []slot
-	vals        []string
-	set         map[string]struct{} // index of vals once it grows
-	valBytes    int64               // the values' bytes
-	bytes       int64               // the record's bytes as counted in acct
-	head, n     int32               // the ring's used part
-	capped      bool                // more distinct values were seen than kept
+	h           [2]uint64 // hashes of the first distinct values
+	ext         *winVals
+	bytes       int64 // the record's bytes as counted in acct
+	head, n     int32 // the ring's used part
+	nh          int32 // distinct values counted
+	capped      bool  // more distinct values were seen than counted
+}
+
+type winVals struct {
+	hs       []uint64            // hashes beyond the first two
+	set      map[uint64]struct{} // index of every hash once there are many
+	vals     []string            // the values (WindowConfig.Values)
+	valBytes int64
+}
+
+func (r *winRec) hasHash(h uint64) bool {
+	switch {
+	case r.nh > 0 && r.h[0] == h, r.nh > 1 && r.h[1] == h:
+		return true
+	case r.ext == nil:
+		return false
+	case r.ext.set != nil:
+		_, ok := r.ext.set[h]
+		return ok
+	}
+	return slices.Contains(r.ext.hs, h)
 }
 
 const (
-	winRecBytes = nodeBytes + 128
-	slotBytes   = 16
-	setEntry    = 48 // a map entry of the distinct-value index
-	setFrom     = 8  // values kept in a slice before they get an index
+	winRecBytes  = nodeBytes + 112
+	winValsBytes = 96
+	slotBytes    = 16
+	hashBytes    = 8
+	setEntry     = 32 // a map entry of the distinct-value index
+	setFrom      = 32 // hashes in a slice before they get an index
 	// maxGone is how many detached records wait for Expired; older ones
 	// are dropped when the script does not drain them.
 	maxGone = 64
 	// keepRing and keepVals are the capacities a recycled record keeps.
-	keepRing, keepVals = 4, 4
+	keepRing = 4
 )
 
 // size returns the bytes record r of key holds.
 func (r *winRec) size(key string) int64 {
-	b := winRecBytes + int64(len(key)) + slotBytes*int64(cap(r.ring)) + stringBytes*int64(cap(r.vals)) + r.valBytes
-	if r.set != nil {
-		b += setEntry * int64(len(r.set))
+	b := winRecBytes + int64(len(key)) + slotBytes*int64(cap(r.ring))
+	if x := r.ext; x != nil {
+		b += winValsBytes + hashBytes*int64(cap(x.hs)) + stringBytes*int64(cap(x.vals)) + x.valBytes + setEntry*int64(len(x.set))
 	}
 	return b
 }
@@ -111,7 +140,7 @@ func NewWindow(cfg WindowConfig, budget Budget) (*Window, error) {
 	cfg.Limits = cfg.Limits.withDefaults()
 	return &Window{
 		cfg: cfg, res: int64(cfg.Resolution), spanSlots: int64(cfg.Span / cfg.Resolution),
-		o: newOrder[winRec](), acct: accounting{budget: budget},
+		o: newOrder[winRec](), acct: accounting{budget: budget}, seed: maphash.MakeSeed(),
 	}, nil
 }
 
@@ -178,17 +207,15 @@ func (w *Window) Add(now int64, key, value string, hasValue bool) (int64, error)
 func (w *Window) growth(n *node[winRec], key, value string, hasValue bool) int64 {
 	var need int64
 	if n == nil {
-		need = winRecBytes + int64(len(key)) + slotBytes*keepRing + stringBytes*keepVals
+		need = winRecBytes + int64(len(key)) + slotBytes*keepRing
 	} else {
 		need = slotBytes * int64(max(2, len(n.val.ring))) // the ring may double
 	}
 	if hasValue && w.cfg.Distinct > 0 && len(value) <= w.cfg.MaxKeyBytes {
-		need += int64(len(value)) + stringBytes*setFrom + setEntry*(setFrom+1)
-		if n != nil {
-			need += stringBytes * int64(cap(n.val.vals)) // vals may double
-			if len(n.val.set) > 0 {
-				need += setEntry * int64(len(n.val.set)) // the index may grow
-			}
+		need += winValsBytes + setEntry + int64(len(value)) // a new extension, a value
+		if n != nil && n.val.ext != nil {
+			x := n.val.ext // its slices may double, its index may grow
+			need += hashBytes*int64(cap(x.hs)) + stringBytes*int64(cap(x.vals)) + setEntry*int64(setFrom+len(x.set))
 		}
 	}
 	return need
@@ -257,29 +284,50 @@ func (w *Window) addValue(r *winRec, v string) {
 		w.acct.stats.Rejected++
 		return
 	}
-	if r.set != nil {
-		if _, ok := r.set[v]; ok {
-			return
-		}
-	} else if slices.Contains(r.vals, v) {
+	h := maphash.String(w.seed, v)
+	if r.hasHash(h) {
 		return
 	}
-	if len(r.vals) >= w.cfg.Distinct {
+	if int(r.nh) >= w.cfg.Distinct {
 		r.capped = true
 		return
 	}
-	v = clone(v)
-	r.vals = append(r.vals, v)
-	r.valBytes += int64(len(v))
+	w.addHash(r, h)
+	if w.cfg.Values {
+		x := r.extension()
+		v = clone(v)
+		x.vals = append(x.vals, v)
+		x.valBytes += int64(len(v))
+	}
+}
+
+// addHash counts a new distinct value.
+func (w *Window) addHash(r *winRec, h uint64) {
+	if r.nh < 2 {
+		r.h[r.nh] = h
+		r.nh++
+		return
+	}
+	x := r.extension()
+	x.hs = append(x.hs, h)
+	r.nh++
 	switch {
-	case r.set != nil:
-		r.set[v] = struct{}{}
-	case len(r.vals) > setFrom:
-		r.set = make(map[string]struct{}, 2*len(r.vals))
-		for _, x := range r.vals {
-			r.set[x] = struct{}{}
+	case x.set != nil:
+		x.set[h] = struct{}{}
+	case len(x.hs) > setFrom:
+		x.set = make(map[uint64]struct{}, 2*int(r.nh))
+		x.set[r.h[0]], x.set[r.h[1]] = struct{}{}, struct{}{}
+		for _, y := range x.hs {
+			x.set[y] = struct{}{}
 		}
 	}
+}
+
+func (r *winRec) extension() *winVals {
+	if r.ext == nil {
+		r.ext = &winVals{}
+	}
+	return r.ext
 }
 
 func (w *Window) pending() int { return len(w.gone) - w.goneHead }
@@ -301,23 +349,19 @@ func (w *Window) popGone() *node[winRec] {
 	return n
 }
 
-// free drops a detached record; it is kept for the next key (small
-// buffers included: steady churn then allocates only the key) while the
-// free list has room, and its bytes stay counted until then.
+// free drops a detached record; it is kept for the next key (its small
+// ring included: steady churn then allocates only the key) while the free
+// list has room, and its bytes stay counted until then.
 func (w *Window) free(n *node[winRec]) {
 	w.acct.bytes -= n.val.bytes
-	if len(w.o.free) >= maxFree || w.acct.bytes+winRecBytes+slotBytes*keepRing+stringBytes*keepVals > w.cfg.MaxBytes {
+	if len(w.o.free) >= maxFree || w.acct.bytes+winRecBytes+slotBytes*keepRing > w.cfg.MaxBytes {
 		return
 	}
 	r := &n.val
-	ring, vals := r.ring, r.vals
+	ring := r.ring
 	*r = winRec{}
 	if cap(ring) <= keepRing {
 		r.ring = ring[:cap(ring)]
-	}
-	if cap(vals) <= keepVals {
-		clear(vals[:cap(vals)])
-		r.vals = vals[:0]
 	}
 	r.bytes = r.size("")
 	w.freeBytes += r.bytes
@@ -446,21 +490,22 @@ func (w *Window) Times(key string) (first, last int64, ok bool) {
 }
 
 // Distinct returns how many distinct values key has (at most Distinct) and
-// whether more were seen than kept.
+// whether more were seen than counted.
 func (w *Window) Distinct(key string) (int, bool) {
 	if r := w.lookup(key); r != nil {
-		return len(r.vals), r.capped
+		return int(r.nh), r.capped
 	}
 	return 0, false
 }
 
-// Values returns key's distinct values, sorted (a new slice).
+// Values returns key's distinct values, sorted (a new slice); nil unless
+// the window keeps them (WindowConfig.Values).
 func (w *Window) Values(key string) []string {
 	r := w.lookup(key)
-	if r == nil {
+	if r == nil || r.ext == nil {
 		return nil
 	}
-	v := slices.Clone(r.vals)
+	v := slices.Clone(r.ext.vals)
 	slices.Sort(v)
 	return v
 }
@@ -483,6 +528,7 @@ func (w *Window) Snapshot(b []byte) []byte {
 	e.i(int64(w.cfg.Span))
 	e.i(w.res)
 	e.u(uint64(w.cfg.Distinct))
+	e.bool(w.cfg.Values)
 	e.limits(w.cfg.Limits)
 	e.u(uint64(w.pending() + w.o.len()))
 	rec := func(n *node[winRec], gone bool) {
@@ -499,9 +545,22 @@ func (w *Window) Snapshot(b []byte) []byte {
 			e.i(s.at * w.res)
 			e.i(s.n)
 		}
-		e.u(uint64(len(r.vals)))
-		for _, v := range r.vals {
-			e.str(v)
+		// The values when kept, else their hashes (whose seed dies with
+		// the window: after a restart, a value seen before counts again).
+		if w.cfg.Values {
+			var vals []string
+			if r.ext != nil {
+				vals = r.ext.vals
+			}
+			e.u(uint64(len(vals)))
+			for _, v := range vals {
+				e.str(v)
+			}
+		} else {
+			e.u(uint64(r.nh))
+			for i := range r.nh {
+				e.u(r.hash(int(i)))
+			}
 		}
 	}
 	for i := w.goneHead; i < len(w.gone); i++ {
@@ -513,11 +572,19 @@ func (w *Window) Snapshot(b []byte) []byte {
 	return e.b
 }
 
+// hash returns the i-th distinct value's hash.
+func (r *winRec) hash(i int) uint64 {
+	if i < 2 {
+		return r.h[i]
+	}
+	return r.ext.hs[i-2]
+}
+
 // WindowConfigOf returns the configuration a window snapshot was taken with.
 func WindowConfigOf(snap []byte) (WindowConfig, error) {
 	d := decoder{b: snap}
 	d.header(tagWindow)
-	cfg := WindowConfig{Span: time.Duration(d.i()), Resolution: time.Duration(d.i()), Distinct: int(min(d.u(), 1<<16))}
+	cfg := WindowConfig{Span: time.Duration(d.i()), Resolution: time.Duration(d.i()), Distinct: int(min(d.u(), 1<<16)), Values: d.bool()}
 	cfg.Limits = d.limits()
 	return cfg, d.err
 }
@@ -534,6 +601,7 @@ func (w *Window) Load(snap []byte) error {
 	d.i()
 	d.i()
 	d.u()
+	hasValues := d.bool()
 	d.limits()
 	nrec := d.count(6)
 	for k := 0; k < nrec && d.err == nil; k++ {
@@ -547,9 +615,14 @@ func (w *Window) Load(snap []byte) error {
 			slots = append(slots, slot{at: d.i(), n: d.i()})
 		}
 		nvals := d.count(1)
-		vals := make([]string, 0, min(nvals, 64))
+		var vals []string
+		var hashes []uint64
 		for i := 0; i < nvals; i++ {
-			vals = append(vals, d.str())
+			if hasValues {
+				vals = append(vals, d.str())
+			} else {
+				hashes = append(hashes, d.u())
+			}
 		}
 		if d.err != nil || len(key) > w.cfg.MaxKeyBytes {
 			continue
@@ -558,7 +631,7 @@ func (w *Window) Load(snap []byte) error {
 			w.o.detach(old)
 			w.free(old)
 		}
-		need := winRecBytes + int64(len(key)) + slotBytes*2*int64(len(slots)) + setEntry*int64(len(vals))
+		need := winRecBytes + winValsBytes + int64(len(key)) + slotBytes*2*int64(len(slots)) + (setEntry+hashBytes)*int64(nvals)
 		for _, v := range vals {
 			need += stringBytes*2 + int64(len(v))
 		}
@@ -597,8 +670,15 @@ func (w *Window) Load(snap []byte) error {
 		for _, v := range vals {
 			w.addValue(r, v)
 		}
-		if len(vals) > w.cfg.Distinct {
-			r.capped = true
+		for _, h := range hashes {
+			if r.hasHash(h) {
+				continue
+			}
+			if int(r.nh) >= w.cfg.Distinct {
+				r.capped = true
+				break
+			}
+			w.addHash(r, h)
 		}
 		w.resize(n)
 		if gone {

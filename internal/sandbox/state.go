@@ -250,6 +250,18 @@ func (o opts) size(key string, def int64) int64 {
 	return 0
 }
 
+func (o opts) boolean(key string, def bool) bool {
+	i, ok := o.vals[key]
+	if !ok {
+		return def
+	}
+	v, isBool := o.l.ToValue(i).(bool)
+	if !isBool {
+		o.err(key, "must be true or false")
+	}
+	return v
+}
+
 func (o opts) str(key, def string) string {
 	i, ok := o.vals[key]
 	if !ok {
@@ -456,12 +468,16 @@ func (s *Sandbox) openWindow(l *lua.State) {
 }
 
 func (s *Sandbox) windowNew(l *lua.State) int {
-	o := s.readOpts(l, "window.new", append([]string{"span", "resolution", "distinct"}, limitOpts...)...)
+	o := s.readOpts(l, "window.new", append([]string{"span", "resolution", "distinct", "values"}, limitOpts...)...)
 	cfg := keyed.WindowConfig{
 		Span:       o.duration("span", 0),
 		Resolution: o.duration("resolution", 0),
 		Distinct:   int(o.integer("distinct", 0, 0, 1<<16)),
+		Values:     o.boolean("values", false),
 		Limits:     s.limits(o),
+	}
+	if cfg.Values && cfg.Distinct == 0 {
+		o.err("values", "needs distinct (how many values to keep per key)")
 	}
 	if cfg.Span == 0 {
 		o.err("span", "is required")
@@ -528,6 +544,9 @@ func (s *Sandbox) windowDistinct(l *lua.State) int {
 
 func (s *Sandbox) windowValues(l *lua.State) int {
 	w := checkWindow(l)
+	if !w.Config().Values {
+		raise(l, "window.values: this window counts distinct values without keeping them (create it with values = true)")
+	}
 	vals := w.Values(keyArg(l, 2))
 	l.CreateTable(len(vals), 0)
 	for i, v := range vals {

@@ -35,7 +35,7 @@ func TestWindowFromLua(t *testing.T) {
 	now := s0
 	sb := clockSB(t, `
 local window = require "tern.window"
-fails = window.new{name = "fails", span = 10, distinct = 2, max_keys = 3}
+fails = window.new{name = "fails", span = 10, distinct = 2, values = true, max_keys = 3}
 function add(k, v) return tostring(fails:add(k, v)) end
 function f1() return add("a", "root") .. add("a", "admin") .. add("a", "guest") .. add("b") end
 function info()
@@ -132,6 +132,8 @@ func TestStateErrors(t *testing.T) {
 		{`local w = require("tern.window").new{span = 10}; w:add({})`, "key must be a string or a number"},
 		{`for i = 1, 300 do require("tern.lru").new{} end`, "more than 256 Go-backed states"},
 		{`require("tern.topn").new{size = 2}:add("k", -1)`, "weight must be a positive number"},
+		{`require("tern.window").new{span = 1, values = true}`, "window.new: values needs distinct"},
+		{`require("tern.window").new{span = 1, distinct = 2}:values("k")`, "create it with values = true"},
 		{`local t = require("tern.lru").new{}; t:set("k", "v"); t:incr("k")`, "the value of 'k' is not a number"},
 		{`require("tern.lru").new{}:set("k", {})`, "string, number, boolean or nil expected, got table"},
 	} {
@@ -200,7 +202,7 @@ func TestStatePreserve(t *testing.T) {
 local window = require "tern.window"
 local lru = require "tern.lru"
 local hidden = lru.new{name = "hidden"}
-fails = window.new{name = "fails", span = SPAN, distinct = 4}
+fails = window.new{name = "fails", span = SPAN, distinct = 4, values = true}
 alias = {w = fails}
 function fill()
   for i = 1, 5 do fails:add("10.0.0." .. i, "u" .. i) end

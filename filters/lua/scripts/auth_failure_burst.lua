@@ -38,8 +38,9 @@ local read_message = read_message
 local threshold = read_config("threshold") or 20
 local span = read_config("window") or 30
 
--- failures per source; the users are the distinct suser values of a burst
--- (preserve_data keeps it: Go-backed states need not be globals)
+-- failures per source, counting the distinct suser values of a burst (by
+-- hash: the names are not kept); preserve_data keeps it (Go-backed states
+-- need not be globals)
 local sources = window.new{
   name = "sources", span = span, distinct = 2,
   max_keys = read_config("max_sources") or 100000,

@@ -38,13 +38,14 @@ Example:
 --]]
 
 local window = require "tern.window"
+local read_message = read_message
 
 local threshold = read_config("threshold") or 10
 local span = read_config("window") or 60
 
 -- failed logins per source, with the user names tried
-sources = window.new{
-  name = "sources", span = span, distinct = read_config("max_users") or 32,
+local sources = window.new{
+  name = "sources", span = span, distinct = read_config("max_users") or 32, values = true,
   max_keys = read_config("max_sources") or 100000,
 }
 -- source -> {h = alert handle, reported = failures when raised,
