@@ -13,12 +13,14 @@ import (
 // tern_lua_state_bytes (gauges), tern_lua_state_evictions_total,
 // tern_lua_state_expirations_total and tern_lua_state_rejected_total, with
 // labels kind and name. The filter exports them from its own goroutine at
-// most once a second, on every tick and at the end.
+// most once a second (looking at the clock every 1,024 calls), on every
+// tick and at the end.
 type stateMetrics struct {
 	keys, bytes                     func(float64, ...string)
 	evictions, expirations, rejects func(float64, ...string)
 	last                            map[[2]string]keyed.Stats
 	at                              time.Time
+	calls                           uint // since the filter started: exports are checked every 1024
 }
 
 func newStateMetrics(t pipeline.Telemetry) stateMetrics {
