@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -54,6 +55,7 @@ func detection(t testing.TB, script string, conf map[string]any, mod func(*Confi
 	cfg.AlertDefinitions = "alerts"
 	cfg.Config = conf
 	set := pipelinetest.Settings(t, "filters."+script)
+	set.Now = func() time.Time { return time.Unix(0, liveWall.Load()) }
 	if mod != nil {
 		mod(&cfg, &set)
 	}
@@ -70,9 +72,64 @@ func detection(t testing.TB, script string, conf map[string]any, mod func(*Confi
 func process(t testing.TB, f *Filter, rec *recorder, msgs ...*pipeline.Message) {
 	t.Helper()
 	for _, m := range msgs {
-		if err := f.Process(context.Background(), m, rec); err != nil {
+		processOne(t, f, rec, m)
+	}
+}
+
+// liveWall is the router's clock of the filters detection builds: live
+// traffic, each message arriving at its own time (processOne sets it).
+var liveWall atomic.Int64
+
+func processOne(t testing.TB, f *Filter, rec *recorder, m *pipeline.Message) {
+	t.Helper()
+	if m.Timestamp != 0 {
+		liveWall.Store(m.Timestamp)
+	}
+	if err := f.Process(context.Background(), m, rec); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A replayed log (message times a year behind the router's clock) keeps
+// its counts across timer events: a tick sees the newest message's time
+// plus what has passed since it arrived, not the wall clock, so sources
+// expire once they have been quiet for the window in that time, and a
+// message stamped in the future cannot push the ticks' clock past the
+// router's.
+func TestDetectionTicksInMessageTime(t *testing.T) {
+	wall := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	f := detection(t, "auth_failure_burst", map[string]any{"threshold": int64(3), "window": int64(30)}, func(_ *Config, set *pipeline.Settings) {
+		set.Now = func() time.Time { return wall }
+	})
+	defer f.Close(context.Background())
+	rec := &recorder{}
+	old := wall.AddDate(-1, 0, 0).UnixNano()
+	tick := func(d time.Duration) {
+		t.Helper()
+		wall = wall.Add(d)
+		if err := f.Tick(context.Background(), wall, rec); err != nil {
 			t.Fatal(err)
 		}
+	}
+	process(t, f, rec, authFail(old, "a", "u1"), authFail(old+sec, "a", "u1"))
+	tick(10 * time.Second) // 10 s after the last message: a still counts 2
+	process(t, f, rec, authFail(old+2*sec, "a", "u2"), authFail(old+3*sec, "a", "u2"))
+	if got := payloads(rec); len(got) != 1 || !strings.Contains(got[0], "3 authentication failures from a") {
+		t.Fatalf("the tick forgot the replayed source: %q", got)
+	}
+	tick(29 * time.Second) // 29 s quiet (in message time): not yet
+	if len(rec.msgs) != 1 {
+		t.Fatalf("expired early: %q", payloads(rec))
+	}
+	tick(2 * time.Second)
+	if got := payloads(rec); len(got) != 2 || !strings.Contains(got[1], "description = 4 authentication failures from a") {
+		t.Fatalf("not expired after the window: %q", got)
+	}
+
+	// A timestamp a day ahead: the next tick stays at the router's clock.
+	process(t, f, rec, authFail(wall.Add(24*time.Hour).UnixNano(), "b", ""))
+	if c := f.tickClock(wall.Add(time.Second)); c != wall.Add(time.Second).UnixNano() {
+		t.Fatalf("tick clock %v, want the wall clock", time.Unix(0, c))
 	}
 }
 

@@ -112,7 +112,11 @@ type Filter struct {
 	retCode    int
 	retMsg     string
 
-	clock   int64 // ns: the message's timestamp, or the timer's
+	clock   int64 // ns: the message's timestamp, or the timer's (tickClock)
+	// The message clock as ticks see it (tickClock): the newest message
+	// timestamp, and the router's time when it arrived.
+	msgMax  int64
+	msgWall time.Time
 	metrics stateMetrics
 }
 
@@ -250,7 +254,7 @@ func (f *Filter) Tick(ctx context.Context, now time.Time, out pipeline.Injector)
 		return nil
 	}
 	ns := now.UnixNano()
-	f.clock = ns
+	f.clock = f.tickClock(now)
 	err := f.sb.Call("timer_event", func(l *golua.State) int {
 		l.PushNumber(float64(ns))
 		l.PushString(fmt.Sprint(ns))
@@ -301,9 +305,27 @@ func (f *Filter) begin(m *pipeline.Message) {
 	f.now, f.nowSet = time.Time{}, false
 	if m != nil && m.Timestamp != 0 {
 		f.clock = m.Timestamp
+		if m.Timestamp > f.msgMax {
+			f.msgMax, f.msgWall = m.Timestamp, f.callTime()
+		}
 	} else {
 		f.clock = f.callTime().UnixNano()
 	}
+}
+
+// tickClock is the time Go-backed state sees in timer_event. Scripts count
+// in message time, so a tick at the wall clock would expire every key of a
+// replayed or delayed log at once. A tick sees the newest message's
+// timestamp plus the time that has passed since it arrived, so quiet keys
+// still expire. It never runs ahead of the wall clock: a message stamped in
+// the future (its sender chooses the timestamp) cannot make a tick expire
+// everything.
+func (f *Filter) tickClock(now time.Time) int64 {
+	wall := now.UnixNano()
+	if f.msgMax == 0 {
+		return wall
+	}
+	return min(f.msgMax+int64(max(now.Sub(f.msgWall), 0)), wall)
 }
 
 // callTime is the router's clock at the call, read once and only when
