@@ -112,7 +112,7 @@ type Filter struct {
 	retCode    int
 	retMsg     string
 
-	clock   int64 // ns: the message's timestamp, or the timer's (tickClock)
+	clock int64 // ns: the message's timestamp, or the timer's (tickClock)
 	// The message clock as ticks see it (tickClock): the newest message
 	// timestamp, and the router's time when it arrived.
 	msgMax  int64
