@@ -80,6 +80,14 @@ func New(set pipeline.Settings, cfg Config) (*Decoder, error) {
 	d.fail = sandbox.NewFailures(set, cfg.MaxFailures)
 	set.DeclareDrops("lua_error")
 	d.sb = sandbox.New(cfg.Limits.SandboxConfig(set), d.path, "", d.setup)
+	// Go-backed state (require "tern.window", …) counts in the message's
+	// time once a decoder before this one has set it.
+	d.sb.SetClock(func() int64 {
+		if d.cur != nil && d.cur.Timestamp != 0 {
+			return d.cur.Timestamp
+		}
+		return d.sb.Config().Now().UnixNano()
+	})
 	return d, nil
 }
 

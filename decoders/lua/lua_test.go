@@ -3,6 +3,7 @@ package lua
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -224,5 +225,33 @@ func TestScriptHeaders(t *testing.T) {
 		if !strings.HasPrefix(head, "--[[") || !ok || !strings.Contains(head, "Example") || !strings.Contains(head, `type = "lua"`) {
 			t.Errorf("%s: needs a --[[ … --]] header with a description and an Example TOML section", f)
 		}
+	}
+}
+
+// Go-backed state in a decoder counts in the message's time.
+func TestDecoderStateClock(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "w.lua")
+	if err := os.WriteFile(path, []byte(`
+local w = require("tern.window").new{span = 10}
+function process_message()
+  write_message("Fields[n]", w:add(read_message("Payload")))
+  return 0
+end`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := newDecoder(t, path, nil)
+	var got []string
+	for _, sec := range []int64{0, 5, 11} {
+		m := pipeline.NewMessage()
+		m.Payload = "k"
+		m.Timestamp = (1795175404 + sec) * int64(time.Second)
+		if _, err := d.Transform(m, pipeline.NewBatch()); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, strconv.FormatFloat(m.Field("n", 0).Value(0).Double(), 'g', -1, 64))
+	}
+	if strings.Join(got, " ") != "1 2 2" {
+		t.Fatalf("%v", got)
 	}
 }

@@ -224,7 +224,7 @@ func (f *Filter) alertNew(l *golua.State) int {
 	if _, err := parseAlert(l, 1, a); err != nil {
 		golua.Errorf(l, "%s", err.Error())
 	}
-	a.ID = f.ids.New(f.now)
+	a.ID = f.ids.New(f.callTime())
 	f.emit(l, a)
 	f.pushHandle(l, a)
 	return 1
@@ -310,7 +310,7 @@ func (f *Filter) alertRaise(l *golua.State) int {
 		a.Description = f.describe(l, d)
 		a.HasDescription = a.Description != ""
 	}
-	a.ID = f.ids.New(f.now)
+	a.ID = f.ids.New(f.callTime())
 	f.emit(l, a)
 	f.pushHandle(l, a)
 	return 1
@@ -369,7 +369,7 @@ func (f *Filter) name() string {
 }
 
 func (f *Filter) emit(l *golua.State, a *alert.Alert) {
-	m := a.Message(f.now, f.set.Hostname, f.name())
+	m := a.Message(f.callTime(), f.set.Hostname, f.name())
 	f.queue(l, m)
 }
 

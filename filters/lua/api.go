@@ -106,7 +106,7 @@ func (f *Filter) injectMessage(l *golua.State) int {
 	}
 	m.Logger = ""
 	if m.Timestamp == 0 {
-		m.Timestamp = f.now.UnixNano()
+		m.Timestamp = f.callTime().UnixNano()
 	}
 	f.queue(l, m)
 	return 0
@@ -159,7 +159,7 @@ func (f *Filter) injectPayload(l *golua.State) int {
 	}
 	m := pipeline.NewMessage()
 	m.Type = "tern.sandbox-output"
-	m.Timestamp = f.now.UnixNano()
+	m.Timestamp = f.callTime().UnixNano()
 	m.Severity = pipeline.SeverityInfo
 	m.Payload = f.payload.String()
 	m.AddField(pipeline.NewField("payload_type", pipeline.TypeString, "file-extension", pipeline.StringValue(typ)))

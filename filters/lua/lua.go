@@ -101,7 +101,8 @@ type Filter struct {
 	cur     *pipeline.Message
 	pending []*pipeline.Message
 	payload strings.Builder
-	now     time.Time
+	now     time.Time // see callTime
+	nowSet  bool
 
 	ids      *alert.IDs
 	stateMsg pipeline.Message // scratch for alert handles' state
@@ -110,6 +111,13 @@ type Filter struct {
 	readReturn func(*golua.State) error // f.returnCode, made once
 	retCode    int
 	retMsg     string
+
+	clock int64 // ns: the message's timestamp, or the timer's (tickClock)
+	// The message clock as ticks see it (tickClock): the newest message
+	// timestamp, and the router's time when it arrived.
+	msgMax  int64
+	msgWall time.Time
+	metrics stateMetrics
 }
 
 var (
@@ -133,6 +141,8 @@ func New(set pipeline.Settings, cfg Config) (*Filter, error) {
 		set.DeclareDeadLetters()
 	}
 	f.sb = sandbox.New(cfg.Limits.SandboxConfig(set), f.path, "", f.setup)
+	f.sb.SetClock(func() int64 { return f.clock })
+	f.metrics = newStateMetrics(set.Telemetry)
 	return f, nil
 }
 
@@ -220,6 +230,11 @@ func (f *Filter) Process(ctx context.Context, m *pipeline.Message, out pipeline.
 		return f.failed(ctx, m, out, err, false)
 	}
 	f.fail.Succeeded()
+	if f.metrics.calls++; f.metrics.calls&1023 == 0 {
+		if now := f.callTime(); now.Sub(f.metrics.at) >= time.Second {
+			f.metrics.export(f.sb, now)
+		}
+	}
 	return f.flush(ctx, out)
 }
 
@@ -234,10 +249,12 @@ func (f *Filter) Tick(ctx context.Context, now time.Time, out pipeline.Injector)
 		f.loadFailed(ctx, nil, out, err)
 		return err
 	}
+	defer f.metrics.export(f.sb, now)
 	if !f.sb.HasFunction("timer_event") {
 		return nil
 	}
 	ns := now.UnixNano()
+	f.clock = f.tickClock(now)
 	err := f.sb.Call("timer_event", func(l *golua.State) int {
 		l.PushNumber(float64(ns))
 		l.PushString(fmt.Sprint(ns))
@@ -285,7 +302,39 @@ func (f *Filter) begin(m *pipeline.Message) {
 	f.cur = m
 	f.pending = f.pending[:0]
 	f.payload.Reset()
-	f.now = f.set.Now()
+	f.now, f.nowSet = time.Time{}, false
+	if m != nil && m.Timestamp != 0 {
+		f.clock = m.Timestamp
+		if m.Timestamp > f.msgMax {
+			f.msgMax, f.msgWall = m.Timestamp, f.callTime()
+		}
+	} else {
+		f.clock = f.callTime().UnixNano()
+	}
+}
+
+// tickClock is the time Go-backed state sees in timer_event. Scripts count
+// in message time, so a tick at the wall clock would expire every key of a
+// replayed or delayed log at once. A tick sees the newest message's
+// timestamp plus the time that has passed since it arrived, so quiet keys
+// still expire. It never runs ahead of the wall clock: a message stamped in
+// the future (its sender chooses the timestamp) cannot make a tick expire
+// everything.
+func (f *Filter) tickClock(now time.Time) int64 {
+	wall := now.UnixNano()
+	if f.msgMax == 0 {
+		return wall
+	}
+	return min(f.msgMax+int64(max(now.Sub(f.msgWall), 0)), wall)
+}
+
+// callTime is the router's clock at the call, read once and only when
+// needed (alert ids and times, injected messages): most calls need none.
+func (f *Filter) callTime() time.Time {
+	if !f.nowSet {
+		f.now, f.nowSet = f.set.Now(), true
+	}
+	return f.now
 }
 
 func (f *Filter) end() { f.cur = nil }
@@ -392,6 +441,7 @@ func (f *Filter) failed(ctx context.Context, m *pipeline.Message, out pipeline.I
 // Close saves the globals when preserve_data is on.
 func (f *Filter) Close(context.Context) error {
 	defer f.sb.Close()
+	f.metrics.export(f.sb, f.set.Now())
 	if !f.cfg.PreserveData || !f.sb.Loaded() {
 		return nil
 	}

@@ -101,23 +101,40 @@ func (c Config) Validate() error {
 
 // Filter counts events per key.
 type Filter struct {
-	set  pipeline.Settings
-	cfg  Config
-	key  msgvar.Var
-	keys map[string]*window
-	ids  *alert.IDs
-	// high-water mark of message time, to expire keys on ticks
-	latest int64
+	set pipeline.Settings
+	cfg Config
+	key msgvar.Var
+	ids *alert.IDs
+	win int64 // the window in ns
+
+	// keys maps a key to its record; the records also form a list in the
+	// order their keys were last seen (head: the longest quiet), so
+	// forgetting quiet keys pops from the head: O(1) amortised per event,
+	// never a scan of every key.
+	keys       map[string]*window
+	head, tail *window
+	free       *window // recycled records (their rings kept), at most maxFree
+	nfree      int
+
+	// The message clock (tickClock): the newest timestamp and the router's
+	// time when it arrived.
+	latest     int64
+	latestWall time.Time
+
+	held      func(float64, ...string)
+	expired   func(float64, ...string)
+	heldShown int
 }
 
 // window holds the last Threshold event times of a key (a ring), so
 // "Threshold events within Window" is one comparison.
 type window struct {
-	times   []int64
-	next    int
-	n       int
-	last    int64
-	alerted int64 // time of the last alert, 0 if none in this window
+	key        string // a copy: the message's strings belong to its batch
+	times      []int64
+	next, n    int
+	last       int64
+	alerted    int64 // time of the last alert, 0 if none in this window
+	prev, succ *window
 }
 
 var (
@@ -135,7 +152,15 @@ func New(set pipeline.Settings, cfg Config) (*Filter, error) {
 		set.Now = time.Now
 	}
 	set.DeclareDrops("threshold_keys")
-	return &Filter{set: set, cfg: cfg, key: k, keys: map[string]*window{}, ids: alert.NewIDs()}, nil
+	f := &Filter{set: set, cfg: cfg, key: k, keys: map[string]*window{}, ids: alert.NewIDs(), win: int64(cfg.Window.D())}
+	f.held, f.expired = func(float64, ...string) {}, func(float64, ...string) {}
+	if set.Telemetry != nil {
+		f.held = set.Telemetry.Gauge("threshold_keys", "Keys a threshold filter holds (at most max_keys).")
+		f.expired = set.Telemetry.Counter("threshold_expired_total", "Keys a threshold filter forgot after a window without events.")
+		f.held(0)
+		f.expired(0)
+	}
+	return f, nil
 }
 
 // Factory registers the filter.
@@ -153,7 +178,9 @@ func (f *Filter) Process(_ context.Context, m *pipeline.Message, out pipeline.In
 		return nil
 	}
 	ts := m.Timestamp
-	f.latest = max(f.latest, ts)
+	if ts > f.latest {
+		f.latest, f.latestWall = ts, f.set.Now()
+	}
 	w := f.keys[k]
 	if w == nil {
 		if len(f.keys) >= f.cfg.MaxKeys {
@@ -163,26 +190,64 @@ func (f *Filter) Process(_ context.Context, m *pipeline.Message, out pipeline.In
 				return nil
 			}
 		}
-		w = &window{times: make([]int64, f.cfg.Threshold)}
-		f.keys[k] = w
+		w = f.newWindow(k)
+	} else {
+		f.unlink(w)
 	}
-	win := int64(f.cfg.Window.D())
-	if w.alerted != 0 && ts-w.alerted >= win {
+	f.pushBack(w)
+	if w.alerted != 0 && ts-w.alerted >= f.win {
 		w.alerted, w.n = 0, 0 // a new window for this key
 	}
 	w.times[w.next] = ts
 	w.next = (w.next + 1) % len(w.times)
 	w.n = min(w.n+1, len(w.times))
-	w.last = ts
+	w.last = max(w.last, ts)
 	if w.alerted != 0 || w.n < len(w.times) {
 		return nil
 	}
 	oldest := w.times[w.next] // the ring is full: next is the oldest
-	if ts-oldest >= win {
+	if ts-oldest >= f.win {
 		return nil
 	}
 	w.alerted = ts
-	return out.Inject(f.alert(k, oldest, ts))
+	return out.Inject(f.alert(w.key, oldest, ts))
+}
+
+func (f *Filter) newWindow(k string) *window {
+	w := f.free
+	if w != nil {
+		f.free, f.nfree = w.succ, f.nfree-1
+		*w = window{times: w.times}
+	} else {
+		w = &window{times: make([]int64, f.cfg.Threshold)}
+	}
+	w.key = strings.Clone(k)
+	f.keys[w.key] = w
+	return w
+}
+
+func (f *Filter) pushBack(w *window) {
+	w.prev, w.succ = f.tail, nil
+	if f.tail != nil {
+		f.tail.succ = w
+	} else {
+		f.head = w
+	}
+	f.tail = w
+}
+
+func (f *Filter) unlink(w *window) {
+	if w.prev != nil {
+		w.prev.succ = w.succ
+	} else {
+		f.head = w.succ
+	}
+	if w.succ != nil {
+		w.succ.prev = w.prev
+	} else {
+		f.tail = w.prev
+	}
+	w.prev, w.succ = nil, nil
 }
 
 func (f *Filter) alert(key string, start, end int64) *pipeline.Message {
@@ -219,17 +284,49 @@ func name(id string) string {
 	return id
 }
 
-// Tick forgets keys quiet for a whole window.
+// Tick forgets keys quiet for a whole window, in message time (tickClock).
 func (f *Filter) Tick(_ context.Context, now time.Time, _ pipeline.Injector) error {
-	f.expire(max(f.latest, now.UnixNano()))
+	f.expire(f.tickClock(now))
 	return nil
 }
 
+// tickClock is the time a tick expires keys at. Keys count in message time,
+// so the wall clock would forget every key of a replayed or delayed log at
+// each tick: a tick sees the newest message's time plus the time passed
+// since it arrived, never ahead of the router's clock (a future-stamped
+// message cannot make a tick forget everything).
+func (f *Filter) tickClock(now time.Time) int64 {
+	wall := now.UnixNano()
+	if f.latest == 0 {
+		return wall
+	}
+	return min(f.latest+int64(max(now.Sub(f.latestWall), 0)), wall)
+}
+
+// maxFree is how many forgotten records are kept for new keys.
+const maxFree = 1024
+
+// expire forgets the keys quiet for more than the window at now: they are
+// at the head of the list, so it stops at the first key still active. (A key
+// seen with an older timestamp than the keys after it may outlive its window
+// until those expire.)
 func (f *Filter) expire(now int64) {
-	win := int64(f.cfg.Window.D())
-	for k, w := range f.keys {
-		if now-w.last > win {
-			delete(f.keys, k)
+	n := 0
+	for w := f.head; w != nil && now-w.last > f.win; w = f.head {
+		f.unlink(w)
+		delete(f.keys, w.key)
+		if f.nfree < maxFree {
+			w.key, w.succ = "", f.free
+			f.free = w
+			f.nfree++
 		}
+		n++
+	}
+	if n > 0 {
+		f.expired(float64(n))
+	}
+	if len(f.keys) != f.heldShown {
+		f.heldShown = len(f.keys)
+		f.held(float64(f.heldShown))
 	}
 }

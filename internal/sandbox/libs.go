@@ -426,6 +426,12 @@ func (s *Sandbox) luaRequire(l *lua.State) int {
 		return 1
 	}
 	l.Pop(1)
+	if open, ok := stateModules[name]; ok {
+		open(s, l)
+		l.PushValue(-1)
+		l.SetField(-3, name)
+		return 1
+	}
 	if s.modules[name] {
 		lua.Errorf(l, "require: loop while loading module %q", name)
 	}

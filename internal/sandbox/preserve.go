@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bufio"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math"
@@ -11,8 +12,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"weak"
 
 	lua "github.com/Shopify/go-lua"
+
+	"github.com/ternlog/tern/internal/keyed"
 )
 
 // Heka's preserve_data: the script's global variables (numbers, strings,
@@ -21,6 +25,12 @@ import (
 // top level at the next start. Functions and the sandbox's own globals are
 // not kept. A global _PRESERVATION_VERSION that differs from the saved one
 // discards the saved state.
+//
+// Beside the globals the chunk keeps every Go-backed state the script
+// created (state.go), globals or not: each is merged into the state of the
+// same kind and name the new top level created (so changed parameters take
+// effect), or rebuilt from its saved parameters. The chunk receives the
+// restore function as R.state in its argument R.
 
 const (
 	preserveHeader  = "-- tern preserved globals v1 version="
@@ -67,9 +77,17 @@ func (s *Sandbox) SaveGlobals(path string) error {
 	}
 	var out strings.Builder
 	err := s.protect(func() error {
-		w := &serializer{l: s.l, ids: map[any]int{}, out: &out}
+		w := &serializer{sb: s, l: s.l, ids: map[any]int{}, out: &out}
 		out.WriteString(preserveHeader + strings.ReplaceAll(s.preservationVersion(), "\n", " ") + "\n")
-		out.WriteString("local T = {}\n")
+		out.WriteString("local R = ...\nlocal T = {}\nlocal S = {}\n")
+		w.states = s.liveStates()
+		for i, b := range w.states {
+			snap := base64.StdEncoding.EncodeToString(b.prim.Snapshot(nil))
+			fmt.Fprintf(&out, "S[%d] = R.state(%s, %s, %q)\n", i+1, quoteLua(b.kind), quoteLua(b.name), snap)
+			if out.Len() > maxPreserveSize {
+				return fmt.Errorf("preserved data larger than %d bytes", maxPreserveSize)
+			}
+		}
 		l := s.l
 		l.PushGlobalTable()
 		var names []string
@@ -141,27 +159,142 @@ func (s *Sandbox) RestoreGlobals(path string) (bool, error) {
 		if err := lua.LoadBuffer(l, string(src), "@"+path, "t"); err != nil {
 			return &Error{Kind: KindLoad, Msg: loadMessage(l, err)}
 		}
+		lua.NewLibrary(l, []lua.RegistryFunction{{Name: "state", Function: s.restoreState}})
 		s.reset()
 		s.limit = -1
 		s.deadline = time.Now().Add(restoreDeadline)
-		return s.pcall(0, 0)
+		return s.pcall(1, 0)
 	})
 	return err == nil, err
 }
 
+// restoreState is R.state(kind, name, base64 snapshot): the state of that
+// kind and name the top level created, with the snapshot merged in, or a
+// new one built from the snapshot's parameters.
+func (s *Sandbox) restoreState(l *lua.State) int {
+	kind, name := lua.CheckString(l, 1), lua.CheckString(l, 2)
+	snap, err := base64.StdEncoding.DecodeString(lua.CheckString(l, 3))
+	if err != nil || keyed.Kind(snap) != keyedKinds[kind] {
+		raise(l, "preserved %s %s: not a %s snapshot", kind, name, kind)
+	}
+	o := s.findState(kind, name)
+	if o == nil {
+		open := stateModules["tern."+kind]
+		open(s, l) // the methods' metatable
+		l.Pop(1)
+		h, err := s.stateFromSnapshot(kind, name, snap)
+		if err != nil {
+			raise(l, "preserved %s %s: %v", kind, name, err)
+		}
+		if len(s.liveStates()) >= maxStates {
+			h.base().prim.Close()
+			raise(l, "preserved %s %s: more than %d Go-backed states", kind, name, maxStates)
+		}
+		o = h.base()
+		o.self = h
+		s.states = append(s.states, weak.Make(o))
+	}
+	if err := o.prim.Load(snap); err != nil {
+		s.Raise(l, fmt.Errorf("preserved %s %s: %w", kind, name, err))
+	}
+	pushState(l, o.self)
+	return 1
+}
+
+// stateFromSnapshot builds an empty state with a snapshot's parameters,
+// its byte cap held to the memory limit.
+func (s *Sandbox) stateFromSnapshot(kind, name string, snap []byte) (stateHolder, error) {
+	clamp := func(l *keyed.Limits) {
+		if m := s.cfg.MemoryLimit; m > 0 && l.MaxBytes > m/2 {
+			l.MaxBytes = m / 2
+		}
+	}
+	b := stateObj{kind: kind, name: name, what: kind + " " + name}
+	switch kind {
+	case "window":
+		cfg, err := keyed.WindowConfigOf(snap)
+		if err != nil {
+			return nil, err
+		}
+		clamp(&cfg.Limits)
+		h := &windowObj{stateObj: b}
+		if h.w, err = keyed.NewWindow(cfg, stateBudget{s, &h.stateObj}); err != nil {
+			return nil, err
+		}
+		h.prim = h.w
+		return h, nil
+	case "throttle":
+		cfg, err := keyed.ThrottleConfigOf(snap)
+		if err != nil {
+			return nil, err
+		}
+		clamp(&cfg.Limits)
+		h := &throttleObj{stateObj: b}
+		if h.t, err = keyed.NewThrottle(cfg, stateBudget{s, &h.stateObj}); err != nil {
+			return nil, err
+		}
+		h.prim = h.t
+		return h, nil
+	case "topn":
+		cfg, err := keyed.TopNConfigOf(snap)
+		if err != nil {
+			return nil, err
+		}
+		clamp(&cfg.Limits)
+		h := &topnObj{stateObj: b}
+		if h.t, err = keyed.NewTopN(cfg, stateBudget{s, &h.stateObj}); err != nil {
+			return nil, err
+		}
+		h.prim = h.t
+		return h, nil
+	case "lru":
+		cfg, err := keyed.TableConfigOf(snap)
+		if err != nil {
+			return nil, err
+		}
+		clamp(&cfg.Limits)
+		h := &lruObj{stateObj: b}
+		if h.t, err = keyed.NewTable(cfg, stateBudget{s, &h.stateObj}); err != nil {
+			return nil, err
+		}
+		h.prim = h.t
+		return h, nil
+	}
+	return nil, fmt.Errorf("unknown kind")
+}
+
 type serializer struct {
-	l    *lua.State
-	ids  map[any]int
-	out  *strings.Builder
-	next int
+	sb     *Sandbox
+	states []*stateObj
+	l      *lua.State
+	ids    map[any]int
+	out    *strings.Builder
+	next   int
 }
 
 func (w *serializer) storable(idx int) bool {
 	switch w.l.TypeOf(idx) {
 	case lua.TypeNumber, lua.TypeString, lua.TypeBoolean, lua.TypeTable:
 		return true
+	case lua.TypeUserData:
+		return w.stateIndex(idx) > 0
 	}
 	return false
+}
+
+// stateIndex returns the 1-based index in S of the Go-backed state at idx
+// (0 if it is none of the script's).
+func (w *serializer) stateIndex(idx int) int {
+	h, ok := w.l.ToUserData(idx).(stateHolder)
+	if !ok {
+		return 0
+	}
+	for i, x := range w.states {
+		if x == h.base() {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // value returns the Lua expression for the value at idx, emitting the
@@ -204,6 +337,10 @@ func (w *serializer) value(idx int) string {
 			fmt.Fprintf(w.out, "%s[%s] = %s\n", ref, e.k, e.v)
 		}
 		return ref
+	case lua.TypeUserData:
+		if i := w.stateIndex(idx); i > 0 {
+			return "S[" + strconv.Itoa(i) + "]"
+		}
 	}
 	return "nil"
 }

@@ -36,6 +36,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+	"weak"
 
 	lua "github.com/Shopify/go-lua"
 )
@@ -175,6 +176,14 @@ type Sandbox struct {
 	builtins     map[string]bool
 	logLevel     int
 	moduleLevels map[string]int
+
+	// Go-backed state (state.go)
+	states   []weak.Pointer[stateObj]
+	stateSeq int
+	clock    func() int64
+	// the last function name Call looked up, boxed once (see pushGlobal)
+	lastFn    string
+	lastBoxed any
 }
 
 // New prepares a sandbox for the script src; chunkName names it in error
@@ -205,6 +214,7 @@ func (s *Sandbox) Load() (fresh bool, err error) {
 		return false, nil
 	}
 	s.l, s.broken = nil, false
+	s.closeStates()
 	if s.memOn() {
 		if _, err := goLuaLayout(); err != nil {
 			return true, &Error{Kind: KindLoad, Msg: err.Error()}
@@ -275,7 +285,7 @@ func (s *Sandbox) Call(fn string, push func(l *lua.State) int, nres int, read fu
 	// No closure here: this is the per-message path.
 	defer s.recoverPanic(&err)
 	defer s.endCall(l)
-	l.Global(fn)
+	s.pushGlobal(l, fn)
 	if !l.IsFunction(-1) {
 		return &Error{Kind: KindRuntime, Msg: fmt.Sprintf("%s: no function %s", s.cfg.Name, fn)}
 	}
@@ -313,10 +323,12 @@ func (s *Sandbox) HasFunction(fn string) bool {
 }
 
 // Close drops the State (its memory is the collector's once the plugin
-// holds nothing from it); the next call builds a new one.
+// holds nothing from it) and the Go-backed states the script made; the
+// next call builds a new one.
 func (s *Sandbox) Close() {
 	s.l = nil
 	s.mem = memState{}
+	s.closeStates()
 }
 
 // Release is Close for a script that will not run again (disabled): when

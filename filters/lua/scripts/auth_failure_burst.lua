@@ -7,11 +7,17 @@ when one source reaches the threshold; one alert per source until it has
 been quiet for a whole window, which updates the alert with the final count.
 
 Reads the fields of the CEF decoder: deviceEventClassId, src, suser, and the
-message Hostname (the reporting host) as the target.
+message Hostname (the reporting host) as the target. Time comes from the
+messages' timestamps, counted in whole seconds.
+
+The counting is a Go-backed window (require "tern.window"): O(1) amortised
+per event, at most max_sources sources held (the least recently active are
+evicted beyond it, counted in tern_lua_state_evictions_total).
 
 Config (read_config):
-  threshold  failures from one source that raise the alert (default 20)
-  window     sliding window in seconds (default 30)
+  threshold    failures from one source that raise the alert (default 20)
+  window       sliding window in seconds (default 30)
+  max_sources  sources tracked at once (default 100000)
 
 Example:
 
@@ -26,27 +32,36 @@ Example:
   window = 30
 --]]
 
+local window = require "tern.window"
+local read_message = read_message
+
 local threshold = read_config("threshold") or 20
-local window = read_config("window") or 30
+local span = read_config("window") or 30
 
-sources = {}
+-- failures per source, counting the distinct suser values of a burst (by
+-- hash: the names are not kept); preserve_data keeps it (Go-backed states
+-- need not be globals)
+local sources = window.new{
+  name = "sources", span = span, distinct = 2,
+  max_keys = read_config("max_sources") or 100000,
+}
+-- source -> {h = alert handle, reported = failures when raised}, while the
+-- burst lasts
+alerts = {}
 
-local function expire(now)
-  local quiet = {}
-  for ip, s in pairs(sources) do
-    if now - s.last_sec > window then quiet[#quiet + 1] = ip end
-  end
-  table.sort(quiet) -- pairs() order is random; alerts must not be
-  for _, ip in ipairs(quiet) do
-    local s = sources[ip]
-    do
-      if s.alert and s.total > s.reported then
-        s.alert:update{
-          end_time = s.last,
-          description = string.format("%d authentication failures from %s", s.total, ip),
+-- Closes the alerts of the sources quiet for a whole window. (Inlined in
+-- process_message: one Lua call less per event.)
+local function close_quiet()
+  for ip, total in sources:expired() do
+    local a = alerts[ip]
+    if a then
+      alerts[ip] = nil
+      if total > a.reported then
+        a.h:update{
+          end_time = sources:last(ip),
+          description = string.format("%d authentication failures from %s", total, ip),
         }
       end
-      sources[ip] = nil
     end
   end
 end
@@ -55,47 +70,41 @@ function process_message()
   if read_message("Fields[deviceEventClassId]") ~= "AuthFail" then return 0 end
   local ip = read_message("Fields[src]")
   if not ip then return -1, "AuthFail event without src" end
-  local sec = read_timestamp()
-  local ns = read_exact("Timestamp")
-  expire(sec)
-
-  local s = sources[ip]
-  if not s then
-    s = {times = {}, first = 1, total = 0, reported = 0, users = {}, nusers = 0}
-    sources[ip] = s
-  end
-  s.times[#s.times + 1] = sec
-  while s.times[s.first] < sec - window do s.first = s.first + 1 end
-  s.total = s.total + 1
-  s.start = s.start or ns
-  s.last, s.last_sec = ns, sec
-  local user = read_message("Fields[suser]")
-  if user and not s.users[user] then
-    s.users[user] = true
-    s.nusers = s.nusers + 1
+  for quiet, total in sources:expired() do -- close_quiet()
+    local a = alerts[quiet]
+    if a then
+      alerts[quiet] = nil
+      if total > a.reported then
+        a.h:update{
+          end_time = sources:last(quiet),
+          description = string.format("%d authentication failures from %s", total, quiet),
+        }
+      end
+    end
   end
 
-  local n = #s.times - s.first + 1
-  if not s.alert and n >= threshold then
+  local n = sources:add(ip, read_message("Fields[suser]"))
+  if not n then return -1, "src longer than 1KiB" end
+  if n >= threshold and not alerts[ip] then
     local targets = {}
     local host = read_message("Hostname")
     if host and host ~= "" then targets[1] = alert.address(host) end
-    s.alert = alert.raise("alert_auth_failure_burst", {
-      start_time = s.start,
-      end_time = ns,
+    local h = alert.raise("alert_auth_failure_burst", {
+      start_time = sources:first(ip),
+      end_time = read_exact("Timestamp"),
       severity = "medium",
-      confidence = s.nusers > 1 and "high" or "medium",
+      confidence = sources:distinct(ip) > 1 and "high" or "medium",
       completion = "failed",
       method = {description = "credential guessing", ref = {"mitre:T1110"}},
       sources = {alert.address(ip)},
       targets = targets,
-    }, {count = n, src = ip, window = window, context = {app_proto = "http"}})
-    s.reported = s.total
+    }, {count = n, src = ip, window = span, context = {app_proto = "http"}})
+    alerts[ip] = {h = h, reported = sources:total(ip)}
   end
   return 0
 end
 
 function timer_event(ns, ns_exact)
-  expire(time.split(ns_exact))
+  close_quiet()
   return 0
 end

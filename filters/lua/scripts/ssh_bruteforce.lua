@@ -10,11 +10,19 @@ successfully (completion = successful).
 
 Reads the fields decoders/lua/scripts/sshd.lua writes: sshd.event
 (failed_password, accepted, ...), src_ip, user, invalid_user. Time comes
-from the messages' timestamps, so replayed logs give the same alerts.
+from the messages' timestamps (counted in whole seconds), so replayed logs
+give the same alerts.
+
+The counting is a Go-backed window (require "tern.window"): O(1) amortised
+per event, at most max_sources sources held (the least recently active are
+evicted beyond it, counted in tern_lua_state_evictions_total) and max_users
+user names kept per source (the alert lists them, then "...").
 
 Config (read_config):
-  threshold  failures from one source that raise the alert (default 10)
-  window     sliding window in seconds (default 60)
+  threshold    failures from one source that raise the alert (default 10)
+  window       sliding window in seconds (default 60)
+  max_sources  sources tracked at once (default 100000)
+  max_users    user names kept per source (default 32)
 
 Example:
 
@@ -29,93 +37,82 @@ Example:
   window = 60
 --]]
 
+local window = require "tern.window"
+local read_message = read_message
+
 local threshold = read_config("threshold") or 10
-local window = read_config("window") or 60
+local span = read_config("window") or 60
 
--- per source: {times = {sec...}, first = idx, users = {name=true}, alert = handle,
---              total = n, start = exact ns, last = exact ns, last_sec = s}
-sources = {}
+-- failed logins per source, with the user names tried
+local sources = window.new{
+  name = "sources", span = span, distinct = read_config("max_users") or 32, values = true,
+  max_keys = read_config("max_sources") or 100000,
+}
+-- source -> {h = alert handle, reported = failures when raised,
+-- succeeded = a login succeeded after the alert}, while the attack lasts
+alerts = {}
 
-local function users_of(s)
-  local names = {}
-  for u in pairs(s.users) do names[#names + 1] = u end
-  table.sort(names)
-  return table.concat(names, ",")
+local function users_of(ip)
+  local names = table.concat(sources:values(ip), ",")
+  local _, more = sources:distinct(ip)
+  return more and names .. ",..." or names
 end
 
 -- close the alerts of sources quiet for a whole window
-local function expire(now)
-  local quiet = {}
-  for ip, s in pairs(sources) do
-    if now - s.last_sec > window then quiet[#quiet + 1] = ip end
-  end
-  table.sort(quiet) -- pairs() order is random; alerts must not be
-  for _, ip in ipairs(quiet) do
-    local s = sources[ip]
-    do
-      if s.alert and s.total > s.reported then
-        s.alert:update{
-          end_time = s.last,
-          description = string.format("%d failed SSH logins from %s (users: %s)", s.total, ip, users_of(s)),
+local function close_quiet()
+  for ip, total in sources:expired() do
+    local a = alerts[ip]
+    if a then
+      alerts[ip] = nil
+      if total > a.reported then
+        a.h:update{
+          end_time = sources:last(ip),
+          description = string.format("%d failed SSH logins from %s (users: %s)", total, ip, users_of(ip)),
         }
       end
-      sources[ip] = nil
     end
   end
 end
 
 function process_message()
-  local sec = read_timestamp()
-  local ns = read_exact("Timestamp")
   local ip = read_message("Fields[src_ip]")
-  local event = read_message("Fields[sshd.event]")
   if not ip then return 0 end
-  expire(sec)
+  local event = read_message("Fields[sshd.event]")
+  close_quiet()
 
-  local s = sources[ip]
   if event == "accepted" then
-    if s and s.alert and not s.succeeded then
-      s.succeeded = true
-      s.alert:update{completion = "successful", end_time = ns}
+    local a = alerts[ip]
+    if a and not a.succeeded then
+      a.succeeded = true
+      a.h:update{completion = "successful", end_time = read_exact("Timestamp")}
     end
     return 0
   end
   if event ~= "failed_password" then return 0 end
 
-  if not s then
-    s = {times = {}, first = 1, users = {}, total = 0, reported = 0}
-    sources[ip] = s
-  end
-  s.times[#s.times + 1] = sec
-  while s.times[s.first] < sec - window do s.first = s.first + 1 end
-  s.total = s.total + 1
-  s.last, s.last_sec = ns, sec
-  s.start = s.start or ns
-  s.users[read_message("Fields[user]") or "?"] = true
-
-  local in_window = #s.times - s.first + 1
-  if not s.alert and in_window >= threshold then
+  local n = sources:add(ip, read_message("Fields[user]") or "?")
+  if not n then return -1, "src_ip longer than 1KiB" end
+  if n >= threshold and not alerts[ip] then
     local host = read_message("Hostname")
-    s.alert = alert.raise("alert_ssh_bruteforce", {
-      start_time = s.start,
-      end_time = ns,
+    local h = alert.raise("alert_ssh_bruteforce", {
+      start_time = sources:first(ip),
+      end_time = read_exact("Timestamp"),
       severity = "high",
-      confidence = in_window >= 2 * threshold and "high" or "medium",
+      confidence = n >= 2 * threshold and "high" or "medium",
       completion = "failed",
       method = {description = "SSH password guessing", ref = {"mitre:T1110"}},
       sources = {alert.address(ip)},
       targets = {alert.address(host), alert.service("tcp/22", "ssh")},
     }, {
-      attempts = s.total, src = ip, window = window, users = users_of(s),
+      attempts = sources:total(ip), src = ip, window = span, users = users_of(ip),
       context = {proto = "tcp", app_proto = "ssh"},
     })
-    s.reported = s.total
+    alerts[ip] = {h = h, reported = sources:total(ip)}
   end
   return 0
 end
 
 function timer_event(ns, ns_exact)
-  local sec = time.split(ns_exact)
-  expire(sec)
+  close_quiet()
   return 0
 end
