@@ -147,6 +147,15 @@ type Closer interface {
 	Close(ctx context.Context) error
 }
 
+// MemoryBudgeter is implemented by plugins that bound the memory their
+// user-supplied logic may hold (Lua scripts: memory_limit). The engine adds
+// the budgets up to set Go's soft memory limit (Engine.MemoryBudget), so the
+// collector keeps the process near what the config allows instead of
+// letting the heap grow to twice what is live.
+type MemoryBudgeter interface {
+	MemoryBudget() int64
+}
+
 // Checker is implemented by plugins whose config names files they read at
 // run time (scripts, alert definitions, certificates). `tern check` calls
 // Check after building the plugin so such mistakes surface before a

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"runtime"
@@ -206,6 +207,7 @@ func runConfig(ctx context.Context, path, cpuProfile string, stderr io.Writer, o
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	setMemoryLimit(log, plan.Global.MemoryLimit, e)
 	if onStart != nil {
 		go onStart(log)
 	}
@@ -245,7 +247,28 @@ func runConfig(ctx context.Context, path, cpuProfile string, stderr io.Writer, o
 		}
 		e, log = next, opts.Logger
 		log.Info("reload: running the new config", "config", path)
+		setMemoryLimit(log, next.Plan().Global.MemoryLimit, e)
 	}
+}
+
+// setMemoryLimit sets Go's soft memory limit from [tern] memory_limit, or
+// from what the engine's scripts and queues may hold. Without one, the
+// collector lets the heap grow to twice what is live, so a script stopped
+// at its memory_limit could still take the process far past it. GOMEMLIMIT
+// in the environment wins (GOMEMLIMIT=off: no limit).
+func setMemoryLimit(log *slog.Logger, configured config.Size, e *engine.Engine) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	limit, derived := int64(configured), false
+	if limit == 0 {
+		if limit, derived = e.MemoryBudget(); !derived {
+			debug.SetMemoryLimit(math.MaxInt64) // a reload may drop the scripts
+			return
+		}
+	}
+	debug.SetMemoryLimit(limit)
+	log.Info("soft memory limit set", "bytes", limit, "derived", derived)
 }
 
 // logWarnings logs a config's warnings, each with its place.

@@ -298,4 +298,7 @@ func (d *Decoder) Failures() *sandbox.Failures { return d.fail }
 // Check loads the script, for `tern check`.
 func (d *Decoder) Check() error { return d.load() }
 
+// MemoryBudget is the script's memory_limit (pipeline.MemoryBudgeter).
+func (d *Decoder) MemoryBudget() int64 { return int64(d.cfg.MemoryLimit) }
+
 var _ pipeline.Checker = (*Decoder)(nil)

@@ -455,6 +455,9 @@ func (f *Filter) Close(context.Context) error {
 // Failures exposes the failure counters (tests and metrics).
 func (f *Filter) Failures() *sandbox.Failures { return f.fail }
 
+// MemoryBudget is the script's memory_limit (pipeline.MemoryBudgeter).
+func (f *Filter) MemoryBudget() int64 { return int64(f.cfg.MemoryLimit) }
+
 // Check loads the script and its alert definitions, for `tern check`.
 func (f *Filter) Check() error {
 	err := f.load()

@@ -56,6 +56,11 @@ type Global struct {
 	LogFormat string `toml:"log_format"`
 	// ProgressInterval is how often a running tern logs its counters; 0 = never.
 	ProgressInterval Duration `toml:"progress_interval"`
+	// MemoryLimit is Go's soft memory limit for the process. 0 derives it
+	// when Lua scripts run (what they and the queues may hold, plus a
+	// working set: Engine.MemoryBudget) and sets none otherwise. The
+	// GOMEMLIMIT environment variable, when set, wins.
+	MemoryLimit Size `toml:"memory_limit"`
 }
 
 // DefaultGlobal returns the engine defaults.

@@ -58,6 +58,7 @@ type Engine struct {
 	outputs []*outputRunner
 	dests   []*dest
 	closers []namedCloser
+	budget  int64 // of the plugins' MemoryBudgets; 0: none has one
 	checks  []checkable
 	states  map[string]*pluginState
 
@@ -257,6 +258,7 @@ func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error
 		e.metrics.queueGauges(f.ID(), r.q.Bytes, r.q.Len)
 		e.addCloser(f.ID(), flt, r.life)
 		e.addCheck(&f.Section, flt)
+		e.addBudget(flt)
 	}
 	for _, in := range plan.Inputs {
 		if len(in.Decoders) == 0 {
@@ -282,6 +284,7 @@ func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error
 			}
 			e.addCloser(sec.ID(), d, r.life)
 			e.addCheck(sec, d)
+			e.addBudget(d)
 			if i == 0 {
 				r.dec, r.decID = d, sec.ID()
 				continue
@@ -368,11 +371,46 @@ func (e *Engine) Check() error {
 	return nil
 }
 
+func (e *Engine) addBudget(p any) {
+	if b, ok := p.(pipeline.MemoryBudgeter); ok {
+		e.budget += b.MemoryBudget()
+	}
+}
+
+// MemoryBudget is a soft memory limit for the process (Go's GOMEMLIMIT)
+// when its plugins bound what their scripts hold: their budgets, the
+// filter and output queues (queue_max_bytes each; the overflow allowances
+// beside them fill only when a destination stalls) and baseMemory for
+// everything else. It is a target for the collector, not a cap: past it,
+// Go collects more often (at most half the CPU), it never fails an
+// allocation. ok is false when no plugin has a budget: the limit is then
+// left to the operator.
+func (e *Engine) MemoryBudget() (limit int64, ok bool) {
+	if e.budget == 0 {
+		return 0, false
+	}
+	limit = e.budget + baseMemory
+	for _, f := range e.plan.Filters {
+		limit += int64(f.QueueMaxBytes)
+	}
+	for _, o := range e.plan.Outputs {
+		limit += int64(o.QueueMaxBytes)
+	}
+	return limit, true
+}
+
+// baseMemory is the working set of the router itself (batches in flight,
+// buffers, the runtime), beside what MemoryBudget counts.
+const baseMemory = 8 << 20
+
 func (e *Engine) addCloser(id string, p any, life *lifetime) {
 	if c, ok := p.(pipeline.Closer); ok {
 		e.closers = append(e.closers, namedCloser{id, c, life})
 	}
 }
+
+// Plan is the plan the engine runs.
+func (e *Engine) Plan() *config.Plan { return e.plan }
 
 // Hostname is the host name the engine stamps on messages it creates.
 func (e *Engine) Hostname() string { return e.hostname }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,10 +60,10 @@ path = %q
 // instruction takes (the global table's array doubling from 16 to 32 MiB
 // puts it 8 MiB over), and Go's collector lets the heap grow to twice what
 // is live: without a soft limit the growing-global router peaked at 146 to
-// 156 MiB. So the router runs as pipeline/buffer/README.md advises, with
-// GOMEMLIMIT at what it is configured to hold (memory_limit and its two
-// 4 MiB queues) plus its working set (8 MiB here); TERN_LUAMEM_NO_MEMLIMIT=1
-// runs it without.
+// 156 MiB. So the router sets Go's soft memory limit itself from what the
+// config allows (the script's memory_limit, its queues, 8 MiB: [tern]
+// memory_limit in README.md); TERN_LUAMEM_NO_MEMLIMIT=1 runs it with
+// GOMEMLIMIT=off, to see the difference.
 func TestMemoryBombsInTheRouter(t *testing.T) {
 	bin := supervisor.Build(t)
 	const lines = 30_000
@@ -104,8 +105,8 @@ end`, "instruction_limit = 0\ndeadline = \"10s\"\n"},
 				t.Fatal(err)
 			}
 			r := supervisor.NewRunner(bin, cfg, dir)
-			if os.Getenv("TERN_LUAMEM_NO_MEMLIMIT") == "" {
-				r.Env = []string{fmt.Sprintf("GOMEMLIMIT=%dMiB", limit>>20+2*4+8)}
+			if os.Getenv("TERN_LUAMEM_NO_MEMLIMIT") != "" {
+				r.Env = []string{"GOMEMLIMIT=off"}
 			}
 			if err := r.Start(); err != nil {
 				t.Fatal(err)
@@ -157,6 +158,10 @@ end`, "instruction_limit = 0\ndeadline = \"10s\"\n"},
 			}
 			if memFailures < 1 || m.Sum("tern_lua_disabled", nil) != 1 {
 				t.Errorf("the bomb must be counted as a memory_limit failure and disabled\n%s", r.Tail(20))
+			}
+			// The router sets the soft limit itself, from the config.
+			if r.Env == nil && !strings.Contains(r.Tail(1000), `msg="soft memory limit set" bytes=83886080 derived=true`) {
+				t.Errorf("no derived soft memory limit (64 MiB script, two 4 MiB queues, 8 MiB)\n%s", r.Tail(20))
 			}
 			if hwm > limit+64<<20 {
 				t.Errorf("peak RSS %d MiB over memory_limit + 64 MiB\n%s", hwm>>20, r.Tail(10))
