@@ -61,6 +61,23 @@ check. It opens no socket and writes no file.`,
 			run:      cmdCheck,
 		},
 		{
+			name: "test", group: groups[0], usage: "test [-config FILE] [-v] TESTS...",
+			summary: "run a config's unit tests",
+			desc: `Runs the tests in each TESTS file (TOML) against the config, as
+vector test does: each test feeds records to a named input (decoded by its
+decoder chain) or canonical JSON messages, lets simulated time pass (filters'
+timers fire at every ticker_interval), and asserts what each filter and
+output received: by matcher, field values, count and encoded text. Filters,
+decoders and encoders run for real; inputs do not read and outputs do not
+write. A failed assertion shows what was received. Exit code 1 when a test
+fails, 2 when the config or a tests file is wrong.`,
+			examples: []string{
+				"tern test -config plugins.toml plugins_test.toml",
+				"tern test -v -config /etc/tern/plugins.toml /etc/tern/tests/*.toml",
+			},
+			run: cmdTest,
+		},
+		{
 			name: "plugins", group: groups[0], usage: "plugins [KIND]",
 			summary: "list the plugin types by kind",
 			desc: `Lists every plugin type this binary knows with a one-line summary, by kind
