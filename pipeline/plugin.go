@@ -78,6 +78,13 @@ type Injector interface {
 }
 
 // Filter observes messages that its matcher accepts and may inject new ones.
+//
+// Memory rule: a message's strings may be views into chunks that its whole
+// batch shares (Batch.Str). What a filter keeps after Process returns (map
+// keys, per-key state, a message to compare with) must be Retain'ed or
+// DeepClone'd: a view would keep the whole chunk alive, unseen by any
+// accounting. The engine does the same for queues that take a small share
+// of a batch.
 type Filter interface {
 	// Process is called once per matching message, from one goroutine.
 	// m is shared and read-only, and only valid during the call. An error is

@@ -116,8 +116,12 @@ func (f *Filter) Process(_ context.Context, m *pipeline.Message, _ pipeline.Inje
 				f.groups[k] = g
 			}
 		} else {
-			g = &group{values: append([]string(nil), f.buf...)}
-			f.groups[k] = g
+			// Kept across calls: copies, not views into the batch.
+			g = &group{values: make([]string, len(f.buf))}
+			for i, v := range f.buf {
+				g.values[i] = pipeline.Retain(v)
+			}
+			f.groups[pipeline.Retain(k)] = g
 		}
 	}
 	g.count++

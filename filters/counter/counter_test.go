@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/codec"
@@ -63,5 +64,28 @@ func BenchmarkProcess(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = f.Process(context.Background(), m, nil)
+	}
+}
+
+// Groups keep copies of the values they are counted by: a message's
+// strings are views into its batch's buffers, which a kept view would pin
+// (and which the test here overwrites).
+func TestGroupsKeepCopies(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.GroupBy = []string{"Type"}
+	f, err := New(pipelinetest.Settings(t, "filters.c"), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := []byte("login")
+	m := pipeline.NewMessage()
+	m.Type = unsafe.String(&buf[0], len(buf))
+	if err := f.Process(context.Background(), m, nil); err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, "XXXXX")
+	g := f.groups["login"]
+	if g == nil || g.values[0] != "login" {
+		t.Fatalf("groups %v", f.groups)
 	}
 }

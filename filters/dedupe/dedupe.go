@@ -154,7 +154,8 @@ func (f *Filter) Process(_ context.Context, m *pipeline.Message, out pipeline.In
 		return nil
 	}
 	id, _ := alertmsg.ID(m)
-	src := srcID{m.Logger, id}
+	// Kept as map keys: copies, not views into the message's batch.
+	src := srcID{pipeline.Retain(m.Logger), pipeline.Retain(id)}
 	f.latest = max(f.latest, m.Timestamp)
 	if alertmsg.IsUpdate(m) {
 		e := f.ids[src]

@@ -60,6 +60,11 @@ type dest struct {
 	dropped func(reason string, n int)
 }
 
+// selectiveShare: a destination taking at most 1/selectiveShare of a
+// batch's messages gets copies of them (route), so what its queue holds
+// stays within selectiveShare times what it counts.
+const selectiveShare = 4
+
 type routeMode int
 
 const (
@@ -143,6 +148,17 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 		}
 		if len(sub) == 0 {
 			continue
+		}
+		if !all && len(sub)*selectiveShare <= len(msgs) {
+			// A destination that takes a small share of a batch gets
+			// copies: the messages' strings are views into chunks the
+			// whole batch shares, and a queue that keeps a few of them
+			// for long (a stalled output) would keep every chunk alive,
+			// far beyond the bytes it counts. Copies cost a little CPU
+			// on selective routes only.
+			for i, m := range sub {
+				sub[i] = m.DeepClone()
+			}
 		}
 		entry := &queue.Entry{Msgs: sub, Bytes: bytes, Loops: loops}
 		if tr != nil {
