@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -25,7 +26,9 @@ import (
 // alone/*: the filter's Process on AuthFail messages as the CEF decoder
 // makes them, from 100,000 distinct sources (one event each per 100 s of
 // message time, so every event opens a new period and another expires) and
-// 2 % from 16 sources that burst. Run:
+// 2 % from 16 sources that burst. alone/lua-call and alone/lua-reads are
+// parts of alone/lua's cost (the call into the sandbox; the call and its
+// three read_message). Run:
 //
 //	go test -run '^$' -bench 'Detection/alone' -benchmem ./internal/test/e2e
 //
@@ -138,9 +141,41 @@ func goDetection(b *testing.B) pipeline.Filter {
 	return f
 }
 
+// luaScript is a Lua filter running src, for the parts of the detection's
+// cost: the call into the sandbox alone, and its three read_message calls.
+func luaScript(b *testing.B, src string) pipeline.Filter {
+	path := filepath.Join(b.TempDir(), "part.lua")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cfg := luafilter.DefaultConfig()
+	cfg.Filename = path
+	f, err := luafilter.New(benchSettings("filters.part"), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.Close(context.Background()) })
+	return f
+}
+
 func BenchmarkDetection(b *testing.B) {
 	b.Run("alone/lua", func(b *testing.B) { benchFilterAlone(b, luaDetection(b)) })
 	b.Run("alone/go", func(b *testing.B) { benchFilterAlone(b, goDetection(b)) })
+	// What the Lua detection's cost is made of: the call (process_message
+	// returning at once), then the call and the three fields it reads; the
+	// rest of alone/lua is the window and the script's own instructions.
+	b.Run("alone/lua-call", func(b *testing.B) {
+		benchFilterAlone(b, luaScript(b, "function process_message() return 0 end"))
+	})
+	b.Run("alone/lua-reads", func(b *testing.B) {
+		benchFilterAlone(b, luaScript(b, `local read_message = read_message
+function process_message()
+  if read_message("Fields[deviceEventClassId]") ~= "AuthFail" then return 0 end
+  local ip, user = read_message("Fields[src]"), read_message("Fields[suser]")
+  if not ip or not user then return -1 end
+  return 0
+end`))
+	})
 	root := repoRoot()
 	b.Run("pipeline/lua", func(b *testing.B) {
 		benchPipeline(b, fmt.Sprintf(`
