@@ -10,7 +10,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -85,7 +84,10 @@ type entry struct {
 	first   int64
 	last    int64
 	repeats int
-	srcs    []srcID // source ids mapped to this entry (first and repeats)
+	src     srcID // the alert that passed: its updates follow it
+	// prev, next: the entries in the order their windows opened, so
+	// expiry pops from the front instead of scanning every key.
+	prev, next *entry
 }
 
 // Filter deduplicates alerts.
@@ -94,8 +96,12 @@ type Filter struct {
 	cfg        Config
 	vars       []msgvar.Var
 	entries    map[string]*entry
-	ids        map[srcID]*entry // updates of a source alert follow it
+	ids        map[srcID]*entry // updates of a passed alert follow it
+	head, tail *entry
+	// The message clock as ticks see it (tickClock): the newest timestamp
+	// and the router's time when it arrived.
 	latest     int64
+	latestWall time.Time
 	suppressed func(float64, ...string)
 	untracked  func(float64, ...string)
 }
@@ -156,10 +162,12 @@ func (f *Filter) Process(_ context.Context, m *pipeline.Message, out pipeline.In
 	id, _ := alertmsg.ID(m)
 	// Kept as map keys: copies, not views into the message's batch.
 	src := srcID{pipeline.Retain(m.Logger), pipeline.Retain(id)}
-	f.latest = max(f.latest, m.Timestamp)
+	if m.Timestamp > f.latest {
+		f.latest, f.latestWall = m.Timestamp, f.set.Now()
+	}
 	if alertmsg.IsUpdate(m) {
 		e := f.ids[src]
-		if e == nil || e.srcs[0] != src {
+		if e == nil {
 			f.suppressed(1) // an update of a repeat, or of an alert we never saw
 			return nil
 		}
@@ -176,10 +184,11 @@ func (f *Filter) Process(_ context.Context, m *pipeline.Message, out pipeline.In
 		e = nil
 	}
 	if e != nil {
+		// A repeat: counted, not kept (its updates are suppressed as
+		// updates of an alert that did not pass), so a flood of repeats
+		// holds no memory.
 		e.repeats++
 		e.last = max(e.last, m.Timestamp)
-		e.srcs = append(e.srcs, src)
-		f.ids[src] = e
 		f.suppressed(1)
 		return nil
 	}
@@ -192,9 +201,16 @@ func (f *Filter) Process(_ context.Context, m *pipeline.Message, out pipeline.In
 		f.untracked(1)
 		return out.Inject(reinject(m))
 	}
-	e = &entry{key: k, state: follow(nil, m), first: m.Timestamp, last: m.Timestamp, srcs: []srcID{src}}
+	e = &entry{key: k, state: follow(nil, m), first: m.Timestamp, last: m.Timestamp, src: src}
 	f.entries[k] = e
 	f.ids[src] = e
+	e.prev = f.tail
+	if f.tail != nil {
+		f.tail.next = e
+	} else {
+		f.head = e
+	}
+	f.tail = e
 	return out.Inject(reinject(m))
 }
 
@@ -226,11 +242,20 @@ func reinject(m *pipeline.Message) *pipeline.Message {
 // were repeats.
 func (f *Filter) close(e *entry, out pipeline.Injector) error {
 	delete(f.entries, e.key)
-	for _, s := range e.srcs {
-		if f.ids[s] == e {
-			delete(f.ids, s)
-		}
+	if f.ids[e.src] == e {
+		delete(f.ids, e.src)
 	}
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		f.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		f.tail = e.prev
+	}
+	e.prev, e.next = nil, nil
 	if e.repeats == 0 || e.state == nil {
 		return nil
 	}
@@ -243,27 +268,29 @@ func (f *Filter) close(e *entry, out pipeline.Injector) error {
 	return out.Inject(m)
 }
 
-// Tick closes the windows that have ended.
+// Tick closes the windows that have ended, in message time (tickClock).
 func (f *Filter) Tick(_ context.Context, now time.Time, out pipeline.Injector) error {
-	return f.expire(max(f.latest, now.UnixNano()), out)
+	return f.expire(f.tickClock(now), out)
+}
+
+// tickClock is the time a tick closes windows at. Windows are measured in
+// message time, so the wall clock would close every window of a replayed or
+// delayed log at each tick: a tick sees the newest message's time plus the
+// time passed since it arrived, never ahead of the router's clock.
+func (f *Filter) tickClock(now time.Time) int64 {
+	wall := now.UnixNano()
+	if f.latest == 0 {
+		return wall
+	}
+	return min(f.latest+int64(max(now.Sub(f.latestWall), 0)), wall)
 }
 
 func (f *Filter) expire(now int64, out pipeline.Injector) error {
+	// Windows close in the order they opened (an entry opened with an
+	// older time than the one before it waits for that one); each close is
+	// O(1), so neither ticks nor a full table scan the keys.
 	win := int64(f.cfg.Window.D())
-	var done []*entry
-	for _, e := range f.entries {
-		if now-e.first >= win {
-			done = append(done, e)
-		}
-	}
-	// Oldest window first; ties in the order of the keys, not the map's.
-	sort.Slice(done, func(i, j int) bool {
-		if done[i].first != done[j].first {
-			return done[i].first < done[j].first
-		}
-		return done[i].key < done[j].key
-	})
-	for _, e := range done {
+	for e := f.head; e != nil && now-e.first >= win; e = f.head {
 		if err := f.close(e, out); err != nil {
 			return err
 		}

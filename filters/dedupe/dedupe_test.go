@@ -2,6 +2,7 @@ package dedupe
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,6 +42,8 @@ func TestDedupe(t *testing.T) {
 	tel := &pipelinetest.Telemetry{}
 	set := pipelinetest.Settings(t, "filters.dedupe")
 	set.Telemetry = tel
+	var wall time.Time // live traffic: each alert arrives at its time
+	set.Now = func() time.Time { return wall }
 	f, err := New(set, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -56,11 +59,13 @@ func TestDedupe(t *testing.T) {
 		raised("ssh", "a10", "198.51.100.23", 30*time.Second, false), // repeat
 		raised("ssh", "a11", "198.51.100.23", 90*time.Second, false), // window over: update (2 repeats), then a11
 	} {
+		wall = time.Unix(0, m.Timestamp)
 		if err := f.Process(ctx, m, rec); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := f.Tick(ctx, t0.Add(time.Hour), rec); err != nil {
+	wall = t0.Add(time.Hour)
+	if err := f.Tick(ctx, wall, rec); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
@@ -123,3 +128,45 @@ func BenchmarkRepeat(b *testing.B) {
 func itoa(i int64) string { return strconv.FormatInt(i, 10) }
 
 func cfgDuration(d time.Duration) config.Duration { return config.Duration(d) }
+
+// Repeats are counted, not kept: a flood of them within a window holds no
+// more state than the alert that passed.
+func TestRepeatsHoldNoState(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Window = cfgDuration(time.Hour)
+	f, err := New(pipelinetest.Settings(t, "filters.dedupe"), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	for i := range 5000 {
+		if err := f.Process(context.Background(), raised("ssh", fmt.Sprintf("r%d", i), "198.51.100.23", time.Duration(i)*time.Millisecond, false), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(rec.msgs) != 1 || len(f.entries) != 1 || len(f.ids) != 1 {
+		t.Fatalf("%d passed, %d entries, %d ids", len(rec.msgs), len(f.entries), len(f.ids))
+	}
+}
+
+// BenchmarkSprayAtMaxKeys: a new key per alert against a table full of
+// open windows costs the same as any alert (before, each scanned and
+// sorted every key).
+func BenchmarkSprayAtMaxKeys(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.Window = cfgDuration(time.Hour)
+	cfg.MaxKeys = 10000
+	f, _ := New(pipelinetest.Settings(b, "filters.dedupe"), cfg)
+	msgs := make([]*pipeline.Message, 50000)
+	for i := range msgs {
+		msgs[i] = raised("ssh", fmt.Sprintf("s%d", i), fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255), time.Duration(i)*time.Millisecond, false)
+	}
+	rec := &recorder{}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		rec.msgs = rec.msgs[:0]
+		_ = f.Process(context.Background(), msgs[i%len(msgs)], rec)
+		i++
+	}
+}
