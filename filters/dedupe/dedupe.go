@@ -215,9 +215,11 @@ func (f *Filter) Process(_ context.Context, m *pipeline.Message, out pipeline.In
 }
 
 // follow returns the alert after m: m's whole alert, or for an update
-// that carries only its changes (earlier versions), state with them.
+// that carries only its changes (earlier versions), state with them. The
+// alert is kept until its window closes, so it is parsed from a copy of m
+// that shares no memory with m's batch.
 func follow(state *alert.Alert, m *pipeline.Message) *alert.Alert {
-	a, err := alert.Parse(m)
+	a, err := alert.Parse(m.DeepClone())
 	if err != nil && a.ID == "" {
 		return state
 	}
