@@ -99,7 +99,9 @@ type Ticker interface {
 	Tick(ctx context.Context, now time.Time, out Injector) error
 }
 
-// Encoder turns a message into the bytes of one record.
+// Encoder turns a message into the bytes of one record. The memory rule of
+// Filter holds here too: what an encoder keeps after Encode returns (a cache
+// of alerts, names seen) must be copies, not the message's strings.
 type Encoder interface {
 	// Encode appends the record for m to dst and returns the extended slice.
 	// The record has no trailing line terminator: stream outputs add their
@@ -131,7 +133,9 @@ type Encoded struct {
 	Data []byte
 }
 
-// Output writes encoded messages to the outside world.
+// Output writes encoded messages to the outside world. Nothing it keeps
+// after Write returns may be a view into a batch (Encoded.Data, the message's
+// strings): copy what outlives the call.
 type Output interface {
 	// Write delivers batch. It returns nil only when every record has reached
 	// the output's configured durability (written to the file, acknowledged

@@ -15,6 +15,20 @@ import (
 // 32 KiB chunks their batch shares, so a queued message that kept its view
 // kept the whole chunk alive: about 100 times what was counted here.
 func TestSelectiveQueueHoldsWhatItCounts(t *testing.T) {
+	t.Run("one message in a hundred", func(t *testing.T) {
+		selectiveQueue(t, 1, strings.Repeat("p", 200), strings.Repeat("p", 200))
+	})
+	// A third of the messages, but small beside the rest: by count the
+	// share is large, by bytes it is not, and the chunks are the others'.
+	t.Run("many small among large", func(t *testing.T) {
+		selectiveQueue(t, 34, "p", strings.Repeat("p", 1000))
+	})
+}
+
+// selectiveQueue sends batches of 100 lines, rare of them "rare:"+small
+// and the others "x:"+large, to an output that takes the rare ones and is
+// stalled, and checks what the heap holds against what its queue counts.
+func selectiveQueue(t *testing.T, rare int, small, large string) {
 	r := runEngine(t, registry(), `
 [inputs.in]
 type = "feed"
@@ -26,11 +40,11 @@ name = "@rare"
 message_matcher = "Type == 'rare'"
 queue_max_bytes = "256KiB"
 `, "300ms")
-	rare := getSink(r.names("rare"))
-	rare.mu.Lock()
-	rare.gate = make(chan struct{}) // stalled: Write waits
-	rare.mu.Unlock()
-	defer close(rare.gate)
+	sink := getSink(r.names("rare"))
+	sink.mu.Lock()
+	sink.gate = make(chan struct{}) // stalled: Write waits
+	sink.mu.Unlock()
+	defer close(sink.gate)
 
 	var ms runtime.MemStats
 	runtime.GC()
@@ -38,12 +52,13 @@ queue_max_bytes = "256KiB"
 	base := ms.HeapAlloc
 
 	in := getFeed(r.names("in"))
-	pad := strings.Repeat("p", 200)
 	batch := make([]string, 100)
 	for i := range batch {
-		batch[i] = "x:" + pad
+		batch[i] = "x:" + large
+		if i%(100/rare) == 0 && i/(100/rare) < rare {
+			batch[i] = "rare:" + small
+		}
 	}
-	batch[50] = "rare:" + pad
 	sent := make(chan int, 1)
 	go func() {
 		n := 0

@@ -61,8 +61,10 @@ type dest struct {
 }
 
 // selectiveShare: a destination taking at most 1/selectiveShare of a
-// batch's messages gets copies of them (route), so what its queue holds
-// stays within selectiveShare times what it counts.
+// batch's bytes (as Message.Size counts them) gets copies of its messages
+// (route), so what its queue holds stays within about selectiveShare times
+// what it counts. Counting messages instead would miss a destination that
+// takes many small messages out of a batch of large ones.
 const selectiveShare = 4
 
 type routeMode int
@@ -149,9 +151,9 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 		if len(sub) == 0 {
 			continue
 		}
-		if !all && len(sub)*selectiveShare <= len(msgs) {
-			// A destination that takes a small share of a batch gets
-			// copies: the messages' strings are views into chunks the
+		if !all && bytes*selectiveShare <= total {
+			// A destination that takes a small share of a batch's bytes
+			// gets copies: the messages' strings are views into chunks the
 			// whole batch shares, and a queue that keeps a few of them
 			// for long (a stalled output) would keep every chunk alive,
 			// far beyond the bytes it counts. Copies cost a little CPU
