@@ -27,6 +27,7 @@ type benchSpec struct {
 	Timeout time.Duration // for the whole run
 	Stall   time.Duration // give up when Out stops growing this long
 	Log     io.Writer     // the daemon's stdout and stderr; nil: kept for errors
+	Env     []string      // more of the daemon's environment (KEY=value)
 	Cmd     []string
 }
 
@@ -118,6 +119,7 @@ func runBench(s benchSpec) (res benchResult, err error) {
 	}
 	cmd := exec.Command(s.Cmd[0], s.Cmd[1:]...)
 	cmd.Env = append(os.Environ(), "TERN_BENCH_ADDR="+s.Addr, "TERN_BENCH_OUT="+s.Out)
+	cmd.Env = append(cmd.Env, s.Env...)
 	cmd.Stdout, cmd.Stderr = logw, logw
 	start := time.Now()
 	if err := cmd.Start(); err != nil {

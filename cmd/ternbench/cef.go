@@ -96,8 +96,9 @@ type cefSummary struct {
 	WindowS     float64 `json:"window_s"`
 	// Crossing counts the sources with at least Threshold failures within
 	// the window (seconds of log time, as the script counts); Alerts the
-	// alerts auth_failure_burst.lua raises for them on this file, ignoring
-	// its wall-clock ticker.
+	// alerts auth_failure_burst.lua raises for them on this file (its
+	// ticks expire sources in message time, so a replayed log gives them
+	// too).
 	Crossing int `json:"crossing"`
 	Alerts   int `json:"alerts"`
 }

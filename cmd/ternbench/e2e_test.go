@@ -160,13 +160,11 @@ func jsonTokens(t *testing.T, b []byte) []any {
 }
 
 // TestCEFAlertsInTern: the shipped detection pipeline (bench/lua.toml)
-// raises exactly the alerts gen's summary announces for its attackers.
-// The log time starts now, so the script's wall-clock ticker forgets
-// nothing during the run.
+// raises exactly the alerts gen's summary announces for its attackers,
+// on a log whose time starts now.
 func TestCEFAlertsInTern(t *testing.T) {
 	tern := buildTern(t)
 	dir := t.TempDir()
-	// Few sources: the script walks all of them on every failure.
 	c := cefConfig(6000, 300, "spray")
 	c.Attackers, c.Start = 3, time.Now().UTC().Truncate(time.Second)
 	data, sum := genFile(t, dir, c)
@@ -184,4 +182,32 @@ func TestCEFAlertsInTern(t *testing.T) {
 		}
 	})
 	assert.Len(t, ids, sum.Alerts)
+}
+
+// TestSuiteW4: "ternbench suite -w w4" runs bench/w4.toml on a replayed
+// log (gen's default start, 2025) and finds in the EVE output the alerts
+// gen announces; countAlerts counts an alert and its update once.
+func TestSuiteW4(t *testing.T) {
+	tern := buildTern(t)
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"suite", "-tern", tern, "-configs", filepath.Join("..", "..", "bench"), "-dir", dir,
+		"-w", "w4", "-n", "20000", "-sources", "2000", "-runs", "1", "-warmup", "0", "-timeout", "1m"}, &stdout, &stderr)
+	require.Equal(t, 0, code, "%s%s", stdout.String(), stderr.String())
+	var res w4Result
+	require.NoError(t, json.Unmarshal([]byte(strings.SplitN(stdout.String(), "\n", 2)[0]), &res), stdout.String())
+	checkResult(t, res.benchResult, "tern-w4", 20000)
+	assert.Positive(t, res.Want)
+	assert.Equal(t, res.Want, res.Alerts)
+	assert.Regexp(t, `(?m)^\s+w4\s+2000\s+1\s+\d+\s+[\d.]+\s+[\d.]+\s+\d+\s+\d+$`, stdout.String())
+
+	eve := filepath.Join(dir, "eve.json")
+	require.NoError(t, os.WriteFile(eve, []byte(`{"event_type":"dns"}
+{"event_type":"alert","alert":{"metadata":{"haka_alert_id":["a"]}}}
+{"event_type":"alert","alert":{"metadata":{"haka_alert_id":["b"]}}}
+{"event_type":"alert","alert":{"metadata":{"haka_alert_id":["a"],"haka_update":["1"]}}}
+`), 0o644))
+	n, err := countAlerts(eve)
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
 }
