@@ -67,6 +67,9 @@ type fallbackFile struct {
 	logs     *ratelog.Keyed // nil: every line is written (tests)
 	dropped  func(reason string, n int)
 	waited   func() // a told dead letter waited for room
+	// capture, when set (only by a Harness), takes every dead letter
+	// instead of the file.
+	capture func(m *pipeline.Message)
 
 	mu      sync.Mutex
 	items   []fallbackItem
@@ -113,6 +116,10 @@ func (d *fallbackFile) start() {
 // waits for room (until ctx ends: then the tracker is abandoned, so the
 // source offers the record again); without one, a full queue drops m.
 func (d *fallbackFile) write(ctx context.Context, m *pipeline.Message, tr *tracker) {
+	if d.capture != nil {
+		d.capture(m)
+		return
+	}
 	line := append(codec.AppendJSON(nil, m), '\n')
 	told := tr != nil && tr.ack != nil
 	d.mu.Lock()

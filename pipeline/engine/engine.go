@@ -84,6 +84,10 @@ type Engine struct {
 	maxTaps     int
 	adminAddr   atomic.Value // net.Addr, once the metrics address listens
 	started     atomic.Int64 // Unix ms when Run began
+
+	// injected, when set (only by a Harness), sees every message a filter
+	// injects, before it is routed.
+	injected func(filterID string, m *pipeline.Message)
 }
 
 // checkable is a built plugin that can validate the files it will read.

@@ -46,6 +46,9 @@ func (in injector) Inject(m *pipeline.Message) error {
 		m.Hostname = e.hostname
 	}
 	r.m.injected.Inc()
+	if e.injected != nil {
+		e.injected(r.id, m)
+	}
 	if m.Type == DeadLetterType {
 		// A filter giving up on a message (a Lua failure_policy of
 		// "deadletter"): counted like the engine's own dead letters.

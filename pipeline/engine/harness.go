@@ -21,24 +21,36 @@ import (
 // (Options.Now reading the time Harness.Advance sets) and is used for
 // nothing else: not Run, not a second Harness.
 type Harness struct {
-	e     *Engine
-	clock *time.Time
-	next  map[*filterRunner]time.Time // each ticking filter's next timer
-	got   map[string][]Received
+	e        *Engine
+	clock    *time.Time
+	next     map[*filterRunner]time.Time // each ticking filter's next timer
+	got      map[string][]Received
+	injected map[string][]*pipeline.Message
+	encFail  map[string][]Received
 }
+
+// Unrouted is the destination id under which a Harness keeps the dead
+// letters that no output takes: those a running engine writes to
+// <data_dir>/deadletter/unrouted.jsonl.
+const Unrouted = "unrouted"
 
 // Received is a message a destination received, with its encoding when the
 // destination is an output.
 type Received struct {
 	Msg     *pipeline.Message
 	Encoded []byte // the output's encoder's record; nil for filters
-	EncErr  error
+	EncErr  error  // why the encoder refused it (EncodeFailed only)
 }
 
 // NewHarness returns a harness over e; clock is the time e's Options.Now
 // returns, which Advance moves.
 func NewHarness(e *Engine, clock *time.Time) *Harness {
-	h := &Harness{e: e, clock: clock, next: map[*filterRunner]time.Time{}, got: map[string][]Received{}}
+	h := &Harness{
+		e: e, clock: clock, next: map[*filterRunner]time.Time{}, got: map[string][]Received{},
+		injected: map[string][]*pipeline.Message{}, encFail: map[string][]Received{},
+	}
+	e.injected = func(id string, m *pipeline.Message) { h.injected[id] = append(h.injected[id], m) }
+	e.dead.capture = func(m *pipeline.Message) { h.got[Unrouted] = append(h.got[Unrouted], Received{Msg: m}) }
 	for _, r := range e.filters {
 		if r.ticker != nil && r.interval > 0 {
 			h.next[r] = clock.Add(r.interval)
@@ -131,7 +143,9 @@ func (h *Harness) Advance(d time.Duration) error {
 const maxHarnessTicks = 100_000
 
 // drain lets filters process their queues until none holds anything (what
-// they inject is routed on), and moves what outputs received aside.
+// they inject is routed on), and moves what outputs received aside. A
+// message an output's encoder refuses becomes a dead letter, routed as
+// the output runner routes it, instead of a record.
 func (h *Harness) drain() error {
 	for rounds := 0; ; rounds++ {
 		busy := false
@@ -158,11 +172,24 @@ func (h *Harness) drain() error {
 				if err != nil || lease == nil {
 					break
 				}
+				var dlb *pipeline.Batch
 				for _, m := range lease.Msgs() {
-					enc, err := o.enc.Encode(nil, m)
-					h.got[o.id] = append(h.got[o.id], Received{Msg: m, Encoded: enc, EncErr: err})
+					enc, err := o.safeEncode(nil, m)
+					if err != nil {
+						h.encFail[o.id] = append(h.encFail[o.id], Received{Msg: m, EncErr: err})
+						if dlb == nil {
+							dlb = pipeline.NewBatch()
+						}
+						h.e.messageDeadLetter(dlb, m, "encode_error", o.encID, err, nil)
+						continue
+					}
+					h.got[o.id] = append(h.got[o.id], Received{Msg: m, Encoded: enc})
 				}
 				lease.Commit()
+				if dlb != nil {
+					busy = true
+					_ = h.e.route(stopped, dlb.Msgs, nil, 0, nil, modeDeadLetter, o.id)
+				}
 			}
 		}
 		if !busy {
@@ -174,15 +201,32 @@ func (h *Harness) drain() error {
 	}
 }
 
-// Received returns what the destination id ("filters.x", "outputs.y")
-// received so far, in order.
+// Received returns what the destination id ("filters.x", "outputs.y", or
+// Unrouted) received so far, in order.
 func (h *Harness) Received(id string) []Received { return h.got[id] }
+
+// Injected returns the messages filter id ("filters.x") injected so far
+// (alerts included), in order, wherever they were routed.
+func (h *Harness) Injected(id string) []*pipeline.Message { return h.injected[id] }
+
+// EncodeFailed returns the messages output id's encoder refused so far,
+// with its errors; each became a dead letter.
+func (h *Harness) EncodeFailed(id string) []Received { return h.encFail[id] }
 
 // Destinations lists the ids of the filters and outputs.
 func (h *Harness) Destinations() []string {
 	var ids []string
 	for _, d := range h.e.dests {
 		ids = append(ids, d.id)
+	}
+	return ids
+}
+
+// Filters lists the ids of the filters.
+func (h *Harness) Filters() []string {
+	var ids []string
+	for _, f := range h.e.filters {
+		ids = append(ids, f.id)
 	}
 	return ids
 }

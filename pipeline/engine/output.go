@@ -239,13 +239,20 @@ func (r *outputRunner) deadLetterMsg(m *pipeline.Message, reason, plugin string,
 	if r.dlb == nil {
 		r.dlb = pipeline.NewBatch() // new each time: its messages outlive the lease
 	}
+	r.e.messageDeadLetter(r.dlb, m, reason, plugin, err, data)
+	r.origins = append(r.origins, m)
+}
+
+// messageDeadLetter adds to b the dead letter of message m that plugin
+// could not take; data is what to keep (nil: m as canonical JSON).
+func (e *Engine) messageDeadLetter(b *pipeline.Batch, m *pipeline.Message, reason, plugin string, err error, data []byte) *pipeline.Message {
 	if data == nil {
 		data = codec.AppendJSON(nil, m)
 	}
-	dl := r.e.deadLetter(r.dlb, reason, plugin, m.Logger, err, data)
+	dl := e.deadLetter(b, reason, plugin, m.Logger, err, data)
 	dl.AddString("deadletter.uuid", m.UUIDString())
 	dl.AddString("deadletter.type", m.Type)
-	dl.UUID = r.e.uuid()
-	dl.Timestamp = r.e.now().UnixNano()
-	r.origins = append(r.origins, m)
+	dl.UUID = e.uuid()
+	dl.Timestamp = e.now().UnixNano()
+	return dl
 }
