@@ -334,10 +334,23 @@ func runTest(cfgPath string, reg *pipeline.Registry, file string, tf *testFile, 
 	sort.Strings(dests)
 	filters := h.Filters()
 	var report strings.Builder
-	fail := func(line int, msg string) { fmt.Fprintf(&report, "  %s:%d: %s\n", file, line, msg) }
+	type failure struct {
+		line int
+		msg  string
+	}
+	var failures []failure
+	fail := func(line int, msg string) { failures = append(failures, failure{line, msg}) }
 	// check runs assertions on what arrived since mark (nil: since the
-	// start); during names the step they belong to.
+	// start) and reports their failures in file order; during names the
+	// step they belong to.
 	check := func(exs []testExpect, als []testAlert, mark *harnessMark, during string) {
+		failures = failures[:0]
+		defer func() {
+			sort.SliceStable(failures, func(i, j int) bool { return failures[i].line < failures[j].line })
+			for _, f := range failures {
+				fmt.Fprintf(&report, "  %s:%d: %s\n", file, f.line, f.msg)
+			}
+		}()
 		for _, ex := range exs {
 			if !slices.Contains(dests, ex.Plugin) {
 				fail(ex.line, fmt.Sprintf("%s is not a filter or output of %s (%s)", ex.Plugin, cfgPath, strings.Join(dests, ", ")))

@@ -67,10 +67,12 @@ check. It opens no socket and writes no file.`,
 vector test does: each test feeds records to a named input (decoded by its
 decoder chain) or canonical JSON messages, lets simulated time pass (filters'
 timers fire at every ticker_interval), and asserts what each filter and
-output received: by matcher, field values, count and encoded text. Filters,
-decoders and encoders run for real; inputs do not read and outputs do not
-write. A failed assertion shows what was received. Exit code 1 when a test
-fails, 2 when the config or a tests file is wrong.`,
+output received (by matcher, field values, count and encoded text) and the
+alerts filters raised (title, severity, sources, update...), after a step
+or at the end. Filters, decoders and encoders run for real; inputs do not
+read and outputs do not write. A failed assertion shows what was received
+instead. Prints "N tests, M failed"; exit code 1 when a test fails, 2 when
+the config or a tests file is wrong.`,
 			examples: []string{
 				"tern test -config plugins.toml plugins_test.toml",
 				"tern test -v -config /etc/tern/plugins.toml /etc/tern/tests/*.toml",

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"github.com/ternlog/tern/internal/testutil/testpki"
 	"github.com/ternlog/tern/pipeline/config"
 	"github.com/ternlog/tern/pipeline/engine"
@@ -60,6 +62,7 @@ func TestREADMEConfigExamplesCheck(t *testing.T) {
 	}
 	block := regexp.MustCompile("(?s)```toml\n(.*?)```")
 	header, input := regexp.MustCompile(`(?m)^\[`), regexp.MustCompile(`(?m)^\[inputs\.`)
+	testsFile := regexp.MustCompile(`(?m)^\[\[test\]\]`)
 	reg := registry()
 	checked := 0
 	for _, f := range files {
@@ -69,8 +72,8 @@ func TestREADMEConfigExamplesCheck(t *testing.T) {
 		}
 		for i, blk := range block.FindAllSubmatch(b, -1) {
 			src := blk[1]
-			if !header.Match(src) {
-				continue
+			if !header.Match(src) || testsFile.Match(src) {
+				continue // a fragment, or a tests file (TestREADMETestsExamples)
 			}
 			if !input.Match(src) {
 				src = append(append([]byte{}, src...), "\n[inputs.readme_stub]\ntype = \"stdin\"\ndecoder = \"payload\"\n"...)
@@ -108,4 +111,24 @@ func TestREADMEConfigExamplesCheck(t *testing.T) {
 	if checked < 30 || withTLS < 2 {
 		t.Fatalf("only %d TOML examples checked (%d with TLS files): is the scan broken?", checked, withTLS)
 	}
+}
+
+// The top README's examples of tests files (TOML blocks with [[test]]) are
+// valid and pass against plugins.toml.
+func TestREADMETestsExamples(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	n := 0
+	for _, blk := range regexp.MustCompile("(?s)```toml\n(.*?)```").FindAllSubmatch(b, -1) {
+		if !regexp.MustCompile(`(?m)^\[\[test\]\]`).Match(blk[1]) {
+			continue
+		}
+		n++
+		tests := filepath.Join(t.TempDir(), "readme_test.toml")
+		require.NoError(t, os.WriteFile(tests, blk[1], 0o644))
+		var out, errb bytes.Buffer
+		code := run([]string{"test", "-config", "../../plugins.toml", tests}, nil, &out, &errb)
+		assert.Equal(t, 0, code, "README tests example %d:\n%s%s", n, out.String(), errb.String())
+	}
+	require.NotZero(t, n, "no tests-file example found in README.md")
 }
