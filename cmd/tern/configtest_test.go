@@ -67,6 +67,9 @@ name = "x"
   plugin = "outputs.messages"
   matcher = "Type =="
   cuont = 1
+  [[test.alert]]
+  severity = "urgent"
+  count = -1
 `), 0o644))
 	var out, errb bytes.Buffer
 	code := run([]string{"test", "-config", "../../plugins.toml", tests}, nil, &out, &errb)
@@ -76,6 +79,8 @@ name = "x"
 	assert.Contains(t, got, tests+":3: test[0].step: input and records go together")
 	assert.Contains(t, got, tests+":3: test[0].step: one of input with records, messages, or advance")
 	assert.Contains(t, got, tests+":6: test[0].expect.matcher: ")
+	assert.Contains(t, got, tests+`:10: test[0].alert.severity: low, medium or high, not "urgent"`)
+	assert.Contains(t, got, tests+":10: test[0].alert.count: must be 0 or more")
 
 	code = run([]string{"test", "-config", "../../plugins.toml"}, nil, &out, &errb)
 	assert.Equal(t, 2, code, "no tests file")
