@@ -491,6 +491,10 @@ func (b *Buffer) Close() error {
 	}
 	b.wakeFlusher()
 	<-b.flushDone
+	// The reader opens and reads segment files holding rmu only; wait for
+	// a Next in progress to see closed and leave before closing them.
+	b.rmu.Lock()
+	defer b.rmu.Unlock()
 	b.lmu.Lock()
 	defer b.lmu.Unlock()
 	var errs []error

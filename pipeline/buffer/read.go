@@ -91,6 +91,8 @@ func (b *Buffer) Next(ctx context.Context, maxCount, maxBytes int, linger, wait 
 			t := time.NewTimer(d)
 			select {
 			case <-t.C:
+			case <-ch: // new data or Close: try again (or leave) now
+				t.Stop()
 			case <-deadline:
 				t.Stop()
 				return nil, nil
