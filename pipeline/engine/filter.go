@@ -76,7 +76,7 @@ func (r *filterRunner) run(ctx context.Context) {
 		}
 		if lease != nil {
 			for _, sp := range lease.Entries() {
-				tr, _ := sp.Entry.Owner.(*tracker)
+				tr := ownerTracker(sp.Entry.Owner)
 				inj := injector{r: r, ctx: ctx, tr: tr, loops: sp.Entry.Loops + 1}
 				for _, m := range sp.Entry.Msgs[sp.Start:sp.End] {
 					r.process(ctx, m, inj)

@@ -33,7 +33,11 @@ var _ pipeline.Emitter = (*inputRunner)(nil)
 func (r *inputRunner) Emit(ctx context.Context, recs []pipeline.Record, ack pipeline.AckFunc) error {
 	e := r.e
 	tr := e.newTracker(ack)
-	b := pipeline.NewBatch()
+	b, _ := e.batches.Get().(*pipeline.Batch)
+	if b == nil {
+		b = pipeline.NewBatch()
+	}
+	tr.batch.Store(b)
 	now := e.now().UnixNano()
 	r.m.records.Add(float64(len(recs)))
 	for i := range recs {

@@ -111,7 +111,7 @@ func (r *outputRunner) untold(lease queue.Lease, origins []*pipeline.Message, du
 	for _, m := range origins {
 		told := false
 		for _, sp := range lease.Entries() {
-			if tr, ok := sp.Entry.Owner.(*tracker); ok && slices.Contains(sp.Entry.Msgs[sp.Start:sp.End], m) {
+			if tr := ownerTracker(sp.Entry.Owner); tr != nil && slices.Contains(sp.Entry.Msgs[sp.Start:sp.End], m) {
 				told = tr.ack != nil
 				break
 			}

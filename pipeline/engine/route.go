@@ -12,24 +12,54 @@ import (
 // tracker follows one acknowledgement: the records of one Emit, and every
 // message decoded or injected on their behalf. It holds one reference per
 // queue entry still outstanding plus one for the router while it routes.
+//
+// Of those, users are the references that may read the input's batch: the
+// router's and those of entries that share its messages (entries of copies
+// hold a copyRef instead). Once the last user is gone the batch goes back
+// to the engine's pool, unless a delivery failed (a runner stopped
+// mid-lease may still read it).
 type tracker struct {
 	pending atomic.Int32
+	users   atomic.Int32
 	failed  atomic.Bool
 	ack     pipeline.AckFunc
 	e       *Engine
+	batch   atomic.Pointer[pipeline.Batch] // taken once, by the last user
 }
 
 func (e *Engine) newTracker(ack pipeline.AckFunc) *tracker {
 	t := &tracker{ack: ack, e: e}
 	t.pending.Store(1)
+	t.users.Store(1)
 	e.inflight.Add(1)
 	return t
 }
 
-func (t *tracker) hold() { t.pending.Add(1) }
+// hold adds a reference that may read the batch (Done releases it).
+func (t *tracker) hold() {
+	t.pending.Add(1)
+	t.users.Add(1)
+}
+
+// holdCopy adds a reference to messages of their own: the returned owner
+// releases it without holding the batch.
+func (t *tracker) holdCopy() copyRef {
+	t.pending.Add(1)
+	return copyRef{t}
+}
 
 // Done releases one reference; the last one acknowledges.
 func (t *tracker) Done() {
+	if t.users.Add(-1) == 0 && !t.failed.Load() {
+		if b := t.batch.Swap(nil); b != nil {
+			b.Reset()
+			t.e.batches.Put(b)
+		}
+	}
+	t.release()
+}
+
+func (t *tracker) release() {
 	if t.pending.Add(-1) != 0 {
 		return
 	}
@@ -48,6 +78,28 @@ func (t *tracker) Done() {
 func (t *tracker) Abandon() {
 	t.failed.Store(true)
 	t.Done()
+}
+
+// copyRef owns a queue entry of copies (route's selective destinations):
+// it counts for the acknowledgement, not as a user of the batch.
+type copyRef struct{ t *tracker }
+
+func (c copyRef) Done() { c.t.release() }
+
+func (c copyRef) Abandon() {
+	c.t.failed.Store(true)
+	c.t.release()
+}
+
+// ownerTracker is the tracker behind an entry's owner, or nil.
+func ownerTracker(o queue.Owner) *tracker {
+	switch o := o.(type) {
+	case *tracker:
+		return o
+	case copyRef:
+		return o.t
+	}
+	return nil
 }
 
 // dest is a filter or output as the router sees it.
@@ -151,6 +203,7 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 		if len(sub) == 0 {
 			continue
 		}
+		copied := false
 		if !all && bytes*selectiveShare <= total {
 			// A destination that takes a small share of a batch's bytes
 			// gets copies: the messages' strings are views into chunks the
@@ -161,11 +214,16 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 			for i, m := range sub {
 				sub[i] = m.DeepClone()
 			}
+			copied = true
 		}
 		entry := &queue.Entry{Msgs: sub, Bytes: bytes, Loops: loops}
 		if tr != nil {
-			tr.hold()
-			entry.Owner = tr
+			if copied {
+				entry.Owner = tr.holdCopy() // the batch may be reused meanwhile
+			} else {
+				tr.hold()
+				entry.Owner = tr
+			}
 		}
 		var err error
 		switch {
@@ -208,13 +266,13 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 						}
 					}
 				}
-				if tr != nil {
-					tr.Done()
+				if entry.Owner != nil {
+					entry.Owner.Done()
 				}
 				continue
 			}
-			if tr != nil {
-				tr.Abandon()
+			if entry.Owner != nil {
+				entry.Owner.Abandon()
 			}
 			if firstErr == nil {
 				firstErr = err

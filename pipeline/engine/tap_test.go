@@ -183,13 +183,16 @@ func TestTapHandsOutCopies(t *testing.T) {
 	tap, err := e.Tap(engine.TapOptions{Plugin: "outputs.all"})
 	require.NoError(t, err)
 	var mu sync.Mutex
-	var seen []*pipeline.Message
+	var seen, ptrs []*pipeline.Message
 	s := getSink(names("all"))
 	s.mu.Lock()
 	s.fail = func(batch []pipeline.Encoded) error {
 		mu.Lock()
 		for _, b := range batch {
-			seen = append(seen, b.Msg)
+			// Copied: a message is only valid during Write (its batch
+			// is reused once acknowledged).
+			seen = append(seen, b.Msg.DeepClone())
+			ptrs = append(ptrs, b.Msg)
 		}
 		mu.Unlock()
 		return nil
@@ -202,7 +205,7 @@ func TestTapHandsOutCopies(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	require.Len(t, seen, 1)
-	assert.NotSame(t, seen[0], got)
+	assert.NotSame(t, ptrs[0], got)
 	assert.True(t, got.Equal(seen[0]), "the copy holds the same message")
 }
 
