@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"strings"
+	"sync"
 	"unsafe"
 )
 
@@ -18,23 +19,13 @@ type Batch struct {
 	fieldHint int // field capacity given to the next message
 	chunk     []byte
 
-	// Memory handed out since the last Reset (used) and memory a Reset
-	// gave back (spare), so that a reused batch allocates nothing.
-	used, spare batchMem
+	// Slabs and chunks handed out since the last Reset, which gives them
+	// back to the shared pools for any batch to take again.
+	msgSlabs   []*[msgSlabLen]Message
+	fieldSlabs []*[fieldSlabLen]Field
+	fieldUsed  []int // fields handed out of each of fieldSlabs
+	chunks     []*[arenaChunk]byte
 }
-
-type batchMem struct {
-	msgs   [][]Message
-	fields [][]Field
-	chunks [][]byte
-}
-
-// Bounds on what Reset keeps for reuse: a batch that once took a burst of
-// huge records does not pin that memory in a pool.
-const (
-	maxSpareMsgs   = 4096
-	maxSpareChunks = 1 << 20
-)
 
 const (
 	msgSlabLen    = 64
@@ -42,6 +33,16 @@ const (
 	maxFieldHint  = 64
 	arenaChunk    = 32 << 10
 	arenaMaxPiece = 2 << 10
+)
+
+// Pools of the memory batches draw on. Memory goes back only through
+// Reset, when the last reader of a batch is done with it, and only while
+// it is in a pool does it cost memory that no batch uses; a batch in a
+// queue holds just the slabs and chunks its messages took.
+var (
+	msgSlabPool   = sync.Pool{New: func() any { return new([msgSlabLen]Message) }}
+	fieldSlabPool = sync.Pool{New: func() any { return new([fieldSlabLen]Field) }}
+	chunkPool     = sync.Pool{New: func() any { return new([arenaChunk]byte) }}
 )
 
 // NewBatch returns an empty batch.
@@ -56,14 +57,14 @@ func (b *Batch) Add() *Message {
 		}
 	}
 	if len(b.msgSlab) == 0 {
-		b.msgSlab = b.newMsgSlab(msgSlabLen)
+		b.msgSlab = b.newMsgSlab()
 	}
 	m := &b.msgSlab[0]
 	b.msgSlab = b.msgSlab[1:]
 	m.Severity = DefaultSeverity
 	if h := b.fieldHint; h > 0 {
 		if len(b.fieldSlab) < h {
-			b.fieldSlab = b.newFieldSlab(max(fieldSlabLen, h), h)
+			b.fieldSlab = b.newFieldSlab()
 		}
 		m.Fields = b.fieldSlab[:0:h]
 		b.fieldSlab = b.fieldSlab[h:]
@@ -94,7 +95,7 @@ func (b *Batch) Str(p []byte) string {
 		return string(p)
 	}
 	if cap(b.chunk)-len(b.chunk) < len(p) {
-		b.chunk = b.newChunk(arenaChunk, len(p))
+		b.chunk = b.newChunk()
 	}
 	start := len(b.chunk)
 	b.chunk = append(b.chunk, p...)
@@ -125,7 +126,7 @@ func (b *Batch) StrConcat(x, y []byte) string {
 		return string(x) + string(y)
 	}
 	if cap(b.chunk)-len(b.chunk) < n {
-		b.chunk = b.newChunk(arenaChunk, n)
+		b.chunk = b.newChunk()
 	}
 	start := len(b.chunk)
 	b.chunk = append(b.chunk, x...)
@@ -133,8 +134,8 @@ func (b *Batch) StrConcat(x, y []byte) string {
 	return unsafe.String(&b.chunk[start], n)
 }
 
-// Reset empties b for reuse, keeping the memory it handed out: the next
-// messages and strings take the same slabs and chunks again. Every message
+// Reset empties b for reuse and gives the memory it handed out back to
+// the pools that new messages and strings are drawn from. Every message
 // and string b handed out becomes invalid, so only the last holder of all
 // of them may call it (the engine, once every destination of the batch
 // has acknowledged it; pipeline.Filter's memory rule is what makes that
@@ -142,85 +143,49 @@ func (b *Batch) StrConcat(x, y []byte) string {
 func (b *Batch) Reset() {
 	clear(b.Msgs)
 	b.Msgs = b.Msgs[:0]
+	if k := len(b.fieldSlabs); k > 0 {
+		b.fieldUsed = append(b.fieldUsed, fieldSlabLen-len(b.fieldSlab))
+	}
 	b.msgSlab, b.fieldSlab, b.chunk = nil, nil, nil
-	n := 0
-	for _, s := range b.spare.msgs {
-		n += len(s)
+	// The hint only grows within a use; kept across uses, one message
+	// with many fields would size every later message's fields by it.
+	b.fieldHint = 0
+	for i, s := range b.msgSlabs {
+		*s = [msgSlabLen]Message{}
+		msgSlabPool.Put(s)
+		b.msgSlabs[i] = nil
 	}
-	for _, s := range b.used.msgs {
-		clear(s)
-		if n+len(s) <= maxSpareMsgs {
-			b.spare.msgs = append(b.spare.msgs, s)
-			n += len(s)
-		}
+	for i, s := range b.fieldSlabs {
+		clear(s[:b.fieldUsed[i]]) // drop what the fields pointed to
+		fieldSlabPool.Put(s)
+		b.fieldSlabs[i] = nil
 	}
-	n = 0
-	for _, s := range b.spare.fields {
-		n += len(s)
+	for i, c := range b.chunks {
+		chunkPool.Put(c)
+		b.chunks[i] = nil
 	}
-	for _, s := range b.used.fields {
-		clear(s) // drop what the fields pointed to
-		if n+len(s) <= maxSpareMsgs*4 {
-			b.spare.fields = append(b.spare.fields, s)
-			n += len(s)
-		}
-	}
-	n = 0
-	for _, c := range b.spare.chunks {
-		n += cap(c)
-	}
-	for _, c := range b.used.chunks {
-		if n+cap(c) <= maxSpareChunks {
-			b.spare.chunks = append(b.spare.chunks, c[:0])
-			n += cap(c)
-		}
-	}
-	clear(b.used.msgs)
-	clear(b.used.fields)
-	clear(b.used.chunks)
-	b.used.msgs, b.used.fields, b.used.chunks = b.used.msgs[:0], b.used.fields[:0], b.used.chunks[:0]
+	b.msgSlabs, b.fieldSlabs, b.fieldUsed, b.chunks = b.msgSlabs[:0], b.fieldSlabs[:0], b.fieldUsed[:0], b.chunks[:0]
 }
 
-// newMsgSlab returns a zeroed slab of messages: a spare one, or n new.
-func (b *Batch) newMsgSlab(n int) []Message {
-	var s []Message
-	if k := len(b.spare.msgs); k > 0 {
-		s = b.spare.msgs[k-1]
-		b.spare.msgs[k-1] = nil
-		b.spare.msgs = b.spare.msgs[:k-1]
-	} else {
-		s = make([]Message, n)
-	}
-	b.used.msgs = append(b.used.msgs, s)
-	return s
+func (b *Batch) newMsgSlab() []Message {
+	s := msgSlabPool.Get().(*[msgSlabLen]Message)
+	b.msgSlabs = append(b.msgSlabs, s)
+	return s[:]
 }
 
-// newFieldSlab returns a slab of at least need fields: a spare one, or n
-// new.
-func (b *Batch) newFieldSlab(n, need int) []Field {
-	var s []Field
-	if k := len(b.spare.fields); k > 0 && len(b.spare.fields[k-1]) >= need {
-		s = b.spare.fields[k-1]
-		b.spare.fields[k-1] = nil
-		b.spare.fields = b.spare.fields[:k-1]
-	} else {
-		s = make([]Field, n)
+// newFieldSlab returns a slab of fields (the hint, at most maxFieldHint,
+// always fits).
+func (b *Batch) newFieldSlab() []Field {
+	if len(b.fieldSlabs) > 0 {
+		b.fieldUsed = append(b.fieldUsed, fieldSlabLen-len(b.fieldSlab))
 	}
-	b.used.fields = append(b.used.fields, s)
-	return s
+	s := fieldSlabPool.Get().(*[fieldSlabLen]Field)
+	b.fieldSlabs = append(b.fieldSlabs, s)
+	return s[:]
 }
 
-// newChunk returns an empty chunk with room for need bytes: a spare one,
-// or one of capacity n.
-func (b *Batch) newChunk(n, need int) []byte {
-	var c []byte
-	if k := len(b.spare.chunks); k > 0 && cap(b.spare.chunks[k-1]) >= need {
-		c = b.spare.chunks[k-1]
-		b.spare.chunks[k-1] = nil
-		b.spare.chunks = b.spare.chunks[:k-1]
-	} else {
-		c = make([]byte, 0, n)
-	}
-	b.used.chunks = append(b.used.chunks, c)
-	return c
+func (b *Batch) newChunk() []byte {
+	c := chunkPool.Get().(*[arenaChunk]byte)
+	b.chunks = append(b.chunks, c)
+	return c[:0]
 }
