@@ -381,20 +381,28 @@ func (e *Encoder) linkNames(fs []pipeline.Field) {
 
 // findRepeats sets hasDup, comparing names through integer fingerprints
 // (length, first and last byte) so that the usual message with distinct
-// names costs no string comparison.
+// names costs no string comparison. A 256-bit set of hashed fingerprints
+// keeps that linear too: earlier fingerprints are scanned only when a
+// name's bit is already set.
 func (e *Encoder) findRepeats(fs []pipeline.Field) {
 	e.fp = e.fp[:0]
 	e.hasDup = false
+	var seen [4]uint64
 	for i := range fs {
 		name := fs[i].Name
 		var fp uint64
 		if name != "" {
 			fp = uint64(len(name))<<16 | uint64(name[0])<<8 | uint64(name[len(name)-1])
 		}
-		for j, g := range e.fp {
-			if g == fp && fs[j].Name == name {
-				e.hasDup = true
-				return
+		h := (fp * 0x9E3779B97F4A7C15) >> 56
+		if bit := uint64(1) << (h & 63); seen[h>>6]&bit == 0 {
+			seen[h>>6] |= bit
+		} else {
+			for j, g := range e.fp {
+				if g == fp && fs[j].Name == name {
+					e.hasDup = true
+					return
+				}
 			}
 		}
 		e.fp = append(e.fp, fp)

@@ -184,3 +184,59 @@ func TestFlatNestDepthCapped(t *testing.T) {
 		t.Fatalf("%d objects", strings.Count(string(out), "{"))
 	}
 }
+
+// A repeated name is found however many distinct names lie between its
+// uses (findRepeats scans earlier names only when a hash bit collides).
+func TestFlatRepeatAmongManyNames(t *testing.T) {
+	cfg := json.DefaultConfig()
+	cfg.Mode, cfg.Headers = "flat", nil
+	e, _ := json.New(pipeline.Settings{}, cfg)
+	for _, n := range []int{1, 10, 100, 255} {
+		m := pipeline.NewMessage()
+		m.AddInt("dup", 0)
+		for i := range n {
+			m.AddInt("k"+strconv.Itoa(i), int64(i))
+		}
+		m.AddInt("dup", 1)
+		out, err := e.Encode(nil, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v map[string]any
+		if err := stdjson.Unmarshal(out, &v); err != nil || len(v) != n+1 {
+			t.Fatalf("%d names: %v, %d keys in %s", n, err, len(v), out)
+		}
+		if d, ok := v["dup"].([]any); !ok || len(d) != 2 {
+			t.Fatalf("%d names: dup = %v", n, v["dup"])
+		}
+	}
+}
+
+// BenchmarkEncodeFlatNest encodes a message shaped like W2's (bench/w2.toml).
+func BenchmarkEncodeFlatNest(b *testing.B) {
+	cfg := json.DefaultConfig()
+	cfg.Mode, cfg.Nest, cfg.Headers, cfg.TimestampFormat = "flat", true, []string{"timestamp"}, "rfc3339milli"
+	e, err := json.New(pipeline.Settings{}, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := pipeline.NewMessage()
+	m.Timestamp = 1741683600123000000
+	m.AddString("host", "web-01.fra1.example.net")
+	m.AddString("service", "checkout")
+	m.AddString("level", "warn")
+	m.AddInt("pid", 10068)
+	m.AddInt("seq", 0)
+	m.AddDouble("latency_ms", 1827.167)
+	m.AddInt("status", 304)
+	m.AddBool("cached", false)
+	m.AddString("user.id", "u-656519")
+	m.AddString("user.role", "guest")
+	m.AddField(pipeline.NewField("tags", pipeline.TypeString, "", pipeline.StringValue("ams2"), pipeline.StringValue("prod")))
+	m.AddString("message", "POST /static/app.js/15131 trace_id=3b95dd4c7a")
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf, _ = e.Encode(buf[:0], m)
+	}
+}
