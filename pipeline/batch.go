@@ -9,6 +9,12 @@ import (
 // messages with Add and copy bytes they keep with Str; both draw on memory
 // shared by the whole batch, so a decoder allocates little per record.
 //
+// Slabs and chunks start small and double up to their full size, so a
+// batch holds at most about twice what its messages use: a queue that keeps
+// the messages of a small batch (one UDP datagram, a quiet connection)
+// keeps about what Message.Size counts, not a batch-sized slab each.
+// Reserve skips the doubling when the batch's size is known.
+//
 // A Batch is used by one goroutine at a time.
 type Batch struct {
 	Msgs []*Message
@@ -17,6 +23,11 @@ type Batch struct {
 	fieldSlab []Field
 	fieldHint int // field capacity given to the next message
 	chunk     []byte
+
+	expect    int // messages expected in all (Reserve); 0 when unknown
+	strHint   int // size of the first chunk (Reserve); 0 when unknown
+	lastMsgs  int // length of the last message slab
+	lastField int // length of the last field slab
 }
 
 const (
@@ -24,11 +35,20 @@ const (
 	fieldSlabLen  = 512
 	maxFieldHint  = 64
 	arenaChunk    = 32 << 10
+	arenaMinChunk = 256
 	arenaMaxPiece = 2 << 10
 )
 
 // NewBatch returns an empty batch.
 func NewBatch() *Batch { return &Batch{} }
+
+// Reserve sizes the batch's first allocations for decoding records records
+// of bytes bytes in all (the engine calls it with what an input emits), so
+// a batch of any size allocates about what it will use, in one step.
+func (b *Batch) Reserve(records, bytes int) {
+	b.expect = len(b.Msgs) + records
+	b.strHint = bytes
+}
 
 // Add appends a new message with default severity and returns it. The message
 // may be filled until the decoder returns.
@@ -39,14 +59,19 @@ func (b *Batch) Add() *Message {
 		}
 	}
 	if len(b.msgSlab) == 0 {
-		b.msgSlab = make([]Message, msgSlabLen)
+		n := min(max(b.expect-len(b.Msgs), 2*b.lastMsgs, 1), msgSlabLen)
+		b.msgSlab = make([]Message, n)
+		b.lastMsgs = n
 	}
 	m := &b.msgSlab[0]
 	b.msgSlab = b.msgSlab[1:]
 	m.Severity = DefaultSeverity
 	if h := b.fieldHint; h > 0 {
 		if len(b.fieldSlab) < h {
-			b.fieldSlab = make([]Field, max(fieldSlabLen, h))
+			n := max(h*(b.expect-len(b.Msgs)), 2*b.lastField, h)
+			n = min(n, max(fieldSlabLen, h))
+			b.fieldSlab = make([]Field, n)
+			b.lastField = n
 		}
 		m.Fields = b.fieldSlab[:0:h]
 		b.fieldSlab = b.fieldSlab[h:]
@@ -77,7 +102,7 @@ func (b *Batch) Str(p []byte) string {
 		return string(p)
 	}
 	if cap(b.chunk)-len(b.chunk) < len(p) {
-		b.chunk = make([]byte, 0, arenaChunk)
+		b.newChunk(len(p))
 	}
 	start := len(b.chunk)
 	b.chunk = append(b.chunk, p...)
@@ -108,10 +133,18 @@ func (b *Batch) StrConcat(x, y []byte) string {
 		return string(x) + string(y)
 	}
 	if cap(b.chunk)-len(b.chunk) < n {
-		b.chunk = make([]byte, 0, arenaChunk)
+		b.newChunk(n)
 	}
 	start := len(b.chunk)
 	b.chunk = append(b.chunk, x...)
 	b.chunk = append(b.chunk, y...)
 	return unsafe.String(&b.chunk[start], n)
+}
+
+// newChunk starts a chunk with room for need bytes: the size Reserve gave
+// for the first, then twice the last, up to arenaChunk.
+func (b *Batch) newChunk(need int) {
+	n := max(need, b.strHint, 2*cap(b.chunk), arenaMinChunk)
+	b.strHint = 0
+	b.chunk = make([]byte, 0, min(n, arenaChunk))
 }

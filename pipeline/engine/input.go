@@ -34,6 +34,11 @@ func (r *inputRunner) Emit(ctx context.Context, recs []pipeline.Record, ack pipe
 	e := r.e
 	tr := e.newTracker(ack)
 	b := pipeline.NewBatch()
+	size := 0
+	for i := range recs {
+		size += len(recs[i].Data)
+	}
+	b.Reserve(len(recs), size) // a small batch allocates little: queues may keep it
 	now := e.now().UnixNano()
 	r.m.records.Add(float64(len(recs)))
 	for i := range recs {
