@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/matcher"
@@ -66,6 +67,11 @@ type dest struct {
 // what it counts. Counting messages instead would miss a destination that
 // takes many small messages out of a batch of large ones.
 const selectiveShare = 4
+
+// entryBytes is what a queue entry costs besides its messages: the Entry
+// and the tracker it holds. A selective destination's entries often carry
+// one message each, so this is a fair part of what its queue holds.
+const entryBytes = int(unsafe.Sizeof(queue.Entry{}) + unsafe.Sizeof(tracker{}))
 
 type routeMode int
 
@@ -151,6 +157,11 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 		if len(sub) == 0 {
 			continue
 		}
+		if !all && cap(sub) > 2*len(sub) {
+			// sub was sized for the rest of the batch; a queue that keeps
+			// a few messages for long should not keep room for hundreds.
+			sub = append(make([]*pipeline.Message, 0, len(sub)), sub...)
+		}
 		if !all && bytes*selectiveShare <= total {
 			// A destination that takes a small share of a batch's bytes
 			// gets copies: the messages' strings are views into chunks the
@@ -162,7 +173,7 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 				sub[i] = m.DeepClone()
 			}
 		}
-		entry := &queue.Entry{Msgs: sub, Bytes: bytes, Loops: loops}
+		entry := &queue.Entry{Msgs: sub, Bytes: bytes + entryBytes, Loops: loops}
 		if tr != nil {
 			tr.hold()
 			entry.Owner = tr
