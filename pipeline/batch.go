@@ -115,7 +115,9 @@ func (b *Batch) Str(p []byte) string {
 // batch's shared chunk (Str's small strings), and s itself otherwise.
 // Whatever outlives the batch a message came in (a filter's per-key
 // state, a Lua table) must hold retained strings: a view would keep the
-// whole 32 KiB chunk alive, and memory accounting would not see it.
+// whole chunk (up to 32 KiB) alive, and memory accounting would not see
+// it. Strings longer than Str's pieces are allocations of their own and
+// are not copied again.
 func Retain(s string) string {
 	if len(s) == 0 || len(s) > arenaMaxPiece {
 		return s
