@@ -47,7 +47,12 @@ func NewBatch() *Batch { return &Batch{} }
 // a batch of any size allocates about what it will use, in one step.
 func (b *Batch) Reserve(records, bytes int) {
 	b.expect = len(b.Msgs) + records
-	b.strHint = bytes
+	// A quarter more for what decoders add (overlapping pieces, constants,
+	// transformers); past half a chunk, a whole one, as large batches get.
+	b.strHint = bytes + bytes/4
+	if b.strHint >= arenaChunk/2 {
+		b.strHint = arenaChunk
+	}
 }
 
 // Add appends a new message with default severity and returns it. The message

@@ -71,13 +71,13 @@ func TestBatchHoldsAboutWhatItsMessagesUse(t *testing.T) {
 // a batch whose records fit.
 func TestReserve(t *testing.T) {
 	b := NewBatch()
-	b.Reserve(10, 1000)
+	b.Reserve(10, 800)
 	fill(b, records(10))
 	if b.lastMsgs != 10 {
 		t.Errorf("message slab of %d for 10 records", b.lastMsgs)
 	}
 	if cap(b.chunk) != 1000 {
-		t.Errorf("chunk of %d bytes for 1000 bytes of records", cap(b.chunk))
+		t.Errorf("chunk of %d bytes for 800 bytes of records, want 1000", cap(b.chunk))
 	}
 	b = NewBatch()
 	b.Reserve(1000, 1<<20)
