@@ -64,19 +64,14 @@ func (b *Batch) Add() *Message {
 		}
 	}
 	if len(b.msgSlab) == 0 {
-		n := min(max(b.expect-len(b.Msgs), 2*b.lastMsgs, 1), msgSlabLen)
-		b.msgSlab = make([]Message, n)
-		b.lastMsgs = n
+		b.msgSlab = make([]Message, b.msgSlabSize())
 	}
 	m := &b.msgSlab[0]
 	b.msgSlab = b.msgSlab[1:]
 	m.Severity = DefaultSeverity
 	if h := b.fieldHint; h > 0 {
 		if len(b.fieldSlab) < h {
-			n := max(h*(b.expect-len(b.Msgs)), 2*b.lastField, h)
-			n = min(n, max(fieldSlabLen, h))
-			b.fieldSlab = make([]Field, n)
-			b.lastField = n
+			b.fieldSlab = make([]Field, b.fieldSlabSize(h))
 		}
 		m.Fields = b.fieldSlab[:0:h]
 		b.fieldSlab = b.fieldSlab[h:]
@@ -107,7 +102,7 @@ func (b *Batch) Str(p []byte) string {
 		return string(p)
 	}
 	if cap(b.chunk)-len(b.chunk) < len(p) {
-		b.newChunk(len(p))
+		b.chunk = make([]byte, 0, b.chunkSize(len(p)))
 	}
 	start := len(b.chunk)
 	b.chunk = append(b.chunk, p...)
@@ -140,7 +135,7 @@ func (b *Batch) StrConcat(x, y []byte) string {
 		return string(x) + string(y)
 	}
 	if cap(b.chunk)-len(b.chunk) < n {
-		b.newChunk(n)
+		b.chunk = make([]byte, 0, b.chunkSize(n))
 	}
 	start := len(b.chunk)
 	b.chunk = append(b.chunk, x...)
@@ -148,10 +143,29 @@ func (b *Batch) StrConcat(x, y []byte) string {
 	return unsafe.String(&b.chunk[start], n)
 }
 
-// newChunk starts a chunk with room for need bytes: the size Reserve gave
-// for the first, then twice the last, up to arenaChunk.
-func (b *Batch) newChunk(need int) {
+// msgSlabSize is the length of the next message slab: what Reserve said
+// is still to come, or twice the last, up to msgSlabLen.
+func (b *Batch) msgSlabSize() int {
+	n := min(max(b.expect-len(b.Msgs), 2*b.lastMsgs, 1), msgSlabLen)
+	b.lastMsgs = n
+	return n
+}
+
+// fieldSlabSize is the length of the next field slab, for messages of h
+// fields: enough for the messages still to come, or twice the last, up to
+// fieldSlabLen (or one message's h).
+func (b *Batch) fieldSlabSize(h int) int {
+	n := max(h*(b.expect-len(b.Msgs)), 2*b.lastField, h)
+	n = min(n, max(fieldSlabLen, h))
+	b.lastField = n
+	return n
+}
+
+// chunkSize is the capacity of the next chunk, with room for need bytes:
+// the size Reserve gave for the first, then twice the last, up to
+// arenaChunk.
+func (b *Batch) chunkSize(need int) int {
 	n := max(need, b.strHint, 2*cap(b.chunk), arenaMinChunk)
 	b.strHint = 0
-	b.chunk = make([]byte, 0, min(n, arenaChunk))
+	return min(n, arenaChunk)
 }
