@@ -10,6 +10,16 @@ import (
 // messages with Add and copy bytes they keep with Str; both draw on memory
 // shared by the whole batch, so a decoder allocates little per record.
 //
+// Slabs and chunks start small and double up to their full size, so a
+// batch holds at most about twice what its messages use: a queue that keeps
+// the messages of a small batch (one UDP datagram, a quiet connection)
+// keeps about what Message.Size counts, not a batch-sized slab each.
+// Reserve skips the doubling when the batch's size is known.
+//
+// Full-size slabs and chunks come from pools shared by all batches and go
+// back on Reset, which the engine calls once every destination of a batch
+// is done with it: in steady state decoding allocates next to nothing.
+//
 // A Batch is used by one goroutine at a time.
 type Batch struct {
 	Msgs []*Message
@@ -19,12 +29,18 @@ type Batch struct {
 	fieldHint int // field capacity given to the next message
 	chunk     []byte
 
-	// Slabs and chunks handed out since the last Reset, which gives them
-	// back to the shared pools for any batch to take again.
-	msgSlabs   []*[msgSlabLen]Message
-	fieldSlabs []*[fieldSlabLen]Field
-	fieldUsed  []int // fields handed out of each of fieldSlabs
-	chunks     []*[arenaChunk]byte
+	expect    int // messages expected in all (Reserve); 0 when unknown
+	strHint   int // size of the first chunk (Reserve); 0 when unknown
+	lastMsgs  int // length of the last message slab
+	lastField int // length of the last field slab
+
+	// Full-size slabs and chunks taken from the pools since the last
+	// Reset, which gives them back. Smaller ones are left to the GC.
+	msgSlabs    []*[msgSlabLen]Message
+	fieldSlabs  []*[fieldSlabLen]Field
+	fieldUsed   []int // fields handed out of each of fieldSlabs
+	fieldPooled bool  // fieldSlab is the tail of fieldSlabs' last
+	chunks      []*[arenaChunk]byte
 }
 
 const (
@@ -32,13 +48,12 @@ const (
 	fieldSlabLen  = 512
 	maxFieldHint  = 64
 	arenaChunk    = 32 << 10
+	arenaMinChunk = 256
 	arenaMaxPiece = 2 << 10
 )
 
-// Pools of the memory batches draw on. Memory goes back only through
-// Reset, when the last reader of a batch is done with it, and only while
-// it is in a pool does it cost memory that no batch uses; a batch in a
-// queue holds just the slabs and chunks its messages took.
+// The pools batches draw full-size memory from. Memory comes back only
+// through Reset, once the last reader of a batch is done with it.
 var (
 	msgSlabPool   = sync.Pool{New: func() any { return new([msgSlabLen]Message) }}
 	fieldSlabPool = sync.Pool{New: func() any { return new([fieldSlabLen]Field) }}
@@ -47,6 +62,19 @@ var (
 
 // NewBatch returns an empty batch.
 func NewBatch() *Batch { return &Batch{} }
+
+// Reserve sizes the batch's first allocations for decoding records records
+// of bytes bytes in all (the engine calls it with what an input emits), so
+// a batch of any size allocates about what it will use, in one step.
+func (b *Batch) Reserve(records, bytes int) {
+	b.expect = len(b.Msgs) + records
+	// A quarter more for what decoders add (overlapping pieces, constants,
+	// transformers); past half a chunk, a whole one, as large batches get.
+	b.strHint = bytes + bytes/4
+	if b.strHint >= arenaChunk/2 {
+		b.strHint = arenaChunk
+	}
+}
 
 // Add appends a new message with default severity and returns it. The message
 // may be filled until the decoder returns.
@@ -57,14 +85,14 @@ func (b *Batch) Add() *Message {
 		}
 	}
 	if len(b.msgSlab) == 0 {
-		b.msgSlab = b.newMsgSlab()
+		b.msgSlab = b.newMsgSlab(b.msgSlabSize())
 	}
 	m := &b.msgSlab[0]
 	b.msgSlab = b.msgSlab[1:]
 	m.Severity = DefaultSeverity
 	if h := b.fieldHint; h > 0 {
 		if len(b.fieldSlab) < h {
-			b.fieldSlab = b.newFieldSlab()
+			b.fieldSlab = b.newFieldSlab(b.fieldSlabSize(h))
 		}
 		m.Fields = b.fieldSlab[:0:h]
 		b.fieldSlab = b.fieldSlab[h:]
@@ -95,7 +123,7 @@ func (b *Batch) Str(p []byte) string {
 		return string(p)
 	}
 	if cap(b.chunk)-len(b.chunk) < len(p) {
-		b.chunk = b.newChunk()
+		b.chunk = b.newChunk(b.chunkSize(len(p)))
 	}
 	start := len(b.chunk)
 	b.chunk = append(b.chunk, p...)
@@ -108,7 +136,9 @@ func (b *Batch) Str(p []byte) string {
 // batch's shared chunk (Str's small strings), and s itself otherwise.
 // Whatever outlives the batch a message came in (a filter's per-key
 // state, a Lua table) must hold retained strings: a view would keep the
-// whole 32 KiB chunk alive, and memory accounting would not see it.
+// whole chunk (up to 32 KiB) alive, and memory accounting would not see
+// it. Strings longer than Str's pieces are allocations of their own and
+// are not copied again.
 func Retain(s string) string {
 	if len(s) == 0 || len(s) > arenaMaxPiece {
 		return s
@@ -126,7 +156,7 @@ func (b *Batch) StrConcat(x, y []byte) string {
 		return string(x) + string(y)
 	}
 	if cap(b.chunk)-len(b.chunk) < n {
-		b.chunk = b.newChunk()
+		b.chunk = b.newChunk(b.chunkSize(n))
 	}
 	start := len(b.chunk)
 	b.chunk = append(b.chunk, x...)
@@ -134,22 +164,81 @@ func (b *Batch) StrConcat(x, y []byte) string {
 	return unsafe.String(&b.chunk[start], n)
 }
 
-// Reset empties b for reuse and gives the memory it handed out back to
-// the pools that new messages and strings are drawn from. Every message
-// and string b handed out becomes invalid, so only the last holder of all
-// of them may call it (the engine, once every destination of the batch
-// has acknowledged it; pipeline.Filter's memory rule is what makes that
-// safe).
+// msgSlabSize is the length of the next message slab: what Reserve said
+// is still to come, or twice the last, up to msgSlabLen.
+func (b *Batch) msgSlabSize() int {
+	n := min(max(b.expect-len(b.Msgs), 2*b.lastMsgs, 1), msgSlabLen)
+	b.lastMsgs = n
+	return n
+}
+
+// fieldSlabSize is the length of the next field slab, for messages of h
+// fields: enough for the messages still to come, or twice the last, up to
+// fieldSlabLen (or one message's h).
+func (b *Batch) fieldSlabSize(h int) int {
+	n := max(h*(b.expect-len(b.Msgs)), 2*b.lastField, h)
+	n = min(n, max(fieldSlabLen, h))
+	b.lastField = n
+	return n
+}
+
+// chunkSize is the capacity of the next chunk, with room for need bytes:
+// the size Reserve gave for the first, then twice the last, up to
+// arenaChunk.
+func (b *Batch) chunkSize(need int) int {
+	n := max(need, b.strHint, 2*cap(b.chunk), arenaMinChunk)
+	b.strHint = 0
+	return min(n, arenaChunk)
+}
+
+func (b *Batch) newMsgSlab(n int) []Message {
+	if n < msgSlabLen {
+		return make([]Message, n)
+	}
+	s := msgSlabPool.Get().(*[msgSlabLen]Message)
+	b.msgSlabs = append(b.msgSlabs, s)
+	return s[:]
+}
+
+func (b *Batch) newFieldSlab(n int) []Field {
+	b.noteFieldsUsed()
+	if n != fieldSlabLen {
+		b.fieldPooled = false
+		return make([]Field, n)
+	}
+	s := fieldSlabPool.Get().(*[fieldSlabLen]Field)
+	b.fieldSlabs = append(b.fieldSlabs, s)
+	b.fieldPooled = true
+	return s[:]
+}
+
+// noteFieldsUsed records how much of the current pooled field slab was
+// handed out, so Reset clears only that.
+func (b *Batch) noteFieldsUsed() {
+	if b.fieldPooled {
+		b.fieldUsed = append(b.fieldUsed, fieldSlabLen-len(b.fieldSlab))
+		b.fieldPooled = false
+	}
+}
+
+func (b *Batch) newChunk(n int) []byte {
+	if n < arenaChunk {
+		return make([]byte, 0, n)
+	}
+	c := chunkPool.Get().(*[arenaChunk]byte)
+	b.chunks = append(b.chunks, c)
+	return c[:0]
+}
+
+// Reset empties b for reuse and gives its pooled memory back. Every
+// message and string b handed out becomes invalid, so only the last holder
+// of all of them may call it: the engine, once every destination of the
+// batch has acknowledged it (the memory rule in plugin.go is what makes
+// that safe: nothing keeps a message or a view past its Process or Write).
 func (b *Batch) Reset() {
 	clear(b.Msgs)
 	b.Msgs = b.Msgs[:0]
-	if k := len(b.fieldSlabs); k > 0 {
-		b.fieldUsed = append(b.fieldUsed, fieldSlabLen-len(b.fieldSlab))
-	}
-	b.msgSlab, b.fieldSlab, b.chunk = nil, nil, nil
-	// The hint only grows within a use; kept across uses, one message
-	// with many fields would size every later message's fields by it.
-	b.fieldHint = 0
+	b.noteFieldsUsed()
 	for i, s := range b.msgSlabs {
 		*s = [msgSlabLen]Message{}
 		msgSlabPool.Put(s)
@@ -161,31 +250,21 @@ func (b *Batch) Reset() {
 		b.fieldSlabs[i] = nil
 	}
 	for i, c := range b.chunks {
+		if poisonReused {
+			// Tests run with -race: whatever still reads a view into
+			// this chunk sees garbage, not the old bytes that a reuse
+			// would often write again.
+			for j := range c {
+				c[j] = 0xDB
+			}
+		}
 		chunkPool.Put(c)
 		b.chunks[i] = nil
 	}
 	b.msgSlabs, b.fieldSlabs, b.fieldUsed, b.chunks = b.msgSlabs[:0], b.fieldSlabs[:0], b.fieldUsed[:0], b.chunks[:0]
-}
-
-func (b *Batch) newMsgSlab() []Message {
-	s := msgSlabPool.Get().(*[msgSlabLen]Message)
-	b.msgSlabs = append(b.msgSlabs, s)
-	return s[:]
-}
-
-// newFieldSlab returns a slab of fields (the hint, at most maxFieldHint,
-// always fits).
-func (b *Batch) newFieldSlab() []Field {
-	if len(b.fieldSlabs) > 0 {
-		b.fieldUsed = append(b.fieldUsed, fieldSlabLen-len(b.fieldSlab))
-	}
-	s := fieldSlabPool.Get().(*[fieldSlabLen]Field)
-	b.fieldSlabs = append(b.fieldSlabs, s)
-	return s[:]
-}
-
-func (b *Batch) newChunk() []byte {
-	c := chunkPool.Get().(*[arenaChunk]byte)
-	b.chunks = append(b.chunks, c)
-	return c[:0]
+	b.msgSlab, b.fieldSlab, b.chunk = nil, nil, nil
+	// The hint grows within a use; kept across uses, one message with many
+	// fields would size every later message's fields by it.
+	b.fieldHint = 0
+	b.expect, b.strHint, b.lastMsgs, b.lastField = 0, 0, 0, 0
 }

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"encoding/hex"
 	"math"
+	"unsafe"
 )
 
 // Severity levels are syslog's (RFC 5424 §6.2.1): 0 is the most severe.
@@ -237,20 +238,31 @@ func (m *Message) DeleteField(name string, fi int) bool {
 	return false
 }
 
-// Size estimates the memory m holds, in bytes. Queues are bounded with it.
+// Size estimates the memory m holds, in bytes: the message, the pointer a
+// queue keeps to it, its fields, values and strings. Queues are bounded
+// with it. What m shares with other messages (the chunks and slabs of the
+// Batch it was decoded in) is not counted: the engine copies the messages
+// of a destination that takes a small share of a batch, and batches are
+// sized for what they hold, so that what a queue keeps stays near the sum.
 func (m *Message) Size() int {
-	n := 128 + len(m.Type) + len(m.Logger) + len(m.Payload) + len(m.EnvVersion) + len(m.Hostname)
+	n := messageBytes + len(m.Type) + len(m.Logger) + len(m.Payload) + len(m.EnvVersion) + len(m.Hostname)
 	for i := range m.Fields {
 		f := &m.Fields[i]
-		n += 88 + len(f.Name) + len(f.Representation)
+		n += fieldBytes + len(f.Name) + len(f.Representation)
 		if f.Type == TypeString || f.Type == TypeBytes {
 			for j := 0; j < int(f.n); j++ {
 				n += len(f.Value(j).s)
 			}
 		}
 		if f.n > 1 {
-			n += 24 * int(f.n-1)
+			n += valueBytes * int(f.n-1)
 		}
 	}
 	return n
 }
+
+const (
+	messageBytes = int(unsafe.Sizeof(Message{})) + 8
+	fieldBytes   = int(unsafe.Sizeof(Field{}))
+	valueBytes   = int(unsafe.Sizeof(Value{}))
+)

@@ -53,7 +53,10 @@ type Decoder interface {
 	// The engine fills what the decoder leaves unset: UUID, Timestamp (receive
 	// time), Logger (input name). Decoders are shared by all connections of an
 	// input and must be safe for concurrent use; per-source state (a Zeek
-	// header) is keyed by rec.Source.
+	// header) is keyed by rec.Source. What a decoder keeps across records
+	// (that header, a cache of names it looked up) must be copies
+	// (strings.Clone), never strings from out.Str or views into rec.Data:
+	// see the memory rule of Filter.
 	Decode(rec Record, out *Batch) error
 }
 
@@ -80,11 +83,15 @@ type Injector interface {
 // Filter observes messages that its matcher accepts and may inject new ones.
 //
 // Memory rule: a message's strings may be views into chunks that its whole
-// batch shares (Batch.Str). What a filter keeps after Process returns (map
-// keys, per-key state, a message to compare with) must be Retain'ed or
-// DeepClone'd: a view would keep the whole chunk alive, unseen by any
-// accounting. The engine does the same for queues that take a small share
-// of a batch.
+// batch shares (Batch.Str), up to 32 KiB each. What a filter keeps after
+// Process returns (map keys, per-key state, a message to compare with, a
+// string handed to a Lua table) must be Retain'ed or DeepClone'd: a view
+// would keep the whole chunk alive, and with it every message decoded
+// beside it, unseen by any accounting (Message.Size counts a message's own
+// bytes). Copy when the key is first stored, not on every lookup: a map
+// lookup with a view is free. The engine keeps queues honest the same way:
+// a destination that takes a small share of a batch's bytes gets copies,
+// and batches are sized for the records they hold (Batch.Reserve).
 type Filter interface {
 	// Process is called once per matching message, from one goroutine.
 	// m is shared and read-only, and only valid during the call. An error is

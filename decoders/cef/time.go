@@ -2,6 +2,7 @@ package cef
 
 import (
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -176,7 +177,8 @@ func (c *zoneCache) load(name string) *time.Location {
 		loc = nil
 	}
 	if c.n.Add(1) <= maxZones {
-		c.m.Store(name, loc)
+		// A copy: name is a view into the record's batch (pipeline.Retain).
+		c.m.Store(strings.Clone(name), loc)
 	}
 	return loc
 }

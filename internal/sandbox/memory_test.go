@@ -279,7 +279,8 @@ function f() K[read_message("Fields[src]")] = read_message("Payload") n = n + 1 
 	}
 	base := liveHeap()
 	for i := range 2000 {
-		b := pipeline.NewBatch() // a chunk of its own for each message
+		b := pipeline.NewBatch() // a chunk of its own for each message,
+		b.Reserve(64, 32<<10)    // as large as a full read's
 		m := b.Add()
 		m.Payload = b.Str([]byte("payload"))
 		m.AddString("src", b.Str(fmt.Appendf(nil, "10.0.%d.%d", i/256, i%256)))

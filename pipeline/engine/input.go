@@ -38,6 +38,11 @@ func (r *inputRunner) Emit(ctx context.Context, recs []pipeline.Record, ack pipe
 		b = pipeline.NewBatch()
 	}
 	tr.batch.Store(b)
+	size := 0
+	for i := range recs {
+		size += len(recs[i].Data)
+	}
+	b.Reserve(len(recs), size) // a small batch allocates little: queues may keep it
 	now := e.now().UnixNano()
 	r.m.records.Add(float64(len(recs)))
 	for i := range recs {

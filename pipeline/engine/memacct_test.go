@@ -1,35 +1,54 @@
 package engine_test
 
 import (
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/ternlog/tern/internal/testutil/testscale"
 )
 
-// A selective matcher in front of a stalled output: one message in a
-// hundred goes to it, and its queue fills. What the queue holds must cost
-// about what queue_max_bytes counts. Decoders' strings are views into
-// 32 KiB chunks their batch shares, so a queued message that kept its view
-// kept the whole chunk alive: about 100 times what was counted here.
-func TestSelectiveQueueHoldsWhatItCounts(t *testing.T) {
+// A stalled output's queue fills; what it holds must cost about what
+// queue_max_bytes counts. Decoders' strings are views into chunks their
+// batch shares (Batch.Str), and messages live in slabs the batch shares, so
+// a queued message could keep far more alive than Message.Size counts.
+func TestStalledQueueHoldsWhatItCounts(t *testing.T) {
+	// One message in a hundred goes to the output: had the queued
+	// messages kept their views, each would hold its batch's 32 KiB chunk,
+	// about 100 times what was counted.
 	t.Run("one message in a hundred", func(t *testing.T) {
-		selectiveQueue(t, 1, strings.Repeat("p", 200), strings.Repeat("p", 200))
+		stalledQueue(t, 100, 1, strings.Repeat("p", 200), strings.Repeat("p", 200))
 	})
 	// A third of the messages, but small beside the rest: by count the
 	// share is large, by bytes it is not, and the chunks are the others'.
 	t.Run("many small among large", func(t *testing.T) {
-		selectiveQueue(t, 34, "p", strings.Repeat("p", 1000))
+		stalledQueue(t, 100, 34, "p", strings.Repeat("p", 1000))
+	})
+	// Every message, one or four per batch (a UDP input, a quiet TCP
+	// connection): nothing is selective, so nothing is copied, and a batch
+	// whose chunk and slabs were sized for hundreds of messages held 125
+	// times what its one message counted.
+	t.Run("one message per batch", func(t *testing.T) {
+		stalledQueue(t, 1, 1, strings.Repeat("p", 200), "")
+	})
+	t.Run("four messages per batch", func(t *testing.T) {
+		stalledQueue(t, 4, 4, strings.Repeat("p", 200), "")
 	})
 }
 
-// selectiveQueue sends batches of 100 lines, rare of them "rare:"+small
-// and the others "x:"+large, to an output that takes the rare ones and is
-// stalled, and checks what the heap holds against what its queue counts.
-func selectiveQueue(t *testing.T, rare int, small, large string) {
-	r := runEngine(t, registry(), `
+// stalledQueue sends batches of size lines, rare of them "rare:"+small and
+// the others "x:"+large, to an output that takes the rare ones and is
+// stalled, until the input blocks, and checks what the heap holds against
+// what the output's queue counts.
+func stalledQueue(t *testing.T, size, rare int, small, large string) {
+	queueMax := max(testscale.N(32<<20, 2<<20), 512<<10)
+	// batch_max_count keeps what the stalled Write holds (taken out of
+	// the queue, no longer counted) small beside the queue.
+	r := runEngine(t, registry(), fmt.Sprintf(`
 [inputs.in]
 type = "feed"
 name = "@in"
@@ -38,8 +57,9 @@ decoder = "line"
 type = "sink"
 name = "@rare"
 message_matcher = "Type == 'rare'"
-queue_max_bytes = "256KiB"
-`, "300ms")
+queue_max_bytes = %d
+batch_max_count = 16
+`, queueMax), "300ms")
 	sink := getSink(r.names("rare"))
 	sink.mu.Lock()
 	sink.gate = make(chan struct{}) // stalled: Write waits
@@ -52,32 +72,30 @@ queue_max_bytes = "256KiB"
 	base := ms.HeapAlloc
 
 	in := getFeed(r.names("in"))
-	batch := make([]string, 100)
+	batch := make([]string, size)
 	for i := range batch {
 		batch[i] = "x:" + large
-		if i%(100/rare) == 0 && i/(100/rare) < rare {
+		if i%(size/rare) == 0 && i/(size/rare) < rare {
 			batch[i] = "rare:" + small
 		}
 	}
-	sent := make(chan int, 1)
-	go func() {
-		n := 0
-		for ; n < 3000; n++ {
-			select {
-			case in.batches <- feedBatch{lines: batch}:
-			case <-time.After(time.Second):
-				sent <- n // the queue is full: the input waits
-				return
-			}
+	n := 0
+	for {
+		select {
+		case in.batches <- feedBatch{lines: batch}:
+			n++
+			continue
+		case <-time.After(200 * time.Millisecond):
+			// the queue is full: the input waits
 		}
-		sent <- n
-	}()
-	n := <-sent
+		break
+	}
 	queued := r.metric(t, "tern_queue_bytes", map[string]string{"plugin": "outputs.rare"})
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
 	held := int64(ms.HeapAlloc) - int64(base)
-	t.Logf("%d batches sent; the queue counts %.0f KiB; the heap grew by %d KiB", n, queued/1024, held>>10)
-	assert.Greater(t, queued, float64(200<<10), "the queue filled")
-	assert.Less(t, held, int64(8*queued), "the heap holds far more than the queue counts")
+	t.Logf("%d batches sent; the queue counts %.0f KiB; the heap grew by %d KiB (%.1f times)",
+		n, queued/1024, held>>10, float64(held)/queued)
+	assert.Greater(t, queued, 0.75*float64(queueMax), "the queue filled")
+	assert.Less(t, float64(held), 3*queued, "the heap holds far more than the queue counts")
 }

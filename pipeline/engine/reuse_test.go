@@ -45,8 +45,14 @@ message_matcher = "TRUE"
 	}
 	s.mu.Unlock()
 	in := getFeed(names("in"))
+	// Batches big enough for full-size slabs, which are the pooled ones
+	// (a small batch's memory is its own, left to the GC).
 	for i := 0; i < 50; i++ {
-		require.NoError(t, waitAck(t, in.send(fmt.Sprintf("x:%d", i), fmt.Sprintf("x:%d", i+1))))
+		lines := make([]string, 100)
+		for j := range lines {
+			lines[j] = fmt.Sprintf("x:%d.%d", i, j)
+		}
+		require.NoError(t, waitAck(t, in.send(lines...)))
 	}
 	mu.Lock()
 	defer mu.Unlock()

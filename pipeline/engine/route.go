@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/ternlog/tern/pipeline"
 	"github.com/ternlog/tern/pipeline/matcher"
@@ -119,6 +120,11 @@ type dest struct {
 // takes many small messages out of a batch of large ones.
 const selectiveShare = 4
 
+// entryBytes is what a queue entry costs besides its messages: the Entry
+// and the tracker it holds. A selective destination's entries often carry
+// one message each, so this is a fair part of what its queue holds.
+const entryBytes = int(unsafe.Sizeof(queue.Entry{}) + unsafe.Sizeof(tracker{}))
+
 type routeMode int
 
 const (
@@ -204,6 +210,11 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 			continue
 		}
 		copied := false
+		if !all && cap(sub) > 2*len(sub) {
+			// sub was sized for the rest of the batch; a queue that keeps
+			// a few messages for long should not keep room for hundreds.
+			sub = append(make([]*pipeline.Message, 0, len(sub)), sub...)
+		}
 		if !all && bytes*selectiveShare <= total {
 			// A destination that takes a small share of a batch's bytes
 			// gets copies: the messages' strings are views into chunks the
@@ -216,7 +227,7 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 			}
 			copied = true
 		}
-		entry := &queue.Entry{Msgs: sub, Bytes: bytes, Loops: loops}
+		entry := &queue.Entry{Msgs: sub, Bytes: bytes + entryBytes, Loops: loops}
 		if tr != nil {
 			if copied {
 				entry.Owner = tr.holdCopy() // the batch may be reused meanwhile

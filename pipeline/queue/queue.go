@@ -15,7 +15,7 @@ import (
 // destination's matcher accepted.
 type Entry struct {
 	Msgs  []*pipeline.Message
-	Bytes int // estimated memory held, pipeline.Message.Size summed
+	Bytes int // estimated memory held: pipeline.Message.Size summed, and the entry itself
 	// Owner learns the fate of the entry. A memory queue calls Done when the
 	// runner committed the last of its messages, a disk queue as soon as they
 	// are durable on disk; Abandon is called instead when the messages will
