@@ -128,7 +128,6 @@ func (r *outputRunner) deliver(ctx context.Context, msgs []*pipeline.Message) bo
 	r.buf = r.buf[:0]
 	r.offs = r.offs[:0]
 	r.encoded = r.encoded[:0]
-	kept := msgs[:0:0]
 	for _, m := range msgs {
 		start := len(r.buf)
 		var err error
@@ -138,18 +137,17 @@ func (r *outputRunner) deliver(ctx context.Context, msgs []*pipeline.Message) bo
 			r.deadLetterMsg(m, "encode_error", r.encID, err, nil)
 			continue
 		}
-		kept = append(kept, m)
+		r.encoded = append(r.encoded, pipeline.Encoded{Msg: m})
 		r.offs = append(r.offs, len(r.buf))
 	}
 	// Slice after encoding: appends above may have moved buf.
 	start := 0
-	for i, m := range kept {
-		r.encoded = append(r.encoded, pipeline.Encoded{Msg: m, Data: r.buf[start:r.offs[i]:r.offs[i]]})
+	for i := range r.encoded {
+		r.encoded[i].Data = r.buf[start:r.offs[i]:r.offs[i]]
 		start = r.offs[i]
 	}
 	pending := r.encoded
-	bo := backoff.New(r.cfg.Retries.Delay.D(), r.cfg.Retries.MaxDelay.D())
-	bo.Jitter = r.cfg.Retries.MaxJitter.D()
+	var bo *backoff.Backoff // made on the first failure: most batches need none
 	for len(pending) > 0 {
 		t0 := time.Now()
 		err := r.safeWrite(ctx, pending)
@@ -191,6 +189,10 @@ func (r *outputRunner) deliver(ctx context.Context, msgs []*pipeline.Message) bo
 		}
 		r.m.retries.Inc()
 		r.state.set("retrying", err)
+		if bo == nil {
+			bo = backoff.New(r.cfg.Retries.Delay.D(), r.cfg.Retries.MaxDelay.D())
+			bo.Jitter = r.cfg.Retries.MaxJitter.D()
+		}
 		d := bo.Next()
 		if asked, ok := pipeline.RetryDelay(err); ok && asked > d {
 			d = asked // the peer asked for a longer wait (Retry-After)
