@@ -83,9 +83,12 @@ func (h *Harness) Feed(input string, records [][]byte) error {
 		return fmt.Errorf("input %q has no decoder", input)
 	}
 	b := pipeline.NewBatch()
-	for _, rec := range records {
-		rr := pipeline.Record{Data: rec, Source: "test://" + r.name}
-		r.decode(&rr, b)
+	recs := make([]pipeline.Record, len(records))
+	for i, rec := range records {
+		recs[i] = pipeline.Record{Data: rec, Source: "test://" + r.name}
+	}
+	for i := 0; i < len(recs); {
+		i = r.decodeFrom(recs, i, b)
 	}
 	now := h.e.now().UnixNano()
 	for _, m := range b.Msgs {

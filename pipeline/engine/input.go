@@ -45,8 +45,8 @@ func (r *inputRunner) Emit(ctx context.Context, recs []pipeline.Record, ack pipe
 	b.Reserve(len(recs), size) // a small batch allocates little: queues may keep it
 	now := e.now().UnixNano()
 	r.m.records.Add(float64(len(recs)))
-	for i := range recs {
-		r.decode(&recs[i], b)
+	for i := 0; i < len(recs); {
+		i = r.decodeFrom(recs, i, b)
 	}
 	for _, m := range b.Msgs {
 		m.FillDefaults(e.uuid, now, r.name)
@@ -60,39 +60,55 @@ func (r *inputRunner) Emit(ctx context.Context, recs []pipeline.Record, ack pipe
 	return err
 }
 
-// decode runs the decoder chain on one record; a failure anywhere replaces
-// the record's messages by one dead letter carrying its original bytes.
-func (r *inputRunner) decode(rec *pipeline.Record, b *pipeline.Batch) {
+// decodeFrom runs the decoder chain on recs[i:] and returns len(recs). A
+// failure anywhere replaces a record's messages by one dead letter carrying
+// its original bytes. A panic is caught here, once per batch rather than
+// armed per record: the record is dead-lettered and decodeFrom returns the
+// index after it, to be called again from there.
+func (r *inputRunner) decodeFrom(recs []pipeline.Record, i int, b *pipeline.Batch) (next int) {
+	var stage string
 	start := b.Len()
-	stage, err := r.decodeChain(rec, b, start)
-	if err != nil {
-		b.Truncate(start)
-		r.e.deadLetter(b, "decode_error", stage, rec.Source, err, rec.Data)
-		r.e.metrics.deadLetter(stage, "decode_error")
-		return
-	}
-	if len(rec.Fields) > 0 {
-		for _, m := range b.Msgs[start:] {
-			for _, f := range rec.Fields {
-				m.AddField(f)
-			}
-		}
-	}
-}
-
-func (r *inputRunner) decodeChain(rec *pipeline.Record, b *pipeline.Batch, start int) (stage string, err error) {
-	stage = r.decID
 	defer func() {
 		if p := recover(); p != nil {
 			r.e.log.Error("decoder panic", "plugin", stage, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			err = fmt.Errorf("panic: %v", p)
+			r.failed(&recs[i], b, start, stage, fmt.Errorf("panic: %v", p))
+			next = i + 1
 		}
 	}()
-	if err = r.dec.Decode(*rec, b); err != nil {
-		return stage, err
+	for ; i < len(recs); i++ {
+		rec := &recs[i]
+		start = b.Len()
+		if err := r.decodeChain(rec, b, start, &stage); err != nil {
+			r.failed(rec, b, start, stage, err)
+			continue
+		}
+		if len(rec.Fields) > 0 {
+			for _, m := range b.Msgs[start:] {
+				for _, f := range rec.Fields {
+					m.AddField(f)
+				}
+			}
+		}
+	}
+	return len(recs)
+}
+
+// failed drops what rec's decoding produced and dead-letters rec.
+func (r *inputRunner) failed(rec *pipeline.Record, b *pipeline.Batch, start int, stage string, err error) {
+	b.Truncate(start)
+	r.e.deadLetter(b, "decode_error", stage, rec.Source, err, rec.Data)
+	r.e.metrics.deadLetter(stage, "decode_error")
+}
+
+// decodeChain decodes rec and runs the transformers, keeping in *stage the
+// plugin at work (for errors and panics).
+func (r *inputRunner) decodeChain(rec *pipeline.Record, b *pipeline.Batch, start int, stage *string) error {
+	*stage = r.decID
+	if err := r.dec.Decode(*rec, b); err != nil {
+		return err
 	}
 	for i, t := range r.transformers {
-		stage = r.trIDs[i]
+		*stage = r.trIDs[i]
 		produced := append([]*pipeline.Message(nil), b.Msgs[start:]...)
 		b.Truncate(start)
 		for _, m := range produced {
@@ -100,14 +116,14 @@ func (r *inputRunner) decodeChain(rec *pipeline.Record, b *pipeline.Batch, start
 			b.Msgs = append(b.Msgs, m)
 			keep, err := t.Transform(m, b)
 			if err != nil {
-				return stage, err
+				return err
 			}
 			if !keep {
 				b.Msgs = append(b.Msgs[:n], b.Msgs[n+1:]...)
 			}
 		}
 	}
-	return "", nil
+	return nil
 }
 
 // run calls Input.Run until ctx ends, restarting it after failures.
