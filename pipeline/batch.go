@@ -230,6 +230,21 @@ func (b *Batch) newChunk(n int) []byte {
 	return c[:0]
 }
 
+// Retire marks b as read by no one any more, before it waits for reuse
+// (Reset). In the race-enabled test runs it overwrites b's chunks at once,
+// so whatever still reads a view into them sees garbage, not the old bytes
+// that a reuse would often write again, and fails its test.
+func (b *Batch) Retire() {
+	if !poisonReused {
+		return
+	}
+	for _, c := range b.chunks {
+		for j := range c {
+			c[j] = 0xDB
+		}
+	}
+}
+
 // Reset empties b for reuse and gives its pooled memory back. Every
 // message and string b handed out becomes invalid, so only the last holder
 // of all of them may call it: the engine, once every destination of the
@@ -250,14 +265,6 @@ func (b *Batch) Reset() {
 		b.fieldSlabs[i] = nil
 	}
 	for i, c := range b.chunks {
-		if poisonReused {
-			// Tests run with -race: whatever still reads a view into
-			// this chunk sees garbage, not the old bytes that a reuse
-			// would often write again.
-			for j := range c {
-				c[j] = 0xDB
-			}
-		}
 		chunkPool.Put(c)
 		b.chunks[i] = nil
 	}

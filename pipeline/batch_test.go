@@ -70,6 +70,6 @@ func TestResetPoisonsViewsUnderRace(t *testing.T) {
 	b := NewBatch()
 	b.Reserve(1, arenaChunk)
 	s := b.Str([]byte("kept past the ack"))
-	b.Reset()
+	b.Retire()
 	assert.NotEqual(t, "kept past the ack", s)
 }

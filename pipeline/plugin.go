@@ -88,10 +88,14 @@ type Injector interface {
 // string handed to a Lua table) must be Retain'ed or DeepClone'd: a view
 // would keep the whole chunk alive, and with it every message decoded
 // beside it, unseen by any accounting (Message.Size counts a message's own
-// bytes). Copy when the key is first stored, not on every lookup: a map
-// lookup with a view is free. The engine keeps queues honest the same way:
-// a destination that takes a small share of a batch's bytes gets copies,
-// and batches are sized for the records they hold (Batch.Reserve).
+// bytes). Worse, once every destination of a batch has acknowledged it,
+// the engine reuses its memory for the next records (Batch.Reset), so a
+// view kept past the call would read other messages' bytes; the -race test
+// runs overwrite retired chunks so that such a plugin fails its tests.
+// Copy when the key is first stored, not on every lookup: a map lookup
+// with a view is free. The engine keeps queues honest the same way: a
+// destination that takes a small share of a batch's bytes gets copies, and
+// batches are sized for the records they hold (Batch.Reserve).
 type Filter interface {
 	// Process is called once per matching message, from one goroutine.
 	// m is shared and read-only, and only valid during the call. An error is
@@ -151,8 +155,8 @@ type Output interface {
 	// error is Permanent; a *PartialError settles records individually.
 	// Write does not sleep before returning an error: a wait the peer asked
 	// for goes back as RetryAfter(err, d), and the engine honours it.
-	// Write is called from one goroutine; batch and its Data are only valid
-	// during the call.
+	// Write is called from one goroutine; batch, its Data and its messages
+	// are only valid during the call (their memory is reused after it).
 	Write(ctx context.Context, batch []Encoded) error
 }
 

@@ -36,6 +36,8 @@ func (r *inputRunner) Emit(ctx context.Context, recs []pipeline.Record, ack pipe
 	b, _ := e.batches.Get().(*pipeline.Batch)
 	if b == nil {
 		b = pipeline.NewBatch()
+	} else {
+		b.Reset()
 	}
 	tr.batch.Store(b)
 	size := 0

@@ -53,7 +53,11 @@ func (t *tracker) holdCopy() copyRef {
 func (t *tracker) Done() {
 	if t.users.Add(-1) == 0 && !t.failed.Load() {
 		if b := t.batch.Swap(nil); b != nil {
-			b.Reset()
+			// Reset on the input's goroutine when it takes the batch
+			// again (Emit): clearing here, on the output's, would leave
+			// every cache line of the slabs modified in this core's cache
+			// for the input to fetch back as it writes the next messages.
+			b.Retire()
 			t.e.batches.Put(b)
 		}
 	}
