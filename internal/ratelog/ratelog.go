@@ -11,7 +11,6 @@ import (
 	"context"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -20,8 +19,12 @@ import (
 type Limiter struct {
 	every time.Duration
 	now   func() time.Time
-	next  atomic.Int64 // unix ns before which lines are held back
-	held  atomic.Int64 // lines held back since the last one let through
+	// One lock for both: with two atomics, a caller held back between a
+	// winner's swap of next and its read of held was counted into the
+	// winner's line instead of the next one.
+	mu   sync.Mutex
+	next int64 // unix ns before which lines are held back
+	held int64 // lines held back since the last one let through
 }
 
 // Every returns a limiter that lets one line through per interval d.
@@ -40,16 +43,15 @@ func (l *Limiter) Allow() (held int64, ok bool) {
 		return 0, true
 	}
 	now := l.now().UnixNano()
-	for {
-		next := l.next.Load()
-		if now < next {
-			l.held.Add(1)
-			return 0, false
-		}
-		if l.next.CompareAndSwap(next, now+int64(l.every)) {
-			return l.held.Swap(0), true
-		}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now < l.next {
+		l.held++
+		return 0, false
 	}
+	l.next = now + int64(l.every)
+	held, l.held = l.held, 0
+	return held, true
 }
 
 // Log writes msg through lg at level when Allow lets it, with "suppressed"
