@@ -26,6 +26,13 @@
 // tern_dropped_total{reason="overflow_full"}. An output runner takes
 // batches from its queue, encodes them and calls Output.Write.
 //
+// A message, its fields and its strings belong to the batch they were
+// decoded in. Once every destination has settled a batch, the engine reuses
+// its memory for the records of a later Emit (Batch.Reset): a plugin keeps
+// nothing of a message past the call that handed it over, and copies what
+// it stores (Retain, Message.DeepClone). Filter's documentation has the
+// rule in full.
+//
 // # Delivery contract: at least once
 //
 // Every Emit carries an AckFunc. The engine calls it exactly once, with nil
