@@ -231,9 +231,10 @@ func (b *Batch) newChunk(n int) []byte {
 }
 
 // Retire marks b as read by no one any more, before it waits for reuse
-// (Reset). In the race-enabled test runs it overwrites b's chunks at once,
-// so whatever still reads a view into them sees garbage, not the old bytes
-// that a reuse would often write again, and fails its test.
+// (Reset). In the race-enabled test runs it overwrites b's pooled memory at
+// once, so whatever still reads a view into a chunk, or a message, sees
+// garbage or an empty message, not the old contents that a reuse would
+// often write again, and fails its test.
 func (b *Batch) Retire() {
 	if !poisonReused {
 		return
@@ -242,6 +243,9 @@ func (b *Batch) Retire() {
 		for j := range c {
 			c[j] = 0xDB
 		}
+	}
+	for _, s := range b.msgSlabs {
+		*s = [msgSlabLen]Message{}
 	}
 }
 

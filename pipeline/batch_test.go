@@ -68,8 +68,13 @@ func TestResetPoisonsViewsUnderRace(t *testing.T) {
 		t.Skip("poisoning is on in -race builds only")
 	}
 	b := NewBatch()
-	b.Reserve(1, arenaChunk)
+	b.Reserve(msgSlabLen, arenaChunk) // full size: pooled
 	s := b.Str([]byte("kept past the ack"))
+	for range msgSlabLen { // a full, pooled slab
+		b.Add().Type = "kept"
+	}
+	m := b.Msgs[0]
 	b.Retire()
 	assert.NotEqual(t, "kept past the ack", s)
+	assert.Empty(t, m.Type, "a message of a retired batch reads empty")
 }

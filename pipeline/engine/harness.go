@@ -87,9 +87,7 @@ func (h *Harness) Feed(input string, records [][]byte) error {
 	for i, rec := range records {
 		recs[i] = pipeline.Record{Data: rec, Source: "test://" + r.name}
 	}
-	for i := 0; i < len(recs); {
-		i = r.decodeFrom(recs, i, b)
-	}
+	r.decodeAll(recs, b)
 	now := h.e.now().UnixNano()
 	for _, m := range b.Msgs {
 		m.FillDefaults(h.e.uuid, now, r.name)

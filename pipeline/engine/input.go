@@ -47,9 +47,7 @@ func (r *inputRunner) Emit(ctx context.Context, recs []pipeline.Record, ack pipe
 	b.Reserve(len(recs), size) // a small batch allocates little: queues may keep it
 	now := e.now().UnixNano()
 	r.m.records.Add(float64(len(recs)))
-	for i := 0; i < len(recs); {
-		i = r.decodeFrom(recs, i, b)
-	}
+	r.decodeAll(recs, b)
 	for _, m := range b.Msgs {
 		m.FillDefaults(e.uuid, now, r.name)
 	}
@@ -60,6 +58,13 @@ func (r *inputRunner) Emit(ctx context.Context, recs []pipeline.Record, ack pipe
 	}
 	tr.Done()
 	return err
+}
+
+// decodeAll decodes recs into b (decodeFrom, again after each panic).
+func (r *inputRunner) decodeAll(recs []pipeline.Record, b *pipeline.Batch) {
+	for i := 0; i < len(recs); {
+		i = r.decodeFrom(recs, i, b)
+	}
 }
 
 // decodeFrom runs the decoder chain on recs[i:] and returns len(recs). A
