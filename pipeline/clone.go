@@ -12,10 +12,11 @@ func (m *Message) DeepClone() *Message {
 	n := len(m.Type) + len(m.Logger) + len(m.Payload) + len(m.EnvVersion) + len(m.Hostname)
 	for i := range m.Fields {
 		f := &m.Fields[i]
-		n += len(f.Name) + len(f.Representation)
-		if f.Type == TypeString || f.Type == TypeBytes {
-			for j := 0; j < int(f.n); j++ {
-				n += len(f.Value(j).s)
+		n += len(f.Name) + len(f.v0.s)
+		if x := f.x; x != nil && !isCommon(x) {
+			n += len(x.repr)
+			for j := 0; j < int(f.n)-1; j++ {
+				n += len(x.more[j].s)
 			}
 		}
 	}
@@ -26,14 +27,13 @@ func (m *Message) DeepClone() *Message {
 	if m.Fields != nil {
 		c.Fields = make([]Field, len(m.Fields))
 		for i := range m.Fields {
-			f := m.Fields[i].clone()
-			f.Name, f.Representation = a.str(f.Name), a.str(f.Representation)
-			if f.Type == TypeString || f.Type == TypeBytes {
-				if f.n > 0 {
-					f.v0.s = a.str(f.v0.s)
-				}
-				for j := range f.more {
-					f.more[j].s = a.str(f.more[j].s)
+			f := m.Fields[i].clone() // an ext of its own, unless a common one
+			f.Name = a.str(f.Name)
+			f.v0.s = a.str(f.v0.s) // numbers hold "", and the unset value its own
+			if x := f.x; x != nil && !isCommon(x) {
+				x.repr = a.str(x.repr)
+				for j := range x.more {
+					x.more[j].s = a.str(x.more[j].s)
 				}
 			}
 			c.Fields[i] = f

@@ -42,7 +42,7 @@ func TestDeepCloneSharesNothingWithTheBatch(t *testing.T) {
 	}
 	for i := range c.Fields {
 		g := &c.Fields[i]
-		if sharesMemory(g.Name, lo, hi) || sharesMemory(g.Representation, lo, hi) {
+		if sharesMemory(g.Name, lo, hi) || sharesMemory(g.Representation(), lo, hi) {
 			t.Errorf("field %q: name or representation points into the batch's chunk", g.Name)
 		}
 		for j := 0; j < g.Len(); j++ {

@@ -133,25 +133,100 @@ func (v Value) num() uint64 {
 // (a unit or format such as "ms", "ipv4", "date-time"). A field usually holds
 // one value, kept inline so that it costs no allocation; it may hold none
 // (Zeek's "(empty)") or many.
+//
+// A field is 56 bytes: the representation and the values after the first,
+// which most fields lack, live out of line, because every byte of a field
+// is written by the decoder on one core and read by the outputs on another.
 type Field struct {
-	Name           string
-	Representation string
-	Type           ValueType
-	flags          uint8 // hasUnset; sits in padding, so costs no space
-	n              int32 // number of values
-	v0             Value
-	more           []Value // values 1..n-1
+	Name  string
+	Type  ValueType
+	flags uint8 // hasUnset; sits in padding, so costs no space
+	n     int32 // number of values
+	v0    Value
+	x     *fieldExt // nil when there is no representation and one value at most
+}
+
+// fieldExt holds what few fields have. Copies of a Field share it, as
+// copies of a slice share its array: the values a field sees are
+// x.more[:n-1], and x.more is extended in place only by a field whose
+// values end at its end, so no copy sees its values change but through
+// SetValue (Clone gives a field values of its own).
+type fieldExt struct {
+	repr   string
+	more   []Value // values 1..; len(more) >= n-1
+	inline [2]Value
+}
+
+// commonReprs are the representations tern's decoders set on every record:
+// fields that carry one of them and a single value share a read-only
+// fieldExt instead of allocating one each.
+var commonReprs = [...]fieldExt{
+	{repr: "ipv4"}, {repr: "ipv6"}, {repr: "mac"}, {repr: "ns"}, {repr: "ms"},
+	{repr: "date-time"}, {repr: "interval"}, {repr: "json"}, {repr: "count"},
+	{repr: "port"}, {repr: "subnet"},
+}
+
+func commonExt(r string) *fieldExt {
+	for i := range commonReprs {
+		if commonReprs[i].repr == r {
+			return &commonReprs[i]
+		}
+	}
+	return nil
+}
+
+// isCommon reports whether x is one of commonReprs, which nobody may change.
+func isCommon(x *fieldExt) bool {
+	d := uintptr(unsafe.Pointer(x)) - uintptr(unsafe.Pointer(&commonReprs[0]))
+	return d < unsafe.Sizeof(commonReprs)
 }
 
 const hasUnset = 1 // some value is the unset value
 
 // NewField makes a field of type t holding vals.
 func NewField(name string, t ValueType, repr string, vals ...Value) Field {
-	f := Field{Name: name, Type: t, Representation: repr}
+	f := Field{Name: name, Type: t}
+	if repr != "" {
+		f.SetRepresentation(repr)
+	}
+	if len(vals) > 1 {
+		f.Grow(len(vals))
+	}
 	for _, v := range vals {
 		f.Append(v)
 	}
 	return f
+}
+
+// Representation is the field's representation hint, "" for none.
+func (f *Field) Representation() string {
+	if f.x == nil {
+		return ""
+	}
+	return f.x.repr
+}
+
+// SetRepresentation sets the representation hint. Copies of f made
+// before keep theirs.
+func (f *Field) SetRepresentation(r string) {
+	if f.x == nil && r == "" || f.x != nil && f.x.repr == r {
+		return
+	}
+	var more []Value
+	if f.n > 1 {
+		more = f.x.more[: f.n-1 : f.n-1] // an append copies, leaving copies of f theirs
+	}
+	if more == nil {
+		if r == "" {
+			f.x = nil
+			return
+		}
+		if c := commonExt(r); c != nil {
+			f.x = c
+			return
+		}
+	}
+	f.x = &fieldExt{repr: r, more: more}
 }
 
 // Len is the number of values.
@@ -165,7 +240,7 @@ func (f *Field) Value(i int) Value {
 	if i < 0 || i >= int(f.n) {
 		f.outOfRange(i)
 	}
-	return f.more[i-1]
+	return f.x.more[i-1]
 }
 
 // outOfRange is kept out of Value so that Value inlines.
@@ -183,16 +258,47 @@ func (f *Field) Append(v Value) {
 	if f.n == 0 {
 		f.v0 = v
 	} else {
-		f.more = append(f.more, v)
+		x := f.ownMore(0)
+		x.more = append(x.more, v)
 	}
 	f.n++
+}
+
+// ownMore returns f's ext, made its own to extend in place (values
+// 1..n-1 and room for extra more) unless it already is: an ext that a copy
+// of f has extended, or a common one, is left to its other users.
+func (f *Field) ownMore(extra int) *fieldExt {
+	x := f.x
+	k := max(int(f.n)-1, 0) // values in more
+	if x != nil && !isCommon(x) && len(x.more) == k && cap(x.more)-k >= extra {
+		return x
+	}
+	nx := &fieldExt{}
+	if x != nil {
+		nx.repr = x.repr
+	}
+	// A short array (a pair of tags, a vector of three) costs this one
+	// allocation.
+	if c := k + max(extra, 1); c <= len(nx.inline) {
+		nx.more = nx.inline[:k]
+	} else {
+		nx.more = make([]Value, k, c)
+	}
+	if k > 0 {
+		copy(nx.more, x.more[:k])
+	}
+	f.x = nx
+	return nx
 }
 
 // Grow makes room for n more values, so a decoder that knows the count
 // appends without reallocating.
 func (f *Field) Grow(n int) {
-	if need := int(f.n) + n - 1; need > cap(f.more) {
-		f.more = append(make([]Value, 0, need), f.more...)
+	if f.n == 0 {
+		n-- // the first goes to v0
+	}
+	if n > 0 {
+		f.ownMore(n)
 	}
 }
 
@@ -215,27 +321,38 @@ func (f *Field) SetValue(i int, v Value) {
 		f.v0 = v
 		return
 	}
-	f.more[i-1] = v
+	if i < 0 || i >= int(f.n) {
+		f.outOfRange(i)
+	}
+	f.x.more[i-1] = v
 }
 
 // Truncate keeps the first n values.
 func (f *Field) Truncate(n int) {
-	if n < int(f.n) {
-		f.n = int32(n)
-		if n <= 1 {
-			f.more = f.more[:0]
-		} else {
-			f.more = f.more[:n-1]
-		}
-		if n == 0 {
-			f.v0 = Value{}
-		}
+	if n < 0 || n >= int(f.n) {
+		return
+	}
+	f.n = int32(n)
+	if n == 0 {
+		f.v0 = Value{}
+	}
+	// x.more keeps its length, which a copy of f may rely on; values past
+	// n are no longer f's, and the next Append gives f an ext of its own.
+	if n <= 1 && f.x != nil && !isCommon(f.x) {
+		r := f.x.repr
+		f.x = nil
+		f.SetRepresentation(r)
 	}
 }
 
+// clone returns f with values of its own.
 func (f Field) clone() Field {
-	if len(f.more) > 0 {
-		f.more = append([]Value(nil), f.more...)
+	if f.x != nil && !isCommon(f.x) {
+		x := &fieldExt{repr: f.x.repr}
+		if f.n > 1 {
+			x.more = append([]Value(nil), f.x.more[:f.n-1]...)
+		}
+		f.x = x
 	}
 	return f
 }
@@ -243,7 +360,7 @@ func (f Field) clone() Field {
 // Equal reports whether two fields have the same name, type, representation
 // and values. Doubles compare by bit pattern, so NaN equals NaN.
 func (f *Field) Equal(g *Field) bool {
-	if f.Name != g.Name || f.Type != g.Type || f.Representation != g.Representation || f.n != g.n {
+	if f.Name != g.Name || f.Type != g.Type || f.Representation() != g.Representation() || f.n != g.n {
 		return false
 	}
 	for i := 0; i < int(f.n); i++ {

@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"math"
+	"slices"
 	"testing"
+	"unsafe"
 )
 
 // The unset value is told apart from every real value, and reads as the
@@ -84,5 +86,82 @@ func TestRegistryValidate(t *testing.T) {
 	r.Outputs = append(r.Outputs, f("file"))
 	if err := r.Validate(); err == nil {
 		t.Fatal("a type registered twice was accepted")
+	}
+}
+
+// A Field is 56 bytes: the representation and the values after the first
+// live out of line (fieldExt), since every byte of a field crosses from the
+// decoding core to the encoding one.
+func TestFieldSize(t *testing.T) {
+	if s := unsafe.Sizeof(Field{}); s != 56 {
+		t.Errorf("Field is %d bytes, want 56", s)
+	}
+}
+
+// Copies of a field share its out-of-line values the way copies of a slice
+// share their array, but never see their own values change when another
+// copy appends, truncates or takes a new representation; the shared
+// representations nobody may change stay as they were.
+func TestFieldCopiesKeepTheirValues(t *testing.T) {
+	s := StringValue
+	vals := func(f *Field) []string {
+		var out []string
+		for i := 0; i < f.Len(); i++ {
+			out = append(out, f.Value(i).Str())
+		}
+		return out
+	}
+	a := NewField("f", TypeString, "ipv4", s("1"), s("2"))
+	b := a // shares a's ext
+	a.Append(s("3"))
+	b.Append(s("x"))
+	if got := vals(&a); !slices.Equal(got, []string{"1", "2", "3"}) {
+		t.Errorf("a = %q", got)
+	}
+	if got := vals(&b); !slices.Equal(got, []string{"1", "2", "x"}) {
+		t.Errorf("b = %q", got)
+	}
+	c := a
+	c.Truncate(1)
+	c.Append(s("y"))
+	c.SetRepresentation("mac")
+	if got := vals(&a); !slices.Equal(got, []string{"1", "2", "3"}) || a.Representation() != "ipv4" {
+		t.Errorf("a after c changed = %q %q", got, a.Representation())
+	}
+	if got := vals(&c); !slices.Equal(got, []string{"1", "y"}) || c.Representation() != "mac" {
+		t.Errorf("c = %q %q", got, c.Representation())
+	}
+
+	// One value and a common representation: no ext of its own, and
+	// growing it leaves the common one alone.
+	d := NewField("d", TypeString, "ipv4", s("10.0.0.1"))
+	if !isCommon(d.x) {
+		t.Fatal("a single-valued ipv4 field has an ext of its own")
+	}
+	d.Append(s("10.0.0.2"))
+	if isCommon(d.x) || commonExt("ipv4").more != nil || commonExt("ipv4").repr != "ipv4" {
+		t.Fatal("Append changed a common ext")
+	}
+	e := NewField("e", TypeInteger, "")
+	e.Grow(5)
+	for i := range 5 {
+		e.Append(IntValue(int64(i)))
+	}
+	if e.Len() != 5 || e.Value(4).Int() != 4 || e.Representation() != "" {
+		t.Errorf("grown field: %d values, last %d", e.Len(), e.Value(4).Int())
+	}
+	g := e.clone()
+	g.SetValue(1, IntValue(9))
+	if e.Value(1).Int() != 1 {
+		t.Error("SetValue on a clone changed the original")
+	}
+	if allocs := testing.AllocsPerRun(100, func() {
+		f := NewField("ts", TypeInteger, "ns", IntValue(1))
+		f.SetRepresentation("date-time")
+		if f.Representation() != "date-time" {
+			t.Fatal("repr")
+		}
+	}); allocs != 0 {
+		t.Errorf("a single-valued field with a common representation allocates %.0f times", allocs)
 	}
 }

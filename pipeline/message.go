@@ -246,16 +246,19 @@ func (m *Message) DeleteField(name string, fi int) bool {
 // sized for what they hold, so that what a queue keeps stays near the sum.
 func (m *Message) Size() int {
 	n := messageBytes + len(m.Type) + len(m.Logger) + len(m.Payload) + len(m.EnvVersion) + len(m.Hostname)
+	n += fieldBytes * len(m.Fields)
 	for i := range m.Fields {
 		f := &m.Fields[i]
-		n += fieldBytes + len(f.Name) + len(f.Representation)
-		if f.Type == TypeString || f.Type == TypeBytes {
-			for j := 0; j < int(f.n); j++ {
-				n += len(f.Value(j).s)
+		// Numbers keep s empty (the unset value's one byte is counted).
+		n += len(f.Name) + len(f.v0.s)
+		if x := f.x; x != nil && !isCommon(x) {
+			n += extBytes + len(x.repr)
+			if cap(x.more) > len(x.inline) { // values on the heap
+				n += valueBytes * cap(x.more)
 			}
-		}
-		if f.n > 1 {
-			n += valueBytes * int(f.n-1)
+			for j := 0; j < int(f.n)-1; j++ {
+				n += len(x.more[j].s)
+			}
 		}
 	}
 	return n
@@ -265,4 +268,5 @@ const (
 	messageBytes = int(unsafe.Sizeof(Message{})) + 8
 	fieldBytes   = int(unsafe.Sizeof(Field{}))
 	valueBytes   = int(unsafe.Sizeof(Value{}))
+	extBytes     = int(unsafe.Sizeof(fieldExt{}))
 )

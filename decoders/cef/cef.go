@@ -542,11 +542,11 @@ func (d *Decoder) convert(m *pipeline.Message, from int, dtz string) {
 		case kindAddr:
 			var repr string
 			if repr, conv = addrKind(v); conv {
-				f.Representation = repr
+				f.SetRepresentation(repr)
 			}
 		case kindMAC:
 			if conv = isMAC(v); conv {
-				f.Representation = "mac"
+				f.SetRepresentation("mac")
 			}
 		case kindTime:
 			var ns int64

@@ -522,7 +522,7 @@ func (st *objState) newField(name string, t pipeline.ValueType, repr string) *pi
 	f := &fs[len(fs)-1]
 	f.Name = name
 	f.Type = t
-	f.Representation = repr
+	f.SetRepresentation(repr)
 	return f
 }
 

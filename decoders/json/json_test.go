@@ -162,8 +162,8 @@ func TestDeepNesting(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := &b.Msgs[0].Fields[0]
-	if f.Name != "a.a.a.a.a.a.a.a" || f.Representation != "json" {
-		t.Fatalf("field %q repr %q", f.Name, f.Representation)
+	if f.Name != "a.a.a.a.a.a.a.a" || f.Representation() != "json" {
+		t.Fatalf("field %q repr %q", f.Name, f.Representation())
 	}
 }
 

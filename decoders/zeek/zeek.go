@@ -329,7 +329,7 @@ func (d *Decoder) decodeRow(rec pipeline.Record, out *pipeline.Batch) error {
 				return fmt.Errorf("column %s: %v", name, err)
 			}
 			f.Append(v)
-			f.Representation = repr(kind, col)
+			f.SetRepresentation(repr(kind, col))
 			if kind == zeekfmt.KindTime && name == "ts" {
 				ns, ok := zeekfmt.ParseSecondsNs(col)
 				if !ok {
@@ -359,7 +359,7 @@ func (d *Decoder) decodeRow(rec pipeline.Record, out *pipeline.Batch) error {
 					}
 				}
 				if first {
-					f.Representation = repr(kind, e)
+					f.SetRepresentation(repr(kind, e))
 					first = false
 				}
 				f.Append(v)
@@ -594,7 +594,7 @@ func (j *jsonDecoder) member(key []byte, depth int) error {
 		f.Type = valueType(kind)
 		if s.Peek() == ']' {
 			s.Advance()
-			f.Representation = repr(kind, nil)
+			f.SetRepresentation(repr(kind, nil))
 			j.m.AddField(f)
 			return nil
 		}
@@ -610,7 +610,7 @@ func (j *jsonDecoder) member(key []byte, depth int) error {
 					return err
 				}
 				if f.Len() == 0 {
-					f.Representation = repr(kind, text)
+					f.SetRepresentation(repr(kind, text))
 				}
 				f.Append(v)
 			}
@@ -637,7 +637,8 @@ func (j *jsonDecoder) member(key []byte, depth int) error {
 	if err != nil {
 		return err
 	}
-	f := pipeline.Field{Name: name, Type: valueType(kind), Representation: repr(kind, text)}
+	f := pipeline.Field{Name: name, Type: valueType(kind)}
+	f.SetRepresentation(repr(kind, text))
 	f.Append(v)
 	j.m.AddField(f)
 	return nil

@@ -149,7 +149,7 @@ func nodes(m *pipeline.Message, name string) (ip, proto, port string) {
 			continue
 		}
 		v := f.Value(0).Str()
-		switch f.Representation {
+		switch f.Representation() {
 		case "address":
 			if ip == "" {
 				if _, err := netip.ParseAddr(v); err == nil {

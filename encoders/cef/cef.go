@@ -463,7 +463,7 @@ func appendScalar(dst []byte, f *pipeline.Field, v pipeline.Value) []byte {
 	switch f.Type {
 	case pipeline.TypeInteger:
 		n := v.Int()
-		if f.Representation == "ns" {
+		if f.Representation() == "ns" {
 			n = floorDiv(n, 1e6)
 		}
 		return strconv.AppendInt(dst, n, 10)

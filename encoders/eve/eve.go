@@ -1032,7 +1032,7 @@ func (e *Encoder) appendUpdated(dst []byte, m *pipeline.Message, replaced *int) 
 func appendNode(dst []byte, f *pipeline.Field, replaced *int) []byte {
 	var b [256]byte
 	t := b[:0]
-	kind := f.Representation
+	kind := f.Representation()
 	if kind == "" {
 		kind = "node"
 	}

@@ -521,7 +521,7 @@ func (e *Encoder) appendValues(dst []byte, fs []pipeline.Field, i int) ([]byte, 
 // appendValue writes v as AppendJSONValue does, but a string with the
 // representation "json" that holds one JSON value as that value.
 func appendValue(dst []byte, f *pipeline.Field, v pipeline.Value) ([]byte, int) {
-	if f.Type == pipeline.TypeString && f.Representation == "json" {
+	if f.Type == pipeline.TypeString && f.Representation() == "json" {
 		if out, n, ok := jsonx.AppendRaw(dst, v.Str(), jsonx.MaxDepth); ok {
 			return out, n
 		}

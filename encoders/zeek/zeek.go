@@ -509,7 +509,7 @@ func (e *Encoder) appendValue(dst []byte, c *column, f *pipeline.Field, j int) (
 		case pipeline.TypeDouble:
 			return zeekfmt.AppendTimeDouble(dst, v.Double()), nil
 		case pipeline.TypeInteger:
-			return zeekfmt.AppendTime(dst, intNs(v.Int(), f.Representation)), nil
+			return zeekfmt.AppendTime(dst, intNs(v.Int(), f.Representation())), nil
 		case pipeline.TypeString, pipeline.TypeBytes:
 			if ns, ok := zeekfmt.ParseSecondsNs([]byte(v.Str())); ok {
 				return zeekfmt.AppendTime(dst, ns), nil
@@ -789,7 +789,7 @@ func (e *Encoder) jsonValue(dst []byte, c *column, f *pipeline.Field, j int) ([]
 	case zeekfmt.KindDouble, zeekfmt.KindInterval:
 		x, ok := asDouble(f.Type, v)
 		if c.t.Kind == zeekfmt.KindInterval && f.Type == pipeline.TypeInteger {
-			x, ok = float64(intNs(v.Int(), f.Representation))/1e9, true
+			x, ok = float64(intNs(v.Int(), f.Representation()))/1e9, true
 		}
 		if !ok {
 			return dst, fmt.Errorf("not a %s", c.t.Name)
@@ -804,7 +804,7 @@ func (e *Encoder) jsonValue(dst []byte, c *column, f *pipeline.Field, j int) ([]
 			}
 			return e.jsonTime(dst, int64(math.Round(x*1e6))*1e3), nil
 		case pipeline.TypeInteger:
-			return e.jsonTime(dst, intNs(v.Int(), f.Representation)), nil
+			return e.jsonTime(dst, intNs(v.Int(), f.Representation())), nil
 		case pipeline.TypeString, pipeline.TypeBytes:
 			if ns, ok := zeekfmt.ParseSecondsNs([]byte(v.Str())); ok {
 				return e.jsonTime(dst, ns), nil

@@ -439,7 +439,7 @@ func Parse(m *pipeline.Message) (*Alert, error) {
 			}
 			a.Method.Ref = texts()
 		case FieldSource, FieldTarget:
-			n := Node{Type: f.Representation, Values: texts()}
+			n := Node{Type: f.Representation(), Values: texts()}
 			if f.Name == FieldSource {
 				a.Sources = append(a.Sources, n)
 			} else {
@@ -459,7 +459,7 @@ func Parse(m *pipeline.Message) (*Alert, error) {
 			a.Title, _ = str()
 		default:
 			if name, ok := strings.CutPrefix(f.Name, ContextPrefix); ok && name != "" {
-				g := pipeline.NewField(name, f.Type, f.Representation)
+				g := pipeline.NewField(name, f.Type, f.Representation())
 				g.Grow(f.Len())
 				for j := 0; j < f.Len(); j++ {
 					g.Append(f.Value(j))

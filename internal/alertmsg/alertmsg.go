@@ -35,7 +35,7 @@ func EndpointOf(m *pipeline.Message, name string) Endpoint {
 			continue
 		}
 		first := f.Value(0).Str()
-		switch f.Representation {
+		switch f.Representation() {
 		case "address":
 			if haveIP {
 				continue
@@ -221,7 +221,7 @@ func (s *Store) remember(k storeKey, fields []pipeline.Field) {
 	size := 0
 	for i := range fields {
 		f := &fields[i]
-		size += len(f.Name) + len(f.Representation)
+		size += len(f.Name) + len(f.Representation())
 		if f.Type == pipeline.TypeString || f.Type == pipeline.TypeBytes {
 			for j := 0; j < f.Len(); j++ {
 				size += len(f.Value(j).Str())
@@ -243,7 +243,8 @@ func (s *Store) remember(k storeKey, fields []pipeline.Field) {
 		if f.Name == alert.FieldUpdate || f.Name == alert.FieldUpdated {
 			continue
 		}
-		g := pipeline.Field{Name: clone(f.Name), Representation: clone(f.Representation), Type: f.Type}
+		g := pipeline.Field{Name: clone(f.Name), Type: f.Type}
+		g.SetRepresentation(clone(f.Representation()))
 		for j := 0; j < f.Len(); j++ {
 			v := f.Value(j)
 			if f.Type == pipeline.TypeString || f.Type == pipeline.TypeBytes {

@@ -600,7 +600,7 @@ func WriteMessage(l *lua.State, m *pipeline.Message) error {
 					vals = append(vals, f.Value(i))
 				}
 			}
-			*f = pipeline.NewField(f.Name, f.Type, f.Representation, vals...)
+			*f = pipeline.NewField(f.Name, f.Type, f.Representation(), vals...)
 		}
 		return nil
 	}
@@ -640,7 +640,7 @@ func WriteMessage(l *lua.State, m *pipeline.Message) error {
 		return fmt.Errorf("write_message: field %s has no value index %d", field, ai)
 	}
 	if repr != "" {
-		f.Representation = repr
+		f.SetRepresentation(repr)
 	}
 	return nil
 }

@@ -99,7 +99,7 @@ func randMessage(r *rand.Rand) *pipeline.Message {
 		t := pipeline.ValueType(r.IntN(6))
 		f := pipeline.NewField(names[r.IntN(len(names))], t, "")
 		if r.IntN(3) == 0 {
-			f.Representation = randString(r)
+			f.SetRepresentation(randString(r))
 		}
 		n := 1
 		switch r.IntN(4) {
@@ -128,7 +128,8 @@ func sanitized(m *pipeline.Message) *pipeline.Message {
 	c.Type, c.Logger, c.Payload, c.EnvVersion, c.Hostname = fix(c.Type), fix(c.Logger), fix(c.Payload), fix(c.EnvVersion), fix(c.Hostname)
 	for i := range c.Fields {
 		f := &c.Fields[i]
-		f.Name, f.Representation = fix(f.Name), fix(f.Representation)
+		f.Name = fix(f.Name)
+		f.SetRepresentation(fix(f.Representation()))
 		if f.Type == pipeline.TypeString {
 			for j := 0; j < f.Len(); j++ {
 				if f.Unset(j) {

@@ -89,9 +89,9 @@ func AppendJSONCount(dst []byte, m *pipeline.Message) (out []byte, replaced int)
 			replaced += n
 		}
 		dst = append(dst, ']')
-		if f.Representation != "" {
+		if f.Representation() != "" {
 			dst = append(dst, `,"representation":`...)
-			dst, n = jsonx.AppendString(dst, f.Representation)
+			dst, n = jsonx.AppendString(dst, f.Representation())
 			replaced += n
 		}
 		dst = append(dst, '}')
@@ -498,7 +498,9 @@ func (d *jsonDecoder) field(m *pipeline.Message, i int) error {
 				}
 			case "representation":
 				bit = kRepr
-				f.Representation, err = d.stringValue("representation", i)
+				var r string
+				r, err = d.stringValue("representation", i)
+				f.SetRepresentation(r)
 			default:
 				return fmt.Errorf("fields[%d]: unknown key %s", i, quote(key))
 			}

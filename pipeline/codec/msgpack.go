@@ -57,7 +57,7 @@ func AppendMsgpack(dst []byte, m *pipeline.Message) []byte {
 		dst = appendMpArrayLen(dst, 3+f.Len())
 		dst = appendMpStr(dst, f.Name)
 		dst = append(dst, byte(t))
-		dst = appendMpStr(dst, f.Representation)
+		dst = appendMpStr(dst, f.Representation())
 		for j := range f.Len() {
 			v := f.Value(j)
 			if f.Unset(j) {
@@ -533,7 +533,7 @@ func (r *mpReader) fields(m *pipeline.Message, b *pipeline.Batch) error {
 		if p, err = r.raw(); err != nil {
 			return fmt.Errorf("msgpack: fields[%d].representation: %w", i, err)
 		}
-		f.Representation = r.str(p)
+		f.SetRepresentation(r.str(p))
 		if nv > 1 {
 			f.Grow(nv)
 		}

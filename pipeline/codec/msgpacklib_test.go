@@ -178,9 +178,11 @@ func decField(dec *msgpack.Decoder, m *pipeline.Message, i int, values *int) err
 		return fmt.Errorf("type: %w", err)
 	}
 	f.Type = pipeline.ValueType(t)
-	if f.Representation, err = decString(dec); err != nil {
+	repr, err := decString(dec)
+	if err != nil {
 		return fmt.Errorf("representation: %w", err)
 	}
+	f.SetRepresentation(repr)
 	for j := 0; j < nv; j++ {
 		var v pipeline.Value
 		if c, perr := dec.PeekCode(); perr == nil && c == msgpcode.Nil {

@@ -1,0 +1,70 @@
+package roundtrip
+
+import (
+	"bytes"
+	"os"
+	"testing"
+
+	sysdec "github.com/ternlog/tern/decoders/syslog"
+	encjson "github.com/ternlog/tern/encoders/json"
+	"github.com/ternlog/tern/internal/testutil/benchutil"
+	"github.com/ternlog/tern/pipeline"
+)
+
+// testdata/w3.txt is W3's traffic: the first 512 lines of
+// "ternbench gen -mode syslog -seed 1" (RFC 5424, 250 bytes a line).
+
+// w3Pair is bench/w3.toml's decoder and encoder, and W3's lines.
+func w3Pair(t testing.TB) (pipeline.Decoder, *encjson.Encoder, [][]byte) {
+	t.Helper()
+	dcfg := sysdec.Factory().NewConfig().(*sysdec.Config)
+	dcfg.Format = "rfc5424"
+	d, err := sysdec.New(pipeline.Settings{}, *dcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecfg := encjson.Factory().NewConfig().(*encjson.Config)
+	ecfg.Mode = "flat"
+	ecfg.Headers = []string{"timestamp", "hostname", "severity", "payload"}
+	ecfg.Nest = true
+	ecfg.HeaderKeys.Hostname, ecfg.HeaderKeys.Payload = "host", "message"
+	e, err := encjson.New(pipeline.Settings{Telemetry: pipeline.NopTelemetry{}}, *ecfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile("testdata/w3.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, e, bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
+}
+
+// BenchmarkW3 is W3's work without the engine, on one core: it decodes
+// 256 lines into a batch sized as the engine sizes them, encodes each
+// message, and resets the batch for reuse. One operation is one line; the
+// reference's is BenchmarkTransforms/w3 in cmd/ternbench.
+func BenchmarkW3(b *testing.B) {
+	d, e, lines := w3Pair(b)
+	batch := pipeline.NewBatch()
+	batch.Reserve(256, 256*250)
+	out := make([]byte, 0, 64<<10)
+	b.SetBytes(250)
+	b.ReportAllocs()
+	defer benchutil.CPU(b)()
+	i := 0
+	for b.Loop() {
+		if err := d.Decode(pipeline.Record{Data: lines[i%len(lines)]}, batch); err != nil {
+			b.Fatal(err)
+		}
+		i++
+		if batch.Len() == 256 {
+			out = out[:0]
+			for _, m := range batch.Msgs {
+				out, _ = e.Encode(out, m)
+			}
+			batch.Retire()
+			batch.Reset()
+			batch.Reserve(256, 256*250)
+		}
+	}
+}
