@@ -152,7 +152,10 @@ const (
 	modeDeadLetter
 )
 
-const stackMsgs = 256
+// stackMsgs covers the batches stream inputs emit (1024 records by
+// default, up to twice that with the rest of a read), so that routing one
+// allocates no scratch.
+const stackMsgs = 2048
 
 // route hands msgs to every destination whose matcher accepts them. Messages
 // are shared: a destination that takes every message gets msgs itself.

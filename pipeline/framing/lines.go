@@ -48,6 +48,9 @@ var ErrLineTooLong = errors.New("line exceeds the maximum size")
 // Oversize counts the lines dropped so far for exceeding the cap.
 func (l *LineReader) Oversize() int { return l.oversize }
 
+// Unread is the number of bytes read but not yet returned by Next.
+func (l *LineReader) Unread() int { return l.end - l.start }
+
 // Buffered reports whether a complete line can be returned without reading,
 // i.e. whether Next will not invalidate lines returned earlier.
 func (l *LineReader) Buffered() bool {

@@ -109,6 +109,9 @@ func (s *SyslogReader) Framing() SyslogFraming { return s.mode }
 // non-transparent ones are skipped, an octet-counted one ends the stream.
 func (s *SyslogReader) Oversize() int { return s.oversize }
 
+// Unread is the number of bytes read but not yet returned by Next.
+func (s *SyslogReader) Unread() int { return s.end - s.start }
+
 // Buffered reports whether a complete message can be returned without
 // reading, i.e. whether Next will not invalidate messages returned earlier.
 func (s *SyslogReader) Buffered() bool {
