@@ -25,7 +25,13 @@ type Memory struct {
 	// woken last first: the oldest waiter could starve for seconds, one
 	// Kafka partition stalled behind the others.)
 	waiters []chan struct{}
+	// spare is the message slice of a committed lease of several entries,
+	// for the next one to reuse (a queue has one reader, as a rule).
+	spare []*pipeline.Message
 }
+
+// maxSpare bounds the slice a queue keeps for its next lease.
+const maxSpare = 4096
 
 type memEntry struct {
 	*Entry
@@ -168,6 +174,7 @@ func (q *Memory) Next(ctx context.Context, maxCount, maxBytes int, linger, wait 
 // lease takes messages from the head; q.mu is held.
 func (q *Memory) lease(maxCount, maxBytes int) Lease {
 	l := &memLease{q: q}
+	l.spans, l.mes = l.spanArr[:0], l.mesArr[:0]
 	n, bytes := 0, 0
 	for _, e := range q.entries {
 		if e.next == len(e.Msgs) {
@@ -180,7 +187,19 @@ func (q *Memory) lease(maxCount, maxBytes int) Lease {
 		if n > 0 && e.next == 0 && bytes+e.Bytes > maxBytes {
 			break
 		}
-		l.msgs = append(l.msgs, e.Msgs[e.next:e.next+take]...)
+		if l.msgs == nil {
+			// The usual lease is one entry: its messages as they are,
+			// capped, so that a second entry's append copies them rather
+			// than writes into the entry.
+			l.msgs = e.Msgs[e.next : e.next+take : e.next+take]
+		} else {
+			if len(l.spans) == 1 && cap(q.spare) > 0 {
+				l.msgs, q.spare = append(q.spare[:0], l.msgs...), nil
+				l.owned = true
+			}
+			l.msgs = append(l.msgs, e.Msgs[e.next:e.next+take]...)
+			l.owned = true
+		}
 		l.spans = append(l.spans, Span{Entry: e.Entry, Start: e.next, End: e.next + take})
 		l.mes = append(l.mes, e)
 		e.next += take
@@ -195,11 +214,14 @@ func (q *Memory) lease(maxCount, maxBytes int) Lease {
 }
 
 type memLease struct {
-	q     *Memory
-	msgs  []*pipeline.Message
-	spans []Span
-	mes   []*memEntry
-	done  bool
+	q       *Memory
+	msgs    []*pipeline.Message
+	spans   []Span
+	mes     []*memEntry
+	done    bool
+	owned   bool    // msgs is the lease's own, not an entry's
+	spanArr [4]Span // spans and mes of a lease of a few entries, the usual one
+	mesArr  [4]*memEntry
 }
 
 func (l *memLease) Msgs() []*pipeline.Message { return l.msgs }
@@ -211,7 +233,8 @@ func (l *memLease) Commit() {
 	}
 	l.done = true
 	q := l.q
-	var finished []*Entry
+	var finishedArr [4]*Entry
+	finished := finishedArr[:0]
 	q.mu.Lock()
 	if q.closed {
 		// Close already abandoned these entries.
@@ -226,6 +249,11 @@ func (l *memLease) Commit() {
 			finished = append(finished, me.Entry)
 		}
 	}
+	if l.owned && cap(l.msgs) <= maxSpare {
+		clear(l.msgs)
+		q.spare = l.msgs[:0]
+	}
+	l.msgs = nil
 	// Drop fully committed entries from the head.
 	k := 0
 	for k < len(q.entries) && q.entries[k].committed == len(q.entries[k].Msgs) {
