@@ -18,7 +18,11 @@ import (
 //
 // Full-size slabs and chunks come from pools shared by all batches and go
 // back on Reset, which the engine calls once every destination of a batch
-// is done with it: in steady state decoding allocates next to nothing.
+// is done with it: in steady state decoding allocates next to nothing. A
+// slab or chunk that would be at least half the full size is taken full
+// size, and so is every one after a batch's first full one (which it at
+// most doubles), so a large batch draws only on the pools and the bound of
+// twice what the messages use holds.
 //
 // A Batch is used by one goroutine at a time.
 type Batch struct {
@@ -168,6 +172,11 @@ func (b *Batch) StrConcat(x, y []byte) string {
 // is still to come, or twice the last, up to msgSlabLen.
 func (b *Batch) msgSlabSize() int {
 	n := min(max(b.expect-len(b.Msgs), 2*b.lastMsgs, 1), msgSlabLen)
+	if n >= msgSlabLen/2 || len(b.msgSlabs) > 0 {
+		// Pooled: at most half of it unused, or the batch already holds
+		// a full slab that this one at most doubles.
+		n = msgSlabLen
+	}
 	b.lastMsgs = n
 	return n
 }
@@ -178,6 +187,9 @@ func (b *Batch) msgSlabSize() int {
 func (b *Batch) fieldSlabSize(h int) int {
 	n := max(h*(b.expect-len(b.Msgs)), 2*b.lastField, h)
 	n = min(n, max(fieldSlabLen, h))
+	if n < fieldSlabLen && (n >= fieldSlabLen/2 || len(b.fieldSlabs) > 0) {
+		n = fieldSlabLen // pooled, as msgSlabSize says
+	}
 	b.lastField = n
 	return n
 }
@@ -188,7 +200,10 @@ func (b *Batch) fieldSlabSize(h int) int {
 func (b *Batch) chunkSize(need int) int {
 	n := max(need, b.strHint, 2*cap(b.chunk), arenaMinChunk)
 	b.strHint = 0
-	return min(n, arenaChunk)
+	if n >= arenaChunk/2 || len(b.chunks) > 0 {
+		return arenaChunk // pooled, as msgSlabSize says
+	}
+	return n
 }
 
 func (b *Batch) newMsgSlab(n int) []Message {
@@ -255,6 +270,13 @@ func (b *Batch) Retire() {
 // batch has acknowledged it (the memory rule in plugin.go is what makes
 // that safe: nothing keeps a message or a view past its Process or Write).
 func (b *Batch) Reset() {
+	// The next use starts from the fields of this one's last message,
+	// not from its largest: one message with many fields would size
+	// every later message's fields by it.
+	hint := 0
+	if n := len(b.Msgs); n > 0 {
+		hint = min(len(b.Msgs[n-1].Fields), maxFieldHint)
+	}
 	clear(b.Msgs)
 	b.Msgs = b.Msgs[:0]
 	b.noteFieldsUsed()
@@ -274,8 +296,6 @@ func (b *Batch) Reset() {
 	}
 	b.msgSlabs, b.fieldSlabs, b.fieldUsed, b.chunks = b.msgSlabs[:0], b.fieldSlabs[:0], b.fieldUsed[:0], b.chunks[:0]
 	b.msgSlab, b.fieldSlab, b.chunk = nil, nil, nil
-	// The hint grows within a use; kept across uses, one message with many
-	// fields would size every later message's fields by it.
-	b.fieldHint = 0
+	b.fieldHint = hint
 	b.expect, b.strHint, b.lastMsgs, b.lastField = 0, 0, 0, 0
 }
