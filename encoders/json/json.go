@@ -446,7 +446,7 @@ func (e *Encoder) members(dst []byte, fs []pipeline.Field, from int, pfx string,
 		}
 		rest := name[len(pfx):]
 		if e.nest && depth < maxNest && len(fs) <= manyFields {
-			if k := strings.Index(rest, e.sep); k > 0 && k+len(e.sep) < len(rest) && !e.nameTaken(fs, name[:len(pfx)+k]) {
+			if k := e.indexSep(rest); k > 0 && k+len(e.sep) < len(rest) && !e.nameTaken(fs, name[:len(pfx)+k]) {
 				if !first {
 					dst = append(dst, ',')
 				}
@@ -471,6 +471,15 @@ func (e *Encoder) members(dst []byte, fs []pipeline.Field, from int, pfx string,
 		replaced += n
 	}
 	return dst, replaced, first
+}
+
+// indexSep is strings.Index(s, e.sep), without its dispatch for the usual
+// one-byte separator: it runs for every field of every message.
+func (e *Encoder) indexSep(s string) int {
+	if len(e.sep) == 1 {
+		return strings.IndexByte(s, e.sep[0])
+	}
+	return strings.Index(s, e.sep)
 }
 
 // nameTaken reports whether a field is named exactly name: then dotted

@@ -239,7 +239,7 @@ func TestNextSpecialExact(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
 	alphabet := []byte{'a', ' ', '"', '\\', 0x00, 0x1f, 0x20, 0x21, 0x7f, 0x80, 0x9f, 0xa0, 0xe2, 0xff, '!', '#', '[', ']'}
 	for range 200000 {
-		b := make([]byte, r.IntN(24))
+		b := make([]byte, r.IntN(40))
 		for i := range b {
 			b[i] = alphabet[r.IntN(len(alphabet))]
 		}

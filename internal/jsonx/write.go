@@ -38,11 +38,33 @@ func load8(s string, i int) uint64 {
 
 // nextAttention returns the index of the first byte of s at or after i
 // that a JSON string cannot hold as it is (a control byte, '"', '\\') or
-// that starts a multi-byte sequence (>= 0x80), or len(s).
+// that starts a multi-byte sequence (>= 0x80), or len(s). It tests eight
+// bytes at a time, sixteen while it can (two independent words keep the
+// core busier than one), and ends on a last word that overlaps the one
+// before rather than byte by byte.
 func nextAttention(s string, i int) int {
+	for ; i+16 <= len(s); i += 16 {
+		a, b := attention8(load8(s, i)), attention8(load8(s, i+8))
+		if a|b != 0 {
+			if a != 0 {
+				return i + bits.TrailingZeros64(a)>>3
+			}
+			return i + 8 + bits.TrailingZeros64(b)>>3
+		}
+	}
 	for ; i+8 <= len(s); i += 8 {
-		if m := special8(load8(s, i)) | load8(s, i)&msb; m != 0 {
+		if m := attention8(load8(s, i)); m != 0 {
 			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	if i < len(s) && len(s) >= 8 {
+		// The last bytes, in the word that ends with them. The bytes
+		// before i in it are not ours to judge, and a borrow from one
+		// may mark a byte after it: a mark sends us to the byte loop,
+		// which ends within eight bytes.
+		j := len(s) - 8
+		if attention8(load8(s, j))>>(8*(i-j)) == 0 {
+			return len(s)
 		}
 	}
 	for ; i < len(s); i++ {
@@ -51,6 +73,13 @@ func nextAttention(s string, i int) int {
 		}
 	}
 	return i
+}
+
+// attention8 marks (with its high bit) each byte of x that nextAttention
+// stops at. A marked byte may also mark the bytes above it (borrows), so
+// only the lowest mark is exact, and no mark means no such byte.
+func attention8(x uint64) uint64 {
+	return (special8(x) | x) & msb
 }
 
 // AppendString appends s as a quoted JSON string. It escapes '"', '\\',
