@@ -76,3 +76,22 @@ func TestEmitJoinsASmallRest(t *testing.T) {
 		})
 	}
 }
+
+type discard struct{}
+
+func (discard) Emit(context.Context, []pipeline.Record, pipeline.AckFunc) error { return nil }
+
+// BenchmarkEmitLines frames 250-byte lines from 256 KiB reads into batches.
+func BenchmarkEmitLines(b *testing.B) {
+	line := strings.Repeat("x", 249) + "\n"
+	data := strings.Repeat(line, 4096)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		c := chunks{data}
+		rd := NewLineReader(&c, 0)
+		rd.grow(streamBuf)
+		_ = Emit(context.Background(), rd, pipeline.Record{}, 1024, discard{}, pipeline.Settings{}, nil)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/4096, "ns/line")
+}

@@ -68,3 +68,43 @@ func BenchmarkW3(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkW3Decode and BenchmarkW3Encode split BenchmarkW3's work.
+func BenchmarkW3Decode(b *testing.B) {
+	d, _, lines := w3Pair(b)
+	batch := pipeline.NewBatch()
+	batch.Reserve(256, 256*250)
+	b.SetBytes(250)
+	b.ReportAllocs()
+	defer benchutil.CPU(b)()
+	i := 0
+	for b.Loop() {
+		if err := d.Decode(pipeline.Record{Data: lines[i%len(lines)]}, batch); err != nil {
+			b.Fatal(err)
+		}
+		i++
+		if batch.Len() == 256 {
+			batch.Reset()
+			batch.Reserve(256, 256*250)
+		}
+	}
+}
+
+func BenchmarkW3Encode(b *testing.B) {
+	d, e, lines := w3Pair(b)
+	batch := pipeline.NewBatch()
+	for _, l := range lines {
+		if err := d.Decode(pipeline.Record{Data: l}, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	out := make([]byte, 0, 64<<10)
+	b.SetBytes(250)
+	b.ReportAllocs()
+	defer benchutil.CPU(b)()
+	i := 0
+	for b.Loop() {
+		out, _ = e.Encode(out[:0], batch.Msgs[i%batch.Len()])
+		i++
+	}
+}
