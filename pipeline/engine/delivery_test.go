@@ -115,6 +115,21 @@ func TestDecodeErrorsBecomeDeadLetters(t *testing.T) {
 	assert.Equal(t, []string{"bad", "panic"}, getSink(n("dlq")).lines())
 }
 
+// A message the encoder refuses or panics on becomes a dead letter; the
+// messages around it are delivered, in order, and the batch is acknowledged.
+func TestEncodeErrorsBecomeDeadLetters(t *testing.T) {
+	n, _ := start(t, withDeadLetters)
+	ack := getFeed(n("in")).send("x:ok", "x:unencodable", "x:encoder-panic", "x:after", "x:encoder-panic")
+	require.NoError(t, waitAck(t, ack))
+	assert.Equal(t, []string{"ok", "after"}, getSink(n("a")).lines())
+	// An encoder's dead letter carries the message itself, as canonical JSON.
+	dead := getSink(n("dlq")).lines()
+	require.Len(t, dead, 3)
+	for i, want := range []string{"unencodable", "encoder-panic", "encoder-panic"} {
+		assert.Contains(t, dead[i], `"payload":"`+want+`"`)
+	}
+}
+
 // Permanent output failures, whole or per record, go to the dead-letter
 // route with the encoded bytes; retriable ones in a partial failure are retried.
 func TestPermanentAndPartialFailures(t *testing.T) {

@@ -187,8 +187,11 @@ func (s *sink) waitFor(t *testing.T, n int) []string {
 type payloadEnc struct{}
 
 func (payloadEnc) Encode(dst []byte, m *pipeline.Message) ([]byte, error) {
-	if m.Payload == "unencodable" {
+	switch m.Payload {
+	case "unencodable":
 		return dst, errors.New("cannot encode")
+	case "encoder-panic":
+		panic("encoder exploded")
 	}
 	return append(dst, m.Payload...), nil
 }

@@ -128,17 +128,8 @@ func (r *outputRunner) deliver(ctx context.Context, msgs []*pipeline.Message) bo
 	r.buf = r.buf[:0]
 	r.offs = r.offs[:0]
 	r.encoded = r.encoded[:0]
-	for _, m := range msgs {
-		start := len(r.buf)
-		var err error
-		r.buf, err = r.safeEncode(r.buf, m)
-		if err != nil {
-			r.buf = r.buf[:start]
-			r.deadLetterMsg(m, "encode_error", r.encID, err, nil)
-			continue
-		}
-		r.encoded = append(r.encoded, pipeline.Encoded{Msg: m})
-		r.offs = append(r.offs, len(r.buf))
+	for i := 0; i < len(msgs); {
+		i = r.encodeFrom(msgs, i)
 	}
 	// Slice after encoding: appends above may have moved buf.
 	start := 0
@@ -209,6 +200,38 @@ func (r *outputRunner) deliver(ctx context.Context, msgs []*pipeline.Message) bo
 	return true
 }
 
+// encodeFrom encodes msgs[i:] into r.buf, noting each message's end in
+// r.offs, and returns len(msgs). A message the encoder refuses becomes a
+// dead letter. A panic is caught here, once per batch rather than armed per
+// message: the message is dead-lettered and encodeFrom returns the index
+// after it, to be called again from there.
+func (r *outputRunner) encodeFrom(msgs []*pipeline.Message, i int) (next int) {
+	start := len(r.buf)
+	defer func() {
+		if p := recover(); p != nil {
+			r.e.log.Error("encoder panic", "plugin", r.encID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			r.buf = r.buf[:start]
+			r.deadLetterMsg(msgs[i], "encode_error", r.encID, fmt.Errorf("panic: %v", p), nil)
+			next = i + 1
+		}
+	}()
+	for ; i < len(msgs); i++ {
+		m := msgs[i]
+		start = len(r.buf)
+		var err error
+		if r.buf, err = r.enc.Encode(r.buf, m); err != nil {
+			r.buf = r.buf[:start]
+			r.deadLetterMsg(m, "encode_error", r.encID, err, nil)
+			continue
+		}
+		r.encoded = append(r.encoded, pipeline.Encoded{Msg: m})
+		r.offs = append(r.offs, len(r.buf))
+	}
+	return len(msgs)
+}
+
+// safeEncode encodes one message, a panic becoming its error (the
+// Harness; deliver uses encodeFrom).
 func (r *outputRunner) safeEncode(dst []byte, m *pipeline.Message) (out []byte, err error) {
 	defer func() {
 		if p := recover(); p != nil {
