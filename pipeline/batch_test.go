@@ -46,7 +46,12 @@ func TestBatchResetReusesMemory(t *testing.T) {
 	// starts from the field count of the last use's last one, and the
 	// tails of its slabs come from the pools too (a batch that already
 	// holds a full slab at most doubles by taking another).
-	assert.Zero(t, reused)
+	// Under -race sync.Pool drops a share of what is put back, by design.
+	if poisonReused {
+		assert.Less(t, reused, fresh/2)
+	} else {
+		assert.Zero(t, reused)
+	}
 	assert.Greater(t, fresh, 10.0)
 }
 
