@@ -5,8 +5,10 @@ package syslog
 
 import (
 	_ "embed"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"time"
 
 	"github.com/ternlog/tern/internal/rfc3339"
@@ -253,10 +255,8 @@ func nil1(tok []byte) bool { return len(tok) == 1 && tok[0] == '-' }
 // them and the index after the space.
 func token(b []byte, i, max int, name string) ([]byte, int, error) {
 	s := i
-	for ; i < len(b) && b[i] != ' '; i++ {
-		if c := b[i]; c < 0x21 || c > 0x7E {
-			return nil, 0, fmt.Errorf("%w: %s holds byte 0x%02x (PRINTUSASCII only)", ErrRFC5424, name, c)
-		}
+	if i = printEnd(b, i); i < len(b) && b[i] != ' ' {
+		return nil, 0, fmt.Errorf("%w: %s holds byte 0x%02x (PRINTUSASCII only)", ErrRFC5424, name, b[i])
 	}
 	switch {
 	case i == s:
@@ -267,6 +267,31 @@ func token(b []byte, i, max int, name string) ([]byte, int, error) {
 		return nil, 0, fmt.Errorf("%w: record ends after %s", ErrRFC5424, name)
 	}
 	return b[s:i], i + 1, nil
+}
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// printEnd returns the index of the first byte of b at or after i that is
+// not PRINTUSASCII (0x21..0x7E; the space ending a header field is one), or
+// len(b). It tests eight bytes at a time: a byte under 0x21 borrows, one
+// over 0x7E carries or has its high bit set, and either marks the lowest
+// such byte exactly.
+func printEnd(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if m := ((x-0x21*lsb)&^x | (x + lsb) | x) & msb; m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for ; i < len(b); i++ {
+		if c := b[i]; c < 0x21 || c > 0x7E {
+			return i
+		}
+	}
+	return i
 }
 
 // parseTimestamp5424 accepts RFC 3339 as RFC 5424 §6.2.3 narrows it: upper

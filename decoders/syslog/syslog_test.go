@@ -3,6 +3,7 @@ package syslog
 import (
 	"bytes"
 	"flag"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -257,4 +258,25 @@ func FuzzDecode(f *testing.F) {
 func fuzzing() bool {
 	f := flag.Lookup("test.fuzz")
 	return f != nil && f.Value.String() != ""
+}
+
+// printEnd finds what the byte loop it replaced found, for every length
+// and start and for the bytes at and around both ends of PRINTUSASCII.
+func TestPrintEndExact(t *testing.T) {
+	r := rand.New(rand.NewPCG(5424, 6587))
+	alphabet := []byte{'a', '~', '!', ' ', 0x00, 0x1f, 0x20, 0x21, 0x7e, 0x7f, 0x80, 0xfe, 0xff, '=', '"', ']'}
+	for range 200000 {
+		b := make([]byte, r.IntN(40))
+		for i := range b {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		from := r.IntN(len(b) + 1)
+		want := from
+		for want < len(b) && b[want] >= 0x21 && b[want] <= 0x7e {
+			want++
+		}
+		if got := printEnd(b, from); got != want {
+			t.Fatalf("printEnd(%q, %d) = %d, want %d", b, from, got, want)
+		}
+	}
 }
