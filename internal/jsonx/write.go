@@ -43,8 +43,14 @@ func load8(s string, i int) uint64 {
 // core busier than one), and ends on a last word that overlaps the one
 // before rather than byte by byte.
 func nextAttention(s string, i int) int {
+	// The masks as variables: as constants, the compiler loads each 64-bit
+	// immediate again in every round.
+	l, h, sp, q, bs := swar[0], swar[1], swar[2], swar[3], swar[4]
 	for ; i+16 <= len(s); i += 16 {
-		a, b := attention8(load8(s, i)), attention8(load8(s, i+8))
+		x, y := load8(s, i), load8(s, i+8)
+		qx, bx, qy, by := x^q, x^bs, y^q, y^bs
+		a := ((x-sp)&^x | (qx-l)&^qx | (bx-l)&^bx | x) & h
+		b := ((y-sp)&^y | (qy-l)&^qy | (by-l)&^by | y) & h
 		if a|b != 0 {
 			if a != 0 {
 				return i + bits.TrailingZeros64(a)>>3
@@ -74,6 +80,9 @@ func nextAttention(s string, i int) int {
 	}
 	return i
 }
+
+// swar holds lsb, msb and the space, quote and backslash bytes repeated.
+var swar = [5]uint64{lsb, msb, lsb * 0x20, lsb * '"', lsb * '\\'}
 
 // attention8 marks (with its high bit) each byte of x that nextAttention
 // stops at. A marked byte may also mark the bytes above it (borrows), so
