@@ -24,7 +24,8 @@ const Type = "stdin"
 type Config struct {
 	// MaxLineBytes caps one line; longer lines are dropped and counted.
 	MaxLineBytes config.Size `toml:"max_line_bytes"`
-	// BatchMaxCount caps the records handed on at once.
+	// BatchMaxCount caps the records handed on at once (framing.Emit may
+	// add the small rest of a read, up to twice as many).
 	BatchMaxCount int `toml:"batch_max_count"`
 }
 

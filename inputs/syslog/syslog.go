@@ -47,7 +47,8 @@ type Config struct {
 	// DatagramLimits are max_datagram_bytes and receive_buffer_bytes, on
 	// UDP.
 	netio.DatagramLimits
-	// BatchMaxCount caps the records handed on at once.
+	// BatchMaxCount caps the records handed on at once (framing.Emit may
+	// add the small rest of a read, up to twice as many).
 	BatchMaxCount int `toml:"batch_max_count"`
 	// RemoteAddrField names the field that gets the sender's IP address
 	// ("" for none).

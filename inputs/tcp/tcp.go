@@ -47,7 +47,8 @@ type Config struct {
 	// StreamLimits are max_frame_bytes (with native framing: the largest
 	// batch frame), max_connections and idle_timeout.
 	netio.StreamLimits
-	// BatchMaxCount caps the records handed on at once.
+	// BatchMaxCount caps the records handed on at once (framing.Emit may
+	// add the small rest of a read, up to twice as many).
 	BatchMaxCount int `toml:"batch_max_count"`
 	// TLS turns the listener into a TLS one; with ca_file, clients must
 	// present a certificate signed by it (mutual TLS).
