@@ -239,7 +239,7 @@ func TestNextSpecialExact(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
 	alphabet := []byte{'a', ' ', '"', '\\', 0x00, 0x1f, 0x20, 0x21, 0x7f, 0x80, 0x9f, 0xa0, 0xe2, 0xff, '!', '#', '[', ']'}
 	for range 200000 {
-		b := make([]byte, r.IntN(40))
+		b := make([]byte, r.IntN(100))
 		for i := range b {
 			b[i] = alphabet[r.IntN(len(alphabet))]
 		}
@@ -279,6 +279,35 @@ func BenchmarkSkipW2(b *testing.B) {
 		s.Reset(rec)
 		if _, err := s.Skip(MaxDepth); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Every byte value, at every position of strings long enough for the
+// 32-byte (AVX2), 16- and 8-byte rounds and the overlapping tail, stops
+// nextAttention exactly when a JSON string cannot hold it as it is, and
+// nextSpecial when it is a control byte, '"' or '\\'.
+func TestNextAttentionEveryByteEveryPlace(t *testing.T) {
+	for _, n := range []int{31, 32, 33, 63, 64, 95, 100} {
+		base := []byte(strings.Repeat("abcdefgh", 13)[:n])
+		for pos := 0; pos < n; pos++ {
+			for c := 0; c < 256; c++ {
+				b := bytes.Clone(base)
+				b[pos] = byte(c)
+				want := n
+				if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+					want = pos
+				}
+				if got := nextAttention(string(b), 0); got != want {
+					t.Fatalf("n=%d byte 0x%02x at %d: nextAttention = %d, want %d", n, c, pos, got, want)
+				}
+				if c >= 0x80 {
+					want = n
+				}
+				if got := nextSpecial(b, 0); got != want {
+					t.Fatalf("n=%d byte 0x%02x at %d: nextSpecial = %d, want %d", n, c, pos, got, want)
+				}
+			}
 		}
 	}
 }

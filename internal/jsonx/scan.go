@@ -96,6 +96,13 @@ func special8(x uint64) uint64 {
 // nextSpecial returns the index of the first control byte, '"' or '\\' in
 // data at or after i, or len(data).
 func nextSpecial(data []byte, i int) int {
+	if hasAVX2 && len(data)-i >= 32 {
+		n := (len(data) - i) &^ 31
+		if k := special32(&data[i], n); k < n {
+			return i + k
+		}
+		i += n
+	}
 	for ; i+8 <= len(data); i += 8 {
 		if m := special8(binary.LittleEndian.Uint64(data[i:])); m != 0 {
 			return i + bits.TrailingZeros64(m)>>3

@@ -45,6 +45,13 @@ func load8(s string, i int) uint64 {
 func nextAttention(s string, i int) int {
 	// The masks as variables: as constants, the compiler loads each 64-bit
 	// immediate again in every round.
+	if hasAVX2 && len(s)-i >= 32 {
+		n := (len(s) - i) &^ 31
+		if k := attention32(unsafe.StringData(s[i:]), n); k < n {
+			return i + k
+		}
+		i += n
+	}
 	l, h, sp, q, bs := swar[0], swar[1], swar[2], swar[3], swar[4]
 	for ; i+16 <= len(s); i += 16 {
 		x, y := load8(s, i), load8(s, i+8)
