@@ -20,6 +20,7 @@ test: ## the full suite with the race detector (what CI runs)
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(GO) test -count=1 -tags purego ./internal/jsonx # the portable scanners, which amd64 skips
 	$(GO) run ./cmd/tern test -config plugins.toml plugins_test.toml
 
 test-short: ## quick tests, skipping integration tests
