@@ -181,6 +181,19 @@ func BenchmarkAppendString(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendShortStrings writes the names and short values of a
+// syslog message, the strings most of a message's are.
+func BenchmarkAppendShortStrings(b *testing.B) {
+	names := []string{"appname", "procid", "msgid", "sd", "name", "user", "postgres", "10068", "facility", "db@32473"}
+	buf := make([]byte, 0, 256)
+	for b.Loop() {
+		buf = buf[:0]
+		for _, s := range names {
+			buf, _ = AppendString(buf, s)
+		}
+	}
+}
+
 func BenchmarkScanString(b *testing.B) {
 	in := []byte(`"GET /api/v1/items/123 completed lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod"`)
 	b.ReportAllocs()

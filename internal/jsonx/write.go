@@ -36,6 +36,12 @@ func load8(s string, i int) uint64 {
 		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
+// load4 reads 4 bytes of s at i, little-endian.
+func load4(s string, i int) uint32 {
+	s = s[i : i+4]
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
+}
+
 // nextAttention returns the index of the first byte of s at or after i
 // that a JSON string cannot hold as it is (a control byte, '"', '\\') or
 // that starts a multi-byte sequence (>= 0x80), or len(s). It tests eight
@@ -77,6 +83,13 @@ func nextAttention(s string, i int) int {
 		// which ends within eight bytes.
 		j := len(s) - 8
 		if attention8(load8(s, j))>>(8*(i-j)) == 0 {
+			return len(s)
+		}
+	} else if n := len(s) - i; n >= 4 {
+		// A short string (most names): its first and last four bytes,
+		// which overlap or meet, in one word. A mark (true, or borrowed
+		// from one) sends us to the byte loop.
+		if attention8(uint64(load4(s, i))|uint64(load4(s, len(s)-4))<<32) == 0 {
 			return len(s)
 		}
 	}
