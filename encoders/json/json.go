@@ -174,6 +174,11 @@ type Encoder struct {
 	hasDup bool           // some field name repeats
 	next   []int32        // next field with the same name, for messages with many fields
 	names  map[string]int // scratch for next
+	group  []int32        // scratch: a field and the later ones of its name
+
+	layouts [nLayouts]*layout // by shapeHash (layout.go)
+	seen    [nLayouts]uint64  // the shape last met once in each slot
+	rec     *recorder         // set while a layout is recorded
 }
 
 // manyFields is the field count above which flat mode finds repeated names
@@ -270,6 +275,15 @@ func (e *Encoder) appendFlat(dst []byte, m *pipeline.Message) ([]byte, int) {
 		}
 	}
 	fs := m.Fields
+	var h uint64
+	cache := len(fs) > 0 && len(fs) <= maxLayoutFields
+	if cache {
+		h = shapeHash(fs, first)
+		if l := e.layoutFor(fs, first, h); l != nil {
+			dst, n = e.replay(dst, fs, l)
+			return append(dst, '}'), replaced + n
+		}
+	}
 	if cap(e.used) < len(fs) {
 		e.used = make([]bool, len(fs))
 	}
@@ -280,8 +294,24 @@ func (e *Encoder) appendFlat(dst []byte, m *pipeline.Message) ([]byte, int) {
 	} else {
 		e.findRepeats(fs)
 	}
+	if cache {
+		// A shape met twice in a row of its slot is recorded, so that a
+		// stream of ever new shapes costs no recording.
+		if e.seen[h%nLayouts] == h {
+			e.rec = e.record(fs, first, len(dst))
+		} else {
+			e.seen[h%nLayouts] = h
+		}
+	}
 	dst, n, _ = e.members(dst, fs, 0, "", first, 0)
 	replaced += n
+	if r := e.rec; r != nil {
+		e.rec = nil
+		r.l.tail = int32(len(r.l.lit))
+		r.l.lit = append(r.l.lit, dst[r.mark:]...)
+		r.l.replaced = n - r.values
+		e.layouts[h%nLayouts] = r.l
+	}
 	return append(dst, '}'), replaced
 }
 
@@ -496,12 +526,36 @@ func (e *Encoder) nameTaken(fs []pipeline.Field, name string) bool {
 // appendValues writes the values of fs[i] and of every later field with
 // the same name: one value as a scalar, none or several as an array.
 func (e *Encoder) appendValues(dst []byte, fs []pipeline.Field, i int) ([]byte, int) {
-	if e.sameName(fs, i) < 0 && fs[i].Len() == 1 { // the usual case
+	if e.rec == nil && e.sameName(fs, i) < 0 && fs[i].Len() == 1 { // the usual case
 		e.used[i] = true
 		return appendValue(dst, &fs[i], fs[i].Value(0))
 	}
-	count := 0
+	group := e.group[:0]
 	for j := i; j >= 0; j = e.sameName(fs, j) {
+		group = append(group, int32(j))
+		e.used[j] = true
+	}
+	e.group = group
+	if e.rec != nil {
+		e.rec.value(dst, group)
+	}
+	dst, n := writeGroup(dst, fs, group)
+	if e.rec != nil {
+		e.rec.mark = len(dst)
+		e.rec.values += n
+	}
+	return dst, n
+}
+
+// writeGroup writes the values of the fields of group, which share a
+// name: one value as a scalar, none or several as an array.
+func writeGroup(dst []byte, fs []pipeline.Field, group []int32) ([]byte, int) {
+	if len(group) == 1 && fs[group[0]].Len() == 1 {
+		f := &fs[group[0]]
+		return appendValue(dst, f, f.Value(0))
+	}
+	count := 0
+	for _, j := range group {
 		count += fs[j].Len()
 	}
 	replaced, n := 0, 0
@@ -509,9 +563,8 @@ func (e *Encoder) appendValues(dst []byte, fs []pipeline.Field, i int) ([]byte, 
 		dst = append(dst, '[')
 	}
 	k := 0
-	for j := i; j >= 0; j = e.sameName(fs, j) {
+	for _, j := range group {
 		f := &fs[j]
-		e.used[j] = true
 		for v := 0; v < f.Len(); v++ {
 			if k > 0 {
 				dst = append(dst, ',')
