@@ -43,7 +43,12 @@ func w3Pair(t testing.TB) (pipeline.Decoder, *encjson.Encoder, [][]byte) {
 // 256 lines into a batch sized as the engine sizes them, encodes each
 // message, and resets the batch for reuse. One operation is one line; the
 // reference's is BenchmarkTransforms/w3 in cmd/ternbench.
-func BenchmarkW3(b *testing.B) {
+func BenchmarkW3(b *testing.B) { benchW3(b, true) }
+
+// BenchmarkW3Decode and BenchmarkW3Encode split BenchmarkW3's work.
+func BenchmarkW3Decode(b *testing.B) { benchW3(b, false) }
+
+func benchW3(b *testing.B, encode bool) {
 	d, e, lines := w3Pair(b)
 	batch := pipeline.NewBatch()
 	batch.Reserve(256, 256*250)
@@ -60,30 +65,11 @@ func BenchmarkW3(b *testing.B) {
 		if batch.Len() == 256 {
 			out = out[:0]
 			for _, m := range batch.Msgs {
-				out, _ = e.Encode(out, m)
+				if encode {
+					out, _ = e.Encode(out, m)
+				}
 			}
 			batch.Retire()
-			batch.Reset()
-			batch.Reserve(256, 256*250)
-		}
-	}
-}
-
-// BenchmarkW3Decode and BenchmarkW3Encode split BenchmarkW3's work.
-func BenchmarkW3Decode(b *testing.B) {
-	d, _, lines := w3Pair(b)
-	batch := pipeline.NewBatch()
-	batch.Reserve(256, 256*250)
-	b.SetBytes(250)
-	b.ReportAllocs()
-	defer benchutil.CPU(b)()
-	i := 0
-	for b.Loop() {
-		if err := d.Decode(pipeline.Record{Data: lines[i%len(lines)]}, batch); err != nil {
-			b.Fatal(err)
-		}
-		i++
-		if batch.Len() == 256 {
 			batch.Reset()
 			batch.Reserve(256, 256*250)
 		}
