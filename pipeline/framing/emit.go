@@ -91,10 +91,10 @@ func Emit(ctx context.Context, rd Reader, proto pipeline.Record, maxBatch int, o
 	}
 }
 
-// joinRest reports whether a full batch should take the rest of the read
-// buffer too: when that rest is under a quarter of the batch's bytes and
-// complete, it would otherwise follow as a batch of a few records (a
-// 256 KiB read of 250-byte lines is 1,048 of them: 1,024 and 24), and
+// joinRest reports whether a full batch should go on taking the complete
+// records left in the read buffer: when what is left is under a quarter of
+// the batch's bytes, it would otherwise follow as a batch of a few records
+// (a 256 KiB read of 250-byte lines is 1,048 of them: 1,024 and 24), and
 // every batch costs its routing, queueing and delivery whatever its size.
 // A batch stops at twice maxBatch all the same.
 func joinRest(rd Reader, unread interface{ Unread() int }, recs []pipeline.Record, size, maxBatch int) bool {
