@@ -246,6 +246,9 @@ func (e *Encoder) Encode(dst []byte, m *pipeline.Message) ([]byte, error) {
 
 // appendFlat writes {headers…, fields…}.
 func (e *Encoder) appendFlat(dst []byte, m *pipeline.Message) ([]byte, int) {
+	// A recording cut short by a panic (the engine recovers it and goes
+	// on with the next message) must not go on into another message.
+	e.rec = nil
 	replaced, n := 0, 0
 	dst = append(dst, '{')
 	first := true

@@ -155,3 +155,37 @@ func TestLayoutsAreBounded(t *testing.T) {
 		t.Errorf("%d layouts kept", kept)
 	}
 }
+
+// A recording cut short by a panic (the engine recovers it and goes on
+// with the same encoder) leaves nothing behind: the next messages are
+// written as a fresh encoder writes them, and no layout is kept for the
+// message that panicked.
+func TestRecordingCutShortLeavesNoLayout(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Mode, cfg.Nest = "flat", true
+	enc, err := New(pipeline.Settings{}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := pipeline.NewMessage()
+	bad.AddString("a.b", "x")
+	bad.AddString("a.c", "y")
+	// What a panic inside members leaves: a recording under way, its
+	// mark somewhere in a buffer that is gone.
+	enc.rec = enc.record(bad.Fields, false, 1000)
+	good := pipeline.NewMessage()
+	good.AddString("z", "1")
+	for range 3 {
+		got, _ := enc.appendFlat(nil, good)
+		fresh, _ := New(pipeline.Settings{}, cfg)
+		want, _ := fresh.appendFlat(nil, good)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("after a cut recording: got %s, want %s", got, want)
+		}
+	}
+	for _, l := range enc.layouts {
+		if l != nil && len(l.names) == 2 {
+			t.Fatal("the cut recording was kept as a layout")
+		}
+	}
+}
