@@ -30,7 +30,8 @@ type Batch struct {
 
 	msgSlab   []Message
 	fieldSlab []Field
-	fieldHint int // field capacity given to the next message
+	fieldHint int      // fields of the message closed last: the room the next one wants
+	open      *Message // the message added last, whose fields end the used part of fieldSlab
 	chunk     []byte
 
 	expect    int // messages expected in all (Reserve); 0 when unknown
@@ -83,31 +84,50 @@ func (b *Batch) Reserve(records, bytes int) {
 // Add appends a new message with default severity and returns it. The message
 // may be filled until the decoder returns.
 func (b *Batch) Add() *Message {
-	if n := len(b.Msgs); n > 0 {
-		if k := len(b.Msgs[n-1].Fields); k > b.fieldHint {
-			b.fieldHint = min(k, maxFieldHint)
-		}
-	}
+	b.closeFields()
 	if len(b.msgSlab) == 0 {
 		b.msgSlab = b.newMsgSlab(b.msgSlabSize())
 	}
 	m := &b.msgSlab[0]
 	b.msgSlab = b.msgSlab[1:]
 	m.Severity = DefaultSeverity
-	if h := b.fieldHint; h > 0 {
-		if len(b.fieldSlab) < h {
-			b.fieldSlab = b.newFieldSlab(b.fieldSlabSize(h))
-		}
-		m.Fields = b.fieldSlab[:0:h]
-		b.fieldSlab = b.fieldSlab[h:]
+	// The message's fields go on at the start of the rest of the slab,
+	// which is passed on to the next message at its end (closeFields):
+	// fields are packed as they are used, so one wide message does not
+	// make the messages after it reserve as much.
+	if h := max(b.fieldHint, 1); len(b.fieldSlab) < h {
+		b.fieldSlab = b.newFieldSlab(b.fieldSlabSize(h))
 	}
+	m.Fields = b.fieldSlab[:0]
+	b.open = m
 	b.Msgs = append(b.Msgs, m)
 	return m
+}
+
+// closeFields ends the fields of the message added last: the slab moves on
+// past them, and their capacity ends there, so that a field appended to
+// that message later goes to memory of its own rather than over the next
+// message's. Its field count is the room the next message asks for.
+func (b *Batch) closeFields() {
+	m := b.open
+	if m == nil {
+		return
+	}
+	b.open = nil
+	k := len(m.Fields)
+	b.fieldHint = min(k, maxFieldHint)
+	if k > 0 && len(b.fieldSlab) >= k && &m.Fields[0] == &b.fieldSlab[0] { // still in the slab
+		m.Fields = m.Fields[:k:k]
+		b.fieldSlab = b.fieldSlab[k:]
+	}
 }
 
 // Truncate drops the messages after the first n (used to discard the partial
 // output of a decoder that failed).
 func (b *Batch) Truncate(n int) {
+	if n < len(b.Msgs) {
+		b.open = nil // its fields, if still in the slab, are overwritten
+	}
 	for i := n; i < len(b.Msgs); i++ {
 		b.Msgs[i] = nil
 	}
@@ -270,13 +290,9 @@ func (b *Batch) Retire() {
 // batch has acknowledged it (the memory rule in plugin.go is what makes
 // that safe: nothing keeps a message or a view past its Process or Write).
 func (b *Batch) Reset() {
-	// The next use starts from the fields of this one's last message,
-	// not from its largest: one message with many fields would size
-	// every later message's fields by it.
-	hint := 0
-	if n := len(b.Msgs); n > 0 {
-		hint = min(len(b.Msgs[n-1].Fields), maxFieldHint)
-	}
+	// The next use starts from the fields of this one's last message.
+	b.closeFields()
+	hint := b.fieldHint
 	clear(b.Msgs)
 	b.Msgs = b.Msgs[:0]
 	b.noteFieldsUsed()

@@ -114,3 +114,68 @@ func BenchmarkBatch(b *testing.B) {
 		})
 	}
 }
+
+// One message with many fields does not make the messages after it take
+// as many: fields are packed as they are used, so a batch of one wide
+// message among a thousand narrow ones holds about the fields it has
+// (without packing, every message after the wide one reserved 64 slots:
+// 125 slabs instead of 3).
+func TestOneWideMessageDoesNotWidenTheRest(t *testing.T) {
+	for _, at := range []int{0, 500, 999} { // the wide message first, amid, last
+		b := NewBatch()
+		b.Reserve(1000, 100_000)
+		for i := range 1000 {
+			m := b.Add()
+			n := 1
+			if i == at {
+				n = 64
+			}
+			for j := range n {
+				m.AddInt("f", int64(j))
+			}
+		}
+		if n := len(b.fieldSlabs); n > 3 {
+			t.Errorf("wide message at %d: the batch took %d field slabs of %d", at, n, fieldSlabLen)
+		}
+		// The next use too: it starts from the last message's width.
+		b.Reset()
+		b.Reserve(1000, 100_000)
+		for range 1000 {
+			b.Add().AddInt("f", 1)
+		}
+		if n := len(b.fieldSlabs); n > 3 {
+			t.Errorf("wide message at %d: 1,000 one-field messages took %d field slabs of %d", at, n, fieldSlabLen)
+		}
+		for i, m := range b.Msgs {
+			if len(m.Fields) != 1 || m.Fields[0].Value(0).Int() != 1 {
+				t.Fatalf("message %d: %d fields", i, len(m.Fields))
+			}
+		}
+	}
+}
+
+// A message filled after the next one was added keeps its fields and
+// leaves the next one's alone: its appends go to memory of their own.
+func TestFillingAnEarlierMessageKeepsTheNext(t *testing.T) {
+	b := NewBatch()
+	a := b.Add()
+	a.AddString("a1", "x")
+	c := b.Add()
+	c.AddString("c1", "y")
+	a.AddString("a2", "z") // after c was added
+	c.AddString("c2", "w")
+	if len(a.Fields) != 2 || a.Fields[0].Name != "a1" || a.Fields[1].Name != "a2" {
+		t.Errorf("a: %v", names(a))
+	}
+	if len(c.Fields) != 2 || c.Fields[0].Name != "c1" || c.Fields[1].Name != "c2" {
+		t.Errorf("c: %v", names(c))
+	}
+}
+
+func names(m *Message) []string {
+	var out []string
+	for i := range m.Fields {
+		out = append(out, m.Fields[i].Name)
+	}
+	return out
+}
