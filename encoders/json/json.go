@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strconv"
 	"strings"
 
@@ -177,8 +178,16 @@ type Encoder struct {
 	group  []int32        // scratch: a field and the later ones of its name
 
 	layouts [nLayouts]*layout // by shapeHash (layout.go)
-	seen    [nLayouts]uint64  // the shape last met once in each slot
-	rec     *recorder         // set while a layout is recorded
+	seen    [nLayouts]uint64  // shapeID of the shape last met unrecorded in each slot
+	seed    maphash.Seed
+	// credit is how many layouts may still be recorded: one comes back
+	// with each replay, and one for every 64 messages written without a
+	// layout, so that a sender who makes every shape new (and sends it
+	// twice) gets one recording in 64 messages, not one in two.
+	credit   int
+	misses   int
+	rec      *recorder // set while a layout is recorded: &recorder
+	recorder recorder
 }
 
 // manyFields is the field count above which flat mode finds repeated names
@@ -199,6 +208,8 @@ func New(set pipeline.Settings, cfg Config) (*Encoder, error) {
 		return nil, err
 	}
 	e := &Encoder{
+		seed:      maphash.MakeSeed(),
+		credit:    nLayouts,
 		canonical: cfg.Mode == "canonical",
 		skipEmpty: cfg.SkipEmpty,
 		tsFormat:  tsFormats[cfg.TimestampFormat],
@@ -283,6 +294,7 @@ func (e *Encoder) appendFlat(dst []byte, m *pipeline.Message) ([]byte, int) {
 	if cache {
 		h = shapeHash(fs, first)
 		if l := e.layoutFor(fs, first, h); l != nil {
+			e.credit = min(e.credit+1, nLayouts)
 			dst, n = e.replay(dst, fs, l)
 			return append(dst, '}'), replaced + n
 		}
@@ -300,10 +312,14 @@ func (e *Encoder) appendFlat(dst []byte, m *pipeline.Message) ([]byte, int) {
 	if cache {
 		// A shape met twice in a row of its slot is recorded, so that a
 		// stream of ever new shapes costs no recording.
-		if e.seen[h%nLayouts] == h {
+		if e.misses++; e.misses%64 == 0 {
+			e.credit = min(e.credit+1, nLayouts)
+		}
+		if id := e.shapeID(fs, first); e.seen[h%nLayouts] == id && e.credit > 0 {
+			e.credit--
 			e.rec = e.record(fs, first, len(dst))
 		} else {
-			e.seen[h%nLayouts] = h
+			e.seen[h%nLayouts] = id
 		}
 	}
 	dst, n, _ = e.members(dst, fs, 0, "", first, 0)

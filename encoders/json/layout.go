@@ -1,6 +1,8 @@
 package json
 
 import (
+	"hash/maphash"
+
 	"github.com/ternlog/tern/pipeline"
 )
 
@@ -11,21 +13,24 @@ import (
 // of a shape it meets a second time and replays it after that.
 //
 // The state is bounded: nLayouts layouts of at most maxLayoutFields names
-// and maxLayoutBytes bytes of names each, owned copies.
+// and maxLayoutBytes bytes of names each, owned copies. Recording is
+// rationed (Encoder.credit), so a stream of ever new shapes costs about
+// what it cost without layouts.
 type layout struct {
 	first    bool     // no header precedes the fields
 	names    []string // copies, in one allocation
 	lit      []byte   // the bytes between values, all slots
 	slots    []slot
-	tail     int32 // lit[tail:] follows the last value
-	replaced int   // U+FFFD bytes the keys cost, counted at each use
+	groups   []int32 // field indices, slots' groups one after another
+	tail     int32   // lit[tail:] follows the last value
+	replaced int     // U+FFFD bytes the keys cost, counted at each use
 }
 
 // slot is one member's value: lit[from:to] goes before it, then the values
-// of the fields group[0], group[1], … (a name and its repeats).
+// of the fields groups[g:h] (a name and its repeats).
 type slot struct {
 	from, to int32
-	group    []int32
+	g, h     int32
 }
 
 const (
@@ -53,6 +58,23 @@ func shapeHash(fs []pipeline.Field, first bool) uint64 {
 	return h ^ h>>29
 }
 
+// shapeID identifies fs's shape exactly enough to decide whether to record
+// it: shapeHash is cheap but easy to collide (names alike but for a middle
+// byte), and a sender could make every message look like one met before.
+// It runs only when no layout matched.
+func (e *Encoder) shapeID(fs []pipeline.Field, first bool) uint64 {
+	var h maphash.Hash
+	h.SetSeed(e.seed)
+	if first {
+		h.WriteByte(1)
+	}
+	for i := range fs {
+		h.WriteString(fs[i].Name)
+		h.WriteByte(0)
+	}
+	return h.Sum64()
+}
+
 // layoutFor returns the layout recorded for fs's names, or nil.
 func (e *Encoder) layoutFor(fs []pipeline.Field, first bool, h uint64) *layout {
 	l := e.layouts[h%nLayouts]
@@ -74,7 +96,7 @@ func (e *Encoder) replay(dst []byte, fs []pipeline.Field, l *layout) ([]byte, in
 		s := &l.slots[i]
 		dst = append(dst, l.lit[s.from:s.to]...)
 		var n int
-		dst, n = writeGroup(dst, fs, s.group)
+		dst, n = writeGroup(dst, fs, l.groups[s.g:s.h])
 		replaced += n
 	}
 	return append(dst, l.lit[l.tail:]...), replaced
@@ -91,9 +113,11 @@ type recorder struct {
 // value is called by appendValues before it writes the values of group:
 // the bytes since the last value are the slot's.
 func (r *recorder) value(dst []byte, group []int32) {
-	from := int32(len(r.l.lit))
-	r.l.lit = append(r.l.lit, dst[r.mark:]...)
-	r.l.slots = append(r.l.slots, slot{from: from, to: int32(len(r.l.lit)), group: append([]int32(nil), group...)})
+	l := r.l
+	from, g := int32(len(l.lit)), int32(len(l.groups))
+	l.lit = append(l.lit, dst[r.mark:]...)
+	l.groups = append(l.groups, group...)
+	l.slots = append(l.slots, slot{from: from, to: int32(len(l.lit)), g: g, h: int32(len(l.groups))})
 }
 
 // record starts recording fs's layout, when fs is small enough to keep.
@@ -119,5 +143,10 @@ func (e *Encoder) record(fs []pipeline.Field, first bool, start int) *recorder {
 		names[i] = all[at : at+len(fs[i].Name)]
 		at += len(fs[i].Name)
 	}
-	return &recorder{mark: start, l: &layout{first: first, names: names}}
+	// Sized for the usual keys and separators, so that recording costs
+	// a handful of allocations.
+	l := &layout{first: first, names: names,
+		lit: make([]byte, 0, 2*size+8*len(fs)+8), slots: make([]slot, 0, len(fs)), groups: make([]int32, 0, len(fs))}
+	e.recorder = recorder{mark: start, l: l}
+	return &e.recorder
 }

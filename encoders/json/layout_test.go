@@ -2,6 +2,7 @@ package json
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -119,12 +120,7 @@ func randomMessage(r *rand.Rand, shape []string) *pipeline.Message {
 // The layouts an encoder keeps stay within their bounds however many
 // shapes it meets.
 func TestLayoutsAreBounded(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Mode, cfg.Nest = "flat", true
-	enc, err := New(pipeline.Settings{}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	enc, _ := flatNest(t)
 	long := string(bytes.Repeat([]byte("n"), maxLayoutBytes))
 	for i := range 10000 {
 		m := pipeline.NewMessage()
@@ -161,12 +157,7 @@ func TestLayoutsAreBounded(t *testing.T) {
 // written as a fresh encoder writes them, and no layout is kept for the
 // message that panicked.
 func TestRecordingCutShortLeavesNoLayout(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Mode, cfg.Nest = "flat", true
-	enc, err := New(pipeline.Settings{}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	enc, cfg := flatNest(t)
 	bad := pipeline.NewMessage()
 	bad.AddString("a.b", "x")
 	bad.AddString("a.c", "y")
@@ -188,4 +179,84 @@ func TestRecordingCutShortLeavesNoLayout(t *testing.T) {
 			t.Fatal("the cut recording was kept as a layout")
 		}
 	}
+}
+
+// A sender who makes every shape new, and sends each twice so that it is
+// recorded, gets one recording in 64 messages: the layouts cost such a
+// stream next to nothing, where recording each would allocate six times
+// a shape.
+func TestRecordingIsRationed(t *testing.T) {
+	enc, _ := flatNest(t)
+	var msgs []*pipeline.Message
+	for i := range 20000 {
+		m := pipeline.NewMessage()
+		for j := range 8 {
+			m.AddString(fmt.Sprintf("g%d.k%d_%d", j%2, j, i/2), "v")
+		}
+		msgs = append(msgs, m)
+	}
+	i := 0
+	out := make([]byte, 0, 4096)
+	allocs := testing.AllocsPerRun(1000, func() {
+		out, _ = enc.appendFlat(out[:0], msgs[i%len(msgs)])
+		i++
+	})
+	if allocs > 0.25 {
+		t.Errorf("%.2f allocations a message on a stream of shapes each met twice", allocs)
+	}
+}
+
+// BenchmarkFlatShapes writes 8-field messages (two nested groups) in
+// streams of one shape, of 10,000 shapes in turn (layouts never hit), and
+// of new shapes each sent twice in a row (a layout recorded, never used:
+// the worst a sender can choose).
+func BenchmarkFlatShapes(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.Mode, cfg.Nest, cfg.Headers = "flat", true, []string{"timestamp"}
+	msg := func(shape int) *pipeline.Message {
+		m := pipeline.NewMessage()
+		m.Timestamp = 1
+		for j := range 8 {
+			m.AddString(fmt.Sprintf("g%d.k%d_%d", j%2, j, shape), "value")
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name  string
+		shape func(i int) int
+	}{
+		{"one", func(int) int { return 0 }},
+		{"10000_in_turn", func(i int) int { return i % 10000 }},
+		{"each_new_twice", func(i int) int { return i / 2 }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			msgs := make([]*pipeline.Message, 20000)
+			for i := range msgs {
+				msgs[i] = msg(tc.shape(i))
+			}
+			enc, err := New(pipeline.Settings{}, cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			out := make([]byte, 0, 4096)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				out, _ = enc.appendFlat(out[:0], msgs[i%len(msgs)])
+				i++
+			}
+		})
+	}
+}
+
+// flatNest is a flat, nesting encoder and its config.
+func flatNest(t testing.TB) (*Encoder, Config) {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Mode, cfg.Nest = "flat", true
+	enc, err := New(pipeline.Settings{}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enc, cfg
 }
