@@ -125,9 +125,10 @@ func (b *Batch) closeFields() {
 // Truncate drops the messages after the first n (used to discard the partial
 // output of a decoder that failed).
 func (b *Batch) Truncate(n int) {
-	if n < len(b.Msgs) {
-		b.open = nil // its fields, if still in the slab, are overwritten
-	}
+	// The message added last stays open even when dropped here: the
+	// engine's transformer chain truncates and appends messages back, and
+	// their fields must not be handed to the next message. Closing a
+	// message that is gone only skips its fields in the slab.
 	for i := n; i < len(b.Msgs); i++ {
 		b.Msgs[i] = nil
 	}

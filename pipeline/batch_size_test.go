@@ -179,3 +179,25 @@ func names(m *Message) []string {
 	}
 	return out
 }
+
+// The engine's transformer chain truncates the batch and appends the
+// decoder's messages back before a transformer adds fields to them: the
+// last one's fields still belong to it when the next message is added.
+func TestTruncatedAndAppendedBackKeepsItsFields(t *testing.T) {
+	b := NewBatch()
+	b.Reserve(10, 1000) // a slab with room for both messages
+	m := b.Add()
+	m.AddString("a", "1")
+	b.Truncate(0)
+	b.Msgs = append(b.Msgs, m)
+	m.AddString("b", "2") // a transformer
+	n := b.Add()
+	n.AddString("c", "3")
+	n.AddString("d", "4")
+	if got := names(m); len(got) != 2 || got[0] != "a" || got[1] != "b" {
+		t.Errorf("first message's fields: %v", got)
+	}
+	if got := names(n); len(got) != 2 || got[0] != "c" || got[1] != "d" {
+		t.Errorf("second message's fields: %v", got)
+	}
+}
