@@ -7,8 +7,10 @@ import (
 )
 
 // Batch collects the messages decoded from one batch of records. Decoders add
-// messages with Add and copy bytes they keep with Str; both draw on memory
-// shared by the whole batch, so a decoder allocates little per record.
+// messages with Add and keep bytes with Str; both draw on memory shared by
+// the whole batch, so a decoder allocates little per record. When the input
+// lent the batch the read buffer its records lie in (Lend), Str copies
+// nothing of them: its strings are views into the bytes as read.
 //
 // Slabs and chunks start small and double up to their full size, so a
 // batch holds at most about twice what its messages use: a queue that keeps
@@ -46,6 +48,11 @@ type Batch struct {
 	fieldUsed   []int // fields handed out of each of fieldSlabs
 	fieldPooled bool  // fieldSlab is the tail of fieldSlabs' last
 	chunks      []*[arenaChunk]byte
+
+	// The read buffer the batch's records lie in, when their input lent
+	// it (Lend): Str returns views into it instead of copies.
+	lent     *ReadBuffer
+	lentBase uintptr // address of lent.B[0]
 }
 
 const (
@@ -138,11 +145,21 @@ func (b *Batch) Truncate(n int) {
 // Len is the number of messages.
 func (b *Batch) Len() int { return len(b.Msgs) }
 
-// Str returns p as an immutable string. Small strings are copied into a chunk
+// Str returns p as an immutable string, valid until Reset. When p lies in
+// the read buffer lent to the batch (Lend), the string is a view into it
+// and nothing is copied. Otherwise small strings are copied into a chunk
 // shared by the batch, so decoding a record costs no allocation per string.
 func (b *Batch) Str(p []byte) string {
 	if len(p) == 0 {
 		return ""
+	}
+	if b.lent != nil {
+		// The address is only compared: p does not escape, so decoders
+		// may pass scratch memory on their stack.
+		off := uintptr(unsafe.Pointer(unsafe.SliceData(p))) - b.lentBase
+		if n := uintptr(len(b.lent.B)); off < n && uintptr(len(p)) <= n-off {
+			return unsafe.String(&b.lent.B[off], len(p))
+		}
 	}
 	if len(p) > arenaMaxPiece {
 		return string(p)
@@ -157,18 +174,45 @@ func (b *Batch) Str(p []byte) string {
 	return unsafe.String(&b.chunk[start], len(p))
 }
 
-// Retain returns s in memory of its own when it may be a view into a
-// batch's shared chunk (Str's small strings), and s itself otherwise.
-// Whatever outlives the batch a message came in (a filter's per-key
-// state, a Lua table) must hold retained strings: a view would keep the
-// whole chunk (up to 32 KiB) alive, and memory accounting would not see
-// it. Strings longer than Str's pieces are allocations of their own and
-// are not copied again.
+// Retain returns a copy of s in memory of its own. Whatever outlives the
+// batch a message came in (a filter's per-key state, a Lua table) must
+// hold retained strings: a decoder's strings are views into memory the
+// batch shares (a 32 KiB chunk, a 256 KiB read buffer), which a view
+// would keep alive unseen by memory accounting, and which is reused once
+// the batch is done.
 func Retain(s string) string {
-	if len(s) == 0 || len(s) > arenaMaxPiece {
-		return s
+	if len(s) == 0 {
+		return ""
 	}
 	return strings.Clone(s)
+}
+
+// ReadBufferSize is the size of the read buffers inputs lend to batches:
+// large enough that one read syscall of a busy stream carries about a
+// thousand typical lines.
+const ReadBufferSize = 256 << 10
+
+// ReadBuffer is a stream input's read buffer. A busy input lends the one
+// holding a batch's records to the batch (BufferEmitter), so decoders' strings
+// are views into the bytes as read, not copies, and takes a fresh one.
+type ReadBuffer struct{ B []byte }
+
+var readBufPool = sync.Pool{New: func() any { return &ReadBuffer{B: make([]byte, ReadBufferSize)} }}
+
+// NewReadBuffer returns a buffer of ReadBufferSize bytes, reused from
+// the batches that were lent one when it can be.
+func NewReadBuffer() *ReadBuffer { return readBufPool.Get().(*ReadBuffer) }
+
+// Lend gives rb to the batch: the records decoded into it lie in rb.B,
+// which nobody writes again. Str returns views into it, and Reset
+// gives it back for reuse. A batch holds one lent buffer; lending
+// another replaces the first (kept alive by its views, then left to the
+// GC).
+func (b *Batch) Lend(rb *ReadBuffer) {
+	if len(rb.B) == 0 {
+		return
+	}
+	b.lent, b.lentBase = rb, uintptr(unsafe.Pointer(&rb.B[0]))
 }
 
 // StrConcat is Str of a and b joined, without an intermediate copy.
@@ -283,6 +327,11 @@ func (b *Batch) Retire() {
 	for _, s := range b.msgSlabs {
 		*s = [msgSlabLen]Message{}
 	}
+	if b.lent != nil {
+		for j := range b.lent.B {
+			b.lent.B[j] = 0xDB
+		}
+	}
 }
 
 // Reset empties b for reuse and gives its pooled memory back. Every
@@ -310,6 +359,12 @@ func (b *Batch) Reset() {
 	for i, c := range b.chunks {
 		chunkPool.Put(c)
 		b.chunks[i] = nil
+	}
+	if b.lent != nil {
+		if len(b.lent.B) == ReadBufferSize {
+			readBufPool.Put(b.lent)
+		}
+		b.lent, b.lentBase = nil, 0
 	}
 	b.msgSlabs, b.fieldSlabs, b.fieldUsed, b.chunks = b.msgSlabs[:0], b.fieldSlabs[:0], b.fieldUsed[:0], b.chunks[:0]
 	b.msgSlab, b.fieldSlab, b.chunk = nil, nil, nil

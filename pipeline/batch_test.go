@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -87,7 +88,70 @@ func TestResetPoisonsViewsUnderRace(t *testing.T) {
 		b.Add().Type = "kept"
 	}
 	m := b.Msgs[0]
+	rb := NewReadBuffer()
+	copy(rb.B, "lent bytes")
+	b.Lend(rb)
+	v := b.Str(rb.B[:10])
 	b.Retire()
 	assert.NotEqual(t, "kept past the ack", s)
 	assert.Empty(t, m.Type, "a message of a retired batch reads empty")
+	assert.NotEqual(t, "lent bytes", v, "a view into the lent buffer reads garbage")
+}
+
+// inside reports whether s's bytes lie in b.
+func inside(s string, b []byte) bool {
+	p, lo := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(&b[0]))
+	return p >= lo && p+uintptr(len(s)) <= lo+uintptr(len(b))
+}
+
+// A batch lent the read buffer its records lie in returns views into it,
+// not copies; bytes anywhere else (a decoder's scratch, the bytes just past
+// the buffer) are copied, and a reset batch gives the buffer back.
+func TestStrViewsTheLentBuffer(t *testing.T) {
+	under := make([]byte, 2*ReadBufferSize)
+	rb := &ReadBuffer{B: under[:ReadBufferSize]} // bytes follow it: p may run past its end
+	copy(rb.B, "<13>1 host app - - - hello")
+	copy(under[ReadBufferSize-4:], "tail-and-beyond")
+
+	b := NewBatch()
+	b.Lend(rb)
+	in := b.Str(rb.B[6:10])
+	assert.Equal(t, "host", in)
+	assert.True(t, inside(in, rb.B), "a string of the lent buffer is a view into it")
+	last := b.Str(rb.B[ReadBufferSize-4:])
+	assert.Equal(t, "tail", last)
+	assert.True(t, inside(last, rb.B), "the buffer's last bytes are in it")
+
+	straddle := b.Str(under[ReadBufferSize-4 : ReadBufferSize+3])
+	assert.Equal(t, "tail-an", straddle)
+	assert.False(t, inside(straddle, under), "bytes running past the buffer are copied")
+	scratch := []byte("unescaped")
+	s := b.Str(scratch)
+	scratch[0] = 'X'
+	assert.Equal(t, "unescaped", s, "bytes outside the buffer are copied")
+	before := b.Str(under[ReadBufferSize+4 : ReadBufferSize+8])
+	assert.False(t, inside(before, under))
+
+	b.Reset()
+	again := b.Str(rb.B[6:10])
+	assert.False(t, inside(again, rb.B), "a reset batch holds no lent buffer")
+}
+
+// What must outlive a batch is copied whatever its length: a long string
+// may be a view into a lent buffer as much as a short one into a chunk.
+func TestRetainCopiesEveryLength(t *testing.T) {
+	rb := NewReadBuffer()
+	for i := range rb.B {
+		rb.B[i] = 'a' + byte(i%26)
+	}
+	b := NewBatch()
+	b.Lend(rb)
+	for _, n := range []int{1, 100, arenaMaxPiece + 1, 100 << 10} {
+		v := b.Str(rb.B[:n])
+		require.True(t, inside(v, rb.B))
+		r := Retain(v)
+		assert.Equal(t, v, r)
+		assert.False(t, inside(r, rb.B), "Retain of %d bytes copies", n)
+	}
+	assert.Empty(t, Retain(""))
 }

@@ -37,6 +37,19 @@ type Emitter interface {
 	Emit(ctx context.Context, recs []Record, ack AckFunc) error
 }
 
+// BufferEmitter is an Emitter that also takes records with the read buffer
+// they lie in (the engine's is one). A stream input that reads into a
+// ReadBuffer hands it over with a batch that fills most of it: the
+// decoders' strings are then views into the bytes as read, where
+// otherwise they are copies.
+type BufferEmitter interface {
+	Emitter
+	// EmitBuffer is Emit for records whose Data all lie in rb.B. The caller
+	// gives rb up with the call, whatever it returns, and never writes to
+	// it again.
+	EmitBuffer(ctx context.Context, recs []Record, ack AckFunc, rb *ReadBuffer) error
+}
+
 // Input reads records from the outside world.
 type Input interface {
 	// Run reads until ctx is done, then returns nil. Any other return is a
@@ -82,11 +95,12 @@ type Injector interface {
 
 // Filter observes messages that its matcher accepts and may inject new ones.
 //
-// Memory rule: a message's strings may be views into chunks that its whole
-// batch shares (Batch.Str), up to 32 KiB each. What a filter keeps after
+// Memory rule: a message's strings may be views into memory that its whole
+// batch shares (Batch.Str): chunks of up to 32 KiB, or the 256 KiB read
+// buffer its records were read into (BufferEmitter). What a filter keeps after
 // Process returns (map keys, per-key state, a message to compare with, a
 // string handed to a Lua table) must be Retain'ed or DeepClone'd: a view
-// would keep the whole chunk alive, and with it every message decoded
+// would keep the whole chunk or buffer alive, and with it every message decoded
 // beside it, unseen by any accounting (Message.Size counts a message's own
 // bytes). Worse, once every destination of a batch has acknowledged it,
 // the engine reuses its memory for the next records (Batch.Reset), so a

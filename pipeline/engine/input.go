@@ -28,9 +28,19 @@ type inputRunner struct {
 	life         *lifetime
 }
 
-var _ pipeline.Emitter = (*inputRunner)(nil)
+var _ pipeline.BufferEmitter = (*inputRunner)(nil)
 
 func (r *inputRunner) Emit(ctx context.Context, recs []pipeline.Record, ack pipeline.AckFunc) error {
+	return r.emit(ctx, recs, ack, nil)
+}
+
+// EmitBuffer lends rb to the batch: the decoders' strings are views into
+// it, and the batch gives it back when its last destination is done.
+func (r *inputRunner) EmitBuffer(ctx context.Context, recs []pipeline.Record, ack pipeline.AckFunc, rb *pipeline.ReadBuffer) error {
+	return r.emit(ctx, recs, ack, rb)
+}
+
+func (r *inputRunner) emit(ctx context.Context, recs []pipeline.Record, ack pipeline.AckFunc, rb *pipeline.ReadBuffer) error {
 	e := r.e
 	tr := e.newTracker(ack)
 	b, _ := e.batches.Get().(*pipeline.Batch)
@@ -38,6 +48,9 @@ func (r *inputRunner) Emit(ctx context.Context, recs []pipeline.Record, ack pipe
 		b = pipeline.NewBatch()
 	} else {
 		b.Reset()
+	}
+	if rb != nil {
+		b.Lend(rb)
 	}
 	tr.batch.Store(b)
 	size := 0

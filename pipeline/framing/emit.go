@@ -58,10 +58,24 @@ func Emit(ctx context.Context, rd Reader, proto pipeline.Record, maxBatch int, o
 		warn = ratelog.Every(10 * time.Second)
 	}
 	unread, _ := rd.(interface{ Unread() int })
+	// A batch that fills most of the read buffer takes the buffer with it:
+	// its messages' strings are then views into the bytes as read.
+	bout, _ := out.(pipeline.BufferEmitter)
+	lender, _ := rd.(interface {
+		Lend(size int) *pipeline.ReadBuffer
+	})
+	emit := func(recs []pipeline.Record, size int) error {
+		if bout != nil && lender != nil {
+			if rb := lender.Lend(size); rb != nil {
+				return bout.EmitBuffer(ctx, recs, nil, rb)
+			}
+		}
+		return out.Emit(ctx, recs, nil)
+	}
 	size := 0 // bytes in recs
 	for {
 		if len(recs) > 0 && (len(recs) >= maxBatch && !joinRest(rd, unread, recs, size, maxBatch) || !rd.Buffered()) {
-			if err := out.Emit(ctx, recs, nil); err != nil {
+			if err := emit(recs, size); err != nil {
 				return nil // stopping
 			}
 			recs, size = recs[:0], 0
@@ -73,7 +87,7 @@ func Emit(ctx context.Context, rd Reader, proto pipeline.Record, maxBatch int, o
 			warn.Warn(set.Logger, "records over the size cap dropped", "source", proto.Source, "on_stream", oversize)
 		}
 		if err != nil {
-			if len(recs) > 0 && out.Emit(ctx, recs, nil) != nil {
+			if len(recs) > 0 && emit(recs, size) != nil {
 				return nil
 			}
 			if ctx.Err() != nil {

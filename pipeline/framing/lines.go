@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+
+	"github.com/ternlog/tern/pipeline"
 )
 
 // DefaultMaxLine is the default cap on one line or frame (1 MiB).
@@ -18,6 +20,7 @@ const DefaultMaxLine = 1 << 20
 type LineReader struct {
 	r          io.Reader
 	buf        []byte
+	rb         *pipeline.ReadBuffer // buf, once it has grown to a ReadBuffer
 	start, end int
 	max        int
 	discarding bool // inside an over-long line, skipping to its newline
@@ -115,17 +118,26 @@ func (l *LineReader) Next() ([]byte, error) {
 	}
 }
 
-// streamBuf is the buffer a busy stream grows to: large enough that one
-// read syscall carries about a thousand typical lines.
-const streamBuf = 256 << 10
+// Lend hands the reader's buffer over with a batch of records of size
+// bytes that it holds, when they fill at least half of it, and goes on with
+// a fresh buffer holding what is read but not yet returned. It returns nil,
+// keeping the buffer, when the batch is smaller or the buffer is not a
+// ReadBuffer. The records must be all those returned since the last read.
+func (l *LineReader) Lend(size int) *pipeline.ReadBuffer {
+	if l.rb == nil || 2*size < len(l.buf) {
+		return nil
+	}
+	rb := l.rb
+	l.rb, l.end = handOff(l.buf[l.start:l.end])
+	l.buf, l.start = l.rb.B, 0
+	return rb
+}
 
 func (l *LineReader) grow(size int) {
 	if size <= len(l.buf) {
 		return
 	}
-	nb := make([]byte, size)
-	copy(nb, l.buf[:l.end])
-	l.buf = nb
+	l.buf, l.rb = growBuf(l.buf[:l.end], size)
 }
 
 func (l *LineReader) trim(line []byte) []byte {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/ternlog/tern/pipeline"
 )
 
 // SyslogFraming is how syslog messages are delimited on a stream (RFC 6587).
@@ -74,6 +76,7 @@ const maxLenDigits = 18
 type SyslogReader struct {
 	r          io.Reader
 	buf        []byte
+	rb         *pipeline.ReadBuffer // buf, once it has grown to a ReadBuffer
 	start, end int
 	max        int
 	mode       SyslogFraming
@@ -301,15 +304,30 @@ func (s *SyslogReader) fill() {
 		n := copy(s.buf, s.buf[s.start:s.end])
 		s.start, s.end = 0, n
 	}
-	if s.end == len(s.buf) {
+	if s.end == len(s.buf) && len(s.buf) < s.max+maxLenDigits+2 {
 		// Grown with the data that arrives, never to a declared size.
-		nb := make([]byte, min(2*len(s.buf), s.max+maxLenDigits+2))
-		copy(nb, s.buf[:s.end])
-		s.buf = nb
+		s.buf, s.rb = growBuf(s.buf[:s.end], min(2*len(s.buf), s.max+maxLenDigits+2))
 	}
+	free := len(s.buf) - s.end
 	n, err := s.r.Read(s.buf[s.end:])
 	s.end += n
+	if n == free && len(s.buf) < streamBuf {
+		// The read filled every free byte: more is waiting, and a busy
+		// stream is read in large pieces.
+		s.buf, s.rb = growBuf(s.buf[:s.end], min(2*len(s.buf), streamBuf))
+	}
 	if err != nil {
 		s.err = err
 	}
+}
+
+// Lend is LineReader.Lend for syslog frames.
+func (s *SyslogReader) Lend(size int) *pipeline.ReadBuffer {
+	if s.rb == nil || 2*size < len(s.buf) {
+		return nil
+	}
+	rb := s.rb
+	s.rb, s.end = handOff(s.buf[s.start:s.end])
+	s.buf, s.start = s.rb.B, 0
+	return rb
 }
