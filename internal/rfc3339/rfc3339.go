@@ -75,14 +75,17 @@ func AppendFraction(dst []byte, frac int64, digits int) []byte {
 	if digits == 0 || digits == Trimmed && frac == 0 {
 		return dst
 	}
+	// Unsigned 32-bit arithmetic: frac < 1e9, and dividing an int64 by a
+	// constant costs a sign fix-up each time.
+	u := uint32(frac) % 1e9
+	hi, lo := u/100000, u%100000 // 4 digits and 5
 	var f [10]byte
 	f[0] = '.'
-	v := frac
-	for i := 9; i >= 3; i -= 2 {
-		put2(f[i-1:], v%100)
-		v /= 100
-	}
-	f[1] = byte('0' + v)
+	put2u(f[1:], hi/100)
+	put2u(f[3:], hi%100)
+	put2u(f[5:], lo/1000)
+	put2u(f[7:], lo%1000/10)
+	f[9] = byte('0' + lo%10)
 	k := digits
 	if digits < 0 || digits > 9 {
 		k = 9
@@ -93,6 +96,13 @@ func AppendFraction(dst []byte, frac int64, digits int) []byte {
 		}
 	}
 	return append(dst, f[:k+1]...)
+}
+
+// put2u writes v (0..99) as two digits.
+func put2u(b []byte, v uint32) {
+	v %= 100
+	_ = b[1]
+	b[0], b[1] = pairs[2*v], pairs[2*v+1]
 }
 
 const pairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"

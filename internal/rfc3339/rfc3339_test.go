@@ -14,6 +14,12 @@ func TestAppendMatchesTime(t *testing.T) {
 	for range 100000 {
 		vals = append(vals, int64(r.Uint64()))
 	}
+	// Fractions with every count of trailing zeros, and none.
+	for p := int64(1); p <= 1e9; p *= 10 {
+		for range 1000 {
+			vals = append(vals, r.Int64N(1e10)*1e9+r.Int64N(1e9/p)*p, -r.Int64N(1e10)*1e9+r.Int64N(1e9/p)*p)
+		}
+	}
 	for _, ns := range vals {
 		tm := time.Unix(0, ns).UTC()
 		if got, want := string(Append(nil, ns, Trimmed)), tm.Format(time.RFC3339Nano); got != want {
@@ -93,5 +99,15 @@ func BenchmarkParse(b *testing.B) {
 		if _, err := Parse(in); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func BenchmarkAppendFraction(b *testing.B) {
+	buf := make([]byte, 0, 64)
+	fr := []int64{100000, 200000, 123456789, 300000, 0, 400100000, 500000, 600000}
+	i := 0
+	for b.Loop() {
+		buf = AppendFraction(buf[:0], fr[i&7], Trimmed)
+		i++
 	}
 }
