@@ -59,6 +59,7 @@ const (
 	msgSlabLen    = 64
 	fieldSlabLen  = 512
 	maxFieldHint  = 64
+	minFieldRoom  = 16 // fields a pooled slab must have left for the next message
 	arenaChunk    = 32 << 10
 	arenaMinChunk = 256
 	arenaMaxPiece = 2 << 10
@@ -102,7 +103,10 @@ func (b *Batch) Add() *Message {
 	// which is passed on to the next message at its end (closeFields):
 	// fields are packed as they are used, so one wide message does not
 	// make the messages after it reserve as much.
-	if h := max(b.fieldHint, 1); len(b.fieldSlab) < h {
+	if h := max(b.fieldHint, 1); len(b.fieldSlab) < h || b.fieldPooled && len(b.fieldSlab) < minFieldRoom {
+		// The last few fields of a pooled slab are skipped: a message
+		// wider than the one before would outgrow them into memory of
+		// its own, an allocation per slab or so.
 		b.fieldSlab = b.newFieldSlab(b.fieldSlabSize(h))
 	}
 	m.Fields = b.fieldSlab[:0]

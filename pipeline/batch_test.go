@@ -29,10 +29,14 @@ func TestBatchResetReusesMemory(t *testing.T) {
 	buf := []byte(strings.Repeat("a line of input bytes ", 5)) // 110 bytes
 	fill := func(b *Batch) {
 		b.Reserve(300, 300*len(buf)) // as the engine does
-		for range 300 {
+		for i := range 300 {
 			m := b.Add()
 			m.Payload = b.Str(buf)
-			for _, k := range [...]string{"app", "procid", "msgid", "sd.a.b", "sd.a.c", "facility"} {
+			// Widths vary as W3's do (structured data on some lines
+			// only): a message wider than the one before must not
+			// outgrow its slab's end into memory of its own.
+			keys := [...]string{"app", "procid", "msgid", "facility", "sd.a.b", "sd.a.c", "sd.a.d"}
+			for _, k := range keys[:3+i*7%5] {
 				m.AddString(k, b.Str(buf[:5]))
 			}
 		}
@@ -54,6 +58,33 @@ func TestBatchResetReusesMemory(t *testing.T) {
 		assert.Zero(t, reused)
 	}
 	assert.Greater(t, fresh, 10.0)
+}
+
+// A message wider than the one before it, arriving when its slab has room
+// for the narrower one only, gets a new pooled slab instead of outgrowing
+// the slab's end into memory of its own.
+func TestAWiderMessageDoesNotOutgrowItsSlab(t *testing.T) {
+	b := NewBatch()
+	fill := func() {
+		b.Reset()
+		b.Reserve(1024, 1<<20) // pooled slabs of fieldSlabLen
+		for range fieldSlabLen/4 - 1 { // leaves 4 fields of the first slab
+			m := b.Add()
+			for range 4 {
+				m.AddInt("n", 1)
+			}
+		}
+		m := b.Add()
+		for range 7 {
+			m.AddInt("n", 1)
+		}
+	}
+	fill()
+	require.Len(t, b.Msgs[len(b.Msgs)-1].Fields, 7)
+	if poisonReused {
+		t.Skip("sync.Pool drops items under -race")
+	}
+	assert.Zero(t, testing.AllocsPerRun(10, fill))
 }
 
 // Messages of a reset batch start as new ones do: nothing of what the last

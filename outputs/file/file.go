@@ -133,6 +133,7 @@ type Output struct {
 	base       string
 	tmpl       *template.Template
 	static     string // the path below base when the template has no substitution
+	staticFile *lfile // its file, once opened: static paths skip the map
 	perm, dirs os.FileMode
 	delim      []byte
 	framer     pipeline.Framer
@@ -310,6 +311,9 @@ func (o *Output) Write(_ context.Context, batch []pipeline.Encoded) error {
 // fileFor renders the message's path and returns its file, opening it the
 // first time this process sees it.
 func (o *Output) fileFor(m *pipeline.Message, now time.Time) (*lfile, error) {
+	if o.staticFile != nil {
+		return o.staticFile, nil // one entry, which trim never forgets
+	}
 	name := o.static
 	if name == "" {
 		b, err := o.tmpl.Append(o.pathBuf[:0], m, checkValue)
@@ -339,6 +343,9 @@ func (o *Output) fileFor(m *pipeline.Message, now time.Time) (*lfile, error) {
 		return nil, err
 	}
 	o.files[name] = lf
+	if o.static != "" {
+		o.staticFile = lf
+	}
 	if o.framer != nil && lf.size > 0 {
 		// A file an earlier run left (after a crash, without its
 		// trailer): set it aside so every file has one header.
