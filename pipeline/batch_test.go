@@ -67,7 +67,7 @@ func TestAWiderMessageDoesNotOutgrowItsSlab(t *testing.T) {
 	b := NewBatch()
 	fill := func() {
 		b.Reset()
-		b.Reserve(1024, 1<<20) // pooled slabs of fieldSlabLen
+		b.Reserve(1024, 1<<20)         // pooled slabs of fieldSlabLen
 		for range fieldSlabLen/4 - 1 { // leaves 4 fields of the first slab
 			m := b.Add()
 			for range 4 {
