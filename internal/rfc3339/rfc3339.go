@@ -4,6 +4,7 @@
 package rfc3339
 
 import (
+	"encoding/binary"
 	"errors"
 	"math"
 )
@@ -170,13 +171,11 @@ func Parse(b []byte) (int64, error) {
 	if c := b[10]; c != 'T' && c != 't' && c != ' ' {
 		return 0, ErrSyntax
 	}
-	y, ok1 := num(b[0:4])
-	mo, ok2 := num(b[5:7])
-	d, ok3 := num(b[8:10])
-	h, ok4 := num(b[11:13])
-	mi, ok5 := num(b[14:16])
-	s, ok6 := num(b[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59 {
+	y, mo, d, h, mi, s, ok := dateTime(b)
+	if !ok {
+		return 0, ErrSyntax
+	}
+	if mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59 {
 		return 0, ErrSyntax
 	}
 	if md := monthDays[mo]; d > md && !(mo == 2 && d == 29 && isLeap(y)) {
@@ -252,6 +251,41 @@ func FromParts(sec, frac int64) (int64, error) {
 	}
 	return base + delta, nil
 }
+
+// dateTime reads the digits of "YYYY-MM-DD?HH:MM:SS" at the start of b
+// (at least 19 bytes), checked and read eight bytes at a time; the
+// separators are the caller's.
+func dateTime(b []byte) (y, mo, d, h, mi, s int64, ok bool) {
+	w0 := binary.LittleEndian.Uint64(b)     // "YYYY-MM-"
+	w1 := binary.LittleEndian.Uint64(b[8:]) // "DDTHH:MM"
+	w2 := uint64(b[17]) | uint64(b[18])<<8  // "SS"
+	const (
+		m0 = 0x00FFFF00_FFFFFFFF // the digits of w0
+		m1 = 0xFFFF00FF_FF00FFFF // and of w1
+		m2 = 0xFFFF
+	)
+	if !digits8(w0, m0) || !digits8(w1, m1) || !digits8(w2, m2) {
+		return 0, 0, 0, 0, 0, 0, false
+	}
+	y = int64(dig(w0, 0)*1000 + dig(w0, 1)*100 + dig(w0, 2)*10 + dig(w0, 3))
+	mo = int64(dig(w0, 5)*10 + dig(w0, 6))
+	d = int64(dig(w1, 0)*10 + dig(w1, 1))
+	h = int64(dig(w1, 3)*10 + dig(w1, 4))
+	mi = int64(dig(w1, 6)*10 + dig(w1, 7))
+	s = int64(dig(w2, 0)*10 + dig(w2, 1))
+	return y, mo, d, h, mi, s, true
+}
+
+// digits8 reports whether the bytes of w under mask (0xFF or 0x00 each) are
+// all ASCII digits: a high nibble of 3, and a low one that does not carry
+// when 6 is added. No byte's test spills into the next.
+func digits8(w, mask uint64) bool {
+	const hi, lo, six = 0xF0F0F0F0_F0F0F0F0, 0x0F0F0F0F_0F0F0F0F, 0x06060606_06060606
+	return w&(mask&hi) == 0x30303030_30303030&mask && ((w&(mask&lo))+(six&mask))&(mask&hi) == 0
+}
+
+// dig is the value of the digit in byte i of w.
+func dig(w uint64, i uint) uint64 { return w >> (8 * i) & 0xF }
 
 func num(b []byte) (int64, bool) {
 	var v int64

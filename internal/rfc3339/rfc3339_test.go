@@ -111,3 +111,38 @@ func BenchmarkAppendFraction(b *testing.B) {
 		i++
 	}
 }
+
+// dateTimeRef is dateTime digit by digit, as Parse read it before.
+func dateTimeRef(b []byte) (y, mo, d, h, mi, s int64, ok bool) {
+	var oks [6]bool
+	y, oks[0] = num(b[0:4])
+	mo, oks[1] = num(b[5:7])
+	d, oks[2] = num(b[8:10])
+	h, oks[3] = num(b[11:13])
+	mi, oks[4] = num(b[14:16])
+	s, oks[5] = num(b[17:19])
+	if oks != [6]bool{true, true, true, true, true, true} {
+		return 0, 0, 0, 0, 0, 0, false
+	}
+	return y, mo, d, h, mi, s, true
+}
+
+// Every byte value at every place of a date-time: the word-wide reading
+// agrees with reading digit by digit.
+func TestDateTimeEveryByteEveryPlace(t *testing.T) {
+	for _, base := range []string{"2026-11-22T10:00:00", "0000-00-00 00:00:00", "9999-99-99t99:99:99"} {
+		b := []byte(base)
+		for i := range b {
+			orig := b[i]
+			for c := range 256 {
+				b[i] = byte(c)
+				y, mo, d, h, mi, s, ok := dateTime(b)
+				ry, rmo, rd, rh, rmi, rs, rok := dateTimeRef(b)
+				if ok != rok || ok && [6]int64{y, mo, d, h, mi, s} != [6]int64{ry, rmo, rd, rh, rmi, rs} {
+					t.Fatalf("%q: %v %v, want %v %v", b, [6]int64{y, mo, d, h, mi, s}, ok, [6]int64{ry, rmo, rd, rh, rmi, rs}, rok)
+				}
+			}
+			b[i] = orig
+		}
+	}
+}
