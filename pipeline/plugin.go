@@ -158,6 +158,24 @@ type Encoded struct {
 	Data []byte
 }
 
+// Separated is implemented by outputs that end every record with the same
+// bytes (the file output's delimiter). The engine then writes those bytes
+// after each encoded record in its buffer and gives Data the capacity to
+// cover them, so that records the engine laid out one after the other can
+// be written as one run, as they are, where they would otherwise be copied
+// to put separators between them. Outputs only read past len(Data), never
+// write there, and check the separator is there (SeparatorFollows): Write
+// may be called by others than the engine.
+type Separated interface {
+	Separator() []byte
+}
+
+// SeparatorFollows reports whether sep follows e.Data within its capacity.
+func (e *Encoded) SeparatorFollows(sep []byte) bool {
+	n := len(e.Data)
+	return cap(e.Data)-n >= len(sep) && string(e.Data[n:n+len(sep)]) == string(sep)
+}
+
 // Output writes encoded messages to the outside world. Nothing it keeps
 // after Write returns may be a view into a batch (Encoded.Data, the message's
 // strings): copy what outlives the call.

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/ternlog/tern/internal/ratelog"
 	"github.com/ternlog/tern/pipeline"
@@ -172,12 +173,21 @@ type lfile struct {
 
 	// this batch
 	pending []byte
-	idx     []int // batch indices of the records in pending
+	run     []byte // or records as the engine laid them out, separators included (addRun)
+	idx     []int  // batch indices of the records in pending or run
 	err     error
 	touched bool
 }
 
-var _ pipeline.Output = (*Output)(nil)
+var (
+	_ pipeline.Output    = (*Output)(nil)
+	_ pipeline.Separated = (*Output)(nil)
+)
+
+// Separator is the delimiter: the engine writes it after each record, so
+// a batch of records for one file is written from the engine's buffer as
+// it is (addRun).
+func (o *Output) Separator() []byte { return o.delim }
 
 // New returns a file output; nothing is opened until the first write.
 func New(set pipeline.Settings, cfg Config) (*Output, error) {
@@ -279,7 +289,7 @@ func (o *Output) Write(_ context.Context, batch []pipeline.Encoded) error {
 					fail(j, err)
 				}
 				lf.idx = lf.idx[:0]
-				lf.pending = lf.pending[:0]
+				lf.pending, lf.run = lf.pending[:0], nil
 			}
 			fail(i, err)
 		}
@@ -299,7 +309,7 @@ func (o *Output) Write(_ context.Context, batch []pipeline.Encoded) error {
 				}
 			}
 		}
-		lf.pending, lf.idx, lf.err, lf.touched = lf.pending[:0], lf.idx[:0], nil, false
+		lf.pending, lf.run, lf.idx, lf.err, lf.touched = lf.pending[:0], nil, lf.idx[:0], nil, false
 	}
 	o.touched = o.touched[:0]
 	if failed == 0 {
@@ -366,7 +376,7 @@ func (o *Output) fileFor(m *pipeline.Message, now time.Time) (*lfile, error) {
 // the record would take the file over rotate_size.
 func (o *Output) add(lf *lfile, e *pipeline.Encoded, i int, now time.Time) error {
 	if o.cfg.RotateSize > 0 {
-		cur := lf.size + int64(len(lf.pending))
+		cur := lf.size + int64(len(lf.pending)+len(lf.run))
 		if cur > 0 && cur+int64(len(e.Data)+len(o.delim)) > int64(o.cfg.RotateSize) {
 			if err := o.flush(lf); err != nil {
 				return err
@@ -377,7 +387,7 @@ func (o *Output) add(lf *lfile, e *pipeline.Encoded, i int, now time.Time) error
 			}
 		}
 	}
-	if lf.size <= 0 && len(lf.pending) == 0 {
+	if lf.size <= 0 && len(lf.pending) == 0 && len(lf.run) == 0 {
 		if lf.size < 0 {
 			if _, err := o.fd(lf, now); err != nil {
 				return err
@@ -388,8 +398,10 @@ func (o *Output) add(lf *lfile, e *pipeline.Encoded, i int, now time.Time) error
 			lf.owesTrailer = true
 		}
 	}
-	lf.pending = append(lf.pending, e.Data...)
-	lf.pending = append(lf.pending, o.delim...)
+	if !o.addRun(lf, e) {
+		lf.pending = append(lf.pending, e.Data...)
+		lf.pending = append(lf.pending, o.delim...)
+	}
 	lf.idx = append(lf.idx, i)
 	if !lf.touched {
 		lf.touched = true
@@ -398,10 +410,43 @@ func (o *Output) add(lf *lfile, e *pipeline.Encoded, i int, now time.Time) error
 	return nil
 }
 
-// flush writes lf's pending bytes with one write. A short write is cut
-// back, so a retry never follows half a record.
+// addRun adds e to lf's run when e follows it in the engine's buffer with
+// the delimiter after it (pipeline.Separated): a batch of records for one
+// file then goes out in one write without being copied. Anything else
+// (a header, a record from elsewhere) ends the run, which is copied to
+// pending, and addRun reports false: e is the caller's to copy.
+func (o *Output) addRun(lf *lfile, e *pipeline.Encoded) bool {
+	if len(o.delim) == 0 || len(lf.pending) > 0 || len(e.Data) == 0 || !e.SeparatorFollows(o.delim) {
+		if len(lf.run) > 0 {
+			lf.pending = append(lf.pending, lf.run...)
+			lf.run = nil
+		}
+		return false
+	}
+	n := len(e.Data) + len(o.delim)
+	if len(lf.run) == 0 {
+		lf.run = e.Data[:n]
+		return true
+	}
+	end := unsafe.Add(unsafe.Pointer(unsafe.SliceData(lf.run)), len(lf.run))
+	if end != unsafe.Pointer(unsafe.SliceData(e.Data)) {
+		lf.pending = append(lf.pending, lf.run...)
+		lf.run = nil
+		return false
+	}
+	// e.Data starts where the run ends, within the engine's one buffer.
+	lf.run = unsafe.Slice(unsafe.SliceData(lf.run), len(lf.run)+n)
+	return true
+}
+
+// flush writes lf's pending bytes (or its run) with one write. A short
+// write is cut back, so a retry never follows half a record.
 func (o *Output) flush(lf *lfile) error {
-	if len(lf.pending) == 0 {
+	out := lf.pending
+	if len(lf.run) > 0 {
+		out = lf.run
+	}
+	if len(out) == 0 {
 		return nil
 	}
 	f, err := o.fd(lf, time.Time{})
@@ -417,17 +462,16 @@ func (o *Output) flush(lf *lfile) error {
 		lf.needDelim = false
 	}
 	before := lf.size
-	n, err := f.Write(lf.pending)
+	n, err := f.Write(out)
+	lf.pending, lf.run = lf.pending[:0], nil
 	if err != nil {
 		lf.size += int64(n)
 		o.undo(lf, before)
-		lf.pending = lf.pending[:0]
 		return err
 	}
 	lf.size += int64(n)
 	lf.dirty = true
 	lf.gen++
-	lf.pending = lf.pending[:0]
 	return nil
 }
 

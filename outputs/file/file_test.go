@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -816,5 +817,94 @@ func TestIntervalFsyncDoesNotStallWrite(t *testing.T) {
 	}
 	if got := files(t, filepath.Join(o.dir, "out")); len(got) != 3 {
 		t.Errorf("files %v, want a.log, its rotated copy and b.log", got)
+	}
+}
+
+// layOut places the records' data one after the other in one buffer, each
+// followed by sep within its capacity, as the engine does for a Separated
+// output.
+func layOut(batch []pipeline.Encoded, sep string) {
+	var buf []byte
+	ends := make([]int, len(batch))
+	for i := range batch {
+		buf = append(buf, batch[i].Data...)
+		ends[i] = len(buf)
+		buf = append(buf, sep...)
+	}
+	start := 0
+	for i := range batch {
+		batch[i].Data = buf[start : ends[i] : ends[i]+len(sep)]
+		start = ends[i] + len(sep)
+	}
+}
+
+// Records laid out by the engine are written from its buffer, without a
+// copy, and the files hold what copying writes: batches over several files
+// (so runs break and resume), rotation inside a batch, records from
+// elsewhere between laid-out ones, and empty records.
+func TestRunsWriteWhatCopiesWrite(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	cfg := DefaultConfig()
+	cfg.Path = "out/%{Hostname}.log"
+	cfg.RotateSize = 12000 // a rotation in some batches, at most one (names are by the second)
+	o := newOut(t, cfg, nil)
+	want := map[string][]string{}
+	for b := range 40 {
+		var batch []pipeline.Encoded
+		hosts := 1 + r.IntN(3)
+		for i := range 50 + r.IntN(100) {
+			host := fmt.Sprintf("h%d", r.IntN(hosts))
+			data := fmt.Sprintf("b%02d-r%03d-%s", b, i, strings.Repeat("x", r.IntN(60)))
+			if r.IntN(20) == 0 {
+				data = ""
+			}
+			batch = append(batch, rec(host, "", data))
+			want[host] = append(want[host], data)
+		}
+		layOut(batch, "\n")
+		for range r.IntN(3) { // records of their own
+			i := r.IntN(len(batch))
+			batch[i].Data = append([]byte(nil), batch[i].Data...)
+		}
+		if err := o.Write(context.Background(), batch); err != nil {
+			t.Fatal(err)
+		}
+		o.advance(time.Second)
+	}
+	for host, w := range want {
+		var got []string
+		for _, f := range files(t, filepath.Join(o.dir, "out")) {
+			if strings.HasPrefix(f, host+".") {
+				c := o.read("out/" + f)
+				if len(c) > 12000 {
+					t.Errorf("%s has %d bytes", f, len(c))
+				}
+				got = append(got, strings.Split(strings.TrimSuffix(c, "\n"), "\n")...)
+			}
+		}
+		if !slices.Equal(got, w) {
+			for i := range min(len(got), len(w)) {
+				if got[i] != w[i] {
+					t.Errorf("%s: record %d reads %q, want %q", host, i, got[i], w[i])
+					break
+				}
+			}
+			t.Errorf("%s: %d records, want %d", host, len(got), len(w))
+		}
+	}
+
+	// One file, one laid-out batch: one write from the engine's buffer.
+	cfg.Path, cfg.RotateSize = "one.log", 0
+	o = newOut(t, cfg, nil)
+	batch := []pipeline.Encoded{rec("h", "", "a"), rec("h", "", "bb"), rec("h", "", "ccc")}
+	layOut(batch, "\n")
+	if err := o.Write(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	if got := o.read("one.log"); got != "a\nbb\nccc\n" {
+		t.Errorf("one.log: %q", got)
+	}
+	if lf := o.staticFile; lf == nil || cap(lf.pending) != 0 {
+		t.Error("a laid-out batch for one file was copied")
 	}
 }

@@ -4,6 +4,7 @@
 package engine
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -233,6 +234,9 @@ func New(plan *config.Plan, reg *pipeline.Registry, opt Options) (*Engine, error
 		r := &outputRunner{
 			e: e, id: o.ID(), out: out, enc: enc, encID: encSec.ID(), q: q, cfg: o, set: set,
 			m: e.metrics.output(o.ID()), state: e.state(o.ID()), life: newLifetime(),
+		}
+		if so, ok := out.(pipeline.Separated); ok {
+			r.sep = bytes.Clone(so.Separator())
 		}
 		e.outputs = append(e.outputs, r)
 		e.metrics.queueGauges(o.ID(), q.Bytes, q.Len)

@@ -34,6 +34,7 @@ type outputRunner struct {
 	buf     []byte
 	offs    []int
 	encoded []pipeline.Encoded
+	sep     []byte // written after each record, for a Separated output
 
 	// Dead letters raised for the current lease, routed once it is
 	// settled: new ones in dlb (origins: the messages they stand for),
@@ -131,11 +132,13 @@ func (r *outputRunner) deliver(ctx context.Context, msgs []*pipeline.Message) bo
 	for i := 0; i < len(msgs); {
 		i = r.encodeFrom(msgs, i)
 	}
-	// Slice after encoding: appends above may have moved buf.
-	start := 0
+	// Slice after encoding: appends above may have moved buf. Each record
+	// is followed by the separator, within its capacity, when there is one.
+	start, k := 0, len(r.sep)
 	for i := range r.encoded {
-		r.encoded[i].Data = r.buf[start:r.offs[i]:r.offs[i]]
-		start = r.offs[i]
+		end := r.offs[i]
+		r.encoded[i].Data = r.buf[start:end : end+k]
+		start = end + k
 	}
 	pending := r.encoded
 	var bo *backoff.Backoff // made on the first failure: most batches need none
@@ -226,6 +229,7 @@ func (r *outputRunner) encodeFrom(msgs []*pipeline.Message, i int) (next int) {
 		}
 		r.encoded = append(r.encoded, pipeline.Encoded{Msg: m})
 		r.offs = append(r.offs, len(r.buf))
+		r.buf = append(r.buf, r.sep...)
 	}
 	return len(msgs)
 }
