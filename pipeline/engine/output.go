@@ -137,7 +137,7 @@ func (r *outputRunner) deliver(ctx context.Context, msgs []*pipeline.Message) bo
 	start, k := 0, len(r.sep)
 	for i := range r.encoded {
 		end := r.offs[i]
-		r.encoded[i].Data = r.buf[start:end : end+k]
+		r.encoded[i].Data = r.buf[start : end : end+k]
 		start = end + k
 	}
 	pending := r.encoded
