@@ -22,9 +22,26 @@ func growBuf(data []byte, size int) ([]byte, *pipeline.ReadBuffer) {
 	return nb, nil
 }
 
-// handOff returns the fresh buffer a reader goes on with once it has lent
-// its own, holding rest (read but not yet returned), and rest's length.
-func handOff(rest []byte) (*pipeline.ReadBuffer, int) {
-	rb := pipeline.NewReadBuffer()
-	return rb, copy(rb.B, rest)
+// window is a reader's buffer: the bytes read are buf[:end], those not yet
+// returned buf[start:end].
+type window struct {
+	buf        []byte
+	rb         *pipeline.ReadBuffer // buf, once it has grown to a ReadBuffer
+	start, end int
+}
+
+// Lend hands the reader's buffer over with a batch of records of size
+// bytes that it holds, when they fill at least half of it, and goes on with
+// a fresh buffer holding what is read but not yet returned. It returns nil,
+// keeping the buffer, when the batch is smaller or the buffer is not a
+// ReadBuffer. The records must be all those returned since the last read.
+func (w *window) Lend(size int) *pipeline.ReadBuffer {
+	if w.rb == nil || 2*size < len(w.buf) {
+		return nil
+	}
+	rb := w.rb
+	w.rb = pipeline.NewReadBuffer()
+	w.end = copy(w.rb.B, w.buf[w.start:w.end])
+	w.buf, w.start = w.rb.B, 0
+	return rb
 }

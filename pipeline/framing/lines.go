@@ -7,8 +7,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-
-	"github.com/ternlog/tern/pipeline"
 )
 
 // DefaultMaxLine is the default cap on one line or frame (1 MiB).
@@ -18,10 +16,8 @@ const DefaultMaxLine = 1 << 20
 // chunks and returns lines as slices of its buffer, so a batch of lines costs
 // no copy. Lines are valid until the next call that may read (see Buffered).
 type LineReader struct {
-	r          io.Reader
-	buf        []byte
-	rb         *pipeline.ReadBuffer // buf, once it has grown to a ReadBuffer
-	start, end int
+	r io.Reader
+	window
 	max        int
 	discarding bool // inside an over-long line, skipping to its newline
 	err        error
@@ -41,7 +37,7 @@ func NewLineReader(r io.Reader, max int) *LineReader {
 	}
 	// Start small so idle connections cost little; fill grows the buffer
 	// while reads keep filling it (busy streams then need fewer syscalls).
-	return &LineReader{r: r, buf: make([]byte, min(16<<10, max+1)), max: max, FlushPartial: true}
+	return &LineReader{r: r, window: window{buf: make([]byte, min(16<<10, max+1))}, max: max, FlushPartial: true}
 }
 
 // ErrLineTooLong is never returned; over-long lines are skipped and counted
@@ -116,21 +112,6 @@ func (l *LineReader) Next() ([]byte, error) {
 		}
 		l.fill()
 	}
-}
-
-// Lend hands the reader's buffer over with a batch of records of size
-// bytes that it holds, when they fill at least half of it, and goes on with
-// a fresh buffer holding what is read but not yet returned. It returns nil,
-// keeping the buffer, when the batch is smaller or the buffer is not a
-// ReadBuffer. The records must be all those returned since the last read.
-func (l *LineReader) Lend(size int) *pipeline.ReadBuffer {
-	if l.rb == nil || 2*size < len(l.buf) {
-		return nil
-	}
-	rb := l.rb
-	l.rb, l.end = handOff(l.buf[l.start:l.end])
-	l.buf, l.start = l.rb.B, 0
-	return rb
 }
 
 func (l *LineReader) grow(size int) {

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-
-	"github.com/ternlog/tern/pipeline"
 )
 
 // SyslogFraming is how syslog messages are delimited on a stream (RFC 6587).
@@ -74,10 +72,8 @@ const maxLenDigits = 18
 //     to their trailer, and returns an unterminated last message at the
 //     end of the stream.
 type SyslogReader struct {
-	r          io.Reader
-	buf        []byte
-	rb         *pipeline.ReadBuffer // buf, once it has grown to a ReadBuffer
-	start, end int
+	r io.Reader
+	window
 	max        int
 	mode       SyslogFraming
 	discarding bool
@@ -102,7 +98,7 @@ func NewSyslogReader(r io.Reader, max int, mode SyslogFraming) *SyslogReader {
 	}
 	// 16 KiB holds a burst of typical messages; the buffer doubles, up to
 	// the cap, only when one message needs more.
-	return &SyslogReader{r: r, buf: make([]byte, min(16<<10, max+maxLenDigits+2)), max: max, mode: mode}
+	return &SyslogReader{r: r, window: window{buf: make([]byte, min(16<<10, max+maxLenDigits+2))}, max: max, mode: mode}
 }
 
 // Framing is the framing in use: FramingAuto until the first byte decided.
@@ -319,15 +315,4 @@ func (s *SyslogReader) fill() {
 	if err != nil {
 		s.err = err
 	}
-}
-
-// Lend is LineReader.Lend for syslog frames.
-func (s *SyslogReader) Lend(size int) *pipeline.ReadBuffer {
-	if s.rb == nil || 2*size < len(s.buf) {
-		return nil
-	}
-	rb := s.rb
-	s.rb, s.end = handOff(s.buf[s.start:s.end])
-	s.buf, s.start = s.rb.B, 0
-	return rb
 }
