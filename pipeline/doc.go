@@ -27,7 +27,9 @@
 // batches from its queue, encodes them and calls Output.Write.
 //
 // A message, its fields and its strings belong to the batch they were
-// decoded in. Once every destination has settled a batch, the engine reuses
+// decoded in; a stream input that reads in large pieces lends the batch the
+// buffer its records were read into (BufferEmitter), and the strings are
+// views into it. Once every destination has settled a batch, the engine reuses
 // its memory for the records of a later Emit (Batch.Reset): a plugin keeps
 // nothing of a message past the call that handed it over, and copies what
 // it stores (Retain, Message.DeepClone). Filter's documentation has the
