@@ -165,6 +165,12 @@ func (b *Batch) Str(p []byte) string {
 			return unsafe.String(&b.lent.B[off], len(p))
 		}
 	}
+	return b.copyStr(p)
+}
+
+// copyStr is Str by copy: into a chunk, or an allocation of its own for
+// long strings.
+func (b *Batch) copyStr(p []byte) string {
 	if len(p) > arenaMaxPiece {
 		return string(p)
 	}
@@ -217,6 +223,42 @@ func (b *Batch) Lend(rb *ReadBuffer) {
 		return
 	}
 	b.lent, b.lentBase = rb, uintptr(unsafe.Pointer(&rb.B[0]))
+}
+
+// FitLent keeps the lent buffer only when the messages are worth it:
+// counted is what they count (the sum of their Message.Size), and when
+// that is under half the buffer (a decoder that keeps a few fields of
+// long records, a transformer that drops most messages), FitLent copies
+// the strings that are views into it and lets it go. Queues count
+// Message.Size: a batch kept for a few small messages must not hold
+// 256 KiB they do not count. The buffer is left to the GC, not the pool:
+// a copy of a view made meanwhile (a tap's) may still read it.
+func (b *Batch) FitLent(counted int) {
+	if b.lent == nil || 2*counted >= len(b.lent.B) {
+		return
+	}
+	own := func(s string) string {
+		p := unsafe.Pointer(unsafe.StringData(s))
+		if off := uintptr(p) - b.lentBase; len(s) > 0 && off < uintptr(len(b.lent.B)) {
+			return b.copyStr(unsafe.Slice((*byte)(p), len(s)))
+		}
+		return s
+	}
+	for _, m := range b.Msgs {
+		m.Type, m.Logger, m.Payload = own(m.Type), own(m.Logger), own(m.Payload)
+		m.EnvVersion, m.Hostname = own(m.EnvVersion), own(m.Hostname)
+		for i := range m.Fields {
+			f := &m.Fields[i]
+			f.Name, f.v0.s = own(f.Name), own(f.v0.s)
+			if x := f.x; x != nil && !isCommon(x) {
+				x.repr = own(x.repr)
+				for j := 0; j < int(f.n)-1; j++ {
+					x.more[j].s = own(x.more[j].s)
+				}
+			}
+		}
+	}
+	b.lent, b.lentBase = nil, 0
 }
 
 // StrConcat is Str of a and b joined, without an intermediate copy.

@@ -186,3 +186,47 @@ func TestRetainCopiesEveryLength(t *testing.T) {
 	}
 	assert.Empty(t, Retain(""))
 }
+
+// A lent batch whose messages count under half the buffer (a decoder that
+// keeps a few bytes of long records) copies its views out and lets the
+// buffer go: queues count Message.Size, and must not hold 256 KiB for it.
+// One that counts more keeps its views.
+func TestFitLent(t *testing.T) {
+	fill := func() (*Batch, *ReadBuffer) {
+		rb := NewReadBuffer()
+		copy(rb.B, "type logger payload env host name value repr more")
+		b := NewBatch()
+		b.Lend(rb)
+		v := func(i, j int) string { return b.Str(rb.B[i:j]) }
+		m := b.Add()
+		m.Type, m.Logger, m.Payload, m.EnvVersion, m.Hostname = v(0, 4), v(5, 11), v(12, 19), v(20, 23), v(24, 28)
+		f := NewField(v(29, 33), TypeString, "", StringValue(v(34, 39)))
+		f.SetRepresentation(v(40, 44))
+		f.Append(StringValue(v(45, 49)))
+		m.AddField(f)
+		m.AddInt(v(29, 33), 7)
+		return b, rb
+	}
+	strs := func(m *Message) []string {
+		f := &m.Fields[0]
+		return []string{m.Type, m.Logger, m.Payload, m.EnvVersion, m.Hostname, f.Name, f.Value(0).Str(), f.Representation(), f.Value(1).Str(), m.Fields[1].Name}
+	}
+	want := []string{"type", "logger", "payload", "env", "host", "name", "value", "repr", "more", "name"}
+
+	b, rb := fill()
+	b.FitLent(ReadBufferSize / 2)
+	for _, s := range strs(b.Msgs[0]) {
+		assert.True(t, inside(s, rb.B), "a batch that counts half its buffer keeps its views")
+	}
+
+	b, rb = fill()
+	b.FitLent(b.Msgs[0].Size())
+	got := strs(b.Msgs[0])
+	assert.Equal(t, want, got)
+	for _, s := range got {
+		assert.False(t, inside(s, rb.B), "%q still points into the buffer", s)
+	}
+	assert.Equal(t, int64(7), b.Msgs[0].Fields[1].Value(0).Int())
+	again := b.Str(rb.B[0:4])
+	assert.False(t, inside(again, rb.B), "the buffer is no longer the batch's")
+}

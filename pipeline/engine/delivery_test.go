@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -426,4 +427,56 @@ max_jitter = "1ms"
 	require.NoError(t, waitAck(t, getFeed(n("in")).send("x:1")))
 	require.Len(t, calls, 2)
 	assert.GreaterOrEqual(t, calls[1].Sub(calls[0]), 400*time.Millisecond)
+}
+
+// A batch lent its read buffer keeps it only while its messages count at
+// least half of it (route's FitLent): a few small messages reach the
+// output as copies, so a queue that holds them does not hold 256 KiB they
+// do not count; messages that count the buffer reach it as views.
+func TestLentBufferStaysWithMessagesThatCountIt(t *testing.T) {
+	n, _ := start(t, `
+[inputs.in]
+type = "feed"
+name = "@in"
+decoder = "line"
+
+[outputs.a]
+type = "sink"
+name = "@a"
+message_matcher = "TRUE"
+`)
+	f, s := getFeed(n("in")), getSink(n("a"))
+	var rb atomic.Pointer[pipeline.ReadBuffer]
+	var views, copies atomic.Int32
+	s.mu.Lock()
+	s.fail = func(batch []pipeline.Encoded) error {
+		b := rb.Load().B
+		lo, hi := uintptr(unsafe.Pointer(&b[0])), uintptr(unsafe.Pointer(&b[0]))+uintptr(len(b))
+		for _, e := range batch {
+			if p := uintptr(unsafe.Pointer(unsafe.StringData(e.Msg.Payload))); p >= lo && p < hi {
+				views.Add(1)
+			} else {
+				copies.Add(1)
+			}
+		}
+		return nil
+	}
+	s.mu.Unlock()
+	send := func(lines ...string) {
+		lent := make(chan *pipeline.ReadBuffer, 1)
+		ack := make(chan error, 1)
+		f.batches <- feedBatch{lines: lines, ack: ack, lent: lent}
+		rb.Store(<-lent)
+		require.NoError(t, waitAck(t, ack))
+	}
+
+	send("web:a", "web:bb", "web:ccc")
+	assert.Equal(t, [2]int32{0, 3}, [2]int32{views.Load(), copies.Load()}, "three small messages: copies")
+
+	views.Store(0)
+	copies.Store(0)
+	big := strings.Repeat("x", 70<<10)
+	send("web:"+big, "web:"+big)
+	assert.Equal(t, [2]int32{2, 0}, [2]int32{views.Load(), copies.Load()}, "messages that count the buffer: views")
+	assert.Equal(t, []string{"a", "bb", "ccc", big, big}, s.lines())
 }

@@ -185,6 +185,13 @@ func (e *Engine) route(ctx context.Context, msgs []*pipeline.Message, tr *tracke
 		sizes[i] = int32(s)
 		total += s
 	}
+	if mode == modeBlock && tr != nil {
+		// An input's batch: what its messages count must cover the read
+		// buffer they may point into, or they stop pointing into it.
+		if b := tr.batch.Load(); b != nil {
+			b.FitLent(total)
+		}
+	}
 	var firstErr error
 	var spill []bool // dead letters a full destination refused
 	for di, d := range e.dests {
