@@ -543,8 +543,12 @@ func mountTmpfs(t *testing.T, size int) string {
 // once space is freed the retry appends them. No half record, nothing lost,
 // nothing twice, order kept.
 func TestDiskFullPartialWrite(t *testing.T) {
-	for _, sync := range []string{"none", "always"} {
-		t.Run(sync, func(t *testing.T) {
+	for _, tc := range []struct {
+		sync string
+		laid bool // records laid out as the engine does: written as runs (addRun)
+	}{{"none", false}, {"always", false}, {"none", true}, {"always", true}} {
+		sync := tc.sync
+		t.Run(fmt.Sprintf("%s/laid=%v", sync, tc.laid), func(t *testing.T) {
 			fsdir := mountTmpfs(t, 256<<10)
 			filler := filepath.Join(fsdir, "filler")
 			if err := os.WriteFile(filler, bytes.Repeat([]byte("f"), 128<<10), 0o644); err != nil {
@@ -561,11 +565,16 @@ func TestDiskFullPartialWrite(t *testing.T) {
 			failures := 0
 			for b := 0; len(all) < 4000 || len(pending) > 0; b++ {
 				if len(all) < 4000 {
+					var fresh []pipeline.Encoded
 					for r := range 50 {
 						s := fmt.Sprintf("%05d-%02d-%s", b, r, strings.Repeat("z", 50))
 						all = append(all, s)
-						pending = append(pending, rec("h", "", s))
+						fresh = append(fresh, rec("h", "", s))
 					}
+					if tc.laid {
+						layOut(fresh, "\n")
+					}
+					pending = append(pending, fresh...)
 				}
 				err := o.Write(context.Background(), pending)
 				var pe *pipeline.PartialError
