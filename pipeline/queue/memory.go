@@ -195,7 +195,6 @@ func (q *Memory) lease(maxCount, maxBytes int) Lease {
 		} else {
 			if len(l.spans) == 1 && cap(q.spare) > 0 {
 				l.msgs, q.spare = append(q.spare[:0], l.msgs...), nil
-				l.owned = true
 			}
 			l.msgs = append(l.msgs, e.Msgs[e.next:e.next+take]...)
 			l.owned = true
