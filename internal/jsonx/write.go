@@ -49,8 +49,6 @@ func load4(s string, i int) uint32 {
 // core busier than one), and ends on a last word that overlaps the one
 // before rather than byte by byte.
 func nextAttention(s string, i int) int {
-	// The masks as variables: as constants, the compiler loads each 64-bit
-	// immediate again in every round.
 	if hasAVX2 && len(s)-i >= 32 {
 		n := (len(s) - i) &^ 31
 		if k := attention32(unsafe.StringData(s[i:]), n); k < n {
@@ -58,6 +56,8 @@ func nextAttention(s string, i int) int {
 		}
 		i += n
 	}
+	// The masks as variables: as constants, the compiler loads each 64-bit
+	// immediate again in every round.
 	l, h, sp, q, bs := swar[0], swar[1], swar[2], swar[3], swar[4]
 	for ; i+16 <= len(s); i += 16 {
 		x, y := load8(s, i), load8(s, i+8)
