@@ -41,6 +41,7 @@ type oracle struct {
 	notify    chan struct{}
 	badLines  []string
 	emitCalls int
+	queued    int // jobs handed to workers and not yet through (acknowledged or dropped)
 }
 
 func newSink(workers int, maxDelay time.Duration) *sink {
@@ -87,6 +88,29 @@ func (s *sink) worker() {
 		if s.deliver(j.recs) && j.ack != nil {
 			j.ack(nil)
 		}
+		s.mu.Lock()
+		s.queued--
+		s.mu.Unlock()
+	}
+}
+
+// waitAcked waits until the workers have acknowledged every job: a
+// delivered line is recorded just before its ack, and a test that stops
+// the input in between would see it read again at the next start.
+func (s *sink) waitAcked(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		n := s.queued
+		s.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d jobs not acknowledged", n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -154,6 +178,9 @@ func (s *sink) Emit(ctx context.Context, recs []pipeline.Record, ack pipeline.Ac
 		return nil // the process is gone: nothing is delivered or acknowledged
 	}
 	if s.work != nil {
+		s.mu.Lock()
+		s.queued++
+		s.mu.Unlock()
 		s.work <- job{ds, ack}
 		return nil
 	}

@@ -189,6 +189,7 @@ func TestR15TruncateWhileDown(t *testing.T) {
 		if !s.waitSeqs(0, w.seq, 10*time.Second) {
 			t.Fatal("timeout")
 		}
+		s.waitAcked(t) // exactly once needs the position saved before the stop
 		h.stop(true)
 		w.truncate()
 		w.write(100)
@@ -197,6 +198,7 @@ func TestR15TruncateWhileDown(t *testing.T) {
 			m, _ := s.report(w.all())
 			t.Fatalf("missing %v", head(m))
 		}
+		s.waitAcked(t)
 		h.stop(true)
 	}
 	s.stop()
