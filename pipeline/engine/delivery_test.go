@@ -463,10 +463,10 @@ message_matcher = "TRUE"
 	}
 	s.mu.Unlock()
 	send := func(lines ...string) {
-		lent := make(chan *pipeline.ReadBuffer, 1)
+		lent := pipeline.NewReadBuffer()
+		rb.Store(lent) // before the batch can reach the sink
 		ack := make(chan error, 1)
 		f.batches <- feedBatch{lines: lines, ack: ack, lent: lent}
-		rb.Store(<-lent)
 		require.NoError(t, waitAck(t, ack))
 	}
 

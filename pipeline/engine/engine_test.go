@@ -33,7 +33,7 @@ type feed struct {
 type feedBatch struct {
 	lines []string
 	ack   chan error
-	lent  chan *pipeline.ReadBuffer // set: the lines go in a ReadBuffer lent with them, sent here
+	lent  *pipeline.ReadBuffer // set: the lines go in it, and it is lent with them
 }
 
 type feedConfig struct {
@@ -68,14 +68,12 @@ func (f *feed) Run(ctx context.Context, out pipeline.Emitter) error {
 			if ack == nil {
 				af = nil // a source that cannot be told (UDP, plain TCP)
 			}
-			if b.lent != nil {
-				rb := pipeline.NewReadBuffer()
+			if rb := b.lent; rb != nil {
 				n := 0
 				for i, l := range b.lines {
 					recs[i].Data = rb.B[n : n+copy(rb.B[n:], l)]
 					n += len(l)
 				}
-				b.lent <- rb
 				if err := out.(pipeline.BufferEmitter).EmitBuffer(ctx, recs, af, rb); err != nil {
 					return nil
 				}
