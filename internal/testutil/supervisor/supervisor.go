@@ -244,6 +244,12 @@ func (r *Runner) LogContains(s string) bool {
 	return bytes.Contains(b, []byte(s))
 }
 
+// LogCount reports how many times s occurs in the logs of all runs.
+func (r *Runner) LogCount(s string) int {
+	b, _ := os.ReadFile(r.Log)
+	return bytes.Count(b, []byte(s))
+}
+
 // Mem is a process's memory from /proc/<pid>/status, in bytes.
 type Mem struct{ RSS, HWM int64 }
 
