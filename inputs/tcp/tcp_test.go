@@ -253,7 +253,14 @@ func TestMaxConnectionsAndIdleTimeout(t *testing.T) {
 // connections sending over-long lines, or breaking the native protocol,
 // log once, and every event is counted.
 func TestWarningsRateLimitedAcrossConnections(t *testing.T) {
-	for _, framing := range []string{"newline", tcp.FramingNative} {
+	for _, c := range []struct {
+		framing, line string
+		counted       func(*pipelinetest.Telemetry) int
+	}{
+		{"newline", "records over the size cap dropped", func(tel *pipelinetest.Telemetry) int { return tel.Dropped("oversize") }},
+		{tcp.FramingNative, "native connection closed", func(tel *pipelinetest.Telemetry) int { return tel.Errored("protocol") }},
+	} {
+		framing := c.framing
 		t.Run(framing, func(t *testing.T) {
 			cfg := tcp.DefaultConfig()
 			cfg.Address, cfg.Framing, cfg.MaxFrameBytes = "127.0.0.1:0", framing, 64
@@ -282,14 +289,10 @@ func TestWarningsRateLimitedAcrossConnections(t *testing.T) {
 			wg.Wait()
 			// Each event is counted before its warning is logged, so wait
 			// for both: the fifth count can land before the first line.
-			counted, line := func() bool { return tel.Dropped("oversize") == 5 }, "records over the size cap dropped"
-			if framing == tcp.FramingNative {
-				counted, line = func() bool { return tel.Errored("protocol") == 5 }, "native connection closed"
-			}
 			require.Eventually(t, func() bool {
-				return counted() && strings.Contains(logs.String(), line)
+				return c.counted(tel) == 5 && strings.Contains(logs.String(), c.line)
 			}, 10*time.Second, 10*time.Millisecond)
-			assert.Equal(t, 1, strings.Count(logs.String(), line), logs.String())
+			assert.Equal(t, 1, strings.Count(logs.String(), c.line), logs.String())
 		})
 	}
 }
